@@ -1,0 +1,242 @@
+"""Load a TOML config with environment overrides, and explain every problem precisely.
+
+A bad config must never reach the daemon, and its owner must not have to read a traceback: every
+problem is reported with where it came from (file or environment variable), the dotted key, the
+bad value (masked when secret) and what was expected.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import os
+import tomllib
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+from pydantic.fields import FieldInfo
+from pydantic_settings import BaseSettings, EnvSettingsSource, PydanticBaseSettingsSource
+
+from tbotd.config.settings import SECRET_FIELDS, Settings
+from tbotd.domain.errors import ConfigError
+
+ENV_PREFIX = "TBOTD_"
+ML_TOKEN_ENV = "BASIS_ML_API_TOKEN"  # noqa: S105 - the variable name, not a token
+# systemd LoadCredential= names -> the secret they fill
+CREDENTIAL_FILES: dict[str, tuple[str, str]] = {
+    "exchange_api_key": ("exchange", "api_key"),
+    "exchange_api_secret": ("exchange", "api_secret"),
+    "basis_ml_api_token": ("ml", "token"),
+    "ops_token": ("ops", "token"),
+}
+
+_file_data: contextvars.ContextVar[dict[str, Any]] = contextvars.ContextVar("_file_data")
+_secret_data: contextvars.ContextVar[dict[str, Any]] = contextvars.ContextVar("_secret_data")
+_environ: contextvars.ContextVar[Mapping[str, str]] = contextvars.ContextVar("_environ")
+
+
+@dataclass(frozen=True)
+class ConfigProblem:
+    """One thing wrong with a config: where, which key, what value, what was expected."""
+
+    source: str
+    key: str
+    value: str
+    expected: str
+
+    def __str__(self) -> str:
+        key = self.key or "(config)"
+        value = f" = {self.value}" if self.value else ""
+        return f"{self.source}: {key}{value}: {self.expected}"
+
+
+class ConfigInvalidError(ConfigError):
+    """Raised by :func:`load_settings`; ``problems`` lists everything that is wrong."""
+
+    def __init__(self, problems: list[ConfigProblem]) -> None:
+        super().__init__("\n".join(str(p) for p in problems))
+        self.problems = problems
+
+
+class _DictSource(PydanticBaseSettingsSource):
+    """A settings source backed by a dict held in a context variable."""
+
+    def __init__(
+        self, settings_cls: type[BaseSettings], var: contextvars.ContextVar[dict[str, Any]]
+    ):
+        super().__init__(settings_cls)
+        self._var = var
+
+    def get_field_value(
+        self,
+        field: FieldInfo,  # noqa: ARG002 - required by the interface
+        field_name: str,
+    ) -> tuple[Any, str, bool]:
+        return self._var.get({}).get(field_name), field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        return dict(self._var.get({}))
+
+
+class _EnvSource(EnvSettingsSource):
+    """``TBOTD_*`` variables from the mapping given to :func:`load_settings` (tests pass a dict)."""
+
+    def _load_env_vars(self) -> Mapping[str, str | None]:
+        return {k.lower(): v for k, v in _environ.get(os.environ).items()}
+
+
+class _LoadedSettings(Settings):
+    """Settings whose lower-priority sources are the secrets and the TOML file."""
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,  # noqa: ARG003 - replaced by _EnvSource
+        dotenv_settings: PydanticBaseSettingsSource,  # noqa: ARG003 - no .env files
+        file_secret_settings: PydanticBaseSettingsSource,  # noqa: ARG003 - see _secrets
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (
+            init_settings,
+            _EnvSource(settings_cls),
+            _DictSource(settings_cls, _secret_data),
+            _DictSource(settings_cls, _file_data),
+        )
+
+
+def load_settings(path: str | Path, environ: Mapping[str, str] | None = None) -> Settings:
+    """Load ``path`` with environment overrides; any problem raises :class:`ConfigInvalidError`."""
+    environ = os.environ if environ is None else environ
+    path = Path(path)
+    data = _read_toml(path)
+    problems = list(_file_secrets(data, path)) + list(_unknown_env_keys(environ))
+    for section, key in SECRET_FIELDS:  # reported above; validate the rest anyway
+        block = data.get(section)
+        if isinstance(block, dict):
+            block.pop(key, None)
+    secrets = _secrets(environ, problems)
+    tokens = (_file_data.set(data), _secret_data.set(secrets), _environ.set(environ))
+    try:
+        settings = _LoadedSettings()
+    except ValidationError as e:
+        problems.extend(_explain(e, path, environ))
+    finally:
+        _file_data.reset(tokens[0])
+        _secret_data.reset(tokens[1])
+        _environ.reset(tokens[2])
+    if problems:
+        raise ConfigInvalidError(problems)
+    return settings
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as f:
+            return tomllib.load(f)
+    except FileNotFoundError as e:
+        raise ConfigInvalidError([ConfigProblem(str(path), "", "", "file not found")]) from e
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigInvalidError([ConfigProblem(str(path), "", "", f"cannot read: {e}")]) from e
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigInvalidError([ConfigProblem(str(path), "", "", f"not valid TOML: {e}")]) from e
+
+
+def _file_secrets(data: dict[str, Any], path: Path) -> Iterator[ConfigProblem]:
+    for section, key in SECRET_FIELDS:
+        block = data.get(section)
+        if isinstance(block, dict) and key in block:
+            yield ConfigProblem(
+                str(path),
+                f"{section}.{key}",
+                "***",
+                "secrets are read only from the environment or systemd credentials, "
+                f"not from config files (use {_env_name((section, key))})",
+            )
+
+
+def _secrets(environ: Mapping[str, str], problems: list[ConfigProblem]) -> dict[str, Any]:
+    """Secrets from ``BASIS_ML_API_TOKEN`` and from systemd's ``$CREDENTIALS_DIRECTORY``."""
+    found: dict[str, dict[str, str]] = {}
+    cred_dir = environ.get("CREDENTIALS_DIRECTORY")
+    if cred_dir:
+        for name, (section, key) in CREDENTIAL_FILES.items():
+            file = Path(cred_dir) / name
+            try:
+                value = file.read_text(encoding="utf-8").strip()
+            except FileNotFoundError:
+                continue
+            except OSError as e:
+                problems.append(
+                    ConfigProblem(str(file), f"{section}.{key}", "", f"unreadable: {e}")
+                )
+                continue
+            found.setdefault(section, {})[key] = value
+    token = environ.get(ML_TOKEN_ENV)
+    if token:
+        found.setdefault("ml", {})["token"] = token
+    return found
+
+
+def _known_paths(model: type[BaseModel], prefix: tuple[str, ...] = ()) -> Iterator[tuple[str, ...]]:
+    for name, field in model.model_fields.items():
+        path = (*prefix, name)
+        yield path
+        annotation = field.annotation
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            yield from _known_paths(annotation, path)
+
+
+def _unknown_env_keys(environ: Mapping[str, str]) -> Iterator[ConfigProblem]:
+    known = {"__".join(p).upper() for p in _known_paths(Settings)}
+    for name in environ:
+        upper = name.upper()
+        if upper.startswith(ENV_PREFIX) and upper[len(ENV_PREFIX) :] not in known:
+            yield ConfigProblem(
+                f"environment {name}",
+                name[len(ENV_PREFIX) :].lower().replace("__", "."),
+                "",
+                "unknown setting (expected TBOTD_SECTION__KEY naming a key of the config)",
+            )
+
+
+def _env_name(loc: tuple[str, ...]) -> str:
+    return ENV_PREFIX + "__".join(loc).upper()
+
+
+def _explain(error: ValidationError, path: Path, environ: Mapping[str, str]) -> list[ConfigProblem]:
+    problems = []
+    env_upper = {k.upper(): k for k in environ}
+    for err in error.errors():
+        loc = tuple(str(p) for p in err["loc"])
+        key = ".".join(loc)
+        source = str(path)
+        for depth in range(len(loc), 0, -1):
+            env = _env_name(loc[:depth])
+            if env in env_upper:
+                source = f"environment {env_upper[env]}"
+                break
+        secret = any(loc[:2] == pair for pair in SECRET_FIELDS)
+        if err["type"] == "missing":
+            value, expected = "", "missing required value"
+        else:
+            value = "***" if secret else _short(err.get("input"))
+            expected = _expected(err)
+        problems.append(ConfigProblem(source, key, value, expected))
+    return problems
+
+
+def _expected(err: Any) -> str:
+    if err["type"] == "extra_forbidden":
+        return "unknown key (typo? keys are listed in configs/*.toml)"
+    if err["type"] in ("tuple_type", "list_type"):
+        return 'expected a list, e.g. ["BTC/USDT:USDT"]'
+    message = str(err["msg"])
+    return message.removeprefix("Value error, ")
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."

@@ -1,0 +1,256 @@
+"""The configuration tree: frozen pydantic models, unknown keys rejected, units in the names.
+
+Values come from a TOML file (see ``configs/``), overridden by ``TBOTD_SECTION__KEY`` environment
+variables. Secrets (:class:`~pydantic.SecretStr`) come only from the environment or systemd
+credentials, never from the file, and are masked whenever the config is printed.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from decimal import Decimal
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from tbotd.domain.enums import MarginMode, MarketType, TradingMode
+from tbotd.domain.values import timeframe_ms
+
+_SYMBOL = re.compile(r"^[A-Z0-9]+/[A-Z0-9]+:[A-Z0-9]+$")
+_INSTANCE = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
+
+
+def sends_secrets_safely(url: str) -> bool:
+    """True for https URLs and for http to a loopback host: where a bearer token may travel."""
+    parts = urlsplit(url)
+    if parts.scheme == "https":
+        return True
+    host = (parts.hostname or "").lower()
+    if host == "localhost":
+        return True
+    try:
+        return parts.scheme == "http" and ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+class StrategyMode(StrEnum):
+    """The two ML directional modes of DESIGN §2; both are configs, not code branches."""
+
+    ML_USDT_DIRECTIONAL = "ml_usdt_directional"
+    ML_BTC_DIRECTIONAL = "ml_btc_directional"
+
+
+class OnNeutral(StrEnum):
+    """What a confident neutral prediction does to an open position."""
+
+    CLOSE = "close"
+    HOLD = "hold"
+
+
+class WireFormat(StrEnum):
+    """Remote ML wire formats: the JSON prediction API or the Open Inference Protocol v2."""
+
+    JSON = "json"
+    OIP = "oip"
+
+
+class Device(StrEnum):
+    """Where local models run; ``auto`` picks CUDA when available."""
+
+    AUTO = "auto"
+    CPU = "cpu"
+    CUDA = "cuda"
+
+
+class LogFormat(StrEnum):
+    """``auto``: JSON lines when stdout is not a terminal, readable console output when it is."""
+
+    AUTO = "auto"
+    JSON = "json"
+    CONSOLE = "console"
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+Bps = Annotated[Decimal, Field(ge=0, le=10_000)]
+
+
+class ExchangeConfig(_Section):
+    """Which venue and markets to trade, and how to reach them."""
+
+    id: Annotated[str, Field(pattern=r"^[a-z0-9]+$")] = "binanceusdm"
+    market_type: MarketType
+    symbols: Annotated[tuple[str, ...], Field(min_length=1, max_length=200)]
+    timeframe: str = "5m"
+    base_url: str = Field(default="", description="override for the local exchange (tbotd sim)")
+    api_key: SecretStr | None = None
+    api_secret: SecretStr | None = None
+    request_timeout_s: Annotated[float, Field(gt=0, le=120)] = 10.0
+
+    @field_validator("symbols")
+    @classmethod
+    def _unified_symbols(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for symbol in value:
+            if not _SYMBOL.match(symbol):
+                raise ValueError(f"{symbol!r} is not a unified perp symbol like 'BTC/USDT:USDT'")
+        if len(set(value)) != len(value):
+            raise ValueError("symbols are listed more than once")
+        return value
+
+    @field_validator("timeframe")
+    @classmethod
+    def _timeframe(cls, value: str) -> str:
+        timeframe_ms(value)
+        return value
+
+    @field_validator("base_url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        if value and not re.match(r"^https?://[^/\s]+", value):
+            raise ValueError("base_url must be an http(s) URL such as http://127.0.0.1:8800")
+        return value.rstrip("/")
+
+
+class StrategyConfig(_Section):
+    """The ML directional manager (DESIGN §2)."""
+
+    mode: StrategyMode
+    share_class: Annotated[str, Field(pattern=r"^[A-Z0-9]{2,10}$")]
+    initial_capital: Annotated[Decimal, Field(gt=0)]
+    threshold: Annotated[float, Field(ge=0, le=1)]
+    on_neutral: OnNeutral = OnNeutral.CLOSE
+    refresh_exits_on_hold: bool = False
+    k_sl: Annotated[Decimal, Field(gt=0, le=100)] = Decimal("1.5")
+    k_tp: Annotated[Decimal, Field(gt=0, le=100)] = Decimal("2.0")
+    stop_loss_pct: Annotated[Decimal, Field(gt=0, lt=100)] = Decimal("1.0")
+    take_profit_pct: Annotated[Decimal, Field(gt=0, le=1000)] = Decimal("2.0")
+
+
+class MLConfig(_Section):
+    """Prediction sources: remote API first, then local models, then neutral."""
+
+    remote_url: str = ""
+    wire_format: WireFormat = WireFormat.JSON
+    model_name: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")] = "tbotd"
+    deadline_s: Annotated[float, Field(gt=0, le=120)] = 3.0
+    token: SecretStr | None = Field(default=None, description="from BASIS_ML_API_TOKEN")
+    auth_header: str = "Authorization"
+    auth_scheme: str = "Bearer"
+    models_dir: Path | None = None
+    device: Device = Device.AUTO
+
+    @field_validator("remote_url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        if value and not re.match(r"^https?://[^/\s]+", value):
+            raise ValueError("remote_url must be an http(s) URL")
+        return value.rstrip("/")
+
+    @model_validator(mode="after")
+    def _token_only_over_tls(self) -> MLConfig:
+        if self.token is not None and self.remote_url and not sends_secrets_safely(self.remote_url):
+            raise ValueError(
+                f"remote_url {self.remote_url} is plain http to a non-loopback host: the ML token "
+                "is only sent over https (or to 127.0.0.1/localhost)"
+            )
+        return self
+
+
+class ExecutionConfig(_Section):
+    """How orders are executed and sized."""
+
+    mode: TradingMode = TradingMode.PAPER
+    leverage: Annotated[int, Field(ge=1, le=125)] = 1
+    margin_mode: MarginMode = MarginMode.ISOLATED
+    position_fraction: Annotated[Decimal, Field(gt=0, le=1)] = Decimal(1)
+    slippage_bps: Bps = Decimal(2)
+    taker_fee_bps: Bps = Decimal(5)
+    maker_fee_bps: Bps = Decimal(2)
+
+
+class StoreConfig(_Section):
+    """Where the SQLite database lives (one file per instance)."""
+
+    path: Path = Path("tbotd.sqlite")
+
+
+class OpsConfig(_Section):
+    """The HTTP ops endpoint; loopback by default, a token for anything beyond health."""
+
+    host: str = "127.0.0.1"
+    port: Annotated[int, Field(ge=0, le=65535)] = 8787
+    token: SecretStr | None = None
+
+
+class LogConfig(_Section):
+    """Logging level and format."""
+
+    level: Annotated[str, Field(pattern=r"^(debug|info|warning|error)$")] = "info"
+    format: LogFormat = LogFormat.AUTO
+
+
+class Settings(BaseSettings):
+    """The whole configuration of one tbotd instance."""
+
+    model_config = SettingsConfigDict(
+        extra="forbid",
+        frozen=True,
+        env_prefix="TBOTD_",
+        env_nested_delimiter="__",
+        case_sensitive=False,
+    )
+
+    instance: str = "tbotd"
+    exchange: ExchangeConfig
+    strategy: StrategyConfig
+    ml: MLConfig = MLConfig()
+    execution: ExecutionConfig = ExecutionConfig()
+    store: StoreConfig = StoreConfig()
+    ops: OpsConfig = OpsConfig()
+    log: LogConfig = LogConfig()
+
+    @field_validator("instance")
+    @classmethod
+    def _instance(cls, value: str) -> str:
+        if not _INSTANCE.match(value):
+            raise ValueError("instance must be 1-32 characters of letters, digits, '-' or '_'")
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Settings:
+        inverse = self.exchange.market_type is MarketType.INVERSE
+        for symbol in self.exchange.symbols:
+            settle = symbol.rsplit(":", 1)[1]
+            if settle != self.strategy.share_class:
+                raise ValueError(
+                    f"symbol {symbol} settles in {settle} but strategy.share_class is "
+                    f"{self.strategy.share_class}: equity is accounted in the settlement currency"
+                )
+            quote = symbol.split("/")[1].split(":")[0]
+            if inverse != (settle != quote):
+                kind = "inverse (settled in the base coin)" if inverse else "linear"
+                raise ValueError(f"symbol {symbol} is not a {kind} perp")
+        if self.execution.mode is TradingMode.LIVE and (
+            self.exchange.api_key is None or self.exchange.api_secret is None
+        ):
+            raise ValueError(
+                "live mode needs TBOTD_EXCHANGE__API_KEY and TBOTD_EXCHANGE__API_SECRET "
+                "(environment or systemd credentials)"
+            )
+        return self
+
+
+SECRET_FIELDS: tuple[tuple[str, str], ...] = (
+    ("exchange", "api_key"),
+    ("exchange", "api_secret"),
+    ("ml", "token"),
+    ("ops", "token"),
+)

@@ -1,0 +1,1 @@
+"""The long-running process: wiring by mode, scheduler, lifecycle, signals, systemd notify."""

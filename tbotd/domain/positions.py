@@ -1,0 +1,117 @@
+"""Positions, funding payments and the contract arithmetic shared by paper, sim and backtest.
+
+Linear contracts (USDT-margined) settle PnL in the quote currency; inverse contracts (coin-margined)
+settle in the base coin, with PnL = contracts × contract size × (1/entry − 1/exit) for a long.
+Keeping the formulas here means the paper broker, the local exchange and the backtest can never
+disagree about what a trade earned.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+
+from tbotd.domain.enums import MarketType, Side
+from tbotd.domain.errors import InvalidDataError
+from tbotd.domain.values import require_utc, to_decimal
+
+
+def notional(
+    market_type: MarketType, qty: Decimal, contract_size: Decimal, price: Decimal
+) -> Decimal:
+    """Position value in the settlement currency (USDT for linear, the coin for inverse)."""
+    if market_type is MarketType.LINEAR:
+        return qty * contract_size * price
+    return qty * contract_size / price
+
+
+def pnl(
+    market_type: MarketType,
+    side: Side,
+    qty: Decimal,
+    contract_size: Decimal,
+    entry_price: Decimal,
+    exit_price: Decimal,
+) -> Decimal:
+    """Profit of ``qty`` contracts from entry to exit, in the settlement currency."""
+    if market_type is MarketType.LINEAR:
+        move = (exit_price - entry_price) * qty * contract_size
+    else:
+        move = (1 / entry_price - 1 / exit_price) * qty * contract_size
+    return move * side.sign
+
+
+def contracts_for(
+    market_type: MarketType, value: Decimal, contract_size: Decimal, price: Decimal
+) -> Decimal:
+    """How many contracts are worth ``value`` (settlement currency) at ``price``, unrounded."""
+    if market_type is MarketType.LINEAR:
+        return value / (contract_size * price)
+    return value * price / contract_size
+
+
+@dataclass(frozen=True, slots=True)
+class Position:
+    """An open position as tbotd records it. ``qty`` is in contracts and always positive."""
+
+    symbol: str
+    side: Side
+    qty: Decimal
+    entry_price: Decimal
+    opened_at: datetime
+    stop_loss: Decimal | None = None
+    take_profit: Decimal | None = None
+    leverage: Decimal = Decimal(1)
+    liquidation_price: Decimal | None = None
+
+    def __post_init__(self) -> None:
+        where = f"position {self.symbol}"
+        for name in ("qty", "entry_price", "leverage"):
+            value = to_decimal(getattr(self, name), f"{where} {name}")
+            if value <= 0:
+                raise InvalidDataError(f"{where}: {name} {value} must be positive")
+            object.__setattr__(self, name, value)
+        for name in ("stop_loss", "take_profit", "liquidation_price"):
+            value = getattr(self, name)
+            if value is not None:
+                object.__setattr__(self, name, to_decimal(value, f"{where} {name}"))
+        object.__setattr__(self, "opened_at", require_utc(self.opened_at, f"{where} opened_at"))
+
+    @property
+    def is_protected(self) -> bool:
+        """A position is protected when its stop-loss is known to be on the exchange."""
+        return self.stop_loss is not None
+
+
+@dataclass(frozen=True, slots=True)
+class FundingPayment:
+    """Funding settled on a position. ``amount`` is signed: negative means the position paid."""
+
+    symbol: str
+    time: datetime
+    rate: Decimal
+    position_qty: Decimal
+    mark_price: Decimal
+    amount: Decimal
+    currency: str
+
+    def __post_init__(self) -> None:
+        where = f"funding {self.symbol}"
+        for name in ("rate", "position_qty", "mark_price", "amount"):
+            object.__setattr__(self, name, to_decimal(getattr(self, name), f"{where} {name}"))
+        if self.mark_price <= 0:
+            raise InvalidDataError(f"{where}: mark_price {self.mark_price} must be positive")
+        object.__setattr__(self, "time", require_utc(self.time, f"{where} time"))
+
+
+def funding_amount(
+    market_type: MarketType,
+    side: Side,
+    qty: Decimal,
+    contract_size: Decimal,
+    mark_price: Decimal,
+    rate: Decimal,
+) -> Decimal:
+    """Funding a position receives (+) or pays (−): longs pay shorts when the rate is positive."""
+    return -side.sign * rate * notional(market_type, qty, contract_size, mark_price)

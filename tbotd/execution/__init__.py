@@ -1,0 +1,1 @@
+"""Brokers (paper and live over ccxt) behind one interface, and reconciliation (step 5)."""

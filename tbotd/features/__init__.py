@@ -1,0 +1,1 @@
+"""Causal features computed from closed candles only (step 2 of the cycle)."""

@@ -1,0 +1,1 @@
+"""Local PyTorch models: definitions, training, walk-forward evaluation, export."""

@@ -1,0 +1,1 @@
+"""Operations: logging, the HTTP ops endpoint, metrics."""

@@ -1,0 +1,1 @@
+"""The local exchange: a Binance futures venue that ccxt trades against unchanged (DESIGN §8)."""

@@ -1,0 +1,31 @@
+"""The SQLite store (DESIGN §6): one file per instance, exact money, crash-safe transactions.
+
+Usage::
+
+    store = Store.open(path)
+    with store.transaction():          # related writes: all or nothing
+        store.record_order_intent(order)
+        store.record_event(now, "order", "entry sent", symbol=order.symbol)
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tbotd.store.db import Database, StoreError
+from tbotd.store.market import MarketRecords, to_json
+from tbotd.store.schema import MIGRATIONS
+from tbotd.store.trading import TradingRecords
+
+__all__ = ["SCHEMA_VERSION", "Store", "StoreError", "to_json"]
+
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+class Store(MarketRecords, TradingRecords, Database):
+    """The migrated database with a record/query method for each kind of row."""
+
+    @classmethod
+    def open(cls, path: str | Path) -> Store:
+        """Open (creating with mode 0600 and migrating as needed) the database at ``path``."""
+        return cls(Path(path), MIGRATIONS)

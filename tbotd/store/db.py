@@ -1,0 +1,109 @@
+"""Opening the SQLite store: file mode 0600, WAL, full fsync, forward-only migrations.
+
+One database file per instance. Startup is recovery, so opening is idempotent: migrating an
+up-to-date database does nothing, and a database written by a newer tbotd is refused rather than
+misread.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sqlite3
+from collections.abc import Callable, Iterator
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import sqlite_utils
+
+from tbotd.domain.errors import FatalError
+from tbotd.domain.values import datetime_to_ms, ms_to_datetime
+
+Migration = Callable[[sqlite_utils.Database], None]
+
+
+def dec(value: Decimal | None) -> str | None:
+    """Decimal → exact text for storage (``str`` keeps every digit and the exponent)."""
+    return None if value is None else str(value)
+
+
+def undec(value: str | None) -> Decimal | None:
+    """Stored text → Decimal, exactly as written."""
+    return None if value is None else Decimal(value)
+
+
+class StoreError(FatalError):
+    """The database cannot be used (corrupt, from a newer version, not writable)."""
+
+
+class Database:
+    """A migrated SQLite database. ``db`` is the sqlite-utils handle; use :meth:`transaction`."""
+
+    def __init__(self, path: Path, migrations: list[Migration]) -> None:
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        _create_private(path)
+        try:
+            self.db = sqlite_utils.Database(path)
+            conn = self.db.conn
+            conn.execute("PRAGMA busy_timeout = 5000")
+            with self.db.ensure_autocommit_on():
+                mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            if str(mode).lower() != "wal":
+                raise StoreError(f"{path}: cannot switch to WAL (journal_mode={mode})")
+            conn.execute("PRAGMA synchronous = FULL")
+            conn.execute("PRAGMA foreign_keys = ON")
+        except sqlite3.DatabaseError as e:
+            raise StoreError(f"{path}: not a usable SQLite database: {e}") from e
+        self._migrate(migrations)
+
+    @property
+    def version(self) -> int:
+        """The schema version (``PRAGMA user_version``)."""
+        return int(self.db.conn.execute("PRAGMA user_version").fetchone()[0])
+
+    def _migrate(self, migrations: list[Migration]) -> None:
+        current = self.version
+        if current > len(migrations):
+            raise StoreError(
+                f"{self.path}: schema version {current} is newer than this tbotd knows "
+                f"({len(migrations)}); upgrade tbotd instead of downgrading the database"
+            )
+        for version, migration in enumerate(migrations[current:], start=current + 1):
+            with self.transaction():
+                migration(self.db)
+                self.db.conn.execute(f"PRAGMA user_version = {version:d}")
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[None]:
+        """All writes inside happen together or not at all (nested blocks are savepoints)."""
+        with self.db.atomic():
+            yield
+
+    def query(
+        self, sql: str, params: dict[str, Any] | tuple[Any, ...] = ()
+    ) -> list[dict[str, Any]]:
+        """Run a read query and return its rows as dicts."""
+        return list(self.db.query(sql, params))
+
+    def integrity_ok(self) -> bool:
+        """``PRAGMA integrity_check`` says ok."""
+        return bool(self.db.conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok")
+
+    def close(self) -> None:
+        """Checkpoint the WAL and close; safe to call twice."""
+        with contextlib.suppress(sqlite3.ProgrammingError):
+            self.db.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            self.db.close()
+
+
+def _create_private(path: Path) -> None:
+    """Create the database file with mode 0600 before SQLite opens it (WAL/SHM inherit it)."""
+    fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o600)
+    os.close(fd)
+    if path.stat().st_mode & 0o077:
+        path.chmod(0o600)
+
+
+__all__ = ["Database", "StoreError", "datetime_to_ms", "dec", "ms_to_datetime", "undec"]

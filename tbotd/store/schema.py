@@ -1,0 +1,75 @@
+"""Schema migrations, forward only. Append a function to add a version; never edit a shipped one.
+
+Conventions: times are INTEGER epoch milliseconds (UTC); money and quantities are TEXT holding the
+exact Decimal (never REAL); JSON documents are TEXT.
+"""
+
+from __future__ import annotations
+
+import sqlite_utils
+
+from tbotd.store.db import Migration
+
+_V1 = [
+    """CREATE TABLE candles (
+        symbol TEXT NOT NULL, timeframe TEXT NOT NULL, open_time INTEGER NOT NULL,
+        open TEXT NOT NULL, high TEXT NOT NULL, low TEXT NOT NULL, close TEXT NOT NULL,
+        volume TEXT NOT NULL,
+        PRIMARY KEY (symbol, timeframe, open_time)) WITHOUT ROWID""",
+    """CREATE TABLE predictions (
+        id INTEGER PRIMARY KEY, symbol TEXT NOT NULL, candle_time INTEGER NOT NULL,
+        signal TEXT NOT NULL, confidence REAL NOT NULL, take_profit TEXT, stop_loss TEXT,
+        sd REAL, regime TEXT, model_version TEXT NOT NULL, source TEXT NOT NULL,
+        latency_ms REAL, created_at INTEGER NOT NULL,
+        UNIQUE (symbol, candle_time))""",
+    """CREATE TABLE decisions (
+        id INTEGER PRIMARY KEY, symbol TEXT NOT NULL, candle_time INTEGER NOT NULL,
+        actions TEXT NOT NULL, created_at INTEGER NOT NULL,
+        UNIQUE (symbol, candle_time))""",
+    """CREATE TABLE orders (
+        client_id TEXT PRIMARY KEY, symbol TEXT NOT NULL, side TEXT NOT NULL,
+        type TEXT NOT NULL, role TEXT NOT NULL, qty TEXT NOT NULL, state TEXT NOT NULL,
+        price TEXT, trigger_price TEXT, reduce_only INTEGER NOT NULL,
+        close_position INTEGER NOT NULL, exchange_id TEXT, filled_qty TEXT NOT NULL,
+        avg_fill_price TEXT, created_at INTEGER NOT NULL, updated_at INTEGER, reason TEXT NOT NULL,
+        decision_id INTEGER REFERENCES decisions(id))""",
+    (
+        "CREATE INDEX orders_live ON orders (state) WHERE state NOT IN "
+        "('filled', 'canceled', 'rejected', 'expired')"
+    ),
+    """CREATE TABLE order_events (
+        id INTEGER PRIMARY KEY, client_id TEXT NOT NULL REFERENCES orders(client_id),
+        state TEXT NOT NULL, at INTEGER NOT NULL, detail TEXT NOT NULL)""",
+    "CREATE INDEX order_events_client ON order_events (client_id)",
+    """CREATE TABLE fills (
+        symbol TEXT NOT NULL, trade_id TEXT NOT NULL, client_order_id TEXT NOT NULL,
+        side TEXT NOT NULL, qty TEXT NOT NULL, price TEXT NOT NULL, fee TEXT NOT NULL,
+        fee_currency TEXT NOT NULL, realized_pnl TEXT NOT NULL, time INTEGER NOT NULL,
+        PRIMARY KEY (symbol, trade_id))""",
+    "CREATE INDEX fills_order ON fills (client_order_id)",
+    """CREATE TABLE positions (
+        symbol TEXT PRIMARY KEY, side TEXT NOT NULL, qty TEXT NOT NULL,
+        entry_price TEXT NOT NULL, opened_at INTEGER NOT NULL, stop_loss TEXT,
+        take_profit TEXT, leverage TEXT NOT NULL, liquidation_price TEXT,
+        updated_at INTEGER NOT NULL)""",
+    """CREATE TABLE funding (
+        symbol TEXT NOT NULL, time INTEGER NOT NULL, rate TEXT NOT NULL,
+        position_qty TEXT NOT NULL, mark_price TEXT NOT NULL, amount TEXT NOT NULL,
+        currency TEXT NOT NULL, PRIMARY KEY (symbol, time))""",
+    """CREATE TABLE equity (
+        time INTEGER PRIMARY KEY, currency TEXT NOT NULL, balance TEXT NOT NULL,
+        unrealized_pnl TEXT NOT NULL, equity TEXT NOT NULL)""",
+    """CREATE TABLE events (
+        id INTEGER PRIMARY KEY, time INTEGER NOT NULL, kind TEXT NOT NULL, symbol TEXT,
+        message TEXT NOT NULL, data TEXT)""",
+    "CREATE INDEX events_kind ON events (kind, time)",
+]
+
+
+def _v1(db: sqlite_utils.Database) -> None:
+    """Version 1: the tables of DESIGN §6."""
+    for statement in _V1:
+        db.execute(statement)
+
+
+MIGRATIONS: list[Migration] = [_v1]

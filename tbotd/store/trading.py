@@ -1,0 +1,227 @@
+"""Recording the trading side: orders with their state history, fills and open positions.
+
+The order intent is inserted *before* the request is sent (DESIGN §4); every later state change is
+an update plus an ``order_events`` row, in one transaction, so the history can be replayed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+import sqlite_utils
+
+from tbotd.domain.enums import OrderRole, OrderSide, OrderType, Side
+from tbotd.domain.orders import Fill, Order, OrderState
+from tbotd.domain.positions import Position
+from tbotd.domain.values import datetime_to_ms, ms_to_datetime
+from tbotd.store.db import dec, undec
+
+_LIVE = tuple(s.value for s in OrderState if s.is_live)
+
+
+class TradingRecords:
+    """Mixin of :class:`tbotd.store.Store` for orders, fills and positions."""
+
+    db: sqlite_utils.Database
+
+    def record_order_intent(self, order: Order, decision_id: int | None = None) -> None:
+        """Insert a new order (state PENDING) before it is sent; the client id must be new."""
+        with self.db.atomic():
+            self.db.execute(
+                """INSERT INTO orders (client_id, symbol, side, type, role, qty, state, price,
+                       trigger_price, reduce_only, close_position, exchange_id, filled_qty,
+                       avg_fill_price, created_at, updated_at, reason, decision_id)
+                   VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)""",
+                (
+                    order.client_id,
+                    order.symbol,
+                    order.side.value,
+                    order.type.value,
+                    order.role.value,
+                    dec(order.qty),
+                    order.state.value,
+                    dec(order.price),
+                    dec(order.trigger_price),
+                    int(order.reduce_only),
+                    int(order.close_position),
+                    order.exchange_id,
+                    dec(order.filled_qty),
+                    dec(order.avg_fill_price),
+                    datetime_to_ms(order.created_at),
+                    None if order.updated_at is None else datetime_to_ms(order.updated_at),
+                    order.reason,
+                    decision_id,
+                ),
+            )
+            self._order_event(order, order.created_at, "intent")
+
+    def update_order(self, order: Order, detail: str = "") -> None:
+        """Persist an order's new state (from :meth:`Order.transition`) and log the change."""
+        at = order.updated_at or order.created_at
+        with self.db.atomic():
+            cursor = self.db.execute(
+                """UPDATE orders SET state = ?, exchange_id = ?, filled_qty = ?,
+                       avg_fill_price = ?, updated_at = ?, reason = ?, qty = ?
+                   WHERE client_id = ?""",
+                (
+                    order.state.value,
+                    order.exchange_id,
+                    dec(order.filled_qty),
+                    dec(order.avg_fill_price),
+                    datetime_to_ms(at),
+                    order.reason,
+                    dec(order.qty),
+                    order.client_id,
+                ),
+            )
+            if cursor.rowcount != 1:
+                raise KeyError(f"order {order.client_id} was never recorded")
+            self._order_event(order, at, detail)
+
+    def _order_event(self, order: Order, at: datetime, detail: str) -> None:
+        self.db.execute(
+            "INSERT INTO order_events (client_id, state, at, detail) VALUES (?,?,?,?)",
+            (order.client_id, order.state.value, datetime_to_ms(at), detail),
+        )
+
+    def order(self, client_id: str) -> Order | None:
+        """The order with this client id, or None."""
+        rows = list(self.db.query("SELECT * FROM orders WHERE client_id = ?", (client_id,)))
+        return _order(rows[0]) if rows else None
+
+    def live_orders(self, symbol: str | None = None) -> list[Order]:
+        """Orders not yet in a terminal state (including PENDING and UNKNOWN ones)."""
+        marks = ",".join("?" * len(_LIVE))
+        sql = f"SELECT * FROM orders WHERE state IN ({marks})"  # noqa: S608 - placeholders only
+        params: list[Any] = list(_LIVE)
+        if symbol is not None:
+            sql += " AND symbol = ?"
+            params.append(symbol)
+        return [_order(r) for r in self.db.query(sql + " ORDER BY created_at, client_id", params)]
+
+    def orders(self, symbol: str | None = None) -> list[Order]:
+        """All orders, oldest first."""
+        if symbol is None:
+            rows = self.db.query("SELECT * FROM orders ORDER BY created_at, client_id")
+        else:
+            rows = self.db.query(
+                "SELECT * FROM orders WHERE symbol = ? ORDER BY created_at, client_id", (symbol,)
+            )
+        return [_order(r) for r in rows]
+
+    def order_history(self, client_id: str) -> list[tuple[OrderState, datetime, str]]:
+        """Every state an order went through, in order."""
+        rows = self.db.query(
+            "SELECT state, at, detail FROM order_events WHERE client_id = ? ORDER BY id",
+            (client_id,),
+        )
+        return [(OrderState(r["state"]), ms_to_datetime(r["at"]), r["detail"]) for r in rows]
+
+    def record_fill(self, fill: Fill) -> bool:
+        """Record an execution once; returns False when it was already known."""
+        cursor = self.db.execute(
+            """INSERT OR IGNORE INTO fills (symbol, trade_id, client_order_id, side, qty, price,
+                   fee, fee_currency, realized_pnl, time) VALUES (?,?,?,?,?,?,?,?,?,?)""",
+            (
+                fill.symbol,
+                fill.trade_id,
+                fill.client_order_id,
+                fill.side.value,
+                dec(fill.qty),
+                dec(fill.price),
+                dec(fill.fee),
+                fill.fee_currency,
+                dec(fill.realized_pnl),
+                datetime_to_ms(fill.time),
+            ),
+        )
+        return cursor.rowcount == 1
+
+    def fills(self, symbol: str | None = None) -> list[Fill]:
+        """Recorded fills, oldest first."""
+        params: tuple[str, ...] = () if symbol is None else (symbol,)
+        sql = "SELECT * FROM fills" + ("" if symbol is None else " WHERE symbol = ?")
+        return [
+            Fill(
+                r["trade_id"],
+                r["client_order_id"],
+                r["symbol"],
+                OrderSide(r["side"]),
+                Decimal(r["qty"]),
+                Decimal(r["price"]),
+                Decimal(r["fee"]),
+                r["fee_currency"],
+                ms_to_datetime(r["time"]),
+                Decimal(r["realized_pnl"]),
+            )
+            for r in self.db.query(sql + " ORDER BY time, trade_id", params)
+        ]
+
+    def save_position(self, position: Position, at: datetime) -> None:
+        """Insert or replace the open position of ``position.symbol``."""
+        self.db.execute(
+            "INSERT OR REPLACE INTO positions VALUES (?,?,?,?,?,?,?,?,?,?)",
+            (
+                position.symbol,
+                position.side.value,
+                dec(position.qty),
+                dec(position.entry_price),
+                datetime_to_ms(position.opened_at),
+                dec(position.stop_loss),
+                dec(position.take_profit),
+                dec(position.leverage),
+                dec(position.liquidation_price),
+                datetime_to_ms(at),
+            ),
+        )
+
+    def remove_position(self, symbol: str) -> None:
+        """Forget the position of ``symbol`` (it was closed)."""
+        self.db.execute("DELETE FROM positions WHERE symbol = ?", (symbol,))
+
+    def positions(self) -> dict[str, Position]:
+        """Open positions by symbol."""
+        return {
+            r["symbol"]: Position(
+                r["symbol"],
+                Side(r["side"]),
+                Decimal(r["qty"]),
+                Decimal(r["entry_price"]),
+                ms_to_datetime(r["opened_at"]),
+                undec(r["stop_loss"]),
+                undec(r["take_profit"]),
+                Decimal(r["leverage"]),
+                undec(r["liquidation_price"]),
+            )
+            for r in self.db.query("SELECT * FROM positions ORDER BY symbol")
+        }
+
+    def record_fills(self, fills: Iterable[Fill]) -> int:
+        """Record several fills in one transaction; returns how many were new."""
+        with self.db.atomic():
+            return sum(self.record_fill(f) for f in fills)
+
+
+def _order(r: dict[str, Any]) -> Order:
+    return Order(
+        client_id=r["client_id"],
+        symbol=r["symbol"],
+        side=OrderSide(r["side"]),
+        type=OrderType(r["type"]),
+        role=OrderRole(r["role"]),
+        qty=Decimal(r["qty"]),
+        created_at=ms_to_datetime(r["created_at"]),
+        state=OrderState(r["state"]),
+        price=undec(r["price"]),
+        trigger_price=undec(r["trigger_price"]),
+        reduce_only=bool(r["reduce_only"]),
+        close_position=bool(r["close_position"]),
+        exchange_id=r["exchange_id"],
+        filled_qty=Decimal(r["filled_qty"]),
+        avg_fill_price=undec(r["avg_fill_price"]),
+        updated_at=None if r["updated_at"] is None else ms_to_datetime(r["updated_at"]),
+        reason=r["reason"],
+    )
