@@ -143,7 +143,8 @@ class TradingRecords:
     def fills(self, symbol: str | None = None) -> list[Fill]:
         """Recorded fills, oldest first."""
         params: tuple[str, ...] = () if symbol is None else (symbol,)
-        sql = "SELECT * FROM fills" + ("" if symbol is None else " WHERE symbol = ?")
+        where = "" if symbol is None else " WHERE symbol = ?"
+        sql = "SELECT * FROM fills" + where  # noqa: S608 - constant text, values bound
         return [
             Fill(
                 r["trade_id"],
