@@ -1,0 +1,58 @@
+"""`tbotd check-config FILE [--json]`: validate a config and print the effective configuration."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from tbotd.commands import EXIT_BAD_INPUT, EXIT_OK
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add the check-config subcommand."""
+    check = sub.add_parser(
+        "check-config",
+        help="validate a config file and print the effective configuration",
+        description="Validate FILE with TBOTD_* environment overrides applied. Exit 0 and print "
+        "the effective config (secrets masked), or exit 2 listing every problem.",
+    )
+    check.add_argument("file", type=Path, metavar="FILE")
+    check.add_argument("--json", action="store_true", help="print one JSON object")
+    check.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Validate ``args.file``; print the effective config or every problem."""
+    from tbotd.config import ConfigInvalidError, load_settings
+
+    try:
+        settings = load_settings(args.file)
+    except ConfigInvalidError as e:
+        if args.json:
+            problems = [vars(p) for p in e.problems]
+            print(json.dumps({"ok": False, "file": str(args.file), "problems": problems}))
+        else:
+            print(f"{args.file}: {len(e.problems)} problem(s):", file=sys.stderr)
+            for problem in e.problems:
+                print(f"  {problem}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    effective = settings.model_dump(mode="json")
+    if args.json:
+        print(json.dumps({"ok": True, "file": str(args.file), "config": effective}))
+    else:
+        print(f"# {args.file}: ok (effective configuration, secrets masked)")
+        print(as_toml(effective))
+    return EXIT_OK
+
+
+def as_toml(config: dict[str, Any]) -> str:
+    """A readable TOML rendering of the effective config (values as JSON literals)."""
+    lines = [f"{k} = {json.dumps(v)}" for k, v in config.items() if not isinstance(v, dict)]
+    for section, values in config.items():
+        if isinstance(values, dict):
+            lines.append(f"\n[{section}]")
+            lines.extend(f"{k} = {json.dumps(v)}" for k, v in values.items() if v is not None)
+    return "\n".join(lines)
