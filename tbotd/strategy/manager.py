@@ -40,6 +40,7 @@ class ManagerConfig:
     position_fraction: Decimal
     leverage: Decimal
     exits: ExitParams
+    cost_rate: Decimal = Decimal(0)  # fee + slippage + buffer, fraction of notional
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ManagerConfig:
@@ -54,6 +55,8 @@ class ManagerConfig:
             exits=ExitParams(
                 strategy.k_sl, strategy.k_tp, strategy.stop_loss_pct, strategy.take_profit_pct
             ),
+            cost_rate=(execution.taker_fee_bps + execution.slippage_bps + execution.size_buffer_bps)
+            / 10_000,
         )
 
 
@@ -108,7 +111,7 @@ def _open(inp: DecisionInput, p: Prediction, side: Side, cfg: ManagerConfig) -> 
         except InvalidDataError as e:
             return Hold(inp.symbol, f"not opening {side}: prediction exits unusable: {e}")
     size = position_size(
-        inp.market, inp.equity, cfg.position_fraction, cfg.leverage, inp.mark_price
+        inp.market, inp.equity, cfg.position_fraction, cfg.leverage, inp.mark_price, cfg.cost_rate
     )
     if not size.ok:
         return Hold(inp.symbol, f"not opening {side}: {size.refusal}")

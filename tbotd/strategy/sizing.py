@@ -41,14 +41,18 @@ def position_size(
     fraction: Decimal,
     leverage: Decimal,
     mark_price: Decimal,
+    cost_rate: Decimal = Decimal(0),
 ) -> Size:
     """Contracts worth ``fraction × equity × leverage`` at ``mark_price``, rounded down to the step.
 
     ``equity`` is in the settlement currency (USDT for linear, the coin for inverse).
+    ``cost_rate`` (taker fee + slippage + safety buffer, as a fraction of notional) shrinks the
+    notional just enough that margin plus costs fit in ``fraction × equity``: with
+    ``position_fraction = 1`` an order sized without it would be refused for margin every time.
     """
     if mark_price <= 0:
         return Size(Decimal(0), f"mark price {mark_price} is not positive")
-    budget = fraction * equity * leverage
+    budget = fraction * equity * leverage / (1 + leverage * cost_rate)
     if budget <= 0:
         return Size(Decimal(0), f"no equity to size with (equity {equity})")
     raw = contracts_for(market.market_type, budget, market.contract_size, mark_price)
