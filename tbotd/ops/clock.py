@@ -116,12 +116,18 @@ class ManualClock:
     async def set(self, moment: datetime) -> None:
         """Move time forward to ``moment`` (never backwards)."""
         target = require_utc(moment)
+        await _let_others_run()  # tasks started just before get to reach their sleep first
         while self._sleepers and self._sleepers[0][0] <= target:
             deadline, _, wake = heapq.heappop(self._sleepers)
             self._now = max(self._now, deadline)
             if not wake.done():
                 wake.set_result(None)
-            for _ in range(5):  # let the woken task and what it awaits run
-                await asyncio.sleep(0)
+            await _let_others_run()
         self._now = max(self._now, target)
+        await _let_others_run()
+
+
+async def _let_others_run(rounds: int = 10) -> None:
+    """Yield to the event loop a few times so woken tasks run up to their next await."""
+    for _ in range(rounds):
         await asyncio.sleep(0)
