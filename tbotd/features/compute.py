@@ -48,8 +48,9 @@ def candles_to_frame(candles: Iterable[Candle]) -> pd.DataFrame:
 
 def _open_time_ms(column: pd.Series) -> NDArray[np.int64]:
     if pd.api.types.is_datetime64_any_dtype(column):
-        utc = column.dt.tz_convert("UTC") if column.dt.tz is not None else column
-        return np.asarray(utc.astype("datetime64[ms]").astype(np.int64), dtype=np.int64)
+        if column.dt.tz is not None:
+            column = column.dt.tz_convert("UTC").dt.tz_localize(None)
+        return np.asarray(column.to_numpy("datetime64[ms]").astype(np.int64), dtype=np.int64)
     if not pd.api.types.is_integer_dtype(column):
         raise InvalidDataError("open_time must be integer epoch milliseconds or UTC datetimes")
     return np.asarray(column, dtype=np.int64)

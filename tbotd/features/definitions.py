@@ -160,7 +160,6 @@ def _bollinger_pctb(b: Bars) -> FloatArray:
 def _volume_z(b: Bars) -> FloatArray:
     mean = window_mean(b.volume, 288)
     sd = window_std(b.volume, 288)
-    sd = np.where(sd > 1e-12 * np.abs(mean), sd, 0.0)
     z = safe_divide(tail(b.volume, mean.shape[-1]) - mean, sd, 0.0)
     return np.clip(z, -_VOLUME_Z_CLIP, _VOLUME_Z_CLIP)
 

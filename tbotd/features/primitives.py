@@ -75,10 +75,14 @@ def window_mean(x: FloatArray, n: int) -> FloatArray:
 
 
 def window_std(x: FloatArray, n: int) -> FloatArray:
-    """Population standard deviation over ``n`` bars (valid mode), never negative."""
+    """Population standard deviation over ``n`` bars (valid mode), never negative.
+
+    Computed as E[x²] - E[x]², so a spread below 1e-6 of the mean is rounding noise and is
+    returned as exactly 0 (a flat window).
+    """
     mean = window_mean(x, n)
     var = window_sum(x * x, n) / n - mean * mean
-    return np.sqrt(np.maximum(var, 0.0))
+    return np.sqrt(np.where(var > 1e-12 * mean * mean, var, 0.0))
 
 
 def ema(x: FloatArray, span: int, n: int | None = None) -> FloatArray:

@@ -106,7 +106,7 @@ def _fit_temperature(module: _Classifier, cal: _Targets, labels: torch.Tensor) -
         if nll < best_nll:
             best, best_nll = float(t), nll
     module.temperature.fill_(best)
-    return best
+    return float(module.temperature)  # as stored (float32)
 
 
 class _EarlyStopping:
