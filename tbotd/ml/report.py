@@ -198,7 +198,15 @@ def plot_report(report: dict[str, Any], curves: Curves, path: str) -> None:
     ax.axhline(50, color="k", lw=0.8, ls="--")
     err = d.get("hit_rate_stderr")
     if err:
-        ax.errorbar([0], [100 * (d["hit_rate"] or 0)], yerr=[196 * err], color="k", capsize=6)
+        ax.errorbar(
+            [0],
+            [100 * (d["hit_rate"] or 0)],
+            yerr=[196 * err],
+            color="k",
+            capsize=6,
+            label="±1.96 s.e. (overlap-adjusted)",
+        )
+        ax.legend(fontsize=8, loc="lower right")
     lo = min(100 * (r or 0.5) for r in rates)
     ax.set_ylim(max(lo - 5, 0), max(100 * (r or 0.5) for r in rates) + 5)
     ax.set_title(f"Out-of-sample hit rate, non-neutral calls (n={d['n_calls']})")
@@ -223,7 +231,8 @@ def plot_report(report: dict[str, Any], curves: Curves, path: str) -> None:
     folds = d["per_fold"]
     ax.bar([f"fold {f['fold'] + 1}" for f in folds], [100 * (f["hit_rate"] or 0) for f in folds])
     ax.axhline(50, color="k", lw=0.8, ls="--")
-    ax.set_ylim(40, 60)
+    fold_rates = [100 * (f["hit_rate"] or 0.5) for f in folds] or [50.0]
+    ax.set_ylim(min(40.0, min(fold_rates) - 2), max(60.0, max(fold_rates) + 2))
     ax.set_title("Hit rate per walk-forward fold")
     fig.suptitle("tbotd train — all numbers out-of-sample (walk-forward, purged)")
     fig.tight_layout()
