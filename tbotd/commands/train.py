@@ -72,12 +72,19 @@ def _progress(enabled: bool) -> tuple[ProgressFn | None, Any]:
     if not enabled:
         return None, None
     from rich.console import Console
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+    )
 
     bar = Progress(
         TextColumn("{task.description}"),
         BarColumn(),
-        TextColumn("{task.completed}/{task.total} epochs"),
+        MofNCompleteColumn(),
+        TextColumn("epochs"),
         TimeElapsedColumn(),
         console=Console(stderr=True),
         transient=True,
@@ -102,6 +109,12 @@ def run(args: argparse.Namespace) -> int:
             data.source,
             data.timeframe,
             data.gaps,
+        )
+    if data.gaps:
+        print(
+            f"tbotd train: warning: {data.gaps} gap(s) between candles in {data.source}; features "
+            "and labels count rows as consecutive bars across them",
+            file=sys.stderr,
         )
     if (args.out / "manifest.json").exists() and not args.force:
         raise InvalidDataError(f"{args.out} already holds a model; pass --force to replace it")
