@@ -16,12 +16,14 @@ from typing import Protocol
 
 from tbotd.domain.actions import ExitPlan
 from tbotd.domain.enums import Side
-from tbotd.domain.errors import InvalidDataError
+from tbotd.domain.errors import BelowMinimumError, InvalidDataError
 from tbotd.domain.market import Candle, MarketSpec
 from tbotd.domain.positions import Position
+from tbotd.domain.values import round_down
 from tbotd.ops.logs import get_logger
 from tbotd.store.wallet import Trade
 from tbotd.strategy.exits import ExitParams, Protection, fixed_exits, protective_prices
+from tbotd.strategy.sizing import quote_notional
 
 log = get_logger(__name__)
 
@@ -100,6 +102,21 @@ class Broker(Protocol):
     async def on_closed_candle(self, candle: Candle) -> None:
         """A candle closed: the paper broker settles exits and funding; live syncs state."""
         ...
+
+
+def order_qty(market: MarketSpec, qty: Decimal, price: Decimal) -> Decimal:
+    """``qty`` rounded down to the market's step; refused (BelowMinimumError) under its minimums."""
+    rounded = round_down(qty, market.step_size)
+    if rounded < market.min_qty or rounded <= 0:
+        raise BelowMinimumError(
+            f"{market.symbol}: {qty} rounds down to {rounded}, below the minimum {market.min_qty}"
+        )
+    value = quote_notional(market, rounded, price)
+    if value < market.min_notional:
+        raise BelowMinimumError(
+            f"{market.symbol}: notional {value} is below the minimum {market.min_notional}"
+        )
+    return rounded
 
 
 def protection_after_fill(

@@ -22,7 +22,13 @@ from tbotd.domain.market import Candle, MarketSpec
 from tbotd.domain.orders import Fill, Order, OrderState
 from tbotd.domain.positions import FundingPayment, Position, notional
 from tbotd.execution import paper_model as pm
-from tbotd.execution.broker import Equity, FundingSource, PriceSource, protection_after_fill
+from tbotd.execution.broker import (
+    Equity,
+    FundingSource,
+    PriceSource,
+    order_qty,
+    protection_after_fill,
+)
 from tbotd.execution.orders import new_order
 from tbotd.ops.clock import Clock
 from tbotd.ops.logs import get_logger
@@ -93,6 +99,7 @@ class PaperBroker:
         if symbol in self._wallet.positions:
             raise RejectedError(f"{symbol} already has an open position")
         ref = self._prices(symbol)
+        qty = order_qty(market, qty, ref.price)
         entry = new_order(self._instance, symbol, side, OrderRole.ENTRY, qty, candle_time, ref.time)
         self._store.record_order_intent(entry)
         try:
