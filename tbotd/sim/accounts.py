@@ -38,7 +38,7 @@ class MarginType(StrEnum):
     ISOLATED = "ISOLATED"
 
     @property
-    def lower(self) -> str:
+    def short(self) -> str:
         """``cross`` / ``isolated``, as positionRisk and ACCOUNT_UPDATE print it."""
         return "cross" if self is MarginType.CROSSED else "isolated"
 
@@ -108,7 +108,9 @@ def unrealized(inst: Instrument, pos: PositionState, mark: Decimal) -> Decimal:
     return pnl(inst.market_type, pos.side, abs(pos.qty), inst.contract_size, pos.entry, mark)
 
 
-def average_entry(inst: Instrument, qty: Decimal, entry: Decimal, add: Decimal, price: Decimal) -> Decimal:
+def average_entry(
+    inst: Instrument, qty: Decimal, entry: Decimal, add: Decimal, price: Decimal
+) -> Decimal:
     """Entry price after adding ``add`` contracts at ``price`` to ``qty`` at ``entry`` (same side).
 
     Linear contracts average prices; inverse ones average in 1/price (what each contract is
@@ -205,7 +207,11 @@ def liquidation_price(inst: Instrument, pos: PositionState, collateral: Decimal)
     long = pos.side is Side.LONG
     if inst.market_type is MarketType.LINEAR:
         q = q * inst.contract_size
-        price = (e * q - collateral) / (q * (1 - mmr)) if long else (collateral + e * q) / (q * (1 + mmr))
+        price = (
+            (e * q - collateral) / (q * (1 - mmr))
+            if long
+            else (collateral + e * q) / (q * (1 + mmr))
+        )
     else:
         qs = q * inst.contract_size
         denominator = (collateral + qs / e) if long else (qs / e - collateral)
@@ -239,5 +245,7 @@ def collateral_for(
             or account.margin_type_of(symbol) is MarginType.ISOLATED
         ):
             continue
-        others_maint += other.notional(other_pos.qty, exposure.marks[symbol]) * other.maint_margin_ratio
+        others_maint += (
+            other.notional(other_pos.qty, exposure.marks[symbol]) * other.maint_margin_ratio
+        )
     return summary.cross_wallet + summary.cross_unrealized - own_u - others_maint

@@ -136,16 +136,20 @@ async def _body(request: web.Request) -> dict[str, Any]:
     return data
 
 
-def routes(sim: SimExchange) -> list[tuple[str, str, AdminHandler]]:
-    """The admin routes bound to ``sim``."""
+class _Admin:
+    """The admin handlers, bound to one sim."""
 
-    async def state(request: web.Request) -> web.StreamResponse:
+    def __init__(self, sim: SimExchange) -> None:
+        self.sim = sim
+
+    async def state(self, request: web.Request) -> web.StreamResponse:
         key = request.query.get("account")
-        if key is not None and key not in sim.engine.accounts:
+        if key is not None and key not in self.sim.engine.accounts:
             return _json({"error": f"unknown account {key!r}"}, 404)
-        return _json(sim.state(key))
+        return _json(self.sim.state(key))
 
-    async def time(request: web.Request) -> web.StreamResponse:
+    async def time(self, _request: web.Request) -> web.StreamResponse:
+        sim = self.sim
         return _json(
             {
                 "market_time_ms": sim.engine.now_ms,
@@ -155,49 +159,53 @@ def routes(sim: SimExchange) -> list[tuple[str, str, AdminHandler]]:
             }
         )
 
-    async def get_faults(request: web.Request) -> web.StreamResponse:
-        return _json(sim.faults.config.as_dict())
+    async def get_faults(self, _request: web.Request) -> web.StreamResponse:
+        return _json(self.sim.faults.config.as_dict())
 
-    async def post_faults(request: web.Request) -> web.StreamResponse:
+    async def post_faults(self, request: web.Request) -> web.StreamResponse:
         try:
-            config = sim.set_faults(**await _body(request))
+            config = self.sim.set_faults(**await _body(request))
         except (TypeError, ValueError) as e:
             return _json({"error": str(e)}, 400)
         return _json(config.as_dict())
 
-    async def drop(request: web.Request) -> web.StreamResponse:
-        return _json({"dropped": await sim.drop_websockets()})
+    async def drop(self, _request: web.Request) -> web.StreamResponse:
+        return _json({"dropped": await self.sim.drop_websockets()})
 
-    async def advance(request: web.Request) -> web.StreamResponse:
+    async def advance(self, request: web.Request) -> web.StreamResponse:
         body = await _body(request)
         try:
             if "to_ms" in body:
-                now = await sim.advance_to(int(body["to_ms"]))
+                now = await self.sim.advance_to(int(body["to_ms"]))
             else:
-                now = await sim.advance(float(body.get("seconds", 0)))
+                now = await self.sim.advance(float(body.get("seconds", 0)))
         except (TypeError, ValueError) as e:
             return _json({"error": str(e)}, 400)
         return _json({"market_time_ms": now})
 
-    async def clock(request: web.Request) -> web.StreamResponse:
+    async def clock(self, request: web.Request) -> web.StreamResponse:
         body = await _body(request)
+        clock = self.sim.clock
         try:
+            self.sim.catch_up()
             if body.get("running", True):
-                sim.catch_up()
-                sim.clock.resume(float(body["speed"]) if "speed" in body else None)
+                clock.resume(float(body["speed"]) if "speed" in body else None)
             else:
-                sim.catch_up()
-                sim.clock.pause()
+                clock.pause()
         except (TypeError, ValueError) as e:
             return _json({"error": str(e)}, 400)
-        return _json({"speed": sim.clock.speed, "running": sim.clock.running})
+        return _json({"speed": clock.speed, "running": clock.running})
 
+
+def routes(sim: SimExchange) -> list[tuple[str, str, AdminHandler]]:
+    """The admin routes bound to ``sim``."""
+    admin = _Admin(sim)
     return [
-        ("GET", "/sim/state", state),
-        ("GET", "/sim/time", time),
-        ("GET", "/sim/faults", get_faults),
-        ("POST", "/sim/faults", post_faults),
-        ("POST", "/sim/drop-websockets", drop),
-        ("POST", "/sim/advance", advance),
-        ("POST", "/sim/clock", clock),
+        ("GET", "/sim/state", admin.state),
+        ("GET", "/sim/time", admin.time),
+        ("GET", "/sim/faults", admin.get_faults),
+        ("POST", "/sim/faults", admin.post_faults),
+        ("POST", "/sim/drop-websockets", admin.drop),
+        ("POST", "/sim/advance", admin.advance),
+        ("POST", "/sim/clock", admin.clock),
     ]

@@ -23,7 +23,7 @@ def _localhost_class(exchange_id: str, pro: bool) -> type[Any]:
     if pro:
         import ccxt.pro as module
     else:
-        import ccxt.async_support as module  # type: ignore[no-redef]
+        import ccxt.async_support as module
     base: type[Any] = getattr(module, exchange_id)
 
     def get_exceptions_by_url(self: Any, url: str | None, exact_or_broad: str) -> Any:

@@ -88,5 +88,5 @@ def parse_start(text: str) -> datetime:
     """An ISO date/time (UTC when no zone is given) or epoch milliseconds."""
     if text.isdigit():
         return datetime.fromtimestamp(int(text) / 1000, tz=UTC)
-    value = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
+    value = datetime.fromisoformat(text)
+    return value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)

@@ -23,6 +23,7 @@ Faults apply to the ``/fapi`` and ``/dapi`` REST routes only, never to ``/sim`` 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, fields, replace
@@ -117,10 +118,8 @@ class Faults:
 
     async def _hang(self) -> None:
         """Hold the request until ``hang_s`` passes or the sim stops."""
-        try:
+        with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._stopping.wait(), self.config.hang_s)
-        except TimeoutError:
-            pass
 
     @web.middleware
     async def middleware(
@@ -136,7 +135,10 @@ class Faults:
         if config.latency_ms:
             await asyncio.sleep(config.latency_ms / 1000)
         if self._roll(config.rate_limit_rate):
-            body = {"code": -1003, "msg": "Too many requests; current limit is 2400 requests per minute."}
+            body = {
+                "code": -1003,
+                "msg": "Too many requests; current limit is 2400 requests per minute.",
+            }
             headers = {"Retry-After": str(config.retry_after_s)}
             return web.json_response(body, status=429, headers=headers)
         if self._roll(config.http_5xx_rate):

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from dataclasses import dataclass
 from decimal import Decimal
+from itertools import pairwise
 
 import numpy as np
 
@@ -133,9 +134,7 @@ class MarketData:
             points = self.points(bar)
             if points[0].time_ms > t0_ms and bar.open != previous:
                 out.append(Waypoint(bar.open_ms, bar.open, jump=True))
-            for point in points[1:]:
-                if t0_ms < point.time_ms <= t1_ms:
-                    out.append(point)
+            out.extend(p for p in points[1:] if t0_ms < p.time_ms <= t1_ms)
             previous = bar.close
         end_price = self.price_at(t1_ms)
         if not out or out[-1].time_ms != t1_ms or out[-1].price != end_price:
@@ -230,7 +229,7 @@ class MarketData:
 
 def _interpolate(points: list[Waypoint], t_ms: int) -> Decimal:
     """The price on a bar's path at ``t_ms`` (linear between waypoints)."""
-    for a, b in zip(points, points[1:], strict=False):
+    for a, b in pairwise(points):
         if a.time_ms <= t_ms < b.time_ms:
             fraction = Decimal(t_ms - a.time_ms) / Decimal(b.time_ms - a.time_ms)
             return a.price + (b.price - a.price) * fraction

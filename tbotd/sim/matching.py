@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 from typing import Any
 
+from tbotd.domain.enums import Side
 from tbotd.domain.positions import pnl
 from tbotd.sim import render
 from tbotd.sim.accounts import (
@@ -158,7 +159,8 @@ class Engine:
             order.qty = room
         qty = min(order.remaining, room) if order.reduce_only else order.remaining
         if qty > 0:
-            self.execute(account, order, qty, self.taker_price(inst, order.sign, base_price), False)
+            price = self.taker_price(inst, order.sign, base_price)
+            self.execute(account, order, qty, price, maker=False)
         if order.status.is_open:
             self.finish(order, OrderStatus.EXPIRED, "EXPIRED")
 
@@ -212,8 +214,7 @@ class Engine:
             if isolated:
                 pos.isolated_wallet += inst.notional(qty, price) / lev
         else:
-            side = pos.side
-            assert side is not None
+            side = Side.LONG if pos.qty > 0 else Side.SHORT
             closing = min(qty, abs(pos.qty))
             realized = pnl(inst.market_type, side, closing, inst.contract_size, pos.entry, price)
             released = pos.isolated_wallet * closing / abs(pos.qty) if isolated else ZERO

@@ -232,10 +232,15 @@ def account_event(
             "bep": fmt(pos.entry),
             "cr": "0",
             "up": fmt(upnl),
-            "mt": account.margin_type_of(inst.symbol).lower,
+            "mt": account.margin_type_of(inst.symbol).short,
             "iw": fmt(pos.isolated_wallet),
             "ps": "BOTH",
         }
         for inst, pos, upnl in positions
     ]
-    return {"e": "ACCOUNT_UPDATE", "E": event_ms, "T": event_ms, "a": {"m": reason, "B": balances, "P": rows}}
+    return {
+        "e": "ACCOUNT_UPDATE",
+        "E": event_ms,
+        "T": event_ms,
+        "a": {"m": reason, "B": balances, "P": rows},
+    }

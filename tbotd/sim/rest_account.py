@@ -73,12 +73,12 @@ def _position_row(ctx: Ctx, inst: Instrument) -> dict[str, Any]:
             askNotional="0",
         )
         if ctx.params.get("_v2"):
-            row.update(leverage=str(lev), marginType=account.margin_type_of(inst.symbol).lower)
+            row.update(leverage=str(lev), marginType=account.margin_type_of(inst.symbol).short)
     else:
         row.update(
             notionalValue=fmt(signed_notional),
             leverage=str(lev),
-            marginType=account.margin_type_of(inst.symbol).lower,
+            marginType=account.margin_type_of(inst.symbol).short,
             maxQty=str(inst.max_qty),
             isAutoAddMargin="false",
         )
@@ -159,7 +159,9 @@ async def set_leverage(ctx: Ctx) -> Any:
     inst = ctx.inst()
     lev = ctx.integer("leverage")
     if lev is None:
-        raise SimError(-1102, "Mandatory parameter 'leverage' was not sent, was empty/null, or malformed.")
+        raise SimError(
+            -1102, "Mandatory parameter 'leverage' was not sent, was empty/null, or malformed."
+        )
     if not 1 <= lev <= inst.max_leverage:
         raise SimError(-4028, f"Leverage {lev} is not valid")
     ctx.acct.leverage[inst.symbol] = lev
@@ -193,7 +195,10 @@ async def set_dual(ctx: Ctx) -> Any:
     """POST positionSide/dual. The sim records hedge mode but trades one-way positions only."""
     wanted = ctx.flag("dualSidePosition") if "dualSidePosition" in ctx.params else None
     if wanted is None:
-        raise SimError(-1102, "Mandatory parameter 'dualSidePosition' was not sent, was empty/null, or malformed.")
+        raise SimError(
+            -1102,
+            "Mandatory parameter 'dualSidePosition' was not sent, was empty/null, or malformed.",
+        )
     account = ctx.acct
     if account.dual_side == wanted:
         raise SimError(-4059, "No need to change position side.")
@@ -243,16 +248,19 @@ async def income(ctx: Ctx) -> Any:
     limit = min(ctx.integer("limit", 100) or 100, 1000)
     ledger, key = ctx.sim.engine.ledger, ctx.acct.api_key
     venue_symbols = ctx.venue.instruments
-    rows: list[dict[str, Any]] = []
-    for f in ledger.funding:
-        if f.account == key and f.symbol in venue_symbols:
-            rows.append(_income(f.symbol, "FUNDING_FEE", f.amount, f.asset, f.time_ms, 0))
+    rows = [
+        _income(f.symbol, "FUNDING_FEE", f.amount, f.asset, f.time_ms, 0)
+        for f in ledger.funding
+        if f.account == key and f.symbol in venue_symbols
+    ]
     for t in ledger.fills:
         if t.account == key and t.symbol in venue_symbols:
             rows.append(_income(t.symbol, "COMMISSION", -t.fee, t.fee_asset, t.time_ms, t.trade_id))
             if t.realized_pnl:
                 rows.append(
-                    _income(t.symbol, "REALIZED_PNL", t.realized_pnl, t.fee_asset, t.time_ms, t.trade_id)
+                    _income(
+                        t.symbol, "REALIZED_PNL", t.realized_pnl, t.fee_asset, t.time_ms, t.trade_id
+                    )
                 )
     rows = [
         r

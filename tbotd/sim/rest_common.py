@@ -58,7 +58,8 @@ class Ctx:
     @property
     def acct(self) -> Account:
         """The authenticated account (signed and key-only routes)."""
-        assert self.account is not None
+        if self.account is None:
+            raise SimError(-2014, "API-key format invalid.", status=401)
         return self.account
 
     def instrument(self, required: bool = True) -> Instrument | None:
@@ -76,7 +77,8 @@ class Ctx:
     def inst(self) -> Instrument:
         """The required ``symbol`` parameter."""
         inst = self.instrument(required=True)
-        assert inst is not None
+        if inst is None:
+            raise missing("symbol")
         return inst
 
     def decimal(self, name: str) -> Decimal | None:
@@ -130,10 +132,14 @@ def error_response(err: SimError) -> web.Response:
 
 def to_json(data: Any) -> web.Response:
     """A 200 JSON answer."""
-    return web.Response(text=json.dumps(data, separators=(",", ":")), content_type="application/json")
+    return web.Response(
+        text=json.dumps(data, separators=(",", ":")), content_type="application/json"
+    )
 
 
-def wrap(sim: SimExchange, venue: Venue, handler: Handler, auth: str) -> web.RequestHandler:
+def wrap(
+    sim: SimExchange, venue: Venue, handler: Handler, auth: str
+) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
     """An aiohttp handler: authenticate, catch up the market, run, publish events, answer."""
 
     async def endpoint(request: web.Request) -> web.StreamResponse:
@@ -152,7 +158,9 @@ def wrap(sim: SimExchange, venue: Venue, handler: Handler, auth: str) -> web.Req
                 ctx = Ctx(sim, venue, signed.params, sim.engine.accounts[signed.api_key])
             elif auth == "key":
                 api_key = require_key(key, sim.secrets)
-                ctx = Ctx(sim, venue, parse_params(raw_query, raw_body), sim.engine.accounts[api_key])
+                ctx = Ctx(
+                    sim, venue, parse_params(raw_query, raw_body), sim.engine.accounts[api_key]
+                )
             else:
                 ctx = Ctx(sim, venue, parse_params(raw_query, raw_body))
             sim.catch_up()

@@ -32,7 +32,9 @@ MAX_KLINES = 1500
 def interval_ms(ctx: Ctx, inst: Instrument, interval: str | None) -> int:
     """A supported kline interval in ms: a Binance interval that is a multiple of the source's."""
     if not interval:
-        raise SimError(-1102, "Mandatory parameter 'interval' was not sent, was empty/null, or malformed.")
+        raise SimError(
+            -1102, "Mandatory parameter 'interval' was not sent, was empty/null, or malformed."
+        )
     step = INTERVALS_MS.get(interval)
     if step is None or step % ctx.sim.market_of(inst).base_ms:
         raise SimError(-1120, "Invalid interval.")
@@ -69,7 +71,7 @@ async def time_(ctx: Ctx) -> Any:
     return {"serverTime": ctx.sim.engine.now_ms}
 
 
-async def ping(ctx: Ctx) -> Any:
+async def ping(_ctx: Ctx) -> Any:
     """GET /v1/ping."""
     return {}
 
@@ -82,7 +84,12 @@ async def exchange_info(ctx: Ctx) -> Any:
         "serverTime": ctx.sim.engine.now_ms,
         "futuresType": "U_MARGINED" if venue.market_type is MarketType.LINEAR else "COIN_MARGINED",
         "rateLimits": [
-            {"rateLimitType": "REQUEST_WEIGHT", "interval": "MINUTE", "intervalNum": 1, "limit": 2400},
+            {
+                "rateLimitType": "REQUEST_WEIGHT",
+                "interval": "MINUTE",
+                "intervalNum": 1,
+                "limit": 2400,
+            },
             {"rateLimitType": "ORDERS", "interval": "MINUTE", "intervalNum": 1, "limit": 1200},
         ],
         "exchangeFilters": [],

@@ -173,7 +173,9 @@ async def new_algo(ctx: Ctx) -> Any:
     if not algo_type:
         raise missing("algoType")
     if algo_type.upper() != "CONDITIONAL":
-        raise SimError(-1100, f"Illegal characters found in parameter 'algoType'; value '{algo_type}'.")
+        raise SimError(
+            -1100, f"Illegal characters found in parameter 'algoType'; value '{algo_type}'."
+        )
     inst = ctx.inst()
     side = _side(ctx)
     kind = (ctx.params.get("type") or "").upper()
@@ -187,7 +189,9 @@ async def new_algo(ctx: Ctx) -> Any:
         raise missing("triggerPrice")
     working = (ctx.params.get("workingType") or "CONTRACT_PRICE").upper()
     if working not in ("CONTRACT_PRICE", "MARK_PRICE"):
-        raise SimError(-1100, f"Illegal characters found in parameter 'workingType'; value '{working}'.")
+        raise SimError(
+            -1100, f"Illegal characters found in parameter 'workingType'; value '{working}'."
+        )
     request = trading.AlgoRequest(
         symbol=inst.symbol,
         side=side,
@@ -219,7 +223,12 @@ async def cancel_algo(ctx: Ctx) -> Any:
     """DELETE algoOrder."""
     algo_id, client_id = _ids(ctx, "algoId", "clientAlgoId")
     algo = trading.cancel_algo(ctx.sim.engine, ctx.acct, algo_id, client_id)
-    return {"algoId": algo.algo_id, "clientAlgoId": algo.client_algo_id, "code": "200", "msg": "success"}
+    return {
+        "algoId": algo.algo_id,
+        "clientAlgoId": algo.client_algo_id,
+        "code": "200",
+        "msg": "success",
+    }
 
 
 async def open_algos(ctx: Ctx) -> Any:

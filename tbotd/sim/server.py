@@ -1,10 +1,10 @@
 """The local exchange as an object: build it, start it on a port, drive its clock, inspect it.
 
-    sim = SimExchange(SimConfig(manual_clock=True))
-    url = await sim.start("127.0.0.1", 0)      # REST + websockets on one port
-    await sim.advance(300)                     # manual clock: five market minutes, now
-    sim.state()                                # balances, positions, orders, fills, funding
-    await sim.stop()
+sim = SimExchange(SimConfig(manual_clock=True))
+url = await sim.start("127.0.0.1", 0)      # REST + websockets on one port
+await sim.advance(300)                     # manual clock: five market minutes, now
+sim.state()                                # balances, positions, orders, fills, funding
+await sim.stop()
 """
 
 from __future__ import annotations

@@ -103,17 +103,19 @@ def place_order(engine: Engine, account: Account, req: OrderRequest) -> SimOrder
         if req.price is not None:
             raise not_required("price")
         ref_price = engine.taker_price(inst, sign, mark)
-    if req.client_id and any(o.client_id == req.client_id for o in engine.ledger.open_orders(account.api_key)):
+    if req.client_id and any(
+        o.client_id == req.client_id for o in engine.ledger.open_orders(account.api_key)
+    ):
         raise SimError(-4116, "ClientOrderId is duplicated.")
     if req.reduce_only and engine.reducible(account, inst.symbol, sign) == 0:
         raise SimError(-2022, "ReduceOnly Order is rejected.")
-    if not req.reduce_only and inst.market_type is MarketType.LINEAR:
-        if inst.notional(req.qty, ref_price) < inst.min_notional:
-            raise SimError(
-                -4164,
-                f"Order's notional must be no smaller than {inst.min_notional} "
-                "(unless you choose reduce only).",
-            )
+    linear = inst.market_type is MarketType.LINEAR
+    if not req.reduce_only and linear and inst.notional(req.qty, ref_price) < inst.min_notional:
+        raise SimError(
+            -4164,
+            f"Order's notional must be no smaller than {inst.min_notional} "
+            "(unless you choose reduce only).",
+        )
     if not req.reduce_only:
         engine.check_margin(account, inst, sign, req.qty, ref_price)
     order = engine.new_order(

@@ -16,8 +16,8 @@ from decimal import Decimal
 from tbotd.domain.positions import funding_amount
 from tbotd.sim import render
 from tbotd.sim.accounts import MarginType, collateral_for, liquidation_price, summarize
-from tbotd.sim.matching import Engine
 from tbotd.sim.market import Waypoint
+from tbotd.sim.matching import Engine
 from tbotd.sim.records import OrderStatus, SimFunding, SimOrder
 from tbotd.sim.trading import trigger_algo
 

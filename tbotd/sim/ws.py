@@ -113,7 +113,7 @@ class StreamHub:
         """Invalidate the account's listen key and close its streams."""
         for key in [k for k, lk in self.listen_keys.items() if lk.api_key == api_key]:
             del self.listen_keys[key]
-            await self._close_where(lambda c, key=key: c.listen_key == key)  # type: ignore[misc]
+            await self._close_where(lambda c, key=key: c.listen_key == key)
 
     async def expire_listen_keys(self) -> None:
         """Expire keys not kept alive: send ``listenKeyExpired`` and close their streams."""
@@ -126,7 +126,7 @@ class StreamHub:
             for conn in [c for c in self.conns if c.listen_key == key]:
                 conn.send(event)
             await self.flush()
-            await self._close_where(lambda c, key=key: c.listen_key == key)  # type: ignore[misc]
+            await self._close_where(lambda c, key=key: c.listen_key == key)
 
     # -- connections --------------------------------------------------------------------------
 
@@ -210,7 +210,12 @@ class StreamHub:
         elif method == "LIST_SUBSCRIPTIONS":
             conn.send({"result": sorted(conn.streams), "id": rid})
         else:
-            conn.send({"error": {"code": 2, "msg": f"Invalid request: unknown method {method}"}, "id": rid})
+            conn.send(
+                {
+                    "error": {"code": 2, "msg": f"Invalid request: unknown method {method}"},
+                    "id": rid,
+                }
+            )
         asyncio.get_running_loop().create_task(self._notify())
 
     def _subscribe(self, conn: Conn, names: list[str]) -> None:
@@ -273,7 +278,7 @@ class StreamHub:
 
     async def drop_all(self) -> int:
         """Close every websocket connection (fault injection); returns how many."""
-        return await self._close_where(lambda c: True)
+        return await self._close_where(lambda _c: True)
 
     async def _close_where(self, predicate: Any) -> int:
         victims = [c for c in list(self.conns) if predicate(c)]
@@ -306,7 +311,10 @@ def kline_event(inst: Instrument, interval: str, k: Kline, now_ms: int) -> dict[
     """A ``kline`` stream message (COIN-M: volume in contracts, coins in ``q``)."""
     coins = k.volume
     if inst.market_type is MarketType.LINEAR:
-        volume, quote = inst.qty_str(coins), str((coins * k.close).quantize(coins.__class__("0.0001")))
+        volume, quote = (
+            inst.qty_str(coins),
+            str((coins * k.close).quantize(coins.__class__("0.0001"))),
+        )
     else:
         volume, quote = str(int(coins * k.close / inst.contract_size)), str(coins)
     body = {
