@@ -204,9 +204,10 @@ class SimExchange:
         """Close every websocket connection now (clients see a dropped socket)."""
         return await self.hub.drop_all()
 
-    async def wait_for_user_stream(self, api_key: str) -> None:
-        """Wait until ``api_key`` has a user-data websocket open."""
-        await self.hub.wait_for(lambda hub: hub.user_connected(api_key))
+    async def wait_for_user_stream(self, api_key: str, timeout_s: float = 10.0) -> None:
+        """Wait until ``api_key`` has a user-data websocket open (TimeoutError after
+        ``timeout_s``)."""
+        await asyncio.wait_for(self.hub.wait_for(lambda h: h.user_connected(api_key)), timeout_s)
 
     def account(self, api_key: str) -> Account:
         """An account's live state (wallets, positions, leverage, margin modes)."""

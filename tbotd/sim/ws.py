@@ -132,7 +132,7 @@ class StreamHub:
 
     async def market(self, request: web.Request) -> web.StreamResponse:
         """A market-data connection (``/fstream/market/ws/<n>``, ``/dstream/ws/<n>``)."""
-        tail = request.match_info.get("tail", "")
+        tail = request.match_info.get("tail", "").strip("/")
         if request.path.startswith("/dstream/") and tail in self.listen_keys:
             return await self._user(request, tail)
         ws = await self._prepare(request)
