@@ -61,7 +61,7 @@ def make_ccxt(
         "apiKey": api_key,
         "secret": secret,
         "enableRateLimit": False,
-        "timeout_on_exit": 0,  # ccxt waits 250 ms on close() for TLS shutdown; plain http needs none
+        "timeout_on_exit": 0,  # ccxt sleeps 250 ms in close() for TLS; plain http needs none
         "urls": ccxt_urls(base_url, EXCHANGES[exchange_id]),
         "options": {
             "fetchCurrencies": False,

@@ -126,7 +126,8 @@ class SimExchange:
         await site.start()
         bound = self._runner.addresses[0]
         self.url = f"http://{host}:{bound[1]}"
-        self.clock.resume() if self.clock.running else None
+        if self.clock.running:  # replay starts now, not when the object was built
+            self.clock.resume()
         self._ticker = asyncio.get_running_loop().create_task(self._tick_forever())
         log.info("sim_started", url=self.url, market_time_ms=self.engine.now_ms)
         return self.url

@@ -114,7 +114,8 @@ async def test_isolated_long_is_liquidated_at_its_liquidation_price(tmp_path: Pa
         await sim.advance(300)
         assert await usdm.fetch_positions([BTC]) == []
         fill = sim.engine.ledger.fills[-1]
-        assert fill.liquidation and fill.price == liq
+        assert fill.liquidation
+        assert fill.price == liq
         loss = q8((liq - entry) * qty)
         assert -loss < margin
         open_fee, liq_fee = q8(qty * entry * TAKER), q8(qty * liq * TAKER)
@@ -137,7 +138,9 @@ async def test_gap_through_liquidation_costs_at_most_the_margin(tmp_path: Path) 
         qty, entry = Decimal("0.1"), Decimal("40004.0")
         margin = qty * entry / 10
         fill = sim.engine.ledger.fills[-1]
-        assert fill.liquidation and fill.price == 30000 and fill.realized_pnl == -margin
+        assert fill.liquidation
+        assert fill.price == 30000
+        assert fill.realized_pnl == -margin
         expected = Decimal(10000) - q8(qty * entry * TAKER) - margin - q8(qty * 30000 * TAKER)
         assert wallet(sim, "USDT") == expected
 

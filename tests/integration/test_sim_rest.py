@@ -6,11 +6,20 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import ccxt
 import pytest
 
 from tbotd.sim import SimExchange
-from tests.simkit import CSV_START_MS, FIVE_MIN_MS, client, csv_config, running, write_candles
+from tests.simkit import (
+    CSV_START_MS,
+    FIVE_MIN_MS,
+    client,
+    csv_config,
+    generated_config,
+    running,
+    write_candles,
+)
 
 BTC = "BTC/USDT:USDT"
 BTC_INV = "BTC/USD:BTC"
@@ -20,13 +29,16 @@ async def test_load_markets_lists_linear_and_inverse_contracts(usdm: Any, coinm:
     """load_markets gives the USDⓈ-M and COIN-M perps with their tick, step, minimums, size."""
     linear = usdm.market(BTC)
     assert linear["id"] == "BTCUSDT"
-    assert linear["swap"] and linear["linear"] and linear["settle"] == "USDT"
+    assert linear["swap"]
+    assert linear["linear"]
+    assert linear["settle"] == "USDT"
     assert linear["precision"]["price"] == 0.1
     assert linear["precision"]["amount"] == 0.001
     assert linear["limits"]["cost"]["min"] == 100
     inverse = coinm.market(BTC_INV)
     assert inverse["id"] == "BTCUSD_PERP"
-    assert inverse["inverse"] and inverse["settle"] == "BTC"
+    assert inverse["inverse"]
+    assert inverse["settle"] == "BTC"
     assert inverse["contractSize"] == 100
 
 
@@ -96,9 +108,10 @@ async def test_leverage_margin_mode_and_position_mode(sim: SimExchange, usdm: An
 
 
 async def test_entry_with_stop_loss_and_take_profit(sim: SimExchange, usdm: Any) -> None:
-    """A market entry, then SL and TP conditional orders found, listed and cancelled by client id."""
+    """A market entry, then SL and TP conditional orders found, listed, cancelled by client id."""
     entry = await usdm.create_order(BTC, "market", "buy", 0.01, params={"clientOrderId": "entry1"})
-    assert entry["status"] == "closed" and entry["filled"] == 0.01
+    assert entry["status"] == "closed"
+    assert entry["filled"] == 0.01
     price = entry["average"]
     sl = await usdm.create_order(
         BTC,
@@ -124,9 +137,11 @@ async def test_entry_with_stop_loss_and_take_profit(sim: SimExchange, usdm: Any)
     )
     assert sl["status"] == tp["status"] == "open"
     found = await usdm.fetch_order(None, BTC, {"clientOrderId": "sl1", "trigger": True})
-    assert found["id"] == sl["id"] and found["triggerPrice"] == round(price * 0.95, 1)
+    assert found["id"] == sl["id"]
+    assert found["triggerPrice"] == round(price * 0.95, 1)
     regular = await usdm.fetch_order(None, BTC, {"clientOrderId": "entry1"})
-    assert regular["id"] == entry["id"] and regular["status"] == "closed"
+    assert regular["id"] == entry["id"]
+    assert regular["status"] == "closed"
     open_algos = await usdm.fetch_open_orders(BTC, params={"trigger": True})
     assert {o["clientOrderId"] for o in open_algos} == {"sl1", "tp1"}
     cancelled = await usdm.cancel_order(tp["id"], BTC, {"trigger": True})
@@ -178,11 +193,13 @@ async def test_take_profit_closes_and_leaves_sibling_open(tmp_path: Path) -> Non
         await sim.advance(300)
         tp = await usdm.fetch_order(None, BTC, {"clientOrderId": "tp", "trigger": True})
         sl = await usdm.fetch_order(None, BTC, {"clientOrderId": "sl", "trigger": True})
-        assert tp["status"] == "closed" and tp["filled"] == 0.1
+        assert tp["status"] == "closed"
+        assert tp["filled"] == 0.1
         assert sl["status"] == "open"
         assert await usdm.fetch_positions([BTC]) == []
         child = await usdm.fetch_order(tp["info"]["actualOrderId"], BTC)
-        assert child["status"] == "closed" and child["clientOrderId"] == "tp"
+        assert child["status"] == "closed"
+        assert child["clientOrderId"] == "tp"
         await usdm.cancel_order(sl["id"], BTC, {"trigger": True})
         assert await usdm.fetch_open_orders(BTC, params={"trigger": True}) == []
 
@@ -195,14 +212,15 @@ async def test_resting_limit_fills_when_crossed_as_maker(tmp_path: Path) -> None
         assert order["status"] == "open"
         await sim.advance(300)
         filled = await usdm.fetch_order(order["id"], BTC)
-        assert filled["status"] == "closed" and filled["average"] == 39600
+        assert filled["status"] == "closed"
+        assert filled["average"] == 39600
         trade = (await usdm.fetch_my_trades(BTC))[0]
         assert Decimal(trade["info"]["commission"]) == Decimal("0.1") * 39600 * Decimal("0.0002")
         assert trade["info"]["maker"] is True
 
 
 async def test_trade_rejections_reach_ccxt_as_the_right_errors(sim: SimExchange, usdm: Any) -> None:
-    """Insufficient margin, reduce-only with no position, bad symbol, unknown order: clear errors."""
+    """Insufficient margin, reduce-only when flat, bad symbol, unknown order: clear errors."""
     with pytest.raises(ccxt.InsufficientFunds, match="-2019"):
         await usdm.create_order(BTC, "market", "buy", 50)
     with pytest.raises(ccxt.InvalidOrder, match="-2022"):
@@ -236,9 +254,11 @@ async def test_trade_rejections_reach_ccxt_as_the_right_errors(sim: SimExchange,
 async def test_inverse_market_order_and_position(coinm: Any) -> None:
     """A COIN-M market buy of 2 contracts opens a 200 USD long settled in BTC."""
     order = await coinm.create_order(BTC_INV, "market", "buy", 2, params={"clientOrderId": "inv1"})
-    assert order["status"] == "closed" and order["filled"] == 2
+    assert order["status"] == "closed"
+    assert order["filled"] == 2
     position = (await coinm.fetch_positions([BTC_INV]))[0]
-    assert position["contracts"] == 2 and position["side"] == "long"
+    assert position["contracts"] == 2
+    assert position["side"] == "long"
     assert position["contractSize"] == 100
     assert position["notional"] == pytest.approx(200 / position["markPrice"], rel=1e-6)
     sl = await coinm.create_order(
@@ -269,3 +289,52 @@ async def test_csv_history_starts_where_asked(tmp_path: Path) -> None:
             CSV_START_MS,
         ]
         assert rows[-1][1:5] == [40000, 40000, 40000, 40000]
+
+
+async def test_requests_signed_wrongly_are_refused(sim: SimExchange) -> None:
+    """Unknown key, wrong secret, or a timestamp outside recvWindow are refused like Binance."""
+    async with client(sim, api_key="who-is-this", secret="x") as stranger:
+        with pytest.raises(ccxt.AuthenticationError, match="-2015"):
+            await stranger.fetch_balance()
+    async with client(sim, secret="wrong-secret") as forger:
+        with pytest.raises(ccxt.AuthenticationError, match="-1022"):
+            await forger.fetch_balance()
+    async with client(sim, timeDifference=120_000) as late:  # stamps requests 2 minutes old
+        with pytest.raises(ccxt.InvalidNonce, match="-1021"):
+            await late.fetch_balance()
+    async with client(sim, timeDifference=-5_000) as early:  # 5 s in the future
+        with pytest.raises(ccxt.InvalidNonce, match="-1021"):
+            await early.fetch_balance()
+
+
+async def test_raw_errors_are_binance_json_with_status() -> None:
+    """Missing key, bad parameters and unknown paths answer JSON errors, never a traceback."""
+    async with running(generated_config()) as sim, aiohttp.ClientSession() as http:
+        async with http.get(sim.url + "/fapi/v3/account") as response:
+            assert response.status == 401
+            assert (await response.json())["code"] == -2014
+        async with http.get(sim.url + "/fapi/v1/klines", params={"symbol": "BTCUSDT"}) as response:
+            assert response.status == 400
+            assert (await response.json())["code"] == -1102
+        params = {"symbol": "BTCUSDT", "interval": "7m"}
+        async with http.get(sim.url + "/fapi/v1/klines", params=params) as response:
+            assert (await response.json())["code"] == -1120
+        async with http.get(sim.url + "/fapi/v9/nothing") as response:
+            assert response.status == 404
+            assert "code" in await response.json()
+
+
+async def test_accounts_are_separate(tmp_path: Path) -> None:
+    """Two --account pairs trade independently; each sees only its own orders and balance."""
+    config = csv_config(
+        write_candles(tmp_path / "c.csv", []),
+        accounts=(("alice", "a-secret"), ("bob", "b-secret")),
+    )
+    async with running(config) as sim:
+        async with client(sim, api_key="alice", secret="a-secret") as alice:
+            await alice.create_order(BTC, "market", "buy", 0.1, params={"clientOrderId": "same"})
+        async with client(sim, api_key="bob", secret="b-secret") as bob:
+            with pytest.raises(ccxt.OrderNotFound):
+                await bob.fetch_order(None, BTC, {"clientOrderId": "same"})
+            assert (await bob.fetch_balance())["USDT"]["total"] == 10000
+        assert sim.account("alice").position("BTCUSDT").qty == Decimal("0.1")

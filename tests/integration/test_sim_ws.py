@@ -48,7 +48,8 @@ async def test_watch_ohlcv_delivers_forming_then_closed_candles(
     task = await _next(usdm, "watch_ohlcv", BTC, "5m")
     await sim.advance(120)
     grown = await task
-    assert grown[-1][0] == open_ms and grown[-1][5] > 0
+    assert grown[-1][0] == open_ms
+    assert grown[-1][5] > 0
     task = await _next(usdm, "watch_ohlcv", BTC, "5m")
     await sim.advance(300)
     closed = (await task)[0]
@@ -57,7 +58,7 @@ async def test_watch_ohlcv_delivers_forming_then_closed_candles(
 
 
 async def test_each_candle_closes_exactly_once_on_the_wire(sim: SimExchange) -> None:
-    """Over many steps, every candle is sent with x=true exactly once, and never after it is final."""
+    """Over many steps every candle is sent with x=true exactly once, and nothing after that."""
     url = sim.url.replace("http", "ws") + "/fstream/market/ws/0"
     async with aiohttp.ClientSession() as session, session.ws_connect(url) as ws:
         await ws.send_json({"method": "SUBSCRIBE", "params": ["btcusdt@kline_5m"], "id": 1})
@@ -66,7 +67,8 @@ async def test_each_candle_closes_exactly_once_on_the_wire(sim: SimExchange) -> 
         await sim.drop_websockets()
         messages = [json.loads(m.data) async for m in ws if m.type == aiohttp.WSMsgType.TEXT]
     closes = Counter(m["k"]["t"] for m in messages if m["k"]["x"])
-    assert len(closes) == 3 and set(closes.values()) == {1}
+    assert len(closes) == 3
+    assert set(closes.values()) == {1}
     for final_open in closes:
         last_final = max(i for i, m in enumerate(messages) if m["k"]["t"] == final_open)
         assert messages[last_final]["k"]["x"] is True
@@ -139,7 +141,7 @@ async def test_server_pings_and_client_pong_keeps_stream(tmp_path: Path) -> None
 
 
 async def test_listen_key_lifecycle(sim: SimExchange, usdm: Any) -> None:
-    """listenKey create returns the same key until closed; keep-alive needs one; close ends streams."""
+    """listenKey: create returns one key until closed; keep-alive needs it; close ends streams."""
     first = (await usdm.fapiPrivatePostListenKey())["listenKey"]
     assert (await usdm.fapiPrivatePostListenKey())["listenKey"] == first
     assert (await usdm.fapiPrivatePutListenKey())["listenKey"] == first
@@ -169,7 +171,8 @@ async def test_listen_key_expires_on_the_wall_clock() -> None:
                 wall.offset_ms = 61 * 60 * 1000
                 await sim.hub.expire_listen_keys()
                 event = await ws.receive_json(timeout=5)
-                assert event["e"] == "listenKeyExpired" and event["listenKey"] == key
+                assert event["e"] == "listenKeyExpired"
+                assert event["listenKey"] == key
 
 
 class _FakeWall:
