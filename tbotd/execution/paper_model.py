@@ -25,6 +25,7 @@ from tbotd.domain.enums import MarketType, OrderSide, Side
 from tbotd.domain.errors import InsufficientMarginError, InvalidDataError
 from tbotd.domain.market import Candle, MarketSpec
 from tbotd.domain.positions import funding_amount, notional, pnl
+from tbotd.domain.values import book
 
 BPS = Decimal(10_000)
 FUNDING_HOURS = frozenset({0, 8, 16})
@@ -107,8 +108,8 @@ def _to_tick(value: Decimal, tick: Decimal, rounding: str) -> Decimal:
 
 
 def fee(market: MarketSpec, qty: Decimal, price: Decimal, fee_bps: Decimal) -> Decimal:
-    """Fee in the settlement currency on the traded notional."""
-    return notional(market.market_type, qty, market.contract_size, price) * fee_bps / BPS
+    """Fee in the settlement currency on the traded notional, booked to 8 decimals."""
+    return book(notional(market.market_type, qty, market.contract_size, price) * fee_bps / BPS)
 
 
 def liquidation_price(
@@ -173,13 +174,15 @@ def close_position(
     order_side = position.side.exit_order_side
     if slip:
         price = taker_price(order_side, price, params.slippage_bps, market.tick_size)
-    realized = pnl(
-        market.market_type,
-        position.side,
-        position.qty,
-        market.contract_size,
-        position.entry_price,
-        price,
+    realized = book(
+        pnl(
+            market.market_type,
+            position.side,
+            position.qty,
+            market.contract_size,
+            position.entry_price,
+            price,
+        )
     )
     realized = max(realized, -position.margin)  # isolated: never lose more than the margin
     cost = fee(market, position.qty, price, params.taker_fee_bps)
@@ -234,8 +237,10 @@ def charge_funding(
     position = wallet.positions.get(market.symbol)
     if position is None:
         return wallet, Decimal(0)
-    amount = funding_amount(
-        market.market_type, position.side, position.qty, market.contract_size, mark, rate
+    amount = book(
+        funding_amount(
+            market.market_type, position.side, position.qty, market.contract_size, mark, rate
+        )
     )
     return replace(wallet, balance=wallet.balance + amount), amount
 

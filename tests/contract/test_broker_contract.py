@@ -9,6 +9,7 @@ import pytest
 from tbotd.domain import ExitPlan, ExitSource, OrderState, Side
 from tbotd.domain.errors import BelowMinimumError, InsufficientMarginError
 from tbotd.domain.positions import funding_amount, pnl
+from tbotd.domain.values import book
 from tbotd.execution.paper_model import BPS
 from tests.contract.harness import FEE_BPS, FUNDING_RATE, STEP, Harness
 
@@ -19,8 +20,8 @@ QTY = Decimal("0.1")
 def fee(h: Harness, qty: Decimal, price: Decimal) -> Decimal:
     m = h.venue.market
     if m.market_type.value == "linear":
-        return qty * m.contract_size * price * FEE_BPS / BPS
-    return qty * m.contract_size / price * FEE_BPS / BPS
+        return book(qty * m.contract_size * price * FEE_BPS / BPS)
+    return book(qty * m.contract_size / price * FEE_BPS / BPS)
 
 
 async def open_long(h: Harness, qty: Decimal = QTY, price: str = "20000") -> None:
@@ -175,8 +176,8 @@ async def test_funding_is_charged_in_the_settlement_currency(h: Harness) -> None
     await h.finish()
     [row] = h.store.query("SELECT amount, currency FROM funding")
     m = h.venue.market
-    expected = funding_amount(
-        m.market_type, Side.LONG, QTY, m.contract_size, Decimal(20000), FUNDING_RATE
+    expected = book(
+        funding_amount(m.market_type, Side.LONG, QTY, m.contract_size, Decimal(20000), FUNDING_RATE)
     )
     assert (Decimal(row["amount"]), row["currency"]) == (expected, m.settle)
 
@@ -192,7 +193,9 @@ async def test_inverse_pnl_fees_and_funding_are_in_btc(inverse: Harness) -> None
     await h.finish()
     [trade] = h.store.trades()
     m = h.venue.market
-    expected = pnl(m.market_type, Side.LONG, qty, m.contract_size, Decimal(30000), Decimal(30600))
+    expected = book(
+        pnl(m.market_type, Side.LONG, qty, m.contract_size, Decimal(30000), Decimal(30600))
+    )
     assert trade.currency == "BTC"
     assert trade.pnl == expected
     assert trade.fees == fee(h, qty, Decimal(30000)) + fee(h, qty, Decimal(30600))

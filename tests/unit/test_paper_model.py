@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from tbotd.domain import Candle, MarketSpec, MarketType, OrderSide, Side
 from tbotd.domain.errors import InsufficientMarginError
+from tbotd.domain.values import book
 from tbotd.execution.paper_model import (
     ExitReason,
     FillParams,
@@ -76,8 +77,10 @@ def test_inverse_round_trip_is_accounted_in_btc() -> None:
         wallet, INVERSE, Decimal(33000), NO_SLIP, T0, ExitReason.DECISION
     )
     expected_pnl = Decimal(30000) * (1 / Decimal(30000) - 1 / Decimal(33000))
-    assert exit_.realized_pnl == expected_pnl
-    assert exit_.fee == Decimal(30000) / Decimal(33000) * Decimal(5) / Decimal(10000)
+    assert exit_.realized_pnl == Decimal("0.09090909")  # booked to 8 decimals, like the venue
+    assert exit_.realized_pnl == book(expected_pnl)
+    assert exit_.fee == book(Decimal(30000) / Decimal(33000) * Decimal(5) / Decimal(10000))
+    expected_pnl = exit_.realized_pnl
     assert wallet.balance == Decimal(2) - Decimal("0.0005") + expected_pnl - exit_.fee
 
 
