@@ -90,4 +90,22 @@ def _v2(db: sqlite_utils.Database) -> None:
         db.execute(statement)
 
 
-MIGRATIONS: list[Migration] = [_v1, _v2]
+_V3 = [
+    """CREATE TABLE funding_v3 (
+        symbol TEXT NOT NULL, time INTEGER NOT NULL, rate TEXT, position_qty TEXT,
+        mark_price TEXT, amount TEXT NOT NULL, currency TEXT NOT NULL,
+        PRIMARY KEY (symbol, time))""",
+    "INSERT INTO funding_v3 SELECT * FROM funding",
+    "DROP TABLE funding",
+    "ALTER TABLE funding_v3 RENAME TO funding",
+]
+
+
+def _v3(db: sqlite_utils.Database) -> None:
+    """Version 3: funding rate, quantity and mark price may be unknown (live venues report
+    only the amount)."""
+    for statement in _V3:
+        db.execute(statement)
+
+
+MIGRATIONS: list[Migration] = [_v1, _v2, _v3]
