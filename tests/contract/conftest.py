@@ -1,37 +1,29 @@
-"""The contract suite runs every scenario against each broker (ids ``paper`` and ``live``)."""
+"""The contract suite runs every scenario against each broker (test ids ``paper`` and ``live``)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import pytest
 
-from tests.contract.harness import INVERSE, LINEAR, Harness, PaperHarness, Venue
+from tests.contract.harness import LINEAR, Bar, Harness, LiveHarness, PaperHarness, Venue
 
-BROKERS = ["paper"]
+Start = Callable[..., Awaitable[Harness]]
 
 
-async def make_harness(kind: str, venue: Venue, tmp_path: Path) -> Harness:
-    """Start a harness of ``kind`` for ``venue``."""
-    if kind == "paper":
-        harness = PaperHarness(venue, tmp_path / "paper.sqlite")
+@pytest.fixture(params=["paper", "live"])
+async def market(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Start]:
+    """``await market(*bars, venue=LINEAR)``: a venue scripted with ``bars`` and each broker."""
+    started: list[Harness] = []
+
+    async def start(*bars: Bar, venue: Venue = LINEAR) -> Harness:
+        cls = PaperHarness if request.param == "paper" else LiveHarness
+        harness = cls(venue, bars, tmp_path / f"{request.param}-{len(started)}.sqlite")
         await harness.start()
+        started.append(harness)
         return harness
-    raise ValueError(kind)
 
-
-@pytest.fixture(params=BROKERS)
-async def h(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Harness]:
-    """A linear (USDT-margined) venue with each broker."""
-    harness = await make_harness(request.param, LINEAR, tmp_path)
-    yield harness
-    await harness.close()
-
-
-@pytest.fixture(params=BROKERS)
-async def inverse(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Harness]:
-    """An inverse (coin-margined, BTC share class) venue with each broker."""
-    harness = await make_harness(request.param, INVERSE, tmp_path)
-    yield harness
-    await harness.close()
+    yield start
+    for harness in started:
+        await harness.close()

@@ -1,32 +1,39 @@
-"""A venue the contract scenarios can script: candle by candle, for the paper and live brokers.
+"""Scripted venues for the contract suite: the same candles for the paper and the live broker.
 
-A scenario declares the next candle (``await h.next_candle(o, h, l, c)``): the venue's clock then
-stands at that candle's open, so market orders fill at ``o``. ``await h.finish()`` plays the
-candle to its close (the live venue walks its price path, triggering resting orders) and hands
+A scenario gives its candles up front. ``await h.next_candle()`` moves the venue's clock to the
+next candle's open (market orders fill at its open); ``await h.finish()`` plays it to its close —
+the live venue (``tbotd sim``) walks its intra-candle path and triggers resting orders — and hands
 the closed candle to the broker.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
-from tbotd.domain import Candle, MarketSpec, MarketType
+from tbotd.domain import Candle, MarginMode, MarketSpec, MarketType
 from tbotd.execution.broker import Broker, PriceRef
+from tbotd.execution.live import LiveBroker
 from tbotd.execution.paper import PaperBroker
 from tbotd.execution.paper_model import FillParams
+from tbotd.execution.venue import CcxtVenue
 from tbotd.ops.clock import ManualClock
+from tbotd.sim import SimConfig, SimExchange
+from tbotd.sim.client import make_ccxt
 from tbotd.store import Store
 from tbotd.strategy.exits import ExitParams
+from tests.simkit import CSV_START, write_candles
 
-T0 = datetime(2024, 3, 4, 7, 0, tzinfo=UTC)  # an hour before a funding time
+T0 = CSV_START  # 07:00 UTC: an hour before a funding time
 STEP = timedelta(minutes=5)
 FEE_BPS = Decimal(5)
 FUNDING_RATE = Decimal("0.0001")
 EXITS = ExitParams(Decimal("1.5"), Decimal("2.0"), Decimal("1.0"), Decimal("2.0"))
+Bar = tuple[str, str, str, str]
 
 
 @dataclass(frozen=True)
@@ -35,6 +42,7 @@ class Venue:
 
     market: MarketSpec
     balance: Decimal
+    exchange_id: str
 
     @property
     def symbol(self) -> str:
@@ -50,9 +58,10 @@ LINEAR = Venue(
         Decimal("0.1"),
         Decimal("0.001"),
         Decimal("0.001"),
-        Decimal(5),
+        Decimal(100),
     ),
     Decimal(10000),
+    "binanceusdm",
 )
 INVERSE = Venue(
     MarketSpec(
@@ -65,6 +74,7 @@ INVERSE = Venue(
         contract_size=Decimal(100),
     ),
     Decimal(1),
+    "binancecoinm",
 )
 
 
@@ -76,16 +86,16 @@ class Harness(Protocol):
     store: Store
     candle_time: datetime  # open time of the candle being played
 
-    async def next_candle(self, o: str, h: str, low: str, c: str) -> None:
-        """Declare the next candle; the venue's clock stands at its open."""
+    async def next_candle(self) -> None:
+        """Move to the next scripted candle's open."""
         ...
 
     async def finish(self) -> Candle:
-        """Play the declared candle to its close and give it to the broker."""
+        """Play the current candle to its close and give it to the broker."""
         ...
 
     async def restart(self) -> None:
-        """A new broker process on the same database (and venue)."""
+        """A new broker (new process) on the same database and venue."""
         ...
 
     async def resting_protection(self) -> dict[str, Decimal]:
@@ -97,16 +107,36 @@ class Harness(Protocol):
         ...
 
 
-class PaperHarness:
-    """The paper broker fed with scripted candles."""
+class _Script:
+    """Shared bookkeeping: the scripted candles, the clock, the store."""
 
-    def __init__(self, venue: Venue, db: Path) -> None:
+    def __init__(self, venue: Venue, bars: Sequence[Bar], db: Path) -> None:
         self.venue, self.db = venue, db
-        self.clock = ManualClock(T0)
-        self.candle_time = T0 - STEP
-        self._pending: Candle | None = None
+        self.bars = [
+            Candle(venue.symbol, "5m", T0 + i * STEP, *b, "20") for i, b in enumerate(bars)
+        ]
+        self.clock = ManualClock(T0 - STEP)
+        self.index = -1
         self.store = Store.open(db)
-        self.broker = self._broker()
+
+    @property
+    def candle(self) -> Candle:
+        return self.bars[self.index]
+
+    @property
+    def candle_time(self) -> datetime:
+        return T0 + self.index * STEP
+
+    def price(self, _symbol: str) -> PriceRef:
+        return PriceRef(self.candle.open, self.candle.open_time)
+
+
+class PaperHarness(_Script):
+    """The paper broker fed with the scripted candles."""
+
+    def __init__(self, venue: Venue, bars: Sequence[Bar], db: Path) -> None:
+        super().__init__(venue, bars, db)
+        self.broker: PaperBroker = self._broker()
 
     def _broker(self) -> PaperBroker:
         return PaperBroker(
@@ -117,14 +147,10 @@ class PaperHarness:
             initial_balance=self.venue.balance,
             instance="contract",
             clock=self.clock,
-            prices=self._price,
+            prices=self.price,
             funding=self._funding,
             fallback_exits=EXITS,
         )
-
-    def _price(self, _symbol: str) -> PriceRef:
-        assert self._pending is not None, "declare the candle first"
-        return PriceRef(self._pending.open, self._pending.open_time)
 
     async def _funding(self, _symbol: str, _at: datetime) -> Decimal | None:
         return FUNDING_RATE
@@ -132,17 +158,14 @@ class PaperHarness:
     async def start(self) -> None:
         await self.broker.start()
 
-    async def next_candle(self, o: str, h: str, low: str, c: str) -> None:
-        self.candle_time += STEP
-        self._pending = Candle(self.venue.symbol, "5m", self.candle_time, o, h, low, c, "1")
+    async def next_candle(self) -> None:
+        self.index += 1
         await self.clock.set(self.candle_time)
 
     async def finish(self) -> Candle:
-        assert self._pending is not None
-        candle = self._pending
-        await self.clock.set(candle.close_time)
-        await self.broker.on_closed_candle(candle)
-        return candle
+        await self.clock.set(self.candle.close_time)
+        await self.broker.on_closed_candle(self.candle)
+        return self.candle
 
     async def restart(self) -> None:
         await self.broker.stop()
@@ -160,4 +183,78 @@ class PaperHarness:
 
     async def close(self) -> None:
         await self.broker.stop()
+        self.store.close()
+
+
+class LiveHarness(_Script):
+    """The live broker, through ccxt's real client, against `tbotd sim` playing the script."""
+
+    def __init__(self, venue: Venue, bars: Sequence[Bar], db: Path) -> None:
+        super().__init__(venue, bars, db)
+        flat = Decimal(bars[0][0])
+        csv = write_candles(db.with_suffix(".csv"), bars, history=40, after=400, flat=flat)
+        self.sim = SimExchange(
+            SimConfig(
+                data=csv,
+                start=T0 - STEP,
+                manual_clock=True,
+                slippage_bps=Decimal(0),
+                taker_fee=FEE_BPS / 10_000,
+                funding_rate=FUNDING_RATE,
+                balances={"USDT": Decimal(10000), "BTC": Decimal(1)},
+            )
+        )
+        self.broker: LiveBroker
+        self._viewer: Any = None
+
+    def _broker(self) -> LiveBroker:
+        exchange = make_ccxt(self.venue.exchange_id, self.sim.url, config={"timeout": 5000})
+        return LiveBroker(
+            store=self.store,
+            venue=CcxtVenue(exchange, self.venue.market.market_type),
+            symbols=[self.venue.symbol],
+            currency=self.venue.market.settle,
+            instance="contract",
+            clock=self.clock,
+            prices=self.price,
+            leverage=1,
+            margin_mode=MarginMode.ISOLATED,
+            fallback_exits=EXITS,
+        )
+
+    async def start(self) -> None:
+        await self.sim.start("127.0.0.1", 0)
+        self._viewer = make_ccxt(self.venue.exchange_id, self.sim.url, pro=False)
+        await self._viewer.load_markets()
+        self.broker = self._broker()
+        await self.broker.start()
+
+    async def next_candle(self) -> None:
+        self.index += 1
+        await self.sim.advance_to(self.candle_time)
+        await self.clock.set(self.candle_time)
+
+    async def finish(self) -> Candle:
+        await self.sim.advance_to(self.candle.close_time, step_s=15)
+        await self.clock.set(self.candle.close_time)
+        await self.broker.on_closed_candle(self.candle)
+        return self.candle
+
+    async def restart(self) -> None:
+        await self.broker.stop()
+        self.store.close()
+        self.store = Store.open(self.db)
+        self.broker = self._broker()
+        await self.broker.start()
+
+    async def resting_protection(self) -> dict[str, Decimal]:
+        orders = await self._viewer.fetch_open_orders(self.venue.symbol, params={"trigger": True})
+        roles = {"STOP_MARKET": "stop_loss", "TAKE_PROFIT_MARKET": "take_profit"}
+        return {roles[o["info"]["orderType"]]: Decimal(o["info"]["triggerPrice"]) for o in orders}
+
+    async def close(self) -> None:
+        await self.broker.stop()
+        if self._viewer is not None:
+            await self._viewer.close()
+        await self.sim.stop()
         self.store.close()

@@ -11,10 +11,12 @@ from tbotd.domain.errors import BelowMinimumError, InsufficientMarginError
 from tbotd.domain.positions import funding_amount, pnl
 from tbotd.domain.values import book
 from tbotd.execution.paper_model import BPS
-from tests.contract.harness import FEE_BPS, FUNDING_RATE, STEP, Harness
+from tests.contract.conftest import Start
+from tests.contract.harness import FEE_BPS, FUNDING_RATE, INVERSE, STEP, Harness
 
 FIXED = ExitPlan(ExitSource.FIXED, sl_distance=Decimal("0.01"), tp_distance=Decimal("0.02"))
 QTY = Decimal("0.1")
+QUIET = ("20000", "20050", "19950", "20000")  # touches neither 19,800 nor 20,400
 
 
 def fee(h: Harness, qty: Decimal, price: Decimal) -> Decimal:
@@ -24,14 +26,16 @@ def fee(h: Harness, qty: Decimal, price: Decimal) -> Decimal:
     return book(qty * m.contract_size / price * FEE_BPS / BPS)
 
 
-async def open_long(h: Harness, qty: Decimal = QTY, price: str = "20000") -> None:
-    await h.next_candle(price, str(Decimal(price) + 50), str(Decimal(price) - 50), price)
-    await h.broker.open_position(h.venue.symbol, Side.LONG, qty, FIXED, h.candle_time - STEP)
+async def enter(h: Harness, side: Side = Side.LONG, qty: Decimal = QTY) -> None:
+    """Move to the next candle and enter at its open (decided at the previous close)."""
+    await h.next_candle()
+    await h.broker.open_position(h.venue.symbol, side, qty, FIXED, h.candle_time - STEP)
 
 
-async def test_entry_is_protected_on_the_venue(h: Harness) -> None:
+async def test_entry_is_protected_on_the_venue(market: Start) -> None:
     """A long fills at the next open and its stop and target rest on the venue at once."""
-    await open_long(h)
+    h = await market(QUIET)
+    await enter(h)
     [position] = (await h.broker.positions()).values()
     assert (position.side, position.qty, position.entry_price) == (Side.LONG, QTY, Decimal(20000))
     assert (position.stop_loss, position.take_profit) == (Decimal(19800), Decimal(20400))
@@ -43,21 +47,22 @@ async def test_entry_is_protected_on_the_venue(h: Harness) -> None:
     assert h.venue.symbol in await h.broker.positions()
 
 
-async def test_short_is_protected_the_other_way_round(h: Harness) -> None:
+async def test_short_is_protected_the_other_way_round(market: Start) -> None:
     """A short's stop is above and its target below the entry."""
-    await h.next_candle("20000", "20010", "19990", "20000")
-    await h.broker.open_position(h.venue.symbol, Side.SHORT, QTY, FIXED, h.candle_time - STEP)
+    h = await market(QUIET)
+    await enter(h, Side.SHORT)
     assert await h.resting_protection() == {
         "stop_loss": Decimal(20200),
         "take_profit": Decimal(19600),
     }
 
 
-async def test_take_profit_closes_and_cancels_the_stop(h: Harness) -> None:
+async def test_take_profit_closes_and_cancels_the_stop(market: Start) -> None:
     """Reaching the target closes at it; PnL and fees match the hand computation."""
-    await open_long(h)
+    h = await market(QUIET, ("20000", "20500", "19990", "20450"))
+    await enter(h)
     await h.finish()
-    await h.next_candle("20000", "20500", "19990", "20450")
+    await h.next_candle()
     await h.finish()
     assert await h.broker.positions() == {}
     assert await h.resting_protection() == {}
@@ -72,11 +77,12 @@ async def test_take_profit_closes_and_cancels_the_stop(h: Harness) -> None:
     assert equity.balance == h.venue.balance + Decimal(40) - trade.fees
 
 
-async def test_stop_loss_closes_at_the_stop(h: Harness) -> None:
+async def test_stop_loss_closes_at_the_stop(market: Start) -> None:
     """Falling through the stop closes the long at the stop price."""
-    await open_long(h)
+    h = await market(QUIET, ("20000", "20010", "19700", "19750"))
+    await enter(h)
     await h.finish()
-    await h.next_candle("20000", "20010", "19700", "19750")
+    await h.next_candle()
     await h.finish()
     [trade] = h.store.trades()
     assert (trade.exit_reason, trade.exit_price, trade.pnl) == (
@@ -84,23 +90,26 @@ async def test_stop_loss_closes_at_the_stop(h: Harness) -> None:
         Decimal(19800),
         Decimal(-20),
     )
+    assert await h.resting_protection() == {}
 
 
-async def test_stop_and_target_in_one_candle_counts_as_the_stop(h: Harness) -> None:
+async def test_stop_and_target_in_one_candle_counts_as_the_stop(market: Start) -> None:
     """A candle touching both levels closes at the stop (pessimistic)."""
-    await open_long(h)
+    h = await market(QUIET, ("20000", "20500", "19700", "20100"))
+    await enter(h)
     await h.finish()
-    await h.next_candle("20000", "20500", "19700", "20100")
+    await h.next_candle()
     await h.finish()
     [trade] = h.store.trades()
     assert trade.exit_reason == "stop_loss"
 
 
-async def test_flip_closes_then_opens_the_other_side(h: Harness) -> None:
+async def test_flip_closes_then_opens_the_other_side(market: Start) -> None:
     """Closing a long and opening a short in one decision leaves one protected short."""
-    await open_long(h)
+    h = await market(QUIET, ("20100", "20150", "20050", "20100"))
+    await enter(h)
     await h.finish()
-    await h.next_candle("20100", "20150", "20050", "20100")
+    await h.next_candle()
     decision = h.candle_time - STEP
     await h.broker.close_position(h.venue.symbol, "flip to short", decision)
     await h.broker.open_position(h.venue.symbol, Side.SHORT, QTY, FIXED, decision)
@@ -114,11 +123,12 @@ async def test_flip_closes_then_opens_the_other_side(h: Harness) -> None:
     }
 
 
-async def test_close_on_neutral_leaves_nothing_behind(h: Harness) -> None:
+async def test_close_on_neutral_leaves_nothing_behind(market: Start) -> None:
     """Closing flattens the position and cancels both protective orders."""
-    await open_long(h)
+    h = await market(QUIET, ("19900", "19950", "19850", "19900"))
+    await enter(h)
     await h.finish()
-    await h.next_candle("19900", "19950", "19850", "19900")
+    await h.next_candle()
     trade = await h.broker.close_position(h.venue.symbol, "neutral", h.candle_time - STEP)
     assert trade is not None
     assert trade.pnl == Decimal(-10)
@@ -127,22 +137,24 @@ async def test_close_on_neutral_leaves_nothing_behind(h: Harness) -> None:
     assert await h.broker.close_position(h.venue.symbol, "again", h.candle_time) is None
 
 
-async def test_size_is_rounded_down_and_tiny_orders_refused(h: Harness) -> None:
+async def test_size_is_rounded_down_and_tiny_orders_refused(market: Start) -> None:
     """0.1009 trades as 0.100; 0.0004 is refused with a reason and nothing opens."""
-    await open_long(h, qty=Decimal("0.1009"))
+    h = await market(QUIET)
+    await enter(h, qty=Decimal("0.1009"))
     [position] = (await h.broker.positions()).values()
     assert position.qty == Decimal("0.100")
     await h.broker.close_position(h.venue.symbol, "reset", h.candle_time - STEP)
     with pytest.raises(BelowMinimumError, match="below the minimum"):
         await h.broker.open_position(
-            h.venue.symbol, Side.LONG, Decimal("0.0004"), FIXED, h.candle_time - STEP
+            h.venue.symbol, Side.LONG, Decimal("0.0004"), FIXED, h.candle_time
         )
     assert await h.broker.positions() == {}
 
 
-async def test_insufficient_margin_is_a_clear_rejection(h: Harness) -> None:
+async def test_insufficient_margin_is_a_clear_rejection(market: Start) -> None:
     """An entry the wallet cannot margin is rejected and nothing is recorded as open."""
-    await h.next_candle("20000", "20010", "19990", "20000")
+    h = await market(QUIET)
+    await h.next_candle()
     with pytest.raises(InsufficientMarginError):
         await h.broker.open_position(h.venue.symbol, Side.LONG, Decimal(10), FIXED, h.candle_time)
     assert await h.broker.positions() == {}
@@ -151,9 +163,10 @@ async def test_insufficient_margin_is_a_clear_rejection(h: Harness) -> None:
     assert [o.state for o in h.store.orders()] == [OrderState.REJECTED]
 
 
-async def test_restart_mid_position_restores_state_and_protection(h: Harness) -> None:
+async def test_restart_mid_position_restores_state_and_protection(market: Start) -> None:
     """A new process on the same database finds the position, its protection, and keeps going."""
-    await open_long(h)
+    h = await market(QUIET, ("20000", "20500", "19990", "20450"))
+    await enter(h)
     await h.finish()
     before = await h.broker.positions()
     await h.restart()
@@ -162,18 +175,20 @@ async def test_restart_mid_position_restores_state_and_protection(h: Harness) ->
         "stop_loss": Decimal(19800),
         "take_profit": Decimal(20400),
     }
-    await h.next_candle("20000", "20500", "19990", "20450")
+    await h.next_candle()
     await h.finish()
     assert [t.exit_reason for t in h.store.trades()] == ["take_profit"]
+    assert [o.client_id for o in h.store.live_orders()] == []
 
 
-async def test_funding_is_charged_in_the_settlement_currency(h: Harness) -> None:
+async def test_funding_is_charged_in_the_settlement_currency(market: Start) -> None:
     """A long held through 08:00 UTC pays rate × notional at the funding price."""
-    await open_long(h)
-    while h.candle_time.hour != 7 or h.candle_time.minute != 55:
+    h = await market(*[QUIET] * 12)
+    await enter(h)
+    for _ in range(11):
         await h.finish()
-        await h.next_candle("20000", "20010", "19990", "20000")
-    await h.finish()
+        await h.next_candle()
+    await h.finish()  # the 07:55 candle closes at 08:00, a funding time
     [row] = h.store.query("SELECT amount, currency FROM funding")
     m = h.venue.market
     expected = book(
@@ -182,14 +197,15 @@ async def test_funding_is_charged_in_the_settlement_currency(h: Harness) -> None
     assert (Decimal(row["amount"]), row["currency"]) == (expected, m.settle)
 
 
-async def test_inverse_pnl_fees_and_funding_are_in_btc(inverse: Harness) -> None:
+async def test_inverse_pnl_fees_and_funding_are_in_btc(market: Start) -> None:
     """30 contracts of 100 USD: long 30,000 → 30,600 earns 3000·(1/30000 − 1/30600) BTC."""
-    h = inverse
+    h = await market(
+        ("30000", "30050", "29950", "30000"), ("30000", "30700", "29990", "30650"), venue=INVERSE
+    )
     qty = Decimal(30)
-    await h.next_candle("30000", "30050", "29950", "30000")
-    await h.broker.open_position(h.venue.symbol, Side.LONG, qty, FIXED, h.candle_time - STEP)
+    await enter(h, qty=qty)
     await h.finish()
-    await h.next_candle("30000", "30700", "29990", "30650")
+    await h.next_candle()
     await h.finish()
     [trade] = h.store.trades()
     m = h.venue.market
