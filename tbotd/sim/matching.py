@@ -8,6 +8,7 @@ stream messages the server pushes to the account's listen keys).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 from typing import Any
@@ -64,6 +65,8 @@ class Engine:
         self.ledger = Ledger()
         self.events: list[Event] = []
         self.marks_override: dict[str, Decimal] = {}
+        # Whether an account has a user-data stream open; events nobody listens to are skipped.
+        self.listening: Callable[[str], bool] = lambda _api_key: True
         self._mark_cache: dict[str, tuple[int, Decimal]] = {}
 
     # -- prices and margin --------------------------------------------------------------------
@@ -177,6 +180,8 @@ class Engine:
         algo.status = status
         algo.update_ms = self.now_ms
         self.ledger.touch_algo(algo)
+        if not self.listening(algo.account):
+            return
         payload = render.algo_event(algo, self.instruments[algo.symbol], self.now_ms)
         self.events.append((algo.account, payload))
 
@@ -270,12 +275,16 @@ class Engine:
 
     def emit_order(self, order: SimOrder, execution: str, fill: SimFill | None = None) -> None:
         """Queue an ORDER_TRADE_UPDATE for the order's account."""
+        if not self.listening(order.account):
+            return
         inst = self.instruments[order.symbol]
         payload = render.order_event(order, inst, self.now_ms, execution, fill)
         self.events.append((order.account, payload))
 
     def emit_account(self, account: Account, inst: Instrument, reason: str) -> None:
         """Queue an ACCOUNT_UPDATE with ``inst``'s margin asset and position."""
+        if not self.listening(account.api_key):
+            return
         summary = self.summary(account, inst.margin_asset)
         pos = account.position(inst.symbol)
         upnl = unrealized(inst, pos, self.mark(inst.symbol))

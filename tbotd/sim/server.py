@@ -95,6 +95,7 @@ class SimExchange:
         self._stopping = asyncio.Event()
         self.faults = Faults(self.config.faults, self._stopping)
         self.hub = StreamHub(self)
+        self.engine.listening = self.hub.user_connected
         self._runner: web.AppRunner | None = None
         self._ticker: asyncio.Task[None] | None = None
         self.url = ""
