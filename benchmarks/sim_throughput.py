@@ -40,15 +40,29 @@ STREAMS = ["btcusdt@kline_1m", "btcusdt@kline_5m", "ethusdt@kline_1m", "ethusdt@
 def start_sim() -> tuple[subprocess.Popen[str], str]:
     """`tbotd sim` on a free port with a manual clock; returns the process and its URL."""
     process = subprocess.Popen(
-        [sys.executable, "-m", "tbotd", "sim", "--port", "0", "--manual", "--admin",
-         "--balance", "USDT=1000000000,BTC=1000", "--start", "2024-02-01T00:00:00Z"],
+        [
+            sys.executable,
+            "-m",
+            "tbotd",
+            "sim",
+            "--port",
+            "0",
+            "--manual",
+            "--admin",
+            "--balance",
+            "USDT=1000000000,BTC=1000",
+            "--start",
+            "2024-02-01T00:00:00Z",
+        ],
         cwd=ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         text=True,
     )
-    assert process.stdout is not None
-    return process, json.loads(process.stdout.readline())["url"]
+    line = process.stdout.readline() if process.stdout else ""
+    if not line:
+        raise RuntimeError("tbotd sim did not start")
+    return process, json.loads(line)["url"]
 
 
 async def ccxt_orders(url: str, count: int, in_flight: int) -> float:
@@ -84,7 +98,8 @@ async def raw_orders(url: str, count: int) -> float:
             signature = hmac.new(DEMO_API_SECRET.encode(), body.encode(), hashlib.sha256)
             data = f"{body}&signature={signature.hexdigest()}"
             async with session.post(url + "/fapi/v1/order", data=data, headers=headers) as r:
-                assert r.status == 200, await r.text()
+                if r.status != 200:
+                    raise RuntimeError(f"order refused: {await r.text()}")
                 await r.read()
         return count / (time.perf_counter() - started)
 
@@ -93,6 +108,8 @@ async def kline_messages(url: str, connections: int, seconds: int) -> tuple[floa
     """Kline messages/s received by ``connections`` clients while market time advances."""
     ws_url = url.replace("http", "ws") + "/fstream/market/ws/0"
     received = 0
+    expected = connections * len(STREAMS) * seconds  # at least one message per stream-step
+    enough = asyncio.Event()
     async with aiohttp.ClientSession() as session:
         sockets = [await session.ws_connect(ws_url) for _ in range(connections)]
         for n, ws in enumerate(sockets):
@@ -105,6 +122,8 @@ async def kline_messages(url: str, connections: int, seconds: int) -> tuple[floa
             async for message in ws:
                 json.loads(message.data)
                 received += 1
+                if received >= expected:
+                    enough.set()
 
         readers = [asyncio.create_task(drain(ws)) for ws in sockets]
         await asyncio.sleep(0.2)  # let the subscription snapshots arrive before counting
@@ -112,10 +131,9 @@ async def kline_messages(url: str, connections: int, seconds: int) -> tuple[floa
         started = time.perf_counter()
         body = {"seconds": seconds, "step_s": 1}
         async with session.post(url + "/sim/advance", json=body) as response:
-            assert response.status == 200
-        expected = connections * len(STREAMS) * seconds  # at least one message per stream-step
-        while received < expected:
-            await asyncio.sleep(0.01)
+            if response.status != 200:
+                raise RuntimeError(f"advance refused: {await response.text()}")
+        await enough.wait()
         elapsed = time.perf_counter() - started
         await asyncio.sleep(0.2)
         total = received

@@ -189,8 +189,8 @@ class SimExchange:
 
     def publish_user_events(self) -> None:
         """Send queued order/algo/account events to the accounts' user-data streams."""
-        for api_key, payload in self.engine.drain():
-            self.hub.publish_user(api_key, payload)
+        for api_key, venue, payload in self.engine.drain():
+            self.hub.publish_user(api_key, venue, payload)
 
     def market_of(self, inst: Instrument) -> MarketData:
         """The price series ``inst`` trades on."""
