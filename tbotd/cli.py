@@ -15,7 +15,11 @@ from tbotd.commands import EXIT_BAD_INPUT, EXIT_FAILURE
 from tbotd.domain.errors import ConfigError, InvalidDataError, TbotdError
 
 # One module per subcommand, in the order `tbotd --help` lists them.
-COMMAND_MODULES = ("tbotd.commands.check_config", "tbotd.commands.sim")
+COMMAND_MODULES = (
+    "tbotd.commands.check_config",
+    "tbotd.commands.sim",
+    "tbotd.commands.train",
+)
 
 Handler = Callable[[argparse.Namespace], int]
 

@@ -174,6 +174,8 @@ class ExecutionConfig(_Section):
     slippage_bps: Bps = Decimal(2)
     taker_fee_bps: Bps = Decimal(5)
     maker_fee_bps: Bps = Decimal(2)
+    # kept free when sizing, for price moves between decision and fill (see strategy/sizing.py)
+    size_buffer_bps: Bps = Decimal(20)
 
 
 class StoreConfig(_Section):

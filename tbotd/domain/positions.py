@@ -86,21 +86,27 @@ class Position:
 
 @dataclass(frozen=True, slots=True)
 class FundingPayment:
-    """Funding settled on a position. ``amount`` is signed: negative means the position paid."""
+    """Funding settled on a position. ``amount`` is signed: negative means the position paid.
+
+    ``rate``, ``position_qty`` and ``mark_price`` are None when the venue reports only the
+    amount (Binance's income history); paper trading knows all of them.
+    """
 
     symbol: str
     time: datetime
-    rate: Decimal
-    position_qty: Decimal
-    mark_price: Decimal
+    rate: Decimal | None
+    position_qty: Decimal | None
+    mark_price: Decimal | None
     amount: Decimal
     currency: str
 
     def __post_init__(self) -> None:
         where = f"funding {self.symbol}"
         for name in ("rate", "position_qty", "mark_price", "amount"):
-            object.__setattr__(self, name, to_decimal(getattr(self, name), f"{where} {name}"))
-        if self.mark_price <= 0:
+            value = getattr(self, name)
+            if value is not None:
+                object.__setattr__(self, name, to_decimal(value, f"{where} {name}"))
+        if self.mark_price is not None and self.mark_price <= 0:
             raise InvalidDataError(f"{where}: mark_price {self.mark_price} must be positive")
         object.__setattr__(self, "time", require_utc(self.time, f"{where} time"))
 

@@ -55,6 +55,18 @@ def require_finite(value: float, name: str) -> float:
     return float(value)
 
 
+MONEY_QUANTUM = Decimal("0.00000001")
+
+
+def book(value: Decimal) -> Decimal:
+    """An amount of money (fee, PnL, funding) as a venue books it: 8 decimals, half-even.
+
+    Binance settles to 1e-8; booking the same way in paper mode keeps paper and live accounts
+    comparable to the last unit.
+    """
+    return value.quantize(MONEY_QUANTUM, rounding=ROUND_HALF_EVEN)
+
+
 def round_down(value: Decimal, step: Decimal) -> Decimal:
     """Round ``value`` down (towards zero) to a multiple of ``step``: order sizes never round up."""
     if step <= 0:

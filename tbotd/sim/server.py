@@ -39,16 +39,23 @@ DAY_MS = 86_400_000
 
 
 def _sources(config: SimConfig) -> dict[str, CandleSource]:
-    origin_ms = datetime_to_ms(config.origin)
+    """BTC from the CSV when given; every other asset (and BTC without one) generated.
+
+    With a CSV the generated assets start at the CSV's first UTC midnight, so any ``--start``
+    inside the file has history for every contract.
+    """
     out: dict[str, CandleSource] = {}
+    origin_ms = datetime_to_ms(config.origin)
+    if config.data is not None:
+        csv = CsvSource(config.data)
+        out["BTC"] = csv
+        origin_ms = csv.first_ms - csv.first_ms % DAY_MS
     for inst in config.instruments:
-        if inst.asset in out:
-            continue
-        if inst.asset == "BTC" and config.data is not None:
-            out["BTC"] = CsvSource(config.data)
-            continue
-        price, tick = ASSET_PRICE_TICKS.get(inst.asset, (inst.tick_size * 100_000, inst.tick_size))
-        out[inst.asset] = GeneratorSource(config.seed, inst.asset, price, tick, origin_ms)
+        if inst.asset not in out:
+            price, tick = ASSET_PRICE_TICKS.get(
+                inst.asset, (inst.tick_size * 100_000, inst.tick_size)
+            )
+            out[inst.asset] = GeneratorSource(config.seed, inst.asset, price, tick, origin_ms)
     return out
 
 

@@ -16,13 +16,14 @@ from tbotd.store.db import Database, StoreError
 from tbotd.store.market import MarketRecords, to_json
 from tbotd.store.schema import MIGRATIONS
 from tbotd.store.trading import TradingRecords
+from tbotd.store.wallet import Trade, WalletRecords
 
-__all__ = ["SCHEMA_VERSION", "Store", "StoreError", "to_json"]
+__all__ = ["SCHEMA_VERSION", "Store", "StoreError", "Trade", "to_json"]
 
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
-class Store(MarketRecords, TradingRecords, Database):
+class Store(MarketRecords, TradingRecords, WalletRecords, Database):
     """The migrated database with a record/query method for each kind of row."""
 
     @classmethod

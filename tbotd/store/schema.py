@@ -72,4 +72,40 @@ def _v1(db: sqlite_utils.Database) -> None:
         db.execute(statement)
 
 
-MIGRATIONS: list[Migration] = [_v1]
+_V2 = [
+    """CREATE TABLE wallet (
+        currency TEXT PRIMARY KEY, balance TEXT NOT NULL, updated_at INTEGER NOT NULL)""",
+    """CREATE TABLE trades (
+        id INTEGER PRIMARY KEY, symbol TEXT NOT NULL, side TEXT NOT NULL, qty TEXT NOT NULL,
+        entry_time INTEGER NOT NULL, exit_time INTEGER NOT NULL, entry_price TEXT NOT NULL,
+        exit_price TEXT NOT NULL, exit_reason TEXT NOT NULL, pnl TEXT NOT NULL,
+        fees TEXT NOT NULL, funding TEXT NOT NULL, currency TEXT NOT NULL)""",
+    "CREATE INDEX trades_symbol ON trades (symbol, exit_time)",
+]
+
+
+def _v2(db: sqlite_utils.Database) -> None:
+    """Version 2: the paper wallet, and closed trades (one row per round trip)."""
+    for statement in _V2:
+        db.execute(statement)
+
+
+_V3 = [
+    """CREATE TABLE funding_v3 (
+        symbol TEXT NOT NULL, time INTEGER NOT NULL, rate TEXT, position_qty TEXT,
+        mark_price TEXT, amount TEXT NOT NULL, currency TEXT NOT NULL,
+        PRIMARY KEY (symbol, time))""",
+    "INSERT INTO funding_v3 SELECT * FROM funding",
+    "DROP TABLE funding",
+    "ALTER TABLE funding_v3 RENAME TO funding",
+]
+
+
+def _v3(db: sqlite_utils.Database) -> None:
+    """Version 3: funding rate, quantity and mark price may be unknown (live venues report
+    only the amount)."""
+    for statement in _V3:
+        db.execute(statement)
+
+
+MIGRATIONS: list[Migration] = [_v1, _v2, _v3]

@@ -161,6 +161,10 @@ class TradingRecords:
             for r in self.db.query(sql + " ORDER BY time, trade_id", params)
         ]
 
+    def fills_of(self, client_order_id: str) -> list[Fill]:
+        """Fills of one order."""
+        return [f for f in self.fills() if f.client_order_id == client_order_id]
+
     def save_position(self, position: Position, at: datetime) -> None:
         """Insert or replace the open position of ``position.symbol``."""
         self.db.execute(

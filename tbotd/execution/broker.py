@@ -1,0 +1,134 @@
+"""The one Broker interface (DESIGN §4), shared by the paper and the live broker.
+
+The daemon and the contract tests speak only this protocol. Both brokers derive deterministic
+client order ids, write each order's intent to the store before "sending" it, place take-profit
+and stop-loss from the *actual* fill price right after the entry fills, and record fills, trades,
+funding and every unusual event in the same SQLite store.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Protocol
+
+from tbotd.domain.actions import ExitPlan
+from tbotd.domain.enums import Side
+from tbotd.domain.errors import BelowMinimumError, InvalidDataError
+from tbotd.domain.market import Candle, MarketSpec
+from tbotd.domain.positions import Position
+from tbotd.domain.values import round_down
+from tbotd.ops.logs import get_logger
+from tbotd.store.wallet import Trade
+from tbotd.strategy.exits import ExitParams, Protection, fixed_exits, protective_prices
+from tbotd.strategy.sizing import quote_notional
+
+log = get_logger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Equity:
+    """Wallet balance plus unrealised PnL, in the share-class (settlement) currency."""
+
+    currency: str
+    balance: Decimal
+    unrealized_pnl: Decimal
+
+    @property
+    def total(self) -> Decimal:
+        """What the account is worth now."""
+        return self.balance + self.unrealized_pnl
+
+
+@dataclass(frozen=True, slots=True)
+class PriceRef:
+    """A price to fill a market order at, and the instant it belongs to."""
+
+    price: Decimal
+    time: datetime
+
+
+PriceSource = Callable[[str], PriceRef]
+FundingSource = Callable[[str, datetime], Awaitable[Decimal | None]]
+
+
+class Broker(Protocol):
+    """Open, close and protect perp positions; report positions and equity; reconcile."""
+
+    currency: str
+
+    async def start(self) -> None:
+        """Account set-up and recovery: load state, reconcile with the venue, protect positions."""
+        ...
+
+    async def stop(self) -> None:
+        """Release connections; protective orders stay where they are."""
+        ...
+
+    def market(self, symbol: str) -> MarketSpec:
+        """The trading rules of ``symbol`` (tick, step, minimums, contract size)."""
+        ...
+
+    async def open_position(
+        self, symbol: str, side: Side, qty: Decimal, exits: ExitPlan, candle_time: datetime
+    ) -> Position:
+        """Enter at market, then place stop-loss and take-profit from the actual fill price."""
+        ...
+
+    async def close_position(self, symbol: str, reason: str, candle_time: datetime) -> Trade | None:
+        """Close the whole position at market and cancel its protection; None if flat."""
+        ...
+
+    async def move_protection(
+        self, symbol: str, stop_loss: Decimal, take_profit: Decimal, candle_time: datetime
+    ) -> Position:
+        """Replace TP/SL: the new orders are placed before the old ones are cancelled."""
+        ...
+
+    async def positions(self) -> dict[str, Position]:
+        """Open positions by symbol."""
+        ...
+
+    async def equity(self) -> Equity:
+        """Balance and unrealised PnL."""
+        ...
+
+    async def reconcile(self) -> int:
+        """Compare with the venue and fix differences (exchange wins); returns how many."""
+        ...
+
+    async def on_closed_candle(self, candle: Candle) -> None:
+        """A candle closed: the paper broker settles exits and funding; live syncs state."""
+        ...
+
+
+def order_qty(market: MarketSpec, qty: Decimal, price: Decimal) -> Decimal:
+    """``qty`` rounded down to the market's step; refused (BelowMinimumError) under its minimums."""
+    rounded = round_down(qty, market.step_size)
+    if rounded < market.min_qty or rounded <= 0:
+        raise BelowMinimumError(
+            f"{market.symbol}: {qty} rounds down to {rounded}, below the minimum {market.min_qty}"
+        )
+    value = quote_notional(market, rounded, price)
+    if value < market.min_notional:
+        raise BelowMinimumError(
+            f"{market.symbol}: notional {value} is below the minimum {market.min_notional}"
+        )
+    return rounded
+
+
+def protection_after_fill(
+    plan: ExitPlan, side: Side, fill_price: Decimal, market: MarketSpec, fallback: ExitParams
+) -> Protection:
+    """TP/SL from the fill price; if the plan's prices are unusable, the fixed ones instead.
+
+    A position must never be left unprotected because a model's absolute exits ended up on the
+    wrong side of a slipped fill: the configured percentages always give valid prices.
+    """
+    try:
+        return protective_prices(plan, side, fill_price, market.tick_size)
+    except InvalidDataError as e:
+        log.warning("exits replaced by fixed percentages", symbol=market.symbol, reason=str(e))
+        return protective_prices(fixed_exits(fallback), side, fill_price, market.tick_size)

@@ -1,0 +1,336 @@
+"""The ccxt boundary of the live broker: unified ccxt calls in, domain values and named errors out.
+
+Everything ccxt-specific lives here: which params make Binance place a conditional ("algo")
+order, how a client order id is looked up, how floats from ccxt become exact Decimals (from the
+venue's raw strings in ``info`` whenever they exist), and how ccxt's exceptions translate into
+tbotd's errors. A write whose answer was lost (timeout, 5xx, dropped connection) becomes
+:class:`OutcomeUnknownError` — never "failed" — so the broker looks it up by client id.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Any, TypeVar
+
+import ccxt.async_support as ccxt
+
+from tbotd.domain.enums import MarginMode, MarketType, OrderSide, OrderType, Side
+from tbotd.domain.errors import (
+    AuthError,
+    InsufficientMarginError,
+    OrderNotFoundError,
+    OutcomeUnknownError,
+    RateLimitedError,
+    RejectedError,
+    RetryableError,
+)
+from tbotd.domain.market import MarketSpec
+from tbotd.domain.orders import Fill, OrderState
+from tbotd.domain.positions import FundingPayment
+from tbotd.domain.values import ms_to_datetime, to_decimal
+from tbotd.execution.reconcile import VenueOrder, VenuePosition
+
+T = TypeVar("T")
+
+
+class ImmediateTriggerError(RejectedError):
+    """A stop or target whose trigger the price has already passed (Binance -2021)."""
+
+
+class ReduceOnlyRejectedError(RejectedError):
+    """A reduce-only order with nothing to reduce (Binance -2022): the position is gone."""
+
+
+@dataclass(frozen=True, slots=True)
+class VenueOrderState:
+    """An order as the venue reports it, in domain terms."""
+
+    client_id: str
+    exchange_id: str
+    state: OrderState
+    filled_qty: Decimal
+    avg_price: Decimal | None
+    child_order_id: str | None  # the market order a triggered conditional order became
+
+
+_TRANSLATIONS: tuple[tuple[type[Exception] | tuple[type[Exception], ...], type[Exception]], ...] = (
+    ((ccxt.DDoSProtection, ccxt.RateLimitExceeded), RateLimitedError),
+    (ccxt.InvalidNonce, RetryableError),  # our clock is outside the recvWindow: nothing ran
+    (ccxt.AuthenticationError, AuthError),
+    (ccxt.InsufficientFunds, InsufficientMarginError),
+    (ccxt.OrderNotFound, OrderNotFoundError),
+    (ccxt.OrderImmediatelyFillable, ImmediateTriggerError),
+)
+
+
+def translate(error: Exception, write: bool) -> Exception:
+    """The tbotd error for a ccxt exception; ``write`` marks requests that change state."""
+    for kinds, named in _TRANSLATIONS:
+        if isinstance(error, kinds):
+            return named(str(error))
+    if isinstance(error, ccxt.OperationFailed):  # network, timeouts, 5xx, bad responses
+        return OutcomeUnknownError(str(error)) if write else RetryableError(str(error))
+    if "-2022" in str(error) or "ReduceOnly Order is rejected" in str(error):
+        return ReduceOnlyRejectedError(str(error))
+    if isinstance(error, ccxt.BaseError):
+        return RejectedError(str(error))
+    return error
+
+
+async def call(request: Callable[[], Awaitable[T]], write: bool = False) -> T:
+    """Await a ccxt request, translating its exception at the boundary."""
+    try:
+        return await request()
+    except ccxt.BaseError as e:
+        raise translate(e, write) from e
+
+
+def _state(order: dict[str, Any]) -> OrderState:
+    status = order.get("status")
+    filled = order.get("filled") or 0
+    if status == "open":
+        return OrderState.PARTIALLY_FILLED if filled else OrderState.OPEN
+    return {
+        "closed": OrderState.FILLED,
+        "canceled": OrderState.CANCELED,
+        "expired": OrderState.EXPIRED,
+        "rejected": OrderState.REJECTED,
+    }.get(str(status), OrderState.OPEN)
+
+
+def _dec(info: dict[str, Any], key: str, fallback: object) -> Decimal | None:
+    raw = info.get(key)
+    if raw not in (None, ""):
+        return to_decimal(raw, key)
+    return None if fallback is None else to_decimal(fallback, key)
+
+
+def order_state(order: dict[str, Any]) -> VenueOrderState:
+    """A ccxt order dict in domain terms, amounts from the venue's own strings."""
+    info = order.get("info") or {}
+    avg = _dec(info, "avgPrice", order.get("average"))
+    child = info.get("actualOrderId") or info.get("ai") or None
+    return VenueOrderState(
+        client_id=str(order.get("clientOrderId") or ""),
+        exchange_id=str(order.get("id") or ""),
+        state=_state(order),
+        filled_qty=_dec(info, "executedQty", order.get("filled") or 0) or Decimal(0),
+        avg_price=avg or None,
+        child_order_id=str(child) if child else None,
+    )
+
+
+class CcxtVenue:
+    """One ccxt exchange (``binanceusdm`` or ``binancecoinm``) as the live broker needs it."""
+
+    def __init__(self, exchange: Any, market_type: MarketType) -> None:
+        self.exchange = exchange
+        self.market_type = market_type
+
+    async def close(self) -> None:
+        """Close ccxt's sessions and sockets."""
+        await self.exchange.close()
+
+    async def markets(self, symbols: Iterable[str]) -> dict[str, MarketSpec]:
+        """Trading rules of ``symbols`` from the venue's exchangeInfo."""
+        loaded = await call(self.exchange.load_markets)
+        specs = {}
+        for symbol in symbols:
+            if symbol not in loaded:
+                raise RejectedError(f"{symbol} is not listed on {self.exchange.id}")
+            m = loaded[symbol]
+            limits = m.get("limits") or {}
+            specs[symbol] = MarketSpec(
+                symbol=symbol,
+                market_type=self.market_type,
+                settle=m["settle"],
+                tick_size=to_decimal(m["precision"]["price"], "tick"),
+                step_size=to_decimal(m["precision"]["amount"], "step"),
+                min_qty=to_decimal((limits.get("amount") or {}).get("min") or 0, "min qty"),
+                min_notional=to_decimal((limits.get("cost") or {}).get("min") or 0, "min cost"),
+                contract_size=to_decimal(m.get("contractSize") or 1, "contract size"),
+                exchange_id=m["id"],
+            )
+        return specs
+
+    async def server_time(self) -> datetime:
+        """The venue's clock."""
+        return ms_to_datetime(int(await call(self.exchange.fetch_time)))
+
+    async def setup(self, symbol: str, leverage: int, margin: MarginMode) -> list[str]:
+        """Leverage, margin mode and one-way mode, idempotently ("no change needed" is fine)."""
+        notes = []
+        await call(lambda: self.exchange.set_leverage(leverage, symbol), write=True)
+        for request, what in (
+            (lambda: self.exchange.set_margin_mode(margin.value, symbol), "margin mode"),
+            (
+                lambda: self.exchange.set_position_mode(hedged=False, symbol=symbol),
+                "one-way position mode",
+            ),
+        ):
+            try:
+                await call(request, write=True)
+            except RejectedError as e:
+                if "-4046" not in str(e) and "-4059" not in str(e) and "No need" not in str(e):
+                    raise
+                notes.append(f"{what} already set")
+        return notes
+
+    async def market_order(
+        self, symbol: str, side: OrderSide, qty: Decimal, client_id: str, reduce_only: bool
+    ) -> VenueOrderState:
+        """A market order; its answer (FILLED, with the average price) or OutcomeUnknownError."""
+        params: dict[str, Any] = {"clientOrderId": client_id}
+        if reduce_only:
+            params["reduceOnly"] = True
+        order = await call(
+            lambda: self.exchange.create_order(symbol, "market", side.value, qty, None, params),
+            write=True,
+        )
+        return order_state(order)
+
+    async def conditional_order(
+        self,
+        symbol: str,
+        side: OrderSide,
+        kind: OrderType,
+        trigger: Decimal,
+        qty: Decimal,
+        client_id: str,
+    ) -> VenueOrderState:
+        """A reduce-only stop-market or take-profit-market (a Binance algo order)."""
+        key = "stopLossPrice" if kind is OrderType.STOP_MARKET else "takeProfitPrice"
+        params = {key: str(trigger), "reduceOnly": True, "clientOrderId": client_id}
+        order = await call(
+            lambda: self.exchange.create_order(symbol, "market", side.value, qty, None, params),
+            write=True,
+        )
+        return order_state(order)
+
+    async def find_order(
+        self, symbol: str, client_id: str, conditional: bool
+    ) -> VenueOrderState | None:
+        """The order with ``client_id``, or None when the venue has never seen it."""
+        params: dict[str, Any] = {"clientOrderId": client_id}
+        if conditional:
+            params["trigger"] = True
+        try:
+            order = await call(lambda: self.exchange.fetch_order(None, symbol, params))
+        except OrderNotFoundError:
+            return None
+        return order_state(order)
+
+    async def cancel(self, symbol: str, client_id: str, conditional: bool) -> bool:
+        """Cancel by client id; False when it was no longer open (filled, gone)."""
+        params: dict[str, Any] = {"clientOrderId": client_id}
+        if conditional:
+            params["trigger"] = True
+        try:
+            await call(lambda: self.exchange.cancel_order(None, symbol, params), write=True)
+        except (OrderNotFoundError, RejectedError):
+            return False
+        return True
+
+    async def open_orders(self, symbols: Iterable[str]) -> list[VenueOrder]:
+        """Every open regular and conditional order on ``symbols``."""
+        result = []
+        for symbol in symbols:
+            for conditional in (False, True):
+                orders = await self._open_orders(symbol, conditional)
+                result += [
+                    VenueOrder(
+                        symbol,
+                        str(o.get("clientOrderId") or ""),
+                        str(o["id"]),
+                        conditional,
+                        bool(o.get("reduceOnly")),
+                    )
+                    for o in orders
+                ]
+        return result
+
+    async def _open_orders(self, symbol: str, conditional: bool) -> list[dict[str, Any]]:
+        params = {"trigger": True} if conditional else {}
+        orders: list[dict[str, Any]] = await call(
+            lambda: self.exchange.fetch_open_orders(symbol, None, None, params)
+        )
+        return orders
+
+    async def positions(self, symbols: Iterable[str]) -> dict[str, VenuePosition]:
+        """Non-zero positions on ``symbols`` (signed amounts from the venue's strings)."""
+        wanted = list(symbols)
+        raw = await call(lambda: self.exchange.fetch_positions(wanted))
+        result = {}
+        for p in raw:
+            info = p.get("info") or {}
+            amount = _dec(info, "positionAmt", p.get("contracts")) or Decimal(0)
+            if p.get("side") == "short" and amount > 0:
+                amount = -amount
+            if amount == 0 or p.get("symbol") not in wanted:
+                continue
+            entry = _dec(info, "entryPrice", p.get("entryPrice")) or Decimal(0)
+            side = Side.LONG if amount > 0 else Side.SHORT
+            result[p["symbol"]] = VenuePosition(p["symbol"], side, abs(amount), entry)
+        return result
+
+    async def balance(self, currency: str) -> tuple[Decimal, Decimal]:
+        """(wallet balance, unrealised PnL) of ``currency``."""
+        raw = await call(self.exchange.fetch_balance)
+        info = raw.get("info") or {}
+        for asset in info.get("assets", []) or info.get("balances", []) or []:
+            if asset.get("asset") == currency:
+                wallet = to_decimal(asset.get("walletBalance", "0"), "walletBalance")
+                unrealized = to_decimal(asset.get("unrealizedProfit", "0"), "unrealizedProfit")
+                return wallet, unrealized
+        total = (raw.get("total") or {}).get(currency) or 0
+        return to_decimal(total, "total"), Decimal(0)
+
+    async def fills_of(
+        self, symbol: str, exchange_order_id: str, client_id: str, since: datetime
+    ) -> list[Fill]:
+        """The venue's executions of one order (with commission and realised PnL)."""
+        since_ms = int(since.timestamp() * 1000) - 60_000
+        trades = await call(lambda: self.exchange.fetch_my_trades(symbol, since_ms, 1000))
+        fills = []
+        for t in trades:
+            info = t.get("info") or {}
+            if str(info.get("orderId", t.get("order"))) != exchange_order_id:
+                continue
+            fee = t.get("fee") or {}
+            fills.append(
+                Fill(
+                    trade_id=str(t["id"]),
+                    client_order_id=client_id,
+                    symbol=symbol,
+                    side=OrderSide(t["side"]),
+                    qty=_dec(info, "qty", t.get("amount")) or Decimal(0),
+                    price=_dec(info, "price", t.get("price")) or Decimal(0),
+                    fee=_dec(info, "commission", fee.get("cost") or 0) or Decimal(0),
+                    fee_currency=str(info.get("commissionAsset") or fee.get("currency") or ""),
+                    time=ms_to_datetime(int(t["timestamp"])),
+                    realized_pnl=_dec(info, "realizedPnl", 0) or Decimal(0),
+                )
+            )
+        return fills
+
+    async def funding_since(
+        self, symbol: str, since: datetime, currency: str
+    ) -> list[FundingPayment]:
+        """Funding settled on ``symbol`` since ``since`` (the venue's income history)."""
+        since_ms = int(since.timestamp() * 1000)
+        rows = await call(lambda: self.exchange.fetch_funding_history(symbol, since_ms, 1000))
+        payments = []
+        for row in rows:
+            info = row.get("info") or {}
+            amount = _dec(info, "income", row.get("amount")) or Decimal(0)
+            at = ms_to_datetime(int(row["timestamp"]))
+            payments.append(FundingPayment(symbol, at, None, None, None, amount, currency))
+        return payments
+
+    async def watch_orders(self) -> list[VenueOrderState]:
+        """Order updates from the user-data stream (ccxt.pro); raises RetryableError on a drop."""
+        orders = await call(self.exchange.watch_orders)
+        return [order_state(o) for o in orders]

@@ -1,0 +1,41 @@
+"""The signal rule: direction probabilities → Prediction.signal and confidence.
+
+Rule (documented, shared by the predictor, ``predict_history``, evaluation and reports):
+``signal`` is the most probable class of the direction classifier (down → short, neutral →
+neutral, up → long; ties go to the earlier class in that order) and ``confidence`` is that
+class's temperature-calibrated probability. The strategy then acts only when confidence is at or
+above its threshold (0.70 / 0.65 in the shipped configs, 0.55 in the demo), so a confident
+"neutral" closes a position and an unsure "long" does nothing.
+
+``sd`` (the volatility model's standard deviation of the forward return, a fraction of price) is
+clamped to [``SD_MIN``, ``SD_MAX``] so it always fits the Prediction schema.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.typing import NDArray
+
+from tbotd.domain.enums import Signal
+
+SIGNALS = (Signal.SHORT, Signal.NEUTRAL, Signal.LONG)  # index = direction class
+SD_MIN = 1e-6
+SD_MAX = 0.5
+
+
+def signal_indices(probs: NDArray[np.floating]) -> NDArray[np.int64]:
+    """Class index per row (0 short, 1 neutral, 2 long): the argmax, first class on ties."""
+    return np.asarray(np.argmax(probs, axis=-1), dtype=np.int64)
+
+
+def positions(probs: NDArray[np.floating], threshold: float = 0.0) -> NDArray[np.int64]:
+    """Desired exposure per row: +1 long, -1 short, 0 neutral or below ``threshold``."""
+    idx = signal_indices(probs)
+    conf = np.take_along_axis(probs, idx[..., None], axis=-1)[..., 0]
+    pos = idx - 1
+    return np.where(conf >= threshold, pos, 0)
+
+
+def clamp_sd(sd: NDArray[np.floating]) -> NDArray[np.float64]:
+    """sd within the schema's open interval (0, 1)."""
+    return np.clip(np.asarray(sd, dtype=np.float64), SD_MIN, SD_MAX)

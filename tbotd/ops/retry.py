@@ -1,0 +1,59 @@
+"""The one retry helper: capped exponential backoff with full jitter, for retryable errors only.
+
+Only :class:`~tbotd.domain.errors.RetryableError` is retried (a venue's ``Retry-After`` is
+honoured); an :class:`~tbotd.domain.errors.OutcomeUnknownError` or a rejection is never retried
+here, because resending an order whose fate is unknown is how bots double their positions.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import TypeVar
+
+from tbotd.domain.errors import RateLimitedError, RetryableError
+from tbotd.ops.clock import Clock, SystemClock
+from tbotd.ops.logs import get_logger
+
+T = TypeVar("T")
+log = get_logger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Backoff:
+    """Retry policy: ``attempts`` in total, sleeps of random(0, min(cap, base·2ⁿ)) seconds."""
+
+    attempts: int = 5
+    base_s: float = 0.5
+    cap_s: float = 30.0
+
+    def delay(self, attempt: int, rng: random.Random | None = None) -> float:
+        """Full-jitter delay before retry number ``attempt`` (0-based)."""
+        ceiling = min(self.cap_s, self.base_s * (2**attempt))
+        return (rng or random).uniform(0, ceiling)
+
+
+async def retry(
+    call: Callable[[], Awaitable[T]],
+    what: str,
+    policy: Backoff = Backoff(),
+    clock: Clock | None = None,
+    rng: random.Random | None = None,
+) -> T:
+    """Await ``call()``; on a RetryableError back off and try again, up to ``policy.attempts``."""
+    clock = clock or SystemClock()
+    for attempt in range(policy.attempts):
+        try:
+            return await call()
+        except RetryableError as e:
+            if attempt + 1 >= policy.attempts:
+                raise
+            delay = policy.delay(attempt, rng)
+            if isinstance(e, RateLimitedError) and e.retry_after_s is not None:
+                delay = max(delay, e.retry_after_s)
+            log.warning(
+                "retrying", what=what, attempt=attempt + 1, delay_s=round(delay, 3), error=str(e)
+            )
+            await clock.sleep(delay)
+    raise AssertionError("unreachable: the loop returns or raises")  # pragma: no cover

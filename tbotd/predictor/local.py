@@ -1,0 +1,240 @@
+"""The local predictor: trained models from a model directory, on CUDA when present, else CPU.
+
+Public API (the daemon's fallback chain, ``tbotd serve`` and ``tbotd backtest`` call these)::
+
+    predictor = LocalPredictor.load(models_dir, device="auto")   # "auto" | "cpu" | "cuda"
+    predictor.required_history                 # closed candles needed per symbol
+    await predictor.predict({symbol: candles})  # -> {symbol: Prediction}, one batched forward
+    predictor.predict_history(frame)            # -> DataFrame, one row per bar (backtests)
+    predictor.predict_features(matrix)          # -> ModelOutputs for raw features [N, F]
+    predictor.close()
+
+``load`` refuses a directory it cannot trust with a named
+:class:`~tbotd.ml.errors.ModelLoadError` (missing directory or manifest, unreadable manifest,
+other format version, other feature schema, weights whose sha256 differs); the daemon reports it
+and degrades to neutral. Weights are safetensors; nothing is unpickled.
+
+Signal rule (:mod:`tbotd.ml.signals`): ``signal`` = the direction classifier's most probable class
+(down → short, neutral → neutral, up → long) and ``confidence`` = its calibrated probability;
+``sd`` = the volatility model's standard deviation of the forward return (the strategy places
+SL/TP at ``entry × (1 ∓ k·sd)``); ``regime`` = the regime detector's probabilities.
+
+``predict`` and ``predict_history`` compute the same features (bit-identical, see
+:mod:`tbotd.features`) and run the same fixed-block forward (:func:`tbotd.ml.models.run_models`),
+so a backtest sees exactly the predictions the live daemon would have made.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from numpy.typing import NDArray
+
+from tbotd.domain.enums import PredictionSource, Regime
+from tbotd.domain.market import Candle
+from tbotd.domain.prediction import Prediction
+from tbotd.features import (
+    FEATURE_NAMES,
+    WARMUP,
+    Bars,
+    bars_from_frame,
+    feature_matrix,
+    latest_features,
+)
+from tbotd.ml.artifacts import LoadedModels, load_models
+from tbotd.ml.device import inference_threads, resolve_device, set_threads, source_for
+from tbotd.ml.errors import (
+    FeatureSchemaMismatchError,
+    FormatVersionError,
+    InsufficientHistoryError,
+    ManifestError,
+    ModelLoadError,
+    ModelNotFoundError,
+    WeightsIntegrityError,
+)
+from tbotd.ml.manifest import Manifest
+from tbotd.ml.models import MODEL_OUTPUTS, ModelOutputs, run_models
+from tbotd.ml.signals import SIGNALS, clamp_sd, signal_indices
+from tbotd.predictor.history import SeriesCache, newest
+
+__all__ = [
+    "FeatureSchemaMismatchError",
+    "FormatVersionError",
+    "InsufficientHistoryError",
+    "LocalPredictor",
+    "ManifestError",
+    "ModelLoadError",
+    "ModelNotFoundError",
+    "WeightsIntegrityError",
+]
+
+_REGIMES = (Regime.TREND_DOWN, Regime.SIDEWAYS, Regime.TREND_UP)  # regime model output order
+HISTORY_COLUMNS = (
+    "ready",
+    "signal",
+    "confidence",
+    *MODEL_OUTPUTS["direction"],
+    *MODEL_OUTPUTS["volatility"],
+    *MODEL_OUTPUTS["regime"],
+)
+
+
+class LocalPredictor:
+    """Loaded local models plus the executor that keeps inference off the event loop."""
+
+    def __init__(self, loaded: LoadedModels) -> None:
+        self._loaded = loaded
+        manifest = loaded.manifest
+        self._required = max(manifest.required_history, WARMUP)
+        self._cache = SeriesCache(self._required, manifest.timeframe)
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tbotd-local-ml")
+        self._lock = threading.Lock()
+
+    @classmethod
+    def load(
+        cls, models_dir: str | Path, device: str = "auto", threads: int | None = None
+    ) -> LocalPredictor:
+        """Load and check a model directory written by ``tbotd train``.
+
+        ``device="auto"`` uses CUDA when ``torch.cuda.is_available()``, else the CPU. ``threads``
+        caps torch's (process-wide) CPU threads; by default all cores but one, so the event loop
+        keeps a core. Raises a :class:`ModelLoadError` subclass naming what is wrong.
+        """
+        set_threads(threads or inference_threads())
+        return cls(load_models(Path(models_dir), resolve_device(device)))
+
+    @property
+    def required_history(self) -> int:
+        """Consecutive closed candles each symbol's history must have (the newest included)."""
+        return self._required
+
+    @property
+    def model_version(self) -> str:
+        """The manifest's model version, copied into every Prediction."""
+        return self._loaded.manifest.model_version
+
+    @property
+    def manifest(self) -> Manifest:
+        """The validated manifest of the loaded directory."""
+        return self._loaded.manifest
+
+    @property
+    def device(self) -> torch.device:
+        """Where the models run."""
+        return self._loaded.device
+
+    @property
+    def source(self) -> PredictionSource:
+        """``local-gpu`` on CUDA, ``local-cpu`` otherwise."""
+        return source_for(self._loaded.device)
+
+    def predict_features(self, features: NDArray[np.floating]) -> ModelOutputs:
+        """Raw model outputs for a feature matrix [N, F] in ``FEATURE_NAMES`` order (blocking)."""
+        x = np.asarray(features)
+        if x.ndim != 2 or x.shape[1] != len(FEATURE_NAMES):
+            raise ValueError(f"features must be [N, {len(FEATURE_NAMES)}], got {list(x.shape)}")
+        with self._lock:
+            return run_models(self._loaded.models, x, self._loaded.device)
+
+    async def predict(self, histories: Mapping[str, Sequence[Candle]]) -> dict[str, Prediction]:
+        """One Prediction per symbol for the candle that just closed (each history's last).
+
+        The newest candles are snapshotted here; features and the batched forward pass run in
+        this predictor's executor, so the event loop never blocks on them. Raises
+        :class:`InsufficientHistoryError` if any history is too short or not consecutive.
+        """
+        snapshot = {s: newest(h, self._required) for s, h in histories.items()}
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, self.predict_now, snapshot)
+
+    def predict_now(self, histories: Mapping[str, Sequence[Candle]]) -> dict[str, Prediction]:
+        """The blocking body of :meth:`predict` (for callers already off the event loop)."""
+        if not histories:
+            return {}
+        symbols = list(histories)
+        problems: list[str] = []
+        series = []
+        for symbol in symbols:
+            try:
+                series.append(self._cache.series(symbol, newest(histories[symbol], self._required)))
+            except InsufficientHistoryError as e:
+                problems.append(str(e))
+        if problems:
+            raise InsufficientHistoryError("; ".join(problems))
+        times = np.stack([s.open_time for s in series])
+        values = np.stack([s.values for s in series])
+        bars = Bars(times, *(np.ascontiguousarray(values[:, :, k]) for k in range(5)))
+        out = self.predict_features(latest_features(bars))
+        return {
+            symbol: self._prediction(symbol, s.candles[-1], out, i)
+            for i, (symbol, s) in enumerate(zip(symbols, series, strict=True))
+        }
+
+    def _prediction(self, symbol: str, candle: Candle, out: ModelOutputs, i: int) -> Prediction:
+        probs = out.direction[i]
+        idx = int(signal_indices(probs))
+        return Prediction(
+            symbol=symbol,
+            timestamp=candle.open_time,
+            signal=SIGNALS[idx],
+            confidence=float(probs[idx]),
+            sd=float(clamp_sd(out.sd[i : i + 1])[0]),
+            regime={r: float(p) for r, p in zip(_REGIMES, out.regime[i], strict=True)},
+            model_version=self.model_version,
+            source=self.source,
+        )
+
+    def predict_history(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """What :meth:`predict` would have said after every bar of one symbol's history.
+
+        ``frame`` is a candle DataFrame (see :func:`tbotd.features.compute_features`) of
+        consecutive bars. Returns one row per bar with the same index: ``ready`` (False until
+        the warm-up is complete; those rows are NaN with ``signal`` None), ``signal``
+        (long/short/neutral), ``confidence``, ``p_down``, ``p_neutral``, ``p_up``, ``ret_mean``,
+        ``sd`` (clamped as in Predictions), ``p_trend_down``, ``p_sideways``, ``p_trend_up``.
+        Values equal the live path's exactly (same features, same fixed-block forward).
+        """
+        features = feature_matrix(bars_from_frame(frame))[0]
+        ready = np.isfinite(features).all(axis=1)
+        ready[: self._required - 1] = False
+        rows = np.flatnonzero(ready)
+        out = self.predict_features(features[rows])
+        result = pd.DataFrame(index=frame.index, columns=list(HISTORY_COLUMNS), dtype=np.float64)
+        result["ready"] = ready
+        idx = signal_indices(out.direction)
+        signals = np.full(len(frame), None, dtype=object)
+        signals[rows] = [SIGNALS[i].value for i in idx]
+        result["signal"] = signals
+        columns: dict[str, NDArray[np.float64]] = {
+            "confidence": np.take_along_axis(out.direction, idx[:, None], axis=1)[:, 0].astype(
+                np.float64
+            ),
+            "ret_mean": out.ret_mean.astype(np.float64),
+            "sd": clamp_sd(out.sd),
+        }
+        for j, name in enumerate(MODEL_OUTPUTS["direction"]):
+            columns[name] = out.direction[:, j].astype(np.float64)
+        for j, name in enumerate(MODEL_OUTPUTS["regime"]):
+            columns[name] = out.regime[:, j].astype(np.float64)
+        for name, values in columns.items():
+            full = np.full(len(frame), np.nan)
+            full[rows] = values
+            result[name] = full
+        return result
+
+    def close(self) -> None:
+        """Stop the executor (waits for an in-flight prediction)."""
+        self._executor.shutdown(wait=True)
+
+    def __enter__(self) -> LocalPredictor:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()

@@ -1,0 +1,109 @@
+"""Recording the paper wallet's balance and closed trades (round trips) for both brokers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+
+import sqlite_utils
+
+from tbotd.domain.enums import Side
+from tbotd.domain.values import datetime_to_ms, ms_to_datetime
+from tbotd.store.db import dec
+
+
+@dataclass(frozen=True, slots=True)
+class Trade:
+    """One closed round trip: what the user calls a trade. PnL is before fees and funding."""
+
+    symbol: str
+    side: Side
+    qty: Decimal
+    entry_time: datetime
+    exit_time: datetime
+    entry_price: Decimal
+    exit_price: Decimal
+    exit_reason: str
+    pnl: Decimal
+    fees: Decimal
+    funding: Decimal
+    currency: str
+
+    @property
+    def net(self) -> Decimal:
+        """PnL after fees and funding."""
+        return self.pnl - self.fees + self.funding
+
+
+class WalletRecords:
+    """Mixin of :class:`tbotd.store.Store` for the paper wallet and closed trades."""
+
+    db: sqlite_utils.Database
+
+    def wallet_balance(self, currency: str) -> Decimal | None:
+        """The paper wallet's balance, or None if it was never funded."""
+        row = self.db.execute(
+            "SELECT balance FROM wallet WHERE currency = ?", (currency,)
+        ).fetchone()
+        return None if row is None else Decimal(row[0])
+
+    def save_wallet_balance(self, currency: str, balance: Decimal, at: datetime) -> None:
+        """Persist the paper wallet's balance."""
+        self.db.execute(
+            "INSERT OR REPLACE INTO wallet VALUES (?,?,?)",
+            (currency, dec(balance), datetime_to_ms(at)),
+        )
+
+    def record_trade(self, trade: Trade) -> None:
+        """Record a closed round trip."""
+        self.db.execute(
+            """INSERT INTO trades (symbol, side, qty, entry_time, exit_time, entry_price,
+                   exit_price, exit_reason, pnl, fees, funding, currency)
+               VALUES (?,?,?,?,?,?,?,?,?,?,?,?)""",
+            (
+                trade.symbol,
+                trade.side.value,
+                dec(trade.qty),
+                datetime_to_ms(trade.entry_time),
+                datetime_to_ms(trade.exit_time),
+                dec(trade.entry_price),
+                dec(trade.exit_price),
+                trade.exit_reason,
+                dec(trade.pnl),
+                dec(trade.fees),
+                dec(trade.funding),
+                trade.currency,
+            ),
+        )
+
+    def trades(self, symbol: str | None = None) -> list[Trade]:
+        """Closed trades, oldest first."""
+        params: tuple[str, ...] = () if symbol is None else (symbol,)
+        where = "" if symbol is None else " WHERE symbol = ?"
+        sql = "SELECT * FROM trades" + where + " ORDER BY exit_time, id"  # noqa: S608 - constant
+        return [
+            Trade(
+                r["symbol"],
+                Side(r["side"]),
+                Decimal(r["qty"]),
+                ms_to_datetime(r["entry_time"]),
+                ms_to_datetime(r["exit_time"]),
+                Decimal(r["entry_price"]),
+                Decimal(r["exit_price"]),
+                r["exit_reason"],
+                Decimal(r["pnl"]),
+                Decimal(r["fees"]),
+                Decimal(r["funding"]),
+                r["currency"],
+            )
+            for r in self.db.query(sql, params)
+        ]
+
+    def funding_total(self, symbol: str, since: datetime) -> Decimal:
+        """Funding received (+) or paid (−) on ``symbol`` since ``since`` (inclusive)."""
+        rows = self.db.execute(
+            "SELECT amount FROM funding WHERE symbol = ? AND time >= ?",
+            (symbol, datetime_to_ms(since)),
+        ).fetchall()
+        return sum((Decimal(r[0]) for r in rows), Decimal(0))

@@ -1,0 +1,71 @@
+"""The cycle trigger follows the exchange clock; sd_notify speaks systemd's datagram protocol."""
+
+from __future__ import annotations
+
+import socket
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from tbotd.daemon.schedule import CandleCloseTrigger, just_closed
+from tbotd.daemon.systemd import Notifier
+
+WALL = datetime(2030, 1, 1, tzinfo=UTC)
+
+
+class FrozenScaledClock:
+    """Exchange time frozen at ``now``, running ``speed`` × faster than the wall clock."""
+
+    def __init__(self, now: datetime, speed: float) -> None:
+        self._now, self.speed = now, speed
+
+    def now(self) -> datetime:
+        return self._now
+
+    async def sleep(self, seconds: float) -> None:  # pragma: no cover - unused here
+        raise NotImplementedError
+
+    def wall_seconds(self, seconds: float) -> float:
+        return seconds / self.speed
+
+
+def test_trigger_fires_at_the_next_close_plus_grace_in_exchange_time() -> None:
+    """At 12:03:00 on the exchange, a 300× clock fires 2 min 2 s of exchange time later."""
+    exchange = datetime(2024, 1, 1, 12, 3, tzinfo=UTC)
+    trigger = CandleCloseTrigger(FrozenScaledClock(exchange, 300), "5m", grace_s=2)
+    fire = trigger.get_next_fire_time(None, WALL)
+    assert fire == WALL + timedelta(seconds=122 / 300)
+    real = CandleCloseTrigger(FrozenScaledClock(exchange, 1), "5m", grace_s=2)
+    assert real.get_next_fire_time(None, WALL) == WALL + timedelta(seconds=122)
+
+
+def test_trigger_just_after_firing_waits_a_whole_candle() -> None:
+    """Right after a fire the next one is one timeframe away, never the same boundary."""
+    exchange = datetime(2024, 1, 1, 12, 5, 2, 1000, tzinfo=UTC)
+    trigger = CandleCloseTrigger(FrozenScaledClock(exchange, 1), "5m", grace_s=2)
+    fire = trigger.get_next_fire_time(WALL, WALL)
+    assert fire is not None
+    assert timedelta(seconds=299) < fire - WALL <= timedelta(seconds=300)
+
+
+def test_the_candle_that_just_closed() -> None:
+    """Two seconds after 12:05 the 12:00 candle is the one that closed."""
+    assert just_closed(datetime(2024, 1, 1, 12, 5, 2, tzinfo=UTC), "5m") == datetime(
+        2024, 1, 1, 12, 0, tzinfo=UTC
+    )
+
+
+def test_notifier_sends_datagrams_and_is_silent_outside_systemd(tmp_path: Path) -> None:
+    """READY/STATUS/STOPPING reach NOTIFY_SOCKET; without it nothing is sent."""
+    path = tmp_path / "notify.sock"
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as server:
+        server.bind(str(path))
+        notifier = Notifier({"NOTIFY_SOCKET": str(path), "WATCHDOG_USEC": "20000000"})
+        assert notifier.enabled
+        assert notifier.watchdog_interval_s == 10
+        notifier.ready("recovered")
+        notifier.stopping()
+        assert server.recv(1024) == b"READY=1\nSTATUS=recovered"
+        assert server.recv(1024) == b"STOPPING=1\nSTATUS=stopping"
+    quiet = Notifier({})
+    assert not quiet.enabled
+    quiet.ready("nobody listens")
