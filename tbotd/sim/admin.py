@@ -6,7 +6,7 @@ GET     /sim/time              market and wall time, speed, manual or replaying
 GET     /sim/faults            the fault configuration
 POST    /sim/faults            change faults: JSON ``{"http_5xx_rate": 1.0, ...}``
 POST    /sim/drop-websockets   close every websocket now
-POST    /sim/advance           ``{"seconds": 300}`` or ``{"to_ms": ...}``: move market time
+POST    /sim/advance           ``{"seconds": 300}`` or ``{"to_ms": ...}`` (+ ``"step_s"``)
 POST    /sim/clock             ``{"running": false}`` pause / ``{"running": true, "speed": 60}``
 ======  =====================  ==========================================================
 
@@ -175,10 +175,11 @@ class _Admin:
     async def advance(self, request: web.Request) -> web.StreamResponse:
         body = await _body(request)
         try:
+            step = float(body["step_s"]) if body.get("step_s") else None
             if "to_ms" in body:
-                now = await self.sim.advance_to(int(body["to_ms"]))
+                now = await self.sim.advance_to(int(body["to_ms"]), step)
             else:
-                now = await self.sim.advance(float(body.get("seconds", 0)))
+                now = await self.sim.advance(float(body.get("seconds", 0)), step)
         except (TypeError, ValueError) as e:
             return _json({"error": str(e)}, 400)
         return _json({"market_time_ms": now})

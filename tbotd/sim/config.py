@@ -27,7 +27,8 @@ class SimConfig:
     ``data`` (or ``seed`` and ``origin``) and that time.
 
     ``start`` defaults to 30 days after the first candle (CSV) or after ``origin``
-    (generator), so there is history before "now" for klines.
+    (generator), so there is history before "now" for klines. Generated series begin at
+    ``origin``, or at the CSV's first UTC midnight when ``data`` is given.
     """
 
     data: Path | None = None

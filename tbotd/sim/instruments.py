@@ -7,7 +7,7 @@ tick/step sizes. Everything else in the sim is shared, so those numbers live her
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
@@ -39,6 +39,12 @@ class Instrument:
     contract_size: Decimal
     maint_margin_ratio: Decimal = Decimal("0.004")
     max_leverage: int = 125
+    _price_quantum: Decimal = field(init=False, repr=False, compare=False)
+    _qty_quantum: Decimal = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_price_quantum", Decimal(1).scaleb(-self.price_precision))
+        object.__setattr__(self, "_qty_quantum", Decimal(1).scaleb(-self.quantity_precision))
 
     @property
     def pair(self) -> str:
@@ -57,11 +63,11 @@ class Instrument:
 
     def price_str(self, price: Decimal) -> str:
         """A price as the exchange prints it: quantized to the tick's decimals."""
-        return str(price.quantize(Decimal(1).scaleb(-self.price_precision)))
+        return str(price.quantize(self._price_quantum))
 
     def qty_str(self, qty: Decimal) -> str:
         """A quantity as the exchange prints it."""
-        return str(qty.quantize(Decimal(1).scaleb(-self.quantity_precision)))
+        return str(qty.quantize(self._qty_quantum))
 
     def notional(self, qty: Decimal, price: Decimal) -> Decimal:
         """Value of ``qty`` contracts at ``price`` in the margin asset (always ≥ 0)."""

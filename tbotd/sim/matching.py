@@ -8,11 +8,12 @@ stream messages the server pushes to the account's listen keys).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 from typing import Any
 
-from tbotd.domain.enums import Side
+from tbotd.domain.enums import MarketType, Side
 from tbotd.domain.positions import pnl
 from tbotd.sim import render
 from tbotd.sim.accounts import (
@@ -31,7 +32,12 @@ from tbotd.sim.instruments import Instrument
 from tbotd.sim.market import MarketData
 from tbotd.sim.records import AlgoStatus, Ledger, OrderStatus, SimAlgoOrder, SimFill, SimOrder
 
-Event = tuple[str, dict[str, Any]]  # (api key, user-data payload)
+Event = tuple[str, str, dict[str, Any]]  # (api key, venue "fapi" | "dapi", user-data payload)
+
+
+def venue_of(inst: Instrument) -> str:
+    """Which venue's user-data stream hears about ``inst``: ``fapi`` or ``dapi``."""
+    return "fapi" if inst.market_type is MarketType.LINEAR else "dapi"
 
 
 @dataclass(frozen=True)
@@ -64,6 +70,8 @@ class Engine:
         self.ledger = Ledger()
         self.events: list[Event] = []
         self.marks_override: dict[str, Decimal] = {}
+        # Whether an account has a user-data stream open; events nobody listens to are skipped.
+        self.listening: Callable[[str], bool] = lambda _api_key: True
         self._mark_cache: dict[str, tuple[int, Decimal]] = {}
 
     # -- prices and margin --------------------------------------------------------------------
@@ -177,8 +185,10 @@ class Engine:
         algo.status = status
         algo.update_ms = self.now_ms
         self.ledger.touch_algo(algo)
+        if not self.listening(algo.account):
+            return
         payload = render.algo_event(algo, self.instruments[algo.symbol], self.now_ms)
-        self.events.append((algo.account, payload))
+        self.events.append((algo.account, venue_of(self.instruments[algo.symbol]), payload))
 
     def sync_parent(self, order: SimOrder) -> None:
         """When a triggered child order is done, its conditional parent is FINISHED/EXPIRED."""
@@ -270,17 +280,21 @@ class Engine:
 
     def emit_order(self, order: SimOrder, execution: str, fill: SimFill | None = None) -> None:
         """Queue an ORDER_TRADE_UPDATE for the order's account."""
+        if not self.listening(order.account):
+            return
         inst = self.instruments[order.symbol]
         payload = render.order_event(order, inst, self.now_ms, execution, fill)
-        self.events.append((order.account, payload))
+        self.events.append((order.account, venue_of(inst), payload))
 
     def emit_account(self, account: Account, inst: Instrument, reason: str) -> None:
         """Queue an ACCOUNT_UPDATE with ``inst``'s margin asset and position."""
+        if not self.listening(account.api_key):
+            return
         summary = self.summary(account, inst.margin_asset)
         pos = account.position(inst.symbol)
         upnl = unrealized(inst, pos, self.mark(inst.symbol))
         payload = render.account_event(account, summary, [(inst, pos, upnl)], self.now_ms, reason)
-        self.events.append((account.api_key, payload))
+        self.events.append((account.api_key, venue_of(inst), payload))
 
     def drain(self) -> list[Event]:
         """Take the queued user-data events."""

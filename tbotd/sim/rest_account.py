@@ -291,17 +291,17 @@ def _income(symbol: str, kind: str, amount: Any, asset: str, t: int, trade: int)
 
 async def new_listen_key(ctx: Ctx) -> Any:
     """POST listenKey: the account's active key, or a new one."""
-    return {"listenKey": ctx.sim.hub.listen_key_for(ctx.acct.api_key)}
+    return {"listenKey": ctx.sim.hub.listen_key_for(ctx.acct.api_key, ctx.venue.name)}
 
 
 async def keepalive_listen_key(ctx: Ctx) -> Any:
     """PUT listenKey: extend the active key's life by 60 minutes."""
-    return {"listenKey": ctx.sim.hub.keepalive(ctx.acct.api_key)}
+    return {"listenKey": ctx.sim.hub.keepalive(ctx.acct.api_key, ctx.venue.name)}
 
 
 async def close_listen_key(ctx: Ctx) -> Any:
     """DELETE listenKey: close the user-data stream."""
-    await ctx.sim.hub.close_listen_key(ctx.acct.api_key)
+    await ctx.sim.hub.close_listen_key(ctx.acct.api_key, ctx.venue.name)
     return {}
 
 

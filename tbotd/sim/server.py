@@ -39,16 +39,23 @@ DAY_MS = 86_400_000
 
 
 def _sources(config: SimConfig) -> dict[str, CandleSource]:
-    origin_ms = datetime_to_ms(config.origin)
+    """BTC from the CSV when given; every other asset (and BTC without one) generated.
+
+    With a CSV the generated assets start at the CSV's first UTC midnight, so any ``--start``
+    inside the file has history for every contract.
+    """
     out: dict[str, CandleSource] = {}
+    origin_ms = datetime_to_ms(config.origin)
+    if config.data is not None:
+        csv = CsvSource(config.data)
+        out["BTC"] = csv
+        origin_ms = csv.first_ms - csv.first_ms % DAY_MS
     for inst in config.instruments:
-        if inst.asset in out:
-            continue
-        if inst.asset == "BTC" and config.data is not None:
-            out["BTC"] = CsvSource(config.data)
-            continue
-        price, tick = ASSET_PRICE_TICKS.get(inst.asset, (inst.tick_size * 100_000, inst.tick_size))
-        out[inst.asset] = GeneratorSource(config.seed, inst.asset, price, tick, origin_ms)
+        if inst.asset not in out:
+            price, tick = ASSET_PRICE_TICKS.get(
+                inst.asset, (inst.tick_size * 100_000, inst.tick_size)
+            )
+            out[inst.asset] = GeneratorSource(config.seed, inst.asset, price, tick, origin_ms)
     return out
 
 
@@ -95,6 +102,7 @@ class SimExchange:
         self._stopping = asyncio.Event()
         self.faults = Faults(self.config.faults, self._stopping)
         self.hub = StreamHub(self)
+        self.engine.listening = self.hub.user_connected
         self._runner: web.AppRunner | None = None
         self._ticker: asyncio.Task[None] | None = None
         self.url = ""
@@ -188,8 +196,8 @@ class SimExchange:
 
     def publish_user_events(self) -> None:
         """Send queued order/algo/account events to the accounts' user-data streams."""
-        for api_key, payload in self.engine.drain():
-            self.hub.publish_user(api_key, payload)
+        for api_key, venue, payload in self.engine.drain():
+            self.hub.publish_user(api_key, venue, payload)
 
     def market_of(self, inst: Instrument) -> MarketData:
         """The price series ``inst`` trades on."""

@@ -6,6 +6,9 @@ Routes, as ccxt derives them from the ``ws`` URLs :func:`tbotd.sim.ccxt_urls` gi
   (SUBSCRIBE frames), ``/fstream/private/ws?listenKey=…`` for user data;
 * COIN-M: ``/dstream/ws/<n>`` for market streams, ``/dstream/ws/<listenKey>`` for user data.
 
+Each venue has its own listen key per account (``POST /fapi/v1/listenKey`` vs
+``/dapi/v1/listenKey``), and a user stream hears only about its venue's contracts.
+
 A kline stream sends the forming candle right after SUBSCRIBE and then whenever market time
 moves; every candle that closes is sent exactly once with ``x: true``, built by the same code
 as REST klines. Each connection has its own send queue, so a slow client never stalls the
@@ -19,6 +22,7 @@ import contextlib
 import json
 import secrets
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import WSMsgType, web
@@ -55,6 +59,7 @@ class Conn:
 
     ws: web.WebSocketResponse
     kind: str  # "market" | "user"
+    venue: str = ""  # user streams: "fapi" | "dapi"
     api_key: str = ""
     listen_key: str = ""
     streams: dict[str, StreamState] = field(default_factory=dict)
@@ -75,6 +80,7 @@ class ListenKey:
 
     key: str
     api_key: str
+    venue: str
     expires_wall_ms: int
 
 
@@ -90,30 +96,36 @@ class StreamHub:
 
     # -- listen keys --------------------------------------------------------------------------
 
-    def listen_key_for(self, api_key: str) -> str:
-        """The account's active listen key (extended), or a new one."""
+    def _key_of(self, api_key: str, venue: str) -> ListenKey | None:
+        for lk in self.listen_keys.values():
+            if lk.api_key == api_key and lk.venue == venue:
+                return lk
+        return None
+
+    def listen_key_for(self, api_key: str, venue: str) -> str:
+        """The account's active listen key on ``venue`` (extended), or a new one."""
         now = self.sim.wall.now_ms()
-        for lk in self.listen_keys.values():
-            if lk.api_key == api_key:
-                lk.expires_wall_ms = now + LISTEN_KEY_TTL_MS
-                return lk.key
-        key = secrets.token_hex(32)
-        self.listen_keys[key] = ListenKey(key, api_key, now + LISTEN_KEY_TTL_MS)
-        return key
+        lk = self._key_of(api_key, venue)
+        if lk is None:
+            lk = ListenKey(secrets.token_hex(32), api_key, venue, now)
+            self.listen_keys[lk.key] = lk
+        lk.expires_wall_ms = now + LISTEN_KEY_TTL_MS
+        return lk.key
 
-    def keepalive(self, api_key: str) -> str:
-        """Extend the account's listen key (-1125 when it has none)."""
-        for lk in self.listen_keys.values():
-            if lk.api_key == api_key:
-                lk.expires_wall_ms = self.sim.wall.now_ms() + LISTEN_KEY_TTL_MS
-                return lk.key
-        raise SimError(-1125, "This listenKey does not exist.")
+    def keepalive(self, api_key: str, venue: str) -> str:
+        """Extend the account's listen key on ``venue`` (-1125 when it has none)."""
+        lk = self._key_of(api_key, venue)
+        if lk is None:
+            raise SimError(-1125, "This listenKey does not exist.")
+        lk.expires_wall_ms = self.sim.wall.now_ms() + LISTEN_KEY_TTL_MS
+        return lk.key
 
-    async def close_listen_key(self, api_key: str) -> None:
-        """Invalidate the account's listen key and close its streams."""
-        for key in [k for k, lk in self.listen_keys.items() if lk.api_key == api_key]:
-            del self.listen_keys[key]
-            await self._close_where(lambda c, key=key: c.listen_key == key)
+    async def close_listen_key(self, api_key: str, venue: str) -> None:
+        """Invalidate the account's listen key on ``venue`` and close its streams."""
+        lk = self._key_of(api_key, venue)
+        if lk is not None:
+            del self.listen_keys[lk.key]
+            await self._close_where(lambda c: c.listen_key == lk.key)
 
     async def expire_listen_keys(self) -> None:
         """Expire keys not kept alive: send ``listenKeyExpired`` and close their streams."""
@@ -134,7 +146,7 @@ class StreamHub:
         """A market-data connection (``/fstream/market/ws/<n>``, ``/dstream/ws/<n>``)."""
         tail = request.match_info.get("tail", "").strip("/")
         if request.path.startswith("/dstream/") and tail in self.listen_keys:
-            return await self._user(request, tail)
+            return await self._user(request, tail, "dapi")
         ws = await self._prepare(request)
         conn = Conn(ws, "market")
         initial = [s for s in tail.split("/") if "@" in s]
@@ -144,15 +156,15 @@ class StreamHub:
 
     async def private(self, request: web.Request) -> web.StreamResponse:
         """A USDⓈ-M user-data connection (``/fstream/private/ws?listenKey=…``)."""
-        return await self._user(request, request.query.get("listenKey", ""))
+        return await self._user(request, request.query.get("listenKey", ""), "fapi")
 
-    async def _user(self, request: web.Request, key: str) -> web.StreamResponse:
+    async def _user(self, request: web.Request, key: str, venue: str) -> web.StreamResponse:
         lk = self.listen_keys.get(key)
-        if lk is None:
+        if lk is None or lk.venue != venue:
             body = {"code": -1125, "msg": "This listenKey does not exist."}
             return web.json_response(body, status=400)
         ws = await self._prepare(request)
-        conn = Conn(ws, "user", api_key=lk.api_key, listen_key=key)
+        conn = Conn(ws, "user", venue=venue, api_key=lk.api_key, listen_key=key)
         return await self._serve(conn, None)
 
     async def _prepare(self, request: web.Request) -> web.WebSocketResponse:
@@ -235,10 +247,10 @@ class StreamHub:
 
     # -- publishing ---------------------------------------------------------------------------
 
-    def publish_user(self, api_key: str, payload: dict[str, Any]) -> None:
-        """Send a user-data event to every stream of ``api_key``."""
+    def publish_user(self, api_key: str, venue: str, payload: dict[str, Any]) -> None:
+        """Send a user-data event to every stream of ``api_key`` on ``venue``."""
         for conn in self.conns:
-            if conn.kind == "user" and conn.api_key == api_key:
+            if conn.kind == "user" and conn.api_key == api_key and conn.venue == venue:
                 conn.send(payload)
 
     def publish_klines(self) -> None:
@@ -311,10 +323,7 @@ def kline_event(inst: Instrument, interval: str, k: Kline, now_ms: int) -> dict[
     """A ``kline`` stream message (COIN-M: volume in contracts, coins in ``q``)."""
     coins = k.volume
     if inst.market_type is MarketType.LINEAR:
-        volume, quote = (
-            inst.qty_str(coins),
-            str((coins * k.close).quantize(coins.__class__("0.0001"))),
-        )
+        volume, quote = inst.qty_str(coins), str((coins * k.close).quantize(Decimal("0.0001")))
     else:
         volume, quote = str(int(coins * k.close / inst.contract_size)), str(coins)
     body = {

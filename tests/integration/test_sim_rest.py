@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -338,3 +339,55 @@ async def test_accounts_are_separate(tmp_path: Path) -> None:
                 await bob.fetch_order(None, BTC, {"clientOrderId": "same"})
             assert (await bob.fetch_balance())["USDT"]["total"] == 10000
         assert sim.account("alice").position("BTCUSDT").qty == Decimal("0.1")
+
+
+async def test_mark_price_and_funding_rates(sim: SimExchange, usdm: Any, coinm: Any) -> None:
+    """premiumIndex and fundingRate give the mark price, next funding time and past rates."""
+    rate = await usdm.fetch_funding_rate(BTC)
+    assert rate["fundingRate"] == 0.0001
+    assert rate["markPrice"] == float(sim.engine.mark("BTCUSDT").quantize(Decimal("0.01")))
+    assert rate["fundingTimestamp"] % (8 * 3_600_000) == 0
+    assert rate["fundingTimestamp"] > sim.engine.now_ms
+    history = await usdm.fetch_funding_rate_history(BTC, limit=5)
+    assert len(history) == 5
+    assert all(h["timestamp"] <= sim.engine.now_ms for h in history)
+    assert (await coinm.fetch_funding_rate(BTC_INV))["fundingRate"] == 0.0001
+
+
+async def test_stop_limit_places_a_limit_order_when_triggered(tmp_path: Path) -> None:
+    """A STOP (limit) conditional order places its limit order at the trigger, which then fills."""
+    csv = write_candles(tmp_path / "c.csv", [("40000", "40600", "39950", "40500")])
+    async with running(csv_config(csv)) as sim, client(sim) as usdm:
+        await usdm.create_order(
+            BTC, "limit", "buy", 0.1, 40400, params={"triggerPrice": 40300, "clientOrderId": "stl"}
+        )
+        await sim.advance(300)
+        algo = await usdm.fetch_order(None, BTC, {"clientOrderId": "stl", "trigger": True})
+        assert algo["status"] == "closed"
+        child = await usdm.fetch_order(algo["info"]["actualOrderId"], BTC)
+        assert child["type"] == "limit"
+        assert child["status"] == "closed"
+        assert child["average"] <= 40400
+        assert sim.account(usdm.apiKey).position("BTCUSDT").qty == Decimal("0.1")
+
+
+async def test_resting_limit_can_be_edited(sim: SimExchange, usdm: Any) -> None:
+    """edit_order changes a resting limit order's price and amount in place."""
+    price = float(sim.engine.mark("BTCUSDT"))
+    order = await usdm.create_order(BTC, "limit", "sell", 0.01, round(price * 1.1, 1))
+    edited = await usdm.edit_order(order["id"], BTC, "limit", "sell", 0.02, round(price * 1.2, 1))
+    assert edited["id"] == order["id"]
+    assert edited["amount"] == 0.02
+    assert edited["price"] == round(price * 1.2, 1)
+
+
+async def test_replay_mode_moves_the_market_by_itself() -> None:
+    """Without the manual clock, market time follows the wall clock × speed and klines stream."""
+    config = generated_config(manual_clock=False, speed=6000, tick_s=0.02)
+    async with running(config) as sim, client(sim) as usdm:
+        first = await usdm.watch_ohlcv(BTC, "1m")
+        later = first
+        while later[-1][0] == first[-1][0]:
+            later = await asyncio.wait_for(usdm.watch_ohlcv(BTC, "1m"), 10)
+        assert later[-1][0] > first[-1][0]
+        assert await usdm.fetch_time() >= later[-1][0]

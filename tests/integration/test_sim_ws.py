@@ -189,3 +189,17 @@ class _FakeWall:
 
     def monotonic(self) -> float:
         return self._real.monotonic()
+
+
+async def test_user_streams_are_per_venue(sim: SimExchange, usdm: Any, coinm: Any) -> None:
+    """A COIN-M fill is reported on the COIN-M user stream only, not on the USDⓈ-M one."""
+    linear_task = await _next(usdm, "watch_orders")
+    inverse_task = await _next(coinm, "watch_orders")
+    await sim.hub.wait_for(lambda hub: sum(c.kind == "user" for c in hub.conns) == 2)
+    await coinm.create_order(BTC_INV, "market", "buy", 1, params={"clientOrderId": "inv"})
+    assert (await inverse_task)[0]["clientOrderId"] == "inv"
+    await usdm.create_order(BTC, "market", "buy", 0.01, params={"clientOrderId": "lin"})
+    assert {o["clientOrderId"] for o in await linear_task} == {"lin"}
+    keys = {lk.venue: lk.key for lk in sim.hub.listen_keys.values()}
+    assert set(keys) == {"fapi", "dapi"}
+    assert keys["fapi"] != keys["dapi"]
