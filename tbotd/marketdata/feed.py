@@ -1,0 +1,218 @@
+"""The candle feed: ccxt.pro streams plus REST, turned into closed candles exactly once each.
+
+Per symbol, one task loops on ``watch_ohlcv`` and hands copies of the rows to a
+:class:`~tbotd.marketdata.assembler.CandleAssembler`; a timer asks REST to confirm a candle whose
+close plus grace has passed without a roll-over (illiquid markets). A dropped socket marks the
+stream lost, backs off with jitter and reconnects; REST fills the hole before the stream is
+trusted again. Warm-up history is paged from REST at start. Closed candles are stored, then
+announced to waiters (the daemon's cycle); invalid rows and real exchange gaps become events.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from datetime import datetime, timedelta
+from typing import Any
+
+from tbotd.domain.errors import RetryableError
+from tbotd.domain.market import Candle
+from tbotd.domain.values import datetime_to_ms, ms_to_datetime, timeframe_delta, to_decimal
+from tbotd.execution.broker import PriceRef
+from tbotd.execution.venue import call
+from tbotd.marketdata.assembler import CandleAssembler, Outcome
+from tbotd.ops.clock import Clock
+from tbotd.ops.logs import get_logger
+from tbotd.ops.retry import Backoff, retry
+from tbotd.store import Store
+
+log = get_logger(__name__)
+PAGE = 1000  # ccxt caps Binance klines at 1000 per call
+RECONNECT = Backoff(attempts=1_000_000, base_s=0.5, cap_s=30.0)
+REST = Backoff(attempts=6, base_s=0.5, cap_s=10.0)
+
+
+class CandleFeed:
+    """Closed candles of ``symbols`` on ``timeframe`` from a ccxt.pro exchange."""
+
+    def __init__(
+        self,
+        exchange: Any,
+        symbols: list[str],
+        timeframe: str,
+        store: Store,
+        clock: Clock,
+        grace_s: float = 3.0,
+        warmup_bars: int = 600,
+    ) -> None:
+        self._exchange, self._symbols, self.timeframe = exchange, symbols, timeframe
+        self._store, self._clock = store, clock
+        self._grace = timedelta(seconds=grace_s)
+        self._step = timeframe_delta(timeframe)
+        self._warmup = warmup_bars
+        self._assemblers = {
+            s: CandleAssembler(s, timeframe, store.last_candle_time(s, timeframe)) for s in symbols
+        }
+        self._forming: dict[str, list[Any]] = {}
+        self._changed = asyncio.Condition()
+        self.live = asyncio.Event()  # set once every stream has delivered since start
+        self._streamed: set[str] = set()
+        self.reconnects = 0
+        self.closed_count = 0
+
+    # -- the daemon's view ---------------------------------------------------------------------
+
+    def last_closed(self, symbol: str) -> datetime | None:
+        """Open time of the newest closed candle of ``symbol``."""
+        return self._assemblers[symbol].last_closed
+
+    def price(self, symbol: str) -> PriceRef:
+        """The price a market order would fill near now: the forming candle's open right after
+        a close (what the paper broker and the backtest fill at), else its latest price."""
+        row = self._forming.get(symbol)
+        last = self._assemblers[symbol].last_closed
+        if row is not None:
+            opened = datetime_to_ms(last + self._step) if last else None
+            at = ms_to_datetime(int(row[0]))
+            price = row[1] if opened is not None and row[0] == opened else row[4]
+            return PriceRef(to_decimal(price, "price"), at)
+        candles = self._store.candles(symbol, self.timeframe, limit=1)
+        if not candles:
+            raise RetryableError(f"no price for {symbol} yet")
+        return PriceRef(candles[-1].close, candles[-1].close_time)
+
+    async def wait_closed(self, open_time: datetime, timeout_s: float) -> dict[str, Candle]:
+        """The candles opened at ``open_time`` of every symbol that has it by the deadline."""
+
+        def ready() -> bool:
+            return all(
+                (t := a.last_closed) is not None and t >= open_time
+                for a in self._assemblers.values()
+            )
+
+        async with self._changed:
+            try:
+                await asyncio.wait_for(self._changed.wait_for(ready), timeout_s)
+            except TimeoutError:
+                log.warning(
+                    "cycle deadline: candles missing",
+                    candle=open_time.isoformat(),
+                    missing=[
+                        s
+                        for s, a in self._assemblers.items()
+                        if (a.last_closed or open_time - self._step) < open_time
+                    ],
+                )
+        found = {}
+        for symbol in self._symbols:
+            candles = self._store.candles(symbol, self.timeframe, since=open_time, limit=None)
+            if candles and candles[0].open_time == open_time:
+                found[symbol] = candles[0]
+        return found
+
+    # -- running -------------------------------------------------------------------------------
+
+    async def warm_up(self) -> None:
+        """Page REST history up to now into the store (start, and after every reconnect)."""
+        for symbol in self._symbols:
+            await self._gap_fill(symbol)
+
+    async def run(self) -> None:
+        """Stream every symbol and confirm late candles until cancelled."""
+        async with asyncio.TaskGroup() as group:
+            for symbol in self._symbols:
+                group.create_task(self._stream(symbol), name=f"stream {symbol}")
+            group.create_task(self._confirm_forever(), name="candle confirmations")
+
+    async def _stream(self, symbol: str) -> None:
+        failures = 0
+        while True:
+            try:
+                rows = await call(lambda: self._exchange.watch_ohlcv(symbol, self.timeframe))
+            except RetryableError as e:
+                self._assemblers[symbol].stream_lost()
+                self.reconnects += 1
+                delay = RECONNECT.delay(failures)
+                failures += 1
+                log.warning("stream lost", symbol=symbol, error=str(e), retry_in_s=round(delay, 2))
+                self._event("stream-lost", f"{symbol} stream lost: {e}", symbol)
+                await self._clock.sleep(delay)
+                await self._gap_fill(symbol)
+                continue
+            failures = 0
+            copies = [list(r) for r in rows]  # ccxt mutates its rows later
+            if copies:
+                self._forming[symbol] = max(copies, key=lambda r: float(r[0]))
+            outcome = self._assemblers[symbol].on_stream(copies)
+            await self._publish(outcome)
+            self._mark_streamed(symbol)
+            if outcome.needs_gap_fill:
+                await self._gap_fill(symbol)
+
+    async def _confirm_forever(self) -> None:
+        while True:
+            await self._clock.sleep(max(self._grace.total_seconds(), 1.0))
+            now = self._clock.now()
+            for symbol, assembler in self._assemblers.items():
+                if assembler.due_for_confirmation(now, self._grace) is not None:
+                    await self._gap_fill(symbol)
+
+    async def _gap_fill(self, symbol: str) -> None:
+        """Fetch every candle after the last closed one, in pages, up to now."""
+        assembler = self._assemblers[symbol]
+        since = assembler.next_expected or (self._clock.now() - self._step * self._warmup)
+        while since + self._step <= self._clock.now():
+            try:
+                rows = await retry(
+                    self._page(symbol, datetime_to_ms(since)), f"klines {symbol}", REST, self._clock
+                )
+            except RetryableError as e:
+                log.warning("gap fill postponed", symbol=symbol, error=str(e))
+                return
+            now = min(self._clock.now(), await self._server_now())
+            await self._publish(assembler.on_rest([list(r) for r in rows], now))
+            if len(rows) < PAGE:
+                return  # reached the forming candle
+            since = max(ms_to_datetime(int(rows[-1][0])) + self._step, since + self._step)
+
+    async def _server_now(self) -> datetime:
+        """The venue's clock: a candle is closed by *its* time, whatever ours says (skew)."""
+        try:
+            return ms_to_datetime(int(await call(self._exchange.fetch_time)))
+        except RetryableError:
+            return self._clock.now() - self._grace
+
+    def _page(self, symbol: str, start_ms: int) -> Callable[[], Awaitable[list[list[Any]]]]:
+        async def fetch() -> list[list[Any]]:
+            rows: list[list[Any]] = await call(
+                lambda: self._exchange.fetch_ohlcv(symbol, self.timeframe, start_ms, PAGE)
+            )
+            return rows
+
+        return fetch
+
+    async def _publish(self, outcome: Outcome) -> None:
+        for reason in outcome.rejected:
+            self._event("invalid-candle", reason)
+        for gap in outcome.gaps:
+            self._event(
+                "gap",
+                f"exchange has no {gap.count} candle(s) from {gap.first_missing.isoformat()}",
+                gap.symbol,
+                count=gap.count,
+            )
+        if not outcome.closed:
+            return
+        with self._store.transaction():
+            self._store.record_candles(outcome.closed)
+        self.closed_count += len(outcome.closed)
+        async with self._changed:
+            self._changed.notify_all()
+
+    def _mark_streamed(self, symbol: str) -> None:
+        self._streamed.add(symbol)
+        if len(self._streamed) == len(self._symbols):
+            self.live.set()
+
+    def _event(self, kind: str, message: str, symbol: str | None = None, **data: object) -> None:
+        self._store.record_event(self._clock.now(), kind, message, symbol, **data)
