@@ -6,6 +6,7 @@ highs and lows are chosen so that every fill price can be computed by hand.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import replace
@@ -14,7 +15,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from tbotd.domain.values import datetime_to_ms
+from tbotd.domain.values import datetime_to_ms, ms_to_datetime
 from tbotd.sim import DEMO_API_KEY, SimConfig, SimExchange
 from tbotd.sim.client import make_ccxt
 
@@ -87,3 +88,23 @@ async def client(
 def wallet(sim: SimExchange, asset: str, api_key: str = DEMO_API_KEY) -> Decimal:
     """The exact wallet balance the sim holds."""
     return sim.account(api_key).wallets.get(asset, Decimal(0))
+
+
+class FollowingClock:
+    """A daemon clock for tests: the sim's market time; backoff sleeps run 1000× faster.
+
+    Reading the time straight from the in-process sim keeps the two in lockstep without any
+    synchronising sleep; retry backoffs still happen, just quickly.
+    """
+
+    def __init__(self, sim: SimExchange) -> None:
+        self.sim = sim
+
+    def now(self) -> datetime:
+        return ms_to_datetime(self.sim.engine.now_ms)
+
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.sleep(max(seconds, 0) / 1000)
+
+    def wall_seconds(self, seconds: float) -> float:
+        return seconds

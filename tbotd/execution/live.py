@@ -32,11 +32,13 @@ from tbotd.execution.venue import (
 )
 from tbotd.ops.clock import Clock
 from tbotd.ops.logs import get_logger
+from tbotd.ops.retry import Backoff
 from tbotd.store import Store, Trade
 from tbotd.strategy.exits import ExitParams, Protection
 
 log = get_logger(__name__)
 PROTECTION_ATTEMPTS = 3
+USER_STREAM = Backoff(attempts=1_000_000, base_s=0.5, cap_s=30.0)
 
 
 class LiveBroker(LiveRecovery):
@@ -61,6 +63,7 @@ class LiveBroker(LiveRecovery):
         self._symbols, self._prices = symbols, prices
         self._leverage, self._margin_mode, self._fallback = leverage, margin_mode, fallback_exits
         self._lock = asyncio.Lock()
+        self.synced = asyncio.Condition()  # notified after every sync (tests and status wait on it)
 
     async def start(self) -> None:
         """Markets, idempotent account set-up, then recovery (reconcile and protect)."""
@@ -264,6 +267,33 @@ class LiveBroker(LiveRecovery):
         """The user-data stream reported a change on ``symbol``: sync it now."""
         async with self._lock:
             await self.sync(symbol)
+        async with self.synced:
+            self.synced.notify_all()
+
+    async def watch_user_stream(self) -> None:
+        """Settle fired stops/targets as soon as the venue says so; reconcile after a drop.
+
+        Polling at every candle close (:meth:`on_closed_candle`) remains the safety net.
+        """
+        failures = 0
+        while True:
+            try:
+                updates = await self._venue.watch_orders()
+            except RetryableError as e:
+                delay = USER_STREAM.delay(failures)
+                failures += 1
+                log.warning("user-data stream lost", error=str(e), retry_in_s=round(delay, 2))
+                await self._clock.sleep(delay)
+                await self.reconcile()
+                continue
+            failures = 0
+            symbols = set()
+            for update in updates:
+                order = self._store.order(update.client_id)
+                if order is not None and order.state.is_live:
+                    symbols.add(order.symbol)
+            for symbol in sorted(symbols):
+                await self.on_order_update(symbol)
 
     async def reconcile(self) -> int:
         """Compare with the venue and fix every difference (exchange wins on positions)."""

@@ -30,6 +30,7 @@ from tbotd.store import Store, Trade
 
 log = get_logger(__name__)
 LOOKUP = Backoff(attempts=6, base_s=0.2, cap_s=5.0)
+SEND = Backoff(attempts=4, base_s=0.5, cap_s=5.0)
 _FINAL = (OrderState.FILLED, OrderState.CANCELED, OrderState.EXPIRED, OrderState.REJECTED)
 
 
@@ -54,8 +55,8 @@ class LiveOrders:
     ) -> tuple[Order, VenueOrderState]:
         """Make ``request`` for the recorded ``order``; returns the order as the venue has it."""
         conditional = order.type.is_conditional
-        try:
-            state = await request()
+        try:  # a 429 or a clock error means "not executed": the same request may be repeated
+            state = await retry(request, f"send {order.client_id}", SEND, self._clock)
         except OutcomeUnknownError as e:
             order = self._update(order, OrderState.UNKNOWN, f"answer lost: {e}")
             found = await self._lookup(order.symbol, order.client_id, conditional)

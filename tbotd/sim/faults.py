@@ -105,6 +105,7 @@ class Faults:
         self._stopping = stopping
         self._rng = random.Random(config.seed)
         self.lost_replies = 0
+        self.reply_lost = asyncio.Event()  # set once an order executed but its reply was lost
 
     def update(self, changes: dict[str, Any]) -> FaultConfig:
         """Apply ``changes`` now; returns the new configuration."""
@@ -151,6 +152,7 @@ class Faults:
         if placing and response.status == 200 and self.config.lose_replies > 0:
             self.config = replace(self.config, lose_replies=self.config.lose_replies - 1)
             self.lost_replies += 1
+            self.reply_lost.set()
             return await self._lost_reply()
         return response
 

@@ -26,7 +26,7 @@ from tbotd.sim import SimConfig, SimExchange
 from tbotd.sim.client import make_ccxt
 from tbotd.store import Store
 from tbotd.strategy.exits import ExitParams
-from tests.simkit import CSV_START, write_candles
+from tests.simkit import CSV_START, FollowingClock, write_candles
 
 T0 = CSV_START  # 07:00 UTC: an hour before a funding time
 STEP = timedelta(minutes=5)
@@ -206,6 +206,7 @@ class LiveHarness(_Script):
         )
         self.broker: LiveBroker
         self._viewer: Any = None
+        self.clock = FollowingClock(self.sim)  # type: ignore[assignment]
 
     def _broker(self) -> LiveBroker:
         exchange = make_ccxt(self.venue.exchange_id, self.sim.url, config={"timeout": 5000})
@@ -232,11 +233,9 @@ class LiveHarness(_Script):
     async def next_candle(self) -> None:
         self.index += 1
         await self.sim.advance_to(self.candle_time)
-        await self.clock.set(self.candle_time)
 
     async def finish(self) -> Candle:
         await self.sim.advance_to(self.candle.close_time, step_s=15)
-        await self.clock.set(self.candle.close_time)
         await self.broker.on_closed_candle(self.candle)
         return self.candle
 

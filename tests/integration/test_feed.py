@@ -17,26 +17,10 @@ from tbotd.marketdata.feed import CandleFeed
 from tbotd.sim import SimExchange
 from tbotd.sim.client import make_ccxt
 from tbotd.store import Store
-from tests.simkit import generated_config, running
+from tests.simkit import FollowingClock, generated_config, running
 
 SYMBOL = "BTC/USDT:USDT"
 STEP = timedelta(minutes=5)
-
-
-class FollowingClock:
-    """The daemon's clock in these tests: the sim's market time; backoff sleeps 1000× faster."""
-
-    def __init__(self, sim: SimExchange) -> None:
-        self.sim = sim
-
-    def now(self) -> datetime:
-        return ms_to_datetime(self.sim.engine.now_ms)
-
-    async def sleep(self, seconds: float) -> None:
-        await asyncio.sleep(max(seconds, 0) / 1000)
-
-    def wall_seconds(self, seconds: float) -> float:
-        return seconds
 
 
 @dataclass
