@@ -12,7 +12,16 @@ from tbotd.domain.positions import funding_amount, pnl
 from tbotd.domain.values import book
 from tbotd.execution.paper_model import BPS
 from tests.contract.conftest import Start
-from tests.contract.harness import FEE_BPS, FUNDING_RATE, INVERSE, STEP, Harness
+from tests.contract.harness import (
+    FEE_BPS,
+    FUNDING_RATE,
+    INVERSE,
+    LINEAR,
+    STEP,
+    Bar,
+    Harness,
+    Venue,
+)
 
 FIXED = ExitPlan(ExitSource.FIXED, sl_distance=Decimal("0.01"), tp_distance=Decimal("0.02"))
 QTY = Decimal("0.1")
@@ -181,10 +190,20 @@ async def test_restart_mid_position_restores_state_and_protection(market: Start)
     assert [o.client_id for o in h.store.live_orders()] == []
 
 
-async def test_funding_is_charged_in_the_settlement_currency(market: Start) -> None:
-    """A long held through 08:00 UTC pays rate × notional at the funding price."""
-    h = await market(*[QUIET] * 12)
-    await enter(h)
+@pytest.mark.parametrize(
+    ("venue", "bar", "qty", "mark"),
+    [
+        (LINEAR, QUIET, QTY, Decimal(20000)),
+        (INVERSE, ("30000", "30050", "29950", "30000"), Decimal(30), Decimal(30000)),
+    ],
+    ids=["usdt", "btc"],
+)
+async def test_funding_is_charged_in_the_settlement_currency(
+    market: Start, venue: Venue, bar: Bar, qty: Decimal, mark: Decimal
+) -> None:
+    """A long held through 08:00 UTC pays rate × notional at the funding price, in USDT or BTC."""
+    h = await market(*[bar] * 12, venue=venue)
+    await enter(h, qty=qty)
     for _ in range(11):
         await h.finish()
         await h.next_candle()
@@ -192,7 +211,7 @@ async def test_funding_is_charged_in_the_settlement_currency(market: Start) -> N
     [row] = h.store.query("SELECT amount, currency FROM funding")
     m = h.venue.market
     expected = book(
-        funding_amount(m.market_type, Side.LONG, QTY, m.contract_size, Decimal(20000), FUNDING_RATE)
+        funding_amount(m.market_type, Side.LONG, qty, m.contract_size, mark, FUNDING_RATE)
     )
     assert (Decimal(row["amount"]), row["currency"]) == (expected, m.settle)
 
