@@ -192,6 +192,17 @@ class OpsConfig(_Section):
     token: SecretStr | None = None
 
 
+class DaemonConfig(_Section):
+    """The cycle's timing. ``time_scale`` > 1 only against an accelerated `tbotd sim`."""
+
+    grace_s: Annotated[float, Field(ge=0, le=60)] = 3.0
+    candle_wait_s: Annotated[float, Field(gt=0, le=120)] = 20.0
+    reconcile_interval_s: Annotated[float, Field(gt=0, le=86_400)] = 300.0
+    history_bars: Annotated[int, Field(ge=50, le=20_000)] = 1000
+    time_scale: Annotated[float, Field(gt=0, le=10_000)] = 1.0
+    stop_timeout_s: Annotated[float, Field(gt=0, le=600)] = 60.0
+
+
 class LogConfig(_Section):
     """Logging level and format."""
 
@@ -217,6 +228,7 @@ class Settings(BaseSettings):
     execution: ExecutionConfig = ExecutionConfig()
     store: StoreConfig = StoreConfig()
     ops: OpsConfig = OpsConfig()
+    daemon: DaemonConfig = DaemonConfig()
     log: LogConfig = LogConfig()
 
     @field_validator("instance")

@@ -330,6 +330,16 @@ class CcxtVenue:
             payments.append(FundingPayment(symbol, at, None, None, None, amount, currency))
         return payments
 
+    async def funding_rate_at(self, symbol: str, at: datetime) -> Decimal | None:
+        """The funding rate the venue settled at ``at`` (a funding time), if it published one."""
+        since = int(at.timestamp() * 1000) - 60_000
+        rows = await call(lambda: self.exchange.fetch_funding_rate_history(symbol, since, 3))
+        for row in rows:
+            if abs(int(row["timestamp"]) - int(at.timestamp() * 1000)) <= 60_000:
+                info = row.get("info") or {}
+                return _dec(info, "fundingRate", row.get("fundingRate"))
+        return None
+
     async def watch_orders(self) -> list[VenueOrderState]:
         """Order updates from the user-data stream (ccxt.pro); raises RetryableError on a drop."""
         orders = await call(self.exchange.watch_orders)

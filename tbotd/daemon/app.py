@@ -1,0 +1,163 @@
+"""The one place that wires concrete adapters by mode (paper | live) — nothing else does.
+
+:func:`build` opens the store, connects ccxt (the real venue, or `tbotd sim` when
+``exchange.base_url`` is set), anchors the daemon's clock to the venue's, and builds the feed,
+the broker, the predictor chain and the cycle. :meth:`App.recover` is startup-as-recovery.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from tbotd.config.settings import Settings
+from tbotd.daemon.cycle import Cycle, Predictor
+from tbotd.domain.enums import TradingMode
+from tbotd.domain.errors import RetryableError
+from tbotd.domain.values import ms_to_datetime
+from tbotd.execution.broker import Broker
+from tbotd.execution.live import LiveBroker
+from tbotd.execution.paper import PaperBroker
+from tbotd.execution.paper_model import FillParams
+from tbotd.execution.venue import CcxtVenue, call
+from tbotd.marketdata.feed import CandleFeed
+from tbotd.ops.clock import Clock, ScaledClock
+from tbotd.ops.logs import get_logger
+from tbotd.store import Store
+from tbotd.strategy.manager import ManagerConfig
+
+log = get_logger(__name__)
+
+
+def make_exchange(settings: Settings) -> Any:
+    """A ccxt.pro client for the configured venue; order calls never retried by ccxt itself."""
+    cfg = settings.exchange
+    key = cfg.api_key.get_secret_value() if cfg.api_key else None
+    secret = cfg.api_secret.get_secret_value() if cfg.api_secret else None
+    timeout_ms = int(cfg.request_timeout_s * 1000)
+    if cfg.base_url:
+        from tbotd.sim import DEMO_API_KEY, DEMO_API_SECRET
+        from tbotd.sim.client import make_ccxt
+
+        return make_ccxt(
+            cfg.id,
+            cfg.base_url,
+            key or DEMO_API_KEY,
+            secret or DEMO_API_SECRET,
+            pro=True,
+            config={"timeout": timeout_ms},
+        )
+    import ccxt.pro
+
+    options = {"maxRetriesOnFailure": 0, "fetchCurrencies": False}
+    params: dict[str, Any] = {"enableRateLimit": True, "timeout": timeout_ms, "options": options}
+    if key and secret:
+        params.update(apiKey=key, secret=secret)
+    return getattr(ccxt.pro, cfg.id)(params)
+
+
+@dataclass
+class App:
+    """Everything one running instance is made of."""
+
+    settings: Settings
+    store: Store
+    clock: Clock
+    venue: CcxtVenue
+    feed: CandleFeed
+    broker: Broker
+    predictor: Predictor
+    cycle: Cycle
+
+    async def recover(self) -> None:
+        """Startup is recovery: broker state reconciled with the venue, history filled."""
+        await self.broker.start()
+        await self.feed.warm_up()
+
+    async def resync_clock(self) -> None:
+        """Re-anchor the daemon's clock on the venue's (no drift between the two)."""
+        if isinstance(self.clock, ScaledClock):
+            self.clock.anchor(await self.venue.server_time())
+
+    async def close(self) -> None:
+        """Release connections and the database; protective orders stay on the venue."""
+        close = getattr(self.predictor, "close", None)
+        if close is not None:
+            await close()
+        await self.broker.stop()
+        if not isinstance(self.broker, LiveBroker):  # the live broker closes the venue itself
+            await self.venue.close()
+        self.store.close()
+
+
+async def build(settings: Settings, predictor: Predictor | None = None) -> App:
+    """Wire an instance by its config (``predictor`` may be injected, e.g. by tests)."""
+    store = Store.open(settings.store.path)
+    exchange = make_exchange(settings)
+    venue = CcxtVenue(exchange, settings.exchange.market_type)
+    server_ms = await call(exchange.fetch_time)
+    clock = ScaledClock(ms_to_datetime(int(server_ms)), settings.daemon.time_scale)
+    symbols = list(settings.exchange.symbols)
+    feed = CandleFeed(
+        exchange,
+        symbols,
+        settings.exchange.timeframe,
+        store,
+        clock,
+        grace_s=settings.daemon.grace_s,
+        warmup_bars=settings.daemon.history_bars,
+    )
+    broker = await _broker(settings, store, venue, feed, clock)
+    if predictor is None:
+        from tbotd.predictor.fallback import FallbackPredictor
+
+        predictor = FallbackPredictor.from_settings(settings, events=store, clock=clock)
+    cycle = Cycle(settings, store, feed, broker, predictor, clock)
+    return App(settings, store, clock, venue, feed, broker, predictor, cycle)
+
+
+async def _broker(
+    settings: Settings, store: Store, venue: CcxtVenue, feed: CandleFeed, clock: Clock
+) -> Broker:
+    execution, strategy = settings.execution, settings.strategy
+    exits = ManagerConfig.from_settings(settings).exits
+    if execution.mode is TradingMode.LIVE:
+        return LiveBroker(
+            store=store,
+            venue=venue,
+            symbols=list(settings.exchange.symbols),
+            currency=strategy.share_class,
+            instance=settings.instance,
+            clock=clock,
+            prices=feed.price,
+            leverage=execution.leverage,
+            margin_mode=execution.margin_mode,
+            fallback_exits=exits,
+        )
+    markets = await venue.markets(settings.exchange.symbols)
+
+    async def funding(symbol: str, at: datetime) -> Decimal | None:
+        try:
+            return await venue.funding_rate_at(symbol, at)
+        except RetryableError as e:  # paper funding skipped for this mark, and said so
+            store.record_event(clock.now(), "funding-unknown", f"rate unavailable: {e}", symbol)
+            return None
+
+    return PaperBroker(
+        store=store,
+        markets=markets,
+        params=FillParams(
+            slippage_bps=execution.slippage_bps,
+            taker_fee_bps=execution.taker_fee_bps,
+            leverage=Decimal(execution.leverage),
+        ),
+        currency=strategy.share_class,
+        initial_balance=strategy.initial_capital,
+        instance=settings.instance,
+        clock=clock,
+        prices=feed.price,
+        funding=funding,
+        fallback_exits=exits,
+    )

@@ -1,0 +1,240 @@
+"""One 5-minute cycle: closed candles → predictions → decisions → orders → records.
+
+The order matches the backtest exactly (DESIGN §2 exit priority): the broker first settles what
+happened inside the candle that just closed (stops, targets, liquidation, funding), then the
+predictions for that candle are made, then the manager decides at the close and the broker fills
+at the next price. Each candle of each symbol is decided at most once, even across restarts.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Protocol
+
+from tbotd.config.settings import Settings
+from tbotd.domain.enums import PredictionSource
+from tbotd.domain.market import Candle
+from tbotd.domain.prediction import Prediction
+from tbotd.execution.broker import Broker, PriceRef
+from tbotd.execution.executor import ActionResult, execute
+from tbotd.ops.clock import Clock
+from tbotd.ops.logs import get_logger
+from tbotd.store import Store
+from tbotd.strategy.manager import DecisionInput, ManagerConfig, decide
+
+log = get_logger(__name__)
+
+
+class Outcome(Protocol):
+    """What the predictor returns per symbol (see tbotd.predictor.fallback)."""
+
+    prediction: Prediction
+    latency_ms: float
+
+
+class Predictor(Protocol):
+    """remote → local → neutral, always answering within its deadline."""
+
+    async def predict(
+        self, histories: Mapping[str, Sequence[Candle]], candle_time: datetime
+    ) -> Mapping[str, Outcome]:
+        """One prediction per symbol for the candle that opened at ``candle_time``."""
+        ...
+
+
+class Feed(Protocol):
+    """What the cycle needs of the candle feed."""
+
+    async def wait_closed(self, open_time: datetime, timeout_s: float) -> dict[str, Candle]:
+        """The closed candles of ``open_time`` that arrived before the deadline."""
+        ...
+
+    def price(self, symbol: str) -> PriceRef:
+        """The price an order placed now would fill near."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class SymbolResult:
+    """What happened to one symbol in one cycle."""
+
+    symbol: str
+    prediction: Prediction | None
+    results: tuple[ActionResult, ...] = ()
+    skipped: str = ""
+
+
+@dataclass(slots=True)
+class CycleReport:
+    """The facts of one cycle, for the log line, the metrics and `/status`."""
+
+    candle_time: datetime
+    symbols: list[SymbolResult] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)
+    timings_ms: dict[str, float] = field(default_factory=dict)
+    equity: Decimal | None = None
+
+    @property
+    def decisions(self) -> int:
+        """Symbols decided this cycle."""
+        return sum(1 for s in self.symbols if not s.skipped)
+
+    @property
+    def orders_ok(self) -> bool:
+        """Every action was carried out."""
+        return all(r.done for s in self.symbols for r in s.results)
+
+
+class Cycle:
+    """Runs cycles for one tbotd instance; everything it touches is passed in."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store,
+        feed: Feed,
+        broker: Broker,
+        predictor: Predictor,
+        clock: Clock,
+    ) -> None:
+        self.settings, self.store, self.feed, self.broker = settings, store, feed, broker
+        self.predictor, self.clock = predictor, clock
+        self.manager = ManagerConfig.from_settings(settings)
+        self.histories = Histories(store, settings.exchange.timeframe, settings.daemon.history_bars)
+        self.symbols = list(settings.exchange.symbols)
+        self.last: CycleReport | None = None
+
+    async def run(self, candle_time: datetime) -> CycleReport:
+        """Decide the candle that opened at ``candle_time`` for every symbol."""
+        report = CycleReport(candle_time)
+        lap = _Lap(report)
+        wait = self.settings.daemon.candle_wait_s
+        candles = await self.feed.wait_closed(candle_time, self.clock.wall_seconds(wait))
+        report.missing = [s for s in self.symbols if s not in candles]
+        for symbol in report.missing:
+            self.store.record_event(
+                self.clock.now(),
+                "candle-missing",
+                f"no closed candle for {candle_time.isoformat()}",
+                symbol,
+            )
+        for candle in candles.values():
+            await self.broker.on_closed_candle(candle)
+        lap("candles")
+        histories = {s: self.histories.upto(s, candle_time) for s in sorted(candles)}
+        outcomes = await self.predictor.predict(histories, candle_time) if histories else {}
+        now = self.clock.now()
+        with self.store.transaction():
+            for made in outcomes.values():
+                self.store.record_prediction(made.prediction, made.latency_ms, now)
+        lap("predict")
+        equity = await self.broker.equity()
+        positions = await self.broker.positions()
+        share = equity.total / len(self.symbols)
+        for symbol in sorted(candles):
+            report.symbols.append(
+                await self._decide(symbol, candle_time, outcomes.get(symbol), positions, share)
+            )
+        lap("decide+execute")
+        after = await self.broker.equity()
+        report.equity = after.total
+        self.store.record_equity(
+            self.clock.now(), after.currency, after.balance, after.unrealized_pnl
+        )
+        lap("record")
+        self.last = report
+        self._log(report)
+        return report
+
+    async def _decide(
+        self,
+        symbol: str,
+        candle_time: datetime,
+        outcome: Outcome | None,
+        positions: Mapping[str, object],
+        equity_share: Decimal,
+    ) -> SymbolResult:
+        prediction = outcome.prediction if outcome is not None else None
+        if self.store.decision_exists(symbol, candle_time):
+            return SymbolResult(symbol, prediction, skipped="already decided (restart)")
+        degraded = prediction is None or prediction.source is PredictionSource.NEUTRAL
+        inp = DecisionInput(
+            symbol,
+            None if degraded else prediction,
+            positions.get(symbol),  # type: ignore[arg-type]
+            equity_share,
+            self.feed.price(symbol).price,
+            self.broker.market(symbol),
+        )
+        actions = decide(inp, self.manager)
+        self.store.record_decision(symbol, candle_time, actions, self.clock.now())
+        results = await execute(self.broker, actions, candle_time)
+        return SymbolResult(symbol, prediction, tuple(results))
+
+    def _log(self, report: CycleReport) -> None:
+        """One rich line per cycle: what was predicted, decided and done, and how long it took."""
+        log.info(
+            "cycle",
+            candle=report.candle_time.isoformat(),
+            decisions=report.decisions,
+            missing=report.missing,
+            sources={s.symbol: s.prediction.source.value for s in report.symbols if s.prediction},
+            signals={
+                s.symbol: f"{s.prediction.signal.value}@{s.prediction.confidence:.2f}"
+                for s in report.symbols
+                if s.prediction
+            },
+            actions={
+                s.symbol: [
+                    f"{type(r.action).__name__}:{'ok' if r.done else 'failed'}" for r in s.results
+                ]
+                or [s.skipped]
+                for s in report.symbols
+            },
+            equity=str(report.equity),
+            ms=report.timings_ms,
+        )
+
+
+class Histories:
+    """The last ``size`` closed candles per symbol, loaded once and extended incrementally.
+
+    Reading a thousand candles from SQLite every cycle for every symbol would dominate the
+    cycle's latency; the store stays the source of truth and only new rows are read.
+    """
+
+    def __init__(self, store: Store, timeframe: str, size: int) -> None:
+        self._store, self._timeframe, self._size = store, timeframe, size
+        self._data: dict[str, deque[Candle]] = {}
+
+    def upto(self, symbol: str, candle_time: datetime) -> list[Candle]:
+        """Candles of ``symbol`` up to and including the one that opened at ``candle_time``."""
+        window = self._data.get(symbol)
+        if window is None:
+            window = deque(
+                self._store.candles(symbol, self._timeframe, limit=self._size), maxlen=self._size
+            )
+            self._data[symbol] = window
+        elif window:
+            after = window[-1].open_time + timedelta(microseconds=1)
+            window.extend(self._store.candles(symbol, self._timeframe, since=after))
+        return [c for c in window if c.open_time <= candle_time]
+
+
+class _Lap:
+    """Accumulates named timings (wall-clock milliseconds) into a report."""
+
+    def __init__(self, report: CycleReport) -> None:
+        self._report, self._t = report, time.perf_counter()
+        self._start = self._t
+
+    def __call__(self, name: str) -> None:
+        now = time.perf_counter()
+        self._report.timings_ms[name] = round((now - self._t) * 1000, 2)
+        self._report.timings_ms["total"] = round((now - self._start) * 1000, 2)
+        self._t = now

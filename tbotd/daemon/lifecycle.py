@@ -1,0 +1,192 @@
+"""The daemon's life: recover, become ready, cycle every candle, stop cleanly on a signal.
+
+* Startup is recovery (the broker reconciles with the venue, the feed fills history) before
+  READY=1 and before the first cycle; cycles missed while down are logged, never replayed.
+* SIGTERM/SIGINT: stop taking new decisions, let the in-flight cycle finish, leave protective
+  orders where they are, flush the store, exit 0. A second signal exits at once.
+* SIGHUP: reload the config file; if it validates, the strategy knobs and log level change now
+  (a change that needs a restart is reported, not half-applied).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from tbotd.config import ConfigInvalidError, Settings, load_settings
+from tbotd.daemon.app import App, build
+from tbotd.daemon.cycle import Predictor
+from tbotd.daemon.schedule import cycle_scheduler, just_closed
+from tbotd.daemon.systemd import Notifier
+from tbotd.domain.values import datetime_to_ms, ms_to_datetime, timeframe_delta
+from tbotd.execution.live import LiveBroker
+from tbotd.ops.logs import configure_for, get_logger
+from tbotd.ops.tasks import TaskSupervisor
+from tbotd.strategy.manager import ManagerConfig
+
+log = get_logger(__name__)
+RESTART_KEYS = ("instance", "exchange", "store", "ops", "daemon")
+
+
+class Daemon:
+    """One tbotd instance from start to exit code."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        config_path: Path | None = None,
+        predictor: Predictor | None = None,
+        on_cycle: Callable[[Any], None] | None = None,
+    ) -> None:
+        self.settings, self.config_path = settings, config_path
+        self._predictor, self._on_cycle = predictor, on_cycle
+        self.notifier = Notifier()
+        self.supervisor = TaskSupervisor()
+        self.stop_requested = asyncio.Event()
+        self.ready = asyncio.Event()
+        self._cycle_lock = asyncio.Lock()
+        self._signals = 0
+        self.app: App | None = None
+        self.cycles = 0
+
+    async def run(self) -> int:
+        """Run until a stop signal (exit 0) or a critical failure (exit 1)."""
+        self._install_signals()
+        self.app = app = await build(self.settings, self._predictor)
+        scheduler = None
+        try:
+            await app.recover()
+            self._report_missed(app)
+            self._spawn_background(app)
+            scheduler = cycle_scheduler(
+                app.clock,
+                self.settings.exchange.timeframe,
+                self.settings.daemon.grace_s,
+                self._tick,
+            )
+            scheduler.start()
+            self.ready.set()
+            self.notifier.ready("recovered; cycling")
+            log.info(
+                "ready",
+                instance=self.settings.instance,
+                mode=str(self.settings.execution.mode),
+                symbols=list(self.settings.exchange.symbols),
+            )
+            stop = asyncio.create_task(self.stop_requested.wait())
+            failed = asyncio.create_task(self.supervisor.failed.wait())
+            await asyncio.wait({stop, failed}, return_when=asyncio.FIRST_COMPLETED)
+            for task in (stop, failed):
+                task.cancel()
+        finally:
+            await self._shutdown(app, scheduler)
+        return 1 if self.supervisor.failure is not None and not self.stop_requested.is_set() else 0
+
+    async def _tick(self) -> None:
+        """The scheduled job: decide the candle that just closed (never two cycles at once)."""
+        app = self.app
+        if app is None or self.stop_requested.is_set():
+            return
+        async with self._cycle_lock:
+            await app.resync_clock()
+            candle_time = just_closed(app.clock.now(), self.settings.exchange.timeframe)
+            try:
+                report = await app.cycle.run(candle_time)
+            except Exception:  # a bad cycle is logged; the next one starts clean (crash-only)
+                log.exception("cycle failed", candle=candle_time.isoformat())
+                app.store.record_event(app.clock.now(), "cycle-failed", candle_time.isoformat())
+                return
+            self.cycles += 1
+            self.notifier.status(f"cycle {candle_time.isoformat()}: {report.decisions} decided")
+            if self._on_cycle is not None:
+                self._on_cycle(report)
+
+    def _spawn_background(self, app: App) -> None:
+        self.supervisor.spawn(app.feed.run(), "candle feed", critical=True)
+        self.supervisor.spawn(self.notifier.watchdog_forever(), "systemd watchdog")
+        self.supervisor.spawn(self._reconcile_forever(app), "reconciliation")
+        if isinstance(app.broker, LiveBroker):
+            self.supervisor.spawn(app.broker.watch_user_stream(), "user-data stream")
+
+    async def _reconcile_forever(self, app: App) -> None:
+        while True:
+            await app.clock.sleep(self.settings.daemon.reconcile_interval_s)
+            async with self._cycle_lock:
+                fixes = await app.broker.reconcile()
+            if fixes:
+                log.warning("periodic reconciliation fixed differences", fixes=fixes)
+
+    def _report_missed(self, app: App) -> None:
+        """Cycles that should have run while the daemon was down: logged, not replayed."""
+        row = app.store.query("SELECT MAX(candle_time) AS t FROM decisions")[0]["t"]
+        if row is None:
+            return
+        step = timeframe_delta(self.settings.exchange.timeframe)
+        latest = just_closed(app.clock.now(), self.settings.exchange.timeframe)
+        missed = (datetime_to_ms(latest) - row) // int(step.total_seconds() * 1000) - 1
+        if missed > 0:
+            since = ms_to_datetime(row) + step
+            app.store.record_event(
+                app.clock.now(),
+                "missed-cycles",
+                f"{missed} cycle(s) missed since {since.isoformat()}",
+                count=missed,
+            )
+            log.warning("missed cycles are not replayed", count=missed, since=since.isoformat())
+
+    async def _shutdown(self, app: App, scheduler: Any) -> None:
+        self.notifier.stopping()
+        if scheduler is not None:
+            scheduler.shutdown(wait=False)
+        try:  # the in-flight cycle finishes; nothing new starts
+            await asyncio.wait_for(self._cycle_lock.acquire(), self.settings.daemon.stop_timeout_s)
+        except TimeoutError:
+            log.error("in-flight cycle did not finish in time; stopping anyway")  # noqa: TRY400
+        await self.supervisor.close()
+        await app.close()
+        log.info("stopped", cycles=self.cycles)
+
+    # -- signals -------------------------------------------------------------------------------
+
+    def _install_signals(self) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self.request_stop, sig.name)
+        if self.config_path is not None:
+            loop.add_signal_handler(signal.SIGHUP, self.reload)
+
+    def request_stop(self, why: str = "request") -> None:
+        """First call: graceful stop. Second: exit at once."""
+        self._signals += 1
+        if self._signals > 1:
+            log.warning("second stop signal: exiting now")
+            os._exit(1)
+        log.info("stopping", why=why)
+        self.stop_requested.set()
+
+    def reload(self) -> None:
+        """Re-read the config file; apply what can change live, report what cannot."""
+        if self.config_path is None:
+            return
+        try:
+            new = load_settings(self.config_path)
+        except ConfigInvalidError as e:
+            log.error("config reload refused", problems=[str(p) for p in e.problems])  # noqa: TRY400
+            return
+        changed = [k for k in RESTART_KEYS if getattr(new, k) != getattr(self.settings, k)]
+        if new.execution.mode != self.settings.execution.mode:
+            changed.append("execution.mode")
+        if changed:
+            log.warning("config changes need a restart; not applied", sections=changed)
+            return
+        self.settings = new
+        configure_for(new)
+        if self.app is not None:
+            self.app.settings = new
+            self.app.cycle.settings = new
+            self.app.cycle.manager = ManagerConfig.from_settings(new)
+        log.info("config reloaded")

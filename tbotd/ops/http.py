@@ -1,0 +1,114 @@
+"""The HTTP ops endpoint (DESIGN §7): health, readiness, Prometheus metrics, status.
+
+Bound to loopback by default. ``/healthz`` is always open (systemd, load balancers). Everything
+else needs ``Authorization: Bearer <ops token>`` when a token is configured; without a token the
+server refuses to listen anywhere but loopback, so status and metrics are never exposed
+unauthenticated to a network.
+"""
+
+from __future__ import annotations
+
+import hmac
+import ipaddress
+import json
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+
+from tbotd.domain.errors import ConfigError
+from tbotd.ops.logs import get_logger
+
+log = get_logger(__name__)
+StatusProvider = Callable[[], Awaitable[dict[str, Any]]]
+
+
+def is_loopback(host: str) -> bool:
+    """True for 127.0.0.0/8, ::1 and localhost."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+class OpsServer:
+    """Serves the ops routes for one daemon."""
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        token: str | None,
+        registry: CollectorRegistry,
+        status: StatusProvider,
+        ready: Callable[[], tuple[bool, str]],
+    ) -> None:
+        if not token and not is_loopback(host):
+            raise ConfigError(
+                f"ops.host {host} is not loopback: set TBOTD_OPS__TOKEN to expose the ops "
+                "endpoint beyond this machine"
+            )
+        self.host, self.port, self._token = host, port, token
+        self._registry, self._status, self._ready = registry, status, ready
+        self._runner: web.AppRunner | None = None
+        self.url = ""
+
+    def app(self) -> web.Application:
+        """The aiohttp application."""
+        app = web.Application(middlewares=[self._auth])
+        app.router.add_get("/healthz", self._healthz)
+        app.router.add_get("/readyz", self._readyz)
+        app.router.add_get("/metrics", self._metrics)
+        app.router.add_get("/status", self._status_route)
+        return app
+
+    async def start(self) -> str:
+        """Listen; returns the base URL (port 0 picks a free one)."""
+        self._runner = web.AppRunner(self.app(), access_log=None, handle_signals=False)
+        await self._runner.setup()
+        await web.TCPSite(self._runner, self.host, self.port).start()
+        port = self._runner.addresses[0][1]
+        self.url = f"http://{self.host}:{port}"
+        log.info("ops endpoint listening", url=self.url, auth=bool(self._token))
+        return self.url
+
+    async def stop(self) -> None:
+        """Stop listening."""
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    @web.middleware
+    async def _auth(
+        self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+    ) -> web.StreamResponse:
+        if request.path == "/healthz" or not self._token:
+            return await handler(request)
+        given = request.headers.get("Authorization", "")
+        expected = f"Bearer {self._token}"
+        if not hmac.compare_digest(given.encode(), expected.encode()):
+            return _json({"error": "unauthorized"}, 401)
+        return await handler(request)
+
+    async def _healthz(self, _request: web.Request) -> web.Response:
+        return _json({"ok": True})
+
+    async def _readyz(self, _request: web.Request) -> web.Response:
+        ready, why = self._ready()
+        return _json({"ready": ready, "reason": why}, 200 if ready else 503)
+
+    async def _metrics(self, _request: web.Request) -> web.Response:
+        body = generate_latest(self._registry)
+        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+    async def _status_route(self, _request: web.Request) -> web.Response:
+        return _json(await self._status())
+
+
+def _json(body: dict[str, Any], status: int = 200) -> web.Response:
+    return web.Response(
+        text=json.dumps(body, default=str), status=status, content_type="application/json"
+    )
