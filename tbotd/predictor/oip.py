@@ -188,7 +188,9 @@ def schema_hash_from_config(config: Any) -> str | None:
     """The ``feature_schema_hash`` parameter of a Triton model configuration (JSON form)."""
     params = config.get("parameters") if isinstance(config, dict) else None
     entry = params.get(SCHEMA_PARAM) if isinstance(params, dict) else None
-    value = entry.get("string_value") if isinstance(entry, dict) else None
+    value = None
+    if isinstance(entry, dict):  # Triton writes proto field names; other JSON forms camelCase
+        value = entry.get("string_value", entry.get("stringValue"))
     return value if isinstance(value, str) else None
 
 
