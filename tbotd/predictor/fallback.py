@@ -304,9 +304,11 @@ class FallbackPredictor:
         except TimeoutError:
             cycle.fail(asked, SourceFailure(source, "timeout", "local models did not answer"))
             return
-        except Exception as e:  # e.g. a CUDA error: the next source takes over
-            log.exception("local models failed", source=source)
-            cycle.fail(asked, SourceFailure(source, "error", f"{type(e).__name__}: {e}"))
+        except Exception as e:  # noqa: BLE001 - e.g. a CUDA error: the next source takes over
+            # no traceback: rendering one (with locals, on a console) could cost the deadline
+            error = f"{type(e).__name__}: {e}"
+            log.error("local models failed", source=source, error=error)  # noqa: TRY400 - as said
+            cycle.fail(asked, SourceFailure(source, "error", error))
             return
         now = loop.time()
         for symbol in asked:

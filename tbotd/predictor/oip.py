@@ -125,17 +125,19 @@ def decode_infer_response(body: bytes, n: int, request_id: str) -> DecodedOutput
         model_name = parsed.get("model_name")
         prefix = model_name if isinstance(model_name, str) and len(model_name) <= 64 else "oip"
         model_version = f"{prefix}/{version}" if version else prefix
-    vol = tensors["volatility"]
+    with np.errstate(over="ignore"):  # FP64 beyond float32's range → inf → a bad row
+        as32 = {k: v.astype(np.float32) for k, v in tensors.items()}
+    vol = as32["volatility"]
     outputs = ModelOutputs(
-        direction=tensors["direction"].astype(np.float32),
-        ret_mean=vol[:, 0].astype(np.float32),
-        sd=vol[:, 1].astype(np.float32),
-        regime=tensors["regime"].astype(np.float32),
+        direction=as32["direction"],
+        ret_mean=np.ascontiguousarray(vol[:, 0]),
+        sd=np.ascontiguousarray(vol[:, 1]),
+        regime=as32["regime"],
     )
-    return DecodedOutputs(outputs, _bad_rows(tensors), model_version or "oip")
+    return DecodedOutputs(outputs, _bad_rows(as32), model_version or "oip")
 
 
-def _bad_rows(tensors: dict[str, NDArray[np.float64]]) -> dict[int, str]:
+def _bad_rows(tensors: dict[str, NDArray[np.float32]]) -> dict[int, str]:
     bad: dict[int, str] = {}
     for name in ("direction", "regime"):
         p = tensors[name]

@@ -292,6 +292,18 @@ class RemotePredictor:
                 rejections[symbol] = Rejection("invalid_prediction", str(e)[:300])
         return RemoteResult(predictions, rejections)
 
+    async def handshake(self, deadline: float) -> None:
+        """OIP: check now what the first cycle would check (a daemon may call it at start-up).
+
+        Server ready, model ready, and the model's metadata (or Triton configuration) matching
+        the local feature schema; raises the :class:`RemoteError` that a cycle would see. The
+        JSON API has no such routes: nothing to do.
+        """
+        if self.config.wire_format is WireFormat.OIP:
+            loop = asyncio.get_running_loop()
+            async with asyncio.timeout(max(0.0, deadline - loop.time())):
+                await self._handshake(deadline)
+
     async def _handshake(self, deadline: float) -> None:
         """Server ready, model ready, model metadata (and config) match our feature schema."""
         name, version = self.config.model_name, self.config.model_version

@@ -50,6 +50,7 @@ VERSION = "1"
 MAX_BODY_BYTES = 64 * 1024 * 1024
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 _OPEN_ROUTES = ("/v2/health/", "/ready")
+ROWS_KEY = web.RequestKey("rows", int)  # feature rows of a request, for its log line
 
 
 @dataclass(frozen=True)
@@ -111,7 +112,7 @@ class ModelServer:
             path=request.path,
             status=response.status,
             duration_ms=round(duration * 1000, 2),
-            rows=request.get("rows"),
+            rows=request.get(ROWS_KEY),
             peer=request.remote,
         )
         return response
@@ -185,7 +186,7 @@ class ModelServer:
         self._check_model(request)
         body = await request.read()
         decoded = oip.decode_infer_request(body, request.headers.get(oip.HEADER_LENGTH))
-        request["rows"] = len(decoded.features)
+        request[ROWS_KEY] = len(decoded.features)
         out = await self.batcher.run(decoded.features)
         payload, headers = oip.encode_infer_response(
             out, decoded, self.options.model_name, VERSION, self.model_version
@@ -198,7 +199,7 @@ class ModelServer:
         """``POST /v1/predictions``: one symbol; a per-symbol problem is a 422."""
         body = jsonapi.strict_json_loads(await request.read())
         parsed = await _off_loop(jsonapi.parse_request, body, self._step_ms)
-        request["rows"] = 1
+        request[ROWS_KEY] = 1
         result = (await self._predict_candles([parsed]))[0]
         if isinstance(result, str):
             return web.json_response({"error": result}, status=422)
@@ -209,7 +210,7 @@ class ModelServer:
         body = jsonapi.strict_json_loads(await request.read())
         items = jsonapi.parse_batch(body)
         parsed = await _off_loop(self._parse_all, items)
-        request["rows"] = len(parsed)
+        request[ROWS_KEY] = len(parsed)
         valid = [p for p in parsed if isinstance(p, jsonapi.CandleRequest)]
         results = iter(await self._predict_candles(valid))
         entries: list[dict[str, Any]] = []
