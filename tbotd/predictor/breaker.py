@@ -101,6 +101,10 @@ class CircuitBreaker:
             return True
         return False
 
+    def release(self) -> None:
+        """The call that was allowed never reached the endpoint: free the probe slot."""
+        self._probing = False
+
     def trip(self, reason: str) -> None:
         """Open now, whatever the failure count (auth refused, schema mismatch)."""
         self._failures = max(self._failures, self.failure_threshold)

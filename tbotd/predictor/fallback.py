@@ -270,6 +270,8 @@ class FallbackPredictor:
             if str(error) not in self._alerted:
                 self._alerted.add(str(error))
                 self._alert("ml_schema_mismatch", str(error), url=url)
+        elif error.reason == "breaker_open":
+            log.info("remote skipped: circuit breaker open", error=str(error))
         else:
             log.warning("remote predictions failed", reason=error.reason, error=str(error))
 
@@ -335,7 +337,7 @@ class FallbackPredictor:
         if sources.get(PredictionSource.NEUTRAL.value):
             reasons = Counter(r for o in cycle.outcomes.values() for r in o.reasons)
             log.warning("neutral predictions used", count=sources["neutral"], reasons=dict(reasons))
-        log.info(
+        log.debug(
             "predictions",
             candle=cycle.candle_time.isoformat(),
             sources=dict(sources),
@@ -343,6 +345,23 @@ class FallbackPredictor:
                 max((o.latency_ms for o in cycle.outcomes.values()), default=0), 1
             ),
         )
+
+    def status(self) -> dict[str, Any]:
+        """What the chain can use right now (for the ops endpoint's /status and /readyz)."""
+        remote: dict[str, Any] | None = None
+        if self.remote is not None:
+            remote = {
+                "url": self.remote.url,
+                "wire_format": self.remote.config.wire_format.value,
+                "breaker": self.remote.breaker.state.value,
+                "last_failure": self.remote.breaker.last_reason or None,
+            }
+        return {
+            "remote": remote,
+            "local": [m.source.value for m in self.local],
+            "local_unavailable": str(self.local_unavailable) if self.local_unavailable else None,
+            "deadline_s": self.deadline_s,
+        }
 
     async def close(self) -> None:
         """Close the remote session and stop the local models' executors."""

@@ -53,7 +53,7 @@ def _convert(candles: Sequence[Candle]) -> tuple[NDArray[np.int64], NDArray[np.f
     return times, values
 
 
-def _overlap(old: list[Candle], new: list[Candle]) -> int:
+def overlap(old: list[Candle], new: list[Candle]) -> int:
     """Index in ``old`` where ``new`` starts when ``new`` continues ``old``; -1 if it does not.
 
     List equality compares identical objects without calling ``__eq__`` (a C loop), and equal
@@ -94,7 +94,7 @@ class SeriesCache:
             )
         with self._lock:
             cached = self._series.get(symbol)
-        start = _overlap(cached.candles, candles) if cached else -1
+        start = overlap(cached.candles, candles) if cached else -1
         if cached is not None and start >= 0:
             shared = len(cached.candles) - start
             times, values = _convert(candles[shared:])

@@ -44,6 +44,7 @@ from tbotd.domain.market import Candle
 from tbotd.domain.prediction import Prediction, parse_prediction
 from tbotd.domain.values import datetime_to_ms, ms_to_datetime, require_utc
 from tbotd.predictor.errors import InvalidResponseError, Rejection
+from tbotd.predictor.history import overlap
 
 PREDICT_PATH = "/v1/predictions"
 BATCH_PATH = "/v1/predictions:batch"
@@ -88,6 +89,35 @@ def candle_rows(candles: Sequence[Candle]) -> list[list[int | float]]:
     ]
 
 
+class CandleRowsCache:
+    """The JSON text of each symbol's candle rows, reused from cycle to cycle.
+
+    Candles are immutable, so a row's text never changes: each cycle only the newly closed
+    candle is encoded, instead of re-encoding hundreds of rows per symbol (the bulk of a JSON
+    request's cost with many symbols). Reuse needs the very same candle objects, as in
+    :class:`~tbotd.predictor.history.SeriesCache`.
+    """
+
+    def __init__(self) -> None:
+        self._rows: dict[str, tuple[list[Candle], list[str]]] = {}
+
+    def rows_json(self, symbol: str, candles: list[Candle]) -> str:
+        """``[[ms,o,h,l,c,v],...]`` for ``candles`` (oldest first) as JSON text."""
+        cached = self._rows.get(symbol)
+        start = overlap(cached[0], candles) if cached else -1
+        if cached is not None and start >= 0:
+            shared = len(cached[0]) - start
+            texts = cached[1][start:] + _row_texts(candles[shared:])
+        else:
+            texts = _row_texts(candles)
+        self._rows[symbol] = (candles, texts)
+        return "[" + ",".join(texts) + "]"
+
+
+def _row_texts(candles: Sequence[Candle]) -> list[str]:
+    return [json.dumps(row, separators=(",", ":")) for row in candle_rows(candles)]
+
+
 def request_for(
     symbol: str, candle_time: datetime, rows: list[list[int | float]] | None
 ) -> dict[str, Any]:
@@ -106,6 +136,19 @@ def encode_requests(requests: Sequence[dict[str, Any]]) -> tuple[str, bytes]:
     if len(requests) == 1:
         return PREDICT_PATH, json.dumps(requests[0], allow_nan=False).encode()
     return BATCH_PATH, json.dumps({"requests": list(requests)}, allow_nan=False).encode()
+
+
+def encode_request_texts(
+    requests: Sequence[tuple[str, datetime, str | None]],
+) -> tuple[str, bytes]:
+    """Like :func:`encode_requests`, from (symbol, candle time, candle rows as JSON text)."""
+    parts = []
+    for symbol, candle_time, rows_json in requests:
+        head = json.dumps(request_for(symbol, candle_time, None), separators=(",", ":"))
+        parts.append(head if rows_json is None else f'{head[:-1]},"candles":{rows_json}}}')
+    if len(parts) == 1:
+        return PREDICT_PATH, parts[0].encode()
+    return BATCH_PATH, ('{"requests":[' + ",".join(parts) + "]}").encode()
 
 
 def accept_prediction(entry: Any, symbol: str, candle_time: datetime) -> Prediction | Rejection:

@@ -82,6 +82,7 @@ class RemoteResult:
 
     predictions: dict[str, Prediction]
     rejections: dict[str, Rejection]
+    sent: bool = True  # False when every symbol was refused before any request went out
 
 
 def auth_headers(config: MLConfig) -> dict[str, str]:
@@ -149,6 +150,7 @@ class RemotePredictor:
             self.url, config.remote_breaker_failures, config.remote_breaker_cooldown_s, monotonic
         )
         self._cache = SeriesCache(WARMUP, timeframe)
+        self._rows = jsonapi.CandleRowsCache()
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tbotd-remote")
         self._session: aiohttp.ClientSession | None = None
         self._verified = False
@@ -184,8 +186,10 @@ class RemotePredictor:
             raise
         if result.predictions:
             self.breaker.record_success()
-        else:
+        elif result.sent:
             self.breaker.record_failure("no usable prediction")
+        else:
+            self.breaker.release()  # nothing was asked: not a verdict on the remote
         self._metrics.breaker_open.set(int(self.breaker.is_open))
         return result
 
@@ -218,31 +222,35 @@ class RemotePredictor:
     async def _predict_json(
         self, histories: Mapping[str, Sequence[Candle]], candle_time: datetime, deadline: float
     ) -> RemoteResult:
-        requests, rejections = await self._off_loop(self._json_requests, histories, candle_time)
-        if not requests:
-            return RemoteResult({}, rejections)
-        path, body = jsonapi.encode_requests(requests)
+        symbols, encoded, rejections = await self._off_loop(
+            self._json_requests, histories, candle_time
+        )
+        if encoded is None:
+            return RemoteResult({}, rejections, sent=False)
+        path, body = encoded
         data = await self._call("POST", path, body, deadline)
-        symbols = [r["symbol"] for r in requests]
         predictions, rejected = jsonapi.decode_predictions(data, symbols, candle_time)
         return RemoteResult(predictions, rejections | rejected)
 
     def _json_requests(
         self, histories: Mapping[str, Sequence[Candle]], candle_time: datetime
-    ) -> tuple[list[dict[str, Any]], dict[str, Rejection]]:
+    ) -> tuple[list[str], tuple[str, bytes] | None, dict[str, Rejection]]:
+        """(symbols asked, (path, body) or None, symbols refused before asking) — blocking."""
         count = self.config.remote_candles
-        requests: list[dict[str, Any]] = []
+        requests: list[tuple[str, datetime, str | None]] = []
         rejections: dict[str, Rejection] = {}
         for symbol, history in histories.items():
             if not count:
-                requests.append(jsonapi.request_for(symbol, candle_time, None))
+                requests.append((symbol, candle_time, None))
                 continue
             candles = newest(history, count)
             if not candles or candles[-1].open_time != candle_time:
                 rejections[symbol] = _stale(symbol, candle_time)
                 continue
-            requests.append(jsonapi.request_for(symbol, candle_time, jsonapi.candle_rows(candles)))
-        return requests, rejections
+            requests.append((symbol, candle_time, self._rows.rows_json(symbol, candles)))
+        symbols = [symbol for symbol, _, _ in requests]
+        encoded = jsonapi.encode_request_texts(requests) if requests else None
+        return symbols, encoded, rejections
 
     # --- Open Inference Protocol v2 ---------------------------------------------------------
 
@@ -265,7 +273,7 @@ class RemotePredictor:
             else:
                 rows.append(i)
         if not rows:
-            return RemoteResult({}, rejections)
+            return RemoteResult({}, rejections, sent=False)
         request_id = uuid.uuid4().hex
         body = await self._off_loop(
             oip.encode_infer_request, features[rows], request_id, candle_time

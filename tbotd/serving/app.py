@@ -197,7 +197,7 @@ class ModelServer:
 
     async def predict_one(self, request: web.Request) -> web.Response:
         """``POST /v1/predictions``: one symbol; a per-symbol problem is a 422."""
-        body = jsonapi.strict_json_loads(await request.read())
+        body = await _off_loop(jsonapi.strict_json_loads, await request.read())
         parsed = await _off_loop(jsonapi.parse_request, body, self._step_ms)
         request[ROWS_KEY] = 1
         result = (await self._predict_candles([parsed]))[0]
@@ -207,7 +207,7 @@ class ModelServer:
 
     async def predict_batch(self, request: web.Request) -> web.Response:
         """``POST /v1/predictions:batch``: one entry per request, in order."""
-        body = jsonapi.strict_json_loads(await request.read())
+        body = await _off_loop(jsonapi.strict_json_loads, await request.read())
         items = jsonapi.parse_batch(body)
         parsed = await _off_loop(self._parse_all, items)
         request[ROWS_KEY] = len(parsed)

@@ -403,3 +403,27 @@ async def test_from_settings_with_missing_models_goes_neutral(
     assert count(registry, "tbotd_predictions_total", source="neutral") == len(SYMBOLS)
     labels = {"source": "local", "reason": "models_missing"}
     assert count(registry, "tbotd_prediction_failures_total", **labels) == len(SYMBOLS)
+
+
+async def test_a_history_that_stops_early_is_never_passed_off_as_this_candle(
+    start_app: Start,
+    local_predictor: LocalPredictor,
+    histories: dict[str, list[Candle]],
+    candle_time: datetime,
+) -> None:
+    """Missing the newest candle: not sent to the remote, refused from local → neutral."""
+    server = FaultServer(ok)
+    url = (await start_app(server.app())).url
+    stale = {s: h[:-1] for s, h in histories.items()}
+    chain = build_chain(url, [local_predictor], CollectorRegistry())
+    try:
+        outcomes, _ = await timed(chain, stale, candle_time)
+        status = chain.status()
+    finally:
+        await finish(chain)
+    assert server.hits == 0
+    for outcome in outcomes.values():
+        assert outcome.source is PredictionSource.NEUTRAL
+        assert outcome.reasons == ("remote: stale_history", "local-cpu: wrong_candle")
+    assert status["remote"]["breaker"] == "closed"  # nothing was asked of the remote
+    assert status["local"] == ["local-cpu"]

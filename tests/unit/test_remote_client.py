@@ -4,6 +4,7 @@ circuit breaker, Retry-After and the retry helper's deadline."""
 from __future__ import annotations
 
 import asyncio
+import json
 import random
 from datetime import UTC, datetime, timedelta
 
@@ -14,8 +15,10 @@ from tbotd.config.settings import MLConfig
 from tbotd.domain.errors import ConfigError, RateLimitedError, RetryableError
 from tbotd.ops.clock import ManualClock
 from tbotd.ops.retry import Backoff, retry
+from tbotd.predictor import jsonapi
 from tbotd.predictor.breaker import BreakerState, CircuitBreaker
 from tbotd.predictor.remote import RemotePredictor, auth_headers, retry_after_s
+from tests.synthetic import random_walk, to_candles
 
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
 TOKEN = "PLANTED-unit-token-31d7"
@@ -148,3 +151,21 @@ async def test_retry_within_the_deadline_still_retries() -> None:
         await clock.advance(1)
     assert await task == "ok"
     assert calls == 3
+
+
+def test_cached_candle_rows_encode_exactly_like_a_fresh_encoding() -> None:
+    """The per-cycle text cache gives the same request as encoding everything anew."""
+    candles = to_candles(random_walk(40, seed=3))
+    cache = jsonapi.CandleRowsCache()
+    for end in (30, 31, 33, 40):  # successive cycles, one or more new candles each
+        window = candles[end - 20 : end]
+        t = window[-1].open_time
+        text = cache.rows_json("BTC/USDT:USDT", window)
+        assert json.loads(text) == jsonapi.candle_rows(window)
+        for n in (1, 2):
+            fresh = [jsonapi.request_for(f"S{i}", t, jsonapi.candle_rows(window)) for i in range(n)]
+            cached = [(f"S{i}", t, text) for i in range(n)]
+            path, body = jsonapi.encode_request_texts(cached)
+            want_path, want_body = jsonapi.encode_requests(fresh)
+            assert path == want_path
+            assert json.loads(body) == json.loads(want_body)
