@@ -21,7 +21,6 @@ from __future__ import annotations
 import asyncio
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -37,6 +36,7 @@ from tbotd.ops.clock import Clock, SystemClock
 from tbotd.ops.logs import get_logger
 from tbotd.ops.metrics import PREDICTOR_METRICS, PredictorMetrics
 from tbotd.predictor.errors import RemoteAuthError, RemoteError, SchemaMismatchError
+from tbotd.predictor.outcome import PredictionOutcome, SourceFailure
 from tbotd.predictor.remote import RemotePredictor
 
 if TYPE_CHECKING:
@@ -73,37 +73,6 @@ class LocalModel(Protocol):
     def close(self) -> None:
         """Release the executor."""
         ...
-
-
-@dataclass(frozen=True, slots=True)
-class SourceFailure:
-    """A source that could not give a symbol's prediction: ``remote: timeout``."""
-
-    source: str  # remote, local, local-gpu, local-cpu
-    reason: str  # the metrics label: timeout, http_5xx, auth, models_missing, ...
-    detail: str = ""
-
-    def __str__(self) -> str:
-        return f"{self.source}: {self.reason}"
-
-
-@dataclass(frozen=True, slots=True)
-class PredictionOutcome:
-    """The prediction the strategy gets for one symbol, where it came from and what failed."""
-
-    prediction: Prediction
-    latency_ms: float
-    failures: tuple[SourceFailure, ...] = ()
-
-    @property
-    def source(self) -> PredictionSource:
-        """remote, local-gpu, local-cpu or neutral."""
-        return self.prediction.source
-
-    @property
-    def reasons(self) -> tuple[str, ...]:
-        """The failures as ``"source: reason"`` strings (for logs and status pages)."""
-        return tuple(str(f) for f in self.failures)
 
 
 class _Cycle:
@@ -417,3 +386,13 @@ def _load_on_device(models_dir: Path, device: str) -> LocalPredictor:
         problem = str(e)
     log.error("local models cannot use the requested device; using the CPU", error=problem)
     return LocalPredictor.load(models_dir, "cpu")
+
+
+__all__ = [
+    "EventSink",
+    "FallbackPredictor",
+    "LocalModel",
+    "PredictionOutcome",
+    "SourceFailure",
+    "load_local_models",
+]
