@@ -24,6 +24,7 @@ from tbotd.domain.market import Candle
 from tbotd.domain.prediction import Prediction
 from tbotd.ops.logs import configure_logging
 from tbotd.ops.metrics import PredictorMetrics
+from tbotd.predictor import oip
 from tbotd.predictor.fallback import FallbackPredictor, LocalModel, PredictionOutcome, SourceFailure
 from tbotd.predictor.local import LocalPredictor
 from tbotd.predictor.remote import RemotePredictor
@@ -427,3 +428,46 @@ async def test_a_history_that_stops_early_is_never_passed_off_as_this_candle(
         assert outcome.reasons == ("remote: stale_history", "local-cpu: wrong_candle")
     assert status["remote"]["breaker"] == "closed"  # nothing was asked of the remote
     assert status["local"] == ["local-cpu"]
+
+
+async def test_an_oip_model_of_another_feature_schema_is_refused_once(
+    start_app: Start,
+    local_predictor: LocalPredictor,
+    histories: dict[str, list[Candle]],
+    candle_time: datetime,
+) -> None:
+    """Schema mismatch: breaker open, one event, one error line; later cycles skip the remote."""
+    hits: list[str] = []
+
+    async def ready(request: web.Request) -> web.Response:
+        hits.append(request.path)
+        return web.Response()
+
+    async def metadata(request: web.Request) -> web.Response:
+        hits.append(request.path)
+        meta = oip.model_metadata("tbotd", ["1"], "other-model")
+        meta["parameters"]["feature_schema_hash"] = "f" * 64
+        return web.json_response(meta)
+
+    app = web.Application()
+    app.router.add_get("/v2/health/ready", ready)
+    app.router.add_get("/v2/models/tbotd/ready", ready)
+    app.router.add_get("/v2/models/tbotd", metadata)
+    url = (await start_app(app)).url
+    out = io.StringIO()
+    configure_logging("info", "json", out)
+    events = Events()
+    chain = build_chain(url, [local_predictor], CollectorRegistry(), events, wire="oip")
+    try:
+        first, _ = await timed(chain, histories, candle_time)
+        second, _ = await timed(chain, histories, candle_time)
+    finally:
+        await finish(chain)
+    assert {o.reasons for o in first.values()} == {("remote: schema_mismatch",)}
+    assert {o.reasons for o in second.values()} == {("remote: breaker_open",)}
+    assert all(o.source is PredictionSource.LOCAL_CPU for o in second.values())
+    assert len(hits) == 3  # the handshake of the first cycle only; no infer was ever sent
+    assert [kind for _, kind, _, _ in events.rows] == ["ml_schema_mismatch"]
+    logged = [json.loads(line) for line in out.getvalue().splitlines()]
+    mismatch = [e for e in logged if "schema mismatch" in e["event"]]
+    assert len(mismatch) == 1

@@ -5,15 +5,21 @@ from __future__ import annotations
 
 import asyncio
 import json
+import shutil
 import signal
+import subprocess
 import sys
 from datetime import datetime
 from pathlib import Path
 
 import aiohttp
+import pytest
+from pydantic import SecretStr
 
+from tbotd.config.settings import MLConfig
 from tbotd.domain.market import Candle
 from tbotd.predictor import jsonapi
+from tbotd.predictor.remote import RemotePredictor
 from tests.conftest import RunTbotd, tbotd_env
 from tests.integration.conftest import SYMBOLS, TOKEN
 
@@ -94,3 +100,58 @@ def test_serve_refuses_a_missing_model_directory(run_tbotd: RunTbotd, tmp_path: 
     done = run_tbotd("serve", "--models", str(tmp_path / "none"), env={"BASIS_ML_API_TOKEN": TOKEN})
     assert done.returncode == 2
     assert "tbotd serve:" in done.stderr
+
+
+def self_signed(tmp_path: Path) -> tuple[Path, Path]:
+    """A certificate for 127.0.0.1 (openssl CLI), its own CA."""
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        pytest.skip("the openssl command is not available")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    args = [
+        *("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"),
+        *("-days", "1", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"),
+        *("-keyout", str(key), "-out", str(cert)),
+    ]
+    subprocess.run(
+        [openssl, *args],
+        check=True,
+        capture_output=True,
+    )
+    return cert, key
+
+
+async def test_https_serve_and_a_client_trusting_its_certificate(
+    models_dir: Path,
+    tmp_path: Path,
+    histories: dict[str, list[Candle]],
+    candle_time: datetime,
+) -> None:
+    """--tls-cert/--tls-key serve https; the client reaches it with ml.remote_ca_file."""
+    cert, key = self_signed(tmp_path)
+    proc = await asyncio.create_subprocess_exec(
+        *[sys.executable, "-m", "tbotd", "serve", "--models", str(models_dir), "--port", "0"],
+        *["--log-format", "json", "--tls-cert", str(cert), "--tls-key", str(key)],
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env=tbotd_env({"BASIS_ML_API_TOKEN": TOKEN}),
+    )
+    try:
+        assert proc.stdout is not None
+        first = json.loads(await asyncio.wait_for(proc.stdout.readline(), 120))
+        assert first["url"].startswith("https://127.0.0.1:")
+        config = MLConfig(remote_url=first["url"], token=SecretStr(TOKEN), remote_ca_file=cert)
+        remote = RemotePredictor(config)
+        try:
+            loop = asyncio.get_running_loop()
+            result = await remote.predict(histories, candle_time, loop.time() + 30)
+        finally:
+            await remote.close()
+        assert set(result.predictions) == set(SYMBOLS)
+        proc.send_signal(signal.SIGTERM)
+        await asyncio.wait_for(proc.communicate(), 60)
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    assert proc.returncode == 0
