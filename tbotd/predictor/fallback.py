@@ -31,7 +31,6 @@ from tbotd.domain.errors import ConfigError, InvalidDataError
 from tbotd.domain.market import Candle
 from tbotd.domain.prediction import Prediction
 from tbotd.domain.values import require_utc
-from tbotd.ml.errors import ModelLoadError, ModelNotFoundError
 from tbotd.ops.clock import Clock, SystemClock
 from tbotd.ops.logs import get_logger
 from tbotd.ops.metrics import PREDICTOR_METRICS, PredictorMetrics
@@ -40,10 +39,10 @@ from tbotd.predictor.outcome import PredictionOutcome, SourceFailure
 from tbotd.predictor.remote import RemotePredictor
 
 if TYPE_CHECKING:
-    from tbotd.predictor.local import LocalPredictor
+    pass
 
 log = get_logger(__name__)
-_LOCAL_MARGIN_S = 0.005  # the neutral step needs microseconds; keep a few ms of the deadline
+_LOCAL_MARGIN_S = 0.025  # the neutral step needs microseconds; this absorbs event-loop lag
 
 
 class EventSink(Protocol):
@@ -146,6 +145,8 @@ class FallbackPredictor:
             remote = RemotePredictor(ml, settings.exchange.timeframe, metrics=metrics)
         unavailable = None
         if local is None:
+            from tbotd.predictor.local import load_local_models
+
             local, unavailable = load_local_models(settings)
         return cls(
             remote=remote,
@@ -209,9 +210,10 @@ class FallbackPredictor:
             cycle.fail(asked, SourceFailure("remote", e.reason, str(e)))
             self._remote_failed(e)
             return
-        except Exception as e:  # a bug here must not cost the cycle its decision
-            log.exception("remote predictor failed unexpectedly")
-            cycle.fail(asked, SourceFailure("remote", "error", f"{type(e).__name__}: {e}"))
+        except Exception as e:  # noqa: BLE001 - a bug here must not cost the cycle its decision
+            error = _describe(e)
+            log.error("remote predictor failed unexpectedly", error=error)  # noqa: TRY400 - fast
+            cycle.fail(asked, SourceFailure("remote", "error", error))
             return
         now = loop.time()
         for symbol, prediction in result.predictions.items():
@@ -276,9 +278,8 @@ class FallbackPredictor:
             cycle.fail(asked, SourceFailure(source, "timeout", "local models did not answer"))
             return
         except Exception as e:  # noqa: BLE001 - e.g. a CUDA error: the next source takes over
-            # no traceback: rendering one (with locals, on a console) could cost the deadline
-            error = f"{type(e).__name__}: {e}"
-            log.error("local models failed", source=source, error=error)  # noqa: TRY400 - as said
+            error = _describe(e)
+            log.error("local models failed", source=source, error=error)  # noqa: TRY400 - fast
             cycle.fail(asked, SourceFailure(source, "error", error))
             return
         now = loop.time()
@@ -340,52 +341,24 @@ class FallbackPredictor:
             await asyncio.to_thread(model.close)
 
 
+def _describe(error: BaseException) -> str:
+    """``Type: message (file.py:line)`` — where it was raised, without rendering a traceback.
+
+    A full traceback (rich, with locals, on a console) can take longer than the deadline, and
+    these lines are logged inside it.
+    """
+    tb = error.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    where = f" ({Path(tb.tb_frame.f_code.co_filename).name}:{tb.tb_lineno})" if tb else ""
+    return f"{type(error).__name__}: {error}{where}"
+
+
 def _hopeless(failures: Sequence[SourceFailure]) -> bool:
     """A history one local model found unusable is unusable for the next one too."""
     return any(
         f.source.startswith("local") and f.reason == "insufficient_history" for f in failures
     )
-
-
-def load_local_models(settings: Settings) -> tuple[list[LocalModel], SourceFailure | None]:
-    """The local models by ``ml.device`` (plus a CPU copy behind a GPU), or why there are none."""
-    from tbotd.predictor.local import LocalPredictor
-
-    ml = settings.ml
-    if ml.models_dir is None:
-        return [], SourceFailure("local", "not_configured", "ml.models_dir is not set")
-    failure: SourceFailure | None = None
-    models: list[LocalModel] = []
-    try:
-        primary = _load_on_device(ml.models_dir, ml.device.value)
-        models.append(primary)
-        if primary.source is PredictionSource.LOCAL_GPU:
-            models.append(LocalPredictor.load(ml.models_dir, "cpu"))
-    except ModelNotFoundError as e:
-        failure = SourceFailure("local", "models_missing", str(e))
-    except ModelLoadError as e:
-        failure = SourceFailure("local", "models_invalid", str(e))
-    if failure is not None:
-        log.error("local models unusable: the chain is remote → neutral", error=failure.detail)
-        return [], failure
-    log.info(
-        "local models loaded",
-        sources=[m.source.value for m in models],
-        model_version=primary.model_version,
-    )
-    return models, None
-
-
-def _load_on_device(models_dir: Path, device: str) -> LocalPredictor:
-    from tbotd.predictor.local import LocalPredictor
-
-    problem = ""
-    try:
-        return LocalPredictor.load(models_dir, device)
-    except ConfigError as e:  # device = "cuda" without a GPU: better the CPU than nothing
-        problem = str(e)
-    log.error("local models cannot use the requested device; using the CPU", error=problem)
-    return LocalPredictor.load(models_dir, "cpu")
 
 
 __all__ = [
@@ -394,5 +367,4 @@ __all__ = [
     "LocalModel",
     "PredictionOutcome",
     "SourceFailure",
-    "load_local_models",
 ]

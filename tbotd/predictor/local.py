@@ -5,9 +5,11 @@ Public API (the daemon's fallback chain, ``tbotd serve`` and ``tbotd backtest`` 
     predictor = LocalPredictor.load(models_dir, device="auto")   # "auto" | "cpu" | "cuda"
     predictor.required_history                 # closed candles needed per symbol
     await predictor.predict({symbol: candles})  # -> {symbol: Prediction}, one batched forward
+    await predictor.predict_partial(histories)  # -> (predictions, {symbol: why it was skipped})
     predictor.predict_history(frame)            # -> DataFrame, one row per bar (backtests)
     predictor.predict_features(matrix)          # -> ModelOutputs for raw features [N, F]
     predictor.close()
+    load_local_models(settings)                 # -> ([LocalPredictor, ...], SourceFailure | None)
 
 ``load`` refuses a directory it cannot trust with a named
 :class:`~tbotd.ml.errors.ModelLoadError` (missing directory or manifest, unreadable manifest,
@@ -37,7 +39,9 @@ import pandas as pd
 import torch
 from numpy.typing import NDArray
 
+from tbotd.config.settings import Settings
 from tbotd.domain.enums import PredictionSource
+from tbotd.domain.errors import ConfigError
 from tbotd.domain.market import Candle
 from tbotd.domain.prediction import Prediction
 from tbotd.features import (
@@ -60,7 +64,9 @@ from tbotd.ml.errors import (
 from tbotd.ml.manifest import Manifest
 from tbotd.ml.models import MODEL_OUTPUTS, ModelOutputs, run_models
 from tbotd.ml.signals import SIGNALS, clamp_sd, prediction_from_outputs, signal_indices
+from tbotd.ops.logs import get_logger
 from tbotd.predictor.history import SeriesCache, latest_feature_rows, newest
+from tbotd.predictor.outcome import SourceFailure
 
 __all__ = [
     "FeatureSchemaMismatchError",
@@ -71,8 +77,10 @@ __all__ = [
     "ModelLoadError",
     "ModelNotFoundError",
     "WeightsIntegrityError",
+    "load_local_models",
 ]
 
+log = get_logger(__name__)
 HISTORY_COLUMNS = (
     "ready",
     "signal",
@@ -239,3 +247,40 @@ class LocalPredictor:
 
     def __exit__(self, *_exc: object) -> None:
         self.close()
+
+
+def load_local_models(settings: Settings) -> tuple[list[LocalPredictor], SourceFailure | None]:
+    """The local models by ``ml.device`` (plus a CPU copy behind a GPU), or why there are none."""
+    ml = settings.ml
+    if ml.models_dir is None:
+        return [], SourceFailure("local", "not_configured", "ml.models_dir is not set")
+    failure: SourceFailure | None = None
+    models: list[LocalPredictor] = []
+    try:
+        primary = _load_on_device(ml.models_dir, ml.device.value)
+        models.append(primary)
+        if primary.source is PredictionSource.LOCAL_GPU:
+            models.append(LocalPredictor.load(ml.models_dir, "cpu"))
+    except ModelNotFoundError as e:
+        failure = SourceFailure("local", "models_missing", str(e))
+    except ModelLoadError as e:
+        failure = SourceFailure("local", "models_invalid", str(e))
+    if failure is not None:
+        log.error("local models unusable: the chain is remote → neutral", error=failure.detail)
+        return [], failure
+    log.info(
+        "local models loaded",
+        sources=[m.source.value for m in models],
+        model_version=primary.model_version,
+    )
+    return models, None
+
+
+def _load_on_device(models_dir: Path, device: str) -> LocalPredictor:
+    problem = ""
+    try:
+        return LocalPredictor.load(models_dir, device)
+    except ConfigError as e:  # device = "cuda" without a GPU: better the CPU than nothing
+        problem = str(e)
+    log.error("local models cannot use the requested device; using the CPU", error=problem)
+    return LocalPredictor.load(models_dir, "cpu")
