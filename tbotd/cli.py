@@ -19,6 +19,7 @@ COMMAND_MODULES = (
     "tbotd.commands.check_config",
     "tbotd.commands.sim",
     "tbotd.commands.train",
+    "tbotd.commands.serve",
 )
 
 Handler = Callable[[argparse.Namespace], int]

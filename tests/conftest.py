@@ -1,4 +1,5 @@
-"""Shared fixtures: running the `tbotd` CLI as a user would, from this checkout."""
+"""Shared fixtures: running the `tbotd` CLI as a user would, and one small trained model
+directory per session (used by the ML, predictor and serving tests)."""
 
 from __future__ import annotations
 
@@ -7,8 +8,12 @@ import subprocess
 import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 REPO = Path(__file__).resolve().parent.parent
 CONFIGS = REPO / "configs"
@@ -50,3 +55,34 @@ def _no_tbotd_env(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in list(os.environ):
         if name.startswith(("TBOTD_", "BASIS_")) or name == "CREDENTIALS_DIRECTORY":
             monkeypatch.delenv(name)
+
+
+MODEL_BARS = 4_500
+
+
+@pytest.fixture(scope="session")
+def model_frame() -> pd.DataFrame:
+    """The synthetic candles the session's model directory was trained on."""
+    from tests.synthetic import random_walk
+
+    return random_walk(MODEL_BARS, seed=21)
+
+
+@pytest.fixture(scope="session")
+def models_dir(model_frame: pd.DataFrame, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A complete model directory from `write_model_dir` (tiny: 1 fold, 1 epoch). Read-only:
+    tests that damage it copy it first."""
+    import torch
+
+    from tbotd.ml.data import CandleData
+    from tbotd.ml.labels import LabelSpec
+    from tbotd.ml.output import write_model_dir
+    from tbotd.ml.pipeline import TrainConfig
+    from tbotd.ml.trainer import FitConfig
+
+    out = tmp_path_factory.mktemp("models")
+    cfg = TrainConfig(
+        label=LabelSpec(horizon=3, regime_window=6), fit=FitConfig(epochs=1, seed=0), folds=1
+    )
+    write_model_dir(CandleData(model_frame, "synthetic", "5m", 0), cfg, torch.device("cpu"), out)
+    return out

@@ -180,6 +180,25 @@ def _secrets(environ: Mapping[str, str], problems: list[ConfigProblem]) -> dict[
     return found
 
 
+def read_ml_token(environ: Mapping[str, str] | None = None) -> str | None:
+    """``BASIS_ML_API_TOKEN`` from the environment, else from systemd's credential file.
+
+    For commands that need the token without a config file (``tbotd serve``); same precedence
+    as :func:`load_settings` (the environment wins).
+    """
+    environ = os.environ if environ is None else environ
+    token = environ.get(ML_TOKEN_ENV, "").strip()
+    if token:
+        return token
+    cred_dir = environ.get("CREDENTIALS_DIRECTORY")
+    if cred_dir:
+        try:
+            token = (Path(cred_dir) / "basis_ml_api_token").read_text(encoding="utf-8").strip()
+        except OSError:
+            return None
+    return token or None
+
+
 def _known_paths(model: type[BaseModel], prefix: tuple[str, ...] = ()) -> Iterator[tuple[str, ...]]:
     for name, field in model.model_fields.items():
         path = (*prefix, name)

@@ -135,17 +135,34 @@ class StrategyConfig(_Section):
 
 
 class MLConfig(_Section):
-    """Prediction sources: remote API first, then local models, then neutral."""
+    """Prediction sources: remote API first, then local models, then neutral.
+
+    ``deadline_s`` bounds the whole prediction step of a cycle (wall-clock seconds); the remote
+    service gets ``deadline_s - local_reserve_s`` of it, so the local models always have time.
+    """
 
     remote_url: str = ""
     wire_format: WireFormat = WireFormat.JSON
     model_name: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")] = "tbotd"
     deadline_s: Annotated[float, Field(gt=0, le=120)] = 3.0
     token: SecretStr | None = Field(default=None, description="from BASIS_ML_API_TOKEN")
-    auth_header: str = "Authorization"
-    auth_scheme: str = "Bearer"
+    auth_header: Annotated[str, Field(pattern=r"^[A-Za-z0-9-]{1,64}$")] = "Authorization"
+    auth_scheme: Annotated[str, Field(pattern=r"^[A-Za-z0-9._-]{0,32}$")] = "Bearer"
     models_dir: Path | None = None
     device: Device = Device.AUTO
+    # the remote client (tbotd/predictor/remote.py); every timeout is capped by the deadline
+    model_version: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{0,64}$")] = ""
+    remote_connect_timeout_s: Annotated[float, Field(gt=0, le=60)] = 1.0
+    remote_timeout_s: Annotated[float, Field(gt=0, le=120)] = 2.5
+    remote_retries: Annotated[int, Field(ge=0, le=2)] = 2
+    remote_backoff_s: Annotated[float, Field(gt=0, le=10)] = 0.1
+    remote_backoff_cap_s: Annotated[float, Field(gt=0, le=30)] = 1.0
+    remote_breaker_failures: Annotated[int, Field(ge=1, le=100)] = 3
+    remote_breaker_cooldown_s: Annotated[float, Field(ge=0, le=3600)] = 60.0
+    remote_candles: Annotated[int, Field(ge=0, le=5000)] = 576
+    remote_ca_file: Path | None = None
+    remote_require_schema_hash: bool = True
+    local_reserve_s: Annotated[float, Field(gt=0, le=60)] = 0.5
 
     @field_validator("remote_url")
     @classmethod
@@ -160,6 +177,11 @@ class MLConfig(_Section):
             raise ValueError(
                 f"remote_url {self.remote_url} is plain http to a non-loopback host: the ML token "
                 "is only sent over https (or to 127.0.0.1/localhost)"
+            )
+        if self.local_reserve_s >= self.deadline_s:
+            raise ValueError(
+                f"local_reserve_s ({self.local_reserve_s}) must be below deadline_s "
+                f"({self.deadline_s}): it is the part of the deadline kept for the local models"
             )
         return self
 

@@ -33,8 +33,15 @@ log = get_logger(__name__)
 class Outcome(Protocol):
     """What the predictor returns per symbol (see tbotd.predictor.fallback)."""
 
-    prediction: Prediction
-    latency_ms: float
+    @property
+    def prediction(self) -> Prediction:
+        """The prediction for the candle that just closed."""
+        ...
+
+    @property
+    def latency_ms(self) -> float:
+        """How long it took to get it."""
+        ...
 
 
 class Predictor(Protocol):

@@ -13,12 +13,20 @@ clamped to [``SD_MIN``, ``SD_MAX``] so it always fits the Prediction schema.
 
 from __future__ import annotations
 
+from datetime import datetime
+from typing import TYPE_CHECKING
+
 import numpy as np
 from numpy.typing import NDArray
 
-from tbotd.domain.enums import Signal
+from tbotd.domain.enums import PredictionSource, Regime, Signal
+from tbotd.domain.prediction import Prediction
+
+if TYPE_CHECKING:
+    from tbotd.ml.models import ModelOutputs
 
 SIGNALS = (Signal.SHORT, Signal.NEUTRAL, Signal.LONG)  # index = direction class
+REGIMES = (Regime.TREND_DOWN, Regime.SIDEWAYS, Regime.TREND_UP)  # regime model output order
 SD_MIN = 1e-6
 SD_MAX = 0.5
 
@@ -39,3 +47,32 @@ def positions(probs: NDArray[np.floating], threshold: float = 0.0) -> NDArray[np
 def clamp_sd(sd: NDArray[np.floating]) -> NDArray[np.float64]:
     """sd within the schema's open interval (0, 1)."""
     return np.clip(np.asarray(sd, dtype=np.float64), SD_MIN, SD_MAX)
+
+
+def prediction_from_outputs(
+    symbol: str,
+    timestamp: datetime,
+    out: ModelOutputs,
+    row: int,
+    model_version: str,
+    source: PredictionSource,
+) -> Prediction:
+    """The Prediction for row ``row`` of the models' outputs, by the rule above.
+
+    The one place model outputs become a Prediction: the local predictor, ``tbotd serve`` and
+    the remote OIP client (which receives the same outputs over the wire) all call it, so the
+    same outputs give the same Prediction whichever path they took. Raises pydantic's
+    ValidationError for outputs outside the schema (NaN, probabilities out of range).
+    """
+    probs = out.direction[row]
+    idx = int(signal_indices(probs))
+    return Prediction(
+        symbol=symbol,
+        timestamp=timestamp,
+        signal=SIGNALS[idx],
+        confidence=float(probs[idx]),
+        sd=float(clamp_sd(out.sd[row : row + 1])[0]),
+        regime={r: float(p) for r, p in zip(REGIMES, out.regime[row], strict=True)},
+        model_version=model_version,
+        source=source,
+    )

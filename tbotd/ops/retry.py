@@ -3,6 +3,10 @@
 Only :class:`~tbotd.domain.errors.RetryableError` is retried (a venue's ``Retry-After`` is
 honoured); an :class:`~tbotd.domain.errors.OutcomeUnknownError` or a rejection is never retried
 here, because resending an order whose fate is unknown is how bots double their positions.
+
+An optional ``deadline`` (an instant of ``clock``) bounds the whole retry loop: a backoff that
+would end after it is not slept — the last error is raised at once, so a caller with a per-cycle
+budget (the remote ML client) falls back instead of sleeping through its budget.
 """
 
 from __future__ import annotations
@@ -10,6 +14,7 @@ from __future__ import annotations
 import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import TypeVar
 
 from tbotd.domain.errors import RateLimitedError, RetryableError
@@ -40,8 +45,13 @@ async def retry(
     policy: Backoff = Backoff(),
     clock: Clock | None = None,
     rng: random.Random | None = None,
+    deadline: datetime | None = None,
 ) -> T:
-    """Await ``call()``; on a RetryableError back off and try again, up to ``policy.attempts``."""
+    """Await ``call()``; on a RetryableError back off and try again, up to ``policy.attempts``.
+
+    With ``deadline``, a retry whose backoff (or ``Retry-After``) would end after that instant
+    of ``clock`` is not attempted: the error is raised instead.
+    """
     clock = clock or SystemClock()
     for attempt in range(policy.attempts):
         try:
@@ -52,6 +62,15 @@ async def retry(
             delay = policy.delay(attempt, rng)
             if isinstance(e, RateLimitedError) and e.retry_after_s is not None:
                 delay = max(delay, e.retry_after_s)
+            if deadline is not None and clock.now() + timedelta(seconds=delay) >= deadline:
+                log.warning(
+                    "not retrying: the backoff would pass the deadline",
+                    what=what,
+                    attempt=attempt + 1,
+                    delay_s=round(delay, 3),
+                    error=str(e),
+                )
+                raise
             log.warning(
                 "retrying", what=what, attempt=attempt + 1, delay_s=round(delay, 3), error=str(e)
             )

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import itertools
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -20,6 +20,7 @@ from numpy.typing import NDArray
 
 from tbotd.domain.market import Candle
 from tbotd.domain.values import datetime_to_ms, timeframe_ms
+from tbotd.features import FEATURE_NAMES, Bars, latest_features
 from tbotd.ml.errors import InsufficientHistoryError
 
 
@@ -52,7 +53,7 @@ def _convert(candles: Sequence[Candle]) -> tuple[NDArray[np.int64], NDArray[np.f
     return times, values
 
 
-def _overlap(old: list[Candle], new: list[Candle]) -> int:
+def overlap(old: list[Candle], new: list[Candle]) -> int:
     """Index in ``old`` where ``new`` starts when ``new`` continues ``old``; -1 if it does not.
 
     List equality compares identical objects without calling ``__eq__`` (a C loop), and equal
@@ -93,7 +94,7 @@ class SeriesCache:
             )
         with self._lock:
             cached = self._series.get(symbol)
-        start = _overlap(cached.candles, candles) if cached else -1
+        start = overlap(cached.candles, candles) if cached else -1
         if cached is not None and start >= 0:
             shared = len(cached.candles) - start
             times, values = _convert(candles[shared:])
@@ -118,3 +119,30 @@ class SeriesCache:
         """Drop a symbol's cached arrays (e.g. when it leaves the configured universe)."""
         with self._lock:
             self._series.pop(symbol, None)
+
+
+def latest_feature_rows(
+    cache: SeriesCache, histories: Mapping[str, Sequence[Candle]], length: int
+) -> tuple[list[str], list[Series], NDArray[np.float64], dict[str, str]]:
+    """Features [S, F] of the newest candle of every symbol whose history is usable.
+
+    Returns (symbols, their series, the feature matrix in that order, {symbol: problem} for the
+    symbols left out because their newest ``length`` candles are too few, gappy or of another
+    timeframe). Used by the local predictor and by the remote OIP client, which sends exactly
+    the features the local models would see.
+    """
+    symbols: list[str] = []
+    series: list[Series] = []
+    problems: dict[str, str] = {}
+    for symbol, history in histories.items():
+        try:
+            series.append(cache.series(symbol, newest(history, length)))
+            symbols.append(symbol)
+        except InsufficientHistoryError as e:
+            problems[symbol] = str(e)
+    if not series:
+        return [], [], np.zeros((0, len(FEATURE_NAMES))), problems
+    times = np.stack([s.open_time for s in series])
+    values = np.stack([s.values for s in series])
+    bars = Bars(times, *(np.ascontiguousarray(values[:, :, k]) for k in range(5)))
+    return symbols, series, latest_features(bars), problems

@@ -5,9 +5,11 @@ Public API (the daemon's fallback chain, ``tbotd serve`` and ``tbotd backtest`` 
     predictor = LocalPredictor.load(models_dir, device="auto")   # "auto" | "cpu" | "cuda"
     predictor.required_history                 # closed candles needed per symbol
     await predictor.predict({symbol: candles})  # -> {symbol: Prediction}, one batched forward
+    await predictor.predict_partial(histories)  # -> (predictions, {symbol: why it was skipped})
     predictor.predict_history(frame)            # -> DataFrame, one row per bar (backtests)
     predictor.predict_features(matrix)          # -> ModelOutputs for raw features [N, F]
     predictor.close()
+    load_local_models(settings)                 # -> ([LocalPredictor, ...], SourceFailure | None)
 
 ``load`` refuses a directory it cannot trust with a named
 :class:`~tbotd.ml.errors.ModelLoadError` (missing directory or manifest, unreadable manifest,
@@ -37,16 +39,16 @@ import pandas as pd
 import torch
 from numpy.typing import NDArray
 
-from tbotd.domain.enums import PredictionSource, Regime
+from tbotd.config.settings import Settings
+from tbotd.domain.enums import PredictionSource
+from tbotd.domain.errors import ConfigError
 from tbotd.domain.market import Candle
 from tbotd.domain.prediction import Prediction
 from tbotd.features import (
     FEATURE_NAMES,
     WARMUP,
-    Bars,
     bars_from_frame,
     feature_matrix,
-    latest_features,
 )
 from tbotd.ml.artifacts import LoadedModels, load_models
 from tbotd.ml.device import inference_threads, resolve_device, set_threads, source_for
@@ -61,8 +63,10 @@ from tbotd.ml.errors import (
 )
 from tbotd.ml.manifest import Manifest
 from tbotd.ml.models import MODEL_OUTPUTS, ModelOutputs, run_models
-from tbotd.ml.signals import SIGNALS, clamp_sd, signal_indices
-from tbotd.predictor.history import SeriesCache, newest
+from tbotd.ml.signals import SIGNALS, clamp_sd, prediction_from_outputs, signal_indices
+from tbotd.ops.logs import get_logger
+from tbotd.predictor.history import SeriesCache, latest_feature_rows, newest
+from tbotd.predictor.outcome import SourceFailure
 
 __all__ = [
     "FeatureSchemaMismatchError",
@@ -73,9 +77,10 @@ __all__ = [
     "ModelLoadError",
     "ModelNotFoundError",
     "WeightsIntegrityError",
+    "load_local_models",
 ]
 
-_REGIMES = (Regime.TREND_DOWN, Regime.SIDEWAYS, Regime.TREND_UP)  # regime model output order
+log = get_logger(__name__)
 HISTORY_COLUMNS = (
     "ready",
     "signal",
@@ -150,45 +155,49 @@ class LocalPredictor:
         this predictor's executor, so the event loop never blocks on them. Raises
         :class:`InsufficientHistoryError` if any history is too short or not consecutive.
         """
+        predictions, problems = await self.predict_partial(histories)
+        if problems:
+            raise InsufficientHistoryError("; ".join(problems.values()))
+        return predictions
+
+    async def predict_partial(
+        self, histories: Mapping[str, Sequence[Candle]]
+    ) -> tuple[dict[str, Prediction], dict[str, str]]:
+        """Like :meth:`predict`, but symbols whose history is unusable are reported, not raised.
+
+        Returns (predictions of the usable symbols, {symbol: why the others were skipped}); the
+        usable symbols still share one forward pass. The fallback chain uses this so one short
+        history never costs the other symbols their local prediction.
+        """
         snapshot = {s: newest(h, self._required) for s, h in histories.items()}
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, self.predict_now, snapshot)
+        return await loop.run_in_executor(self._executor, self._predict_partial_now, snapshot)
 
     def predict_now(self, histories: Mapping[str, Sequence[Candle]]) -> dict[str, Prediction]:
         """The blocking body of :meth:`predict` (for callers already off the event loop)."""
-        if not histories:
-            return {}
-        symbols = list(histories)
-        problems: list[str] = []
-        series = []
-        for symbol in symbols:
-            try:
-                series.append(self._cache.series(symbol, newest(histories[symbol], self._required)))
-            except InsufficientHistoryError as e:
-                problems.append(str(e))
+        predictions, problems = self._predict_partial_now(histories)
         if problems:
-            raise InsufficientHistoryError("; ".join(problems))
-        times = np.stack([s.open_time for s in series])
-        values = np.stack([s.values for s in series])
-        bars = Bars(times, *(np.ascontiguousarray(values[:, :, k]) for k in range(5)))
-        out = self.predict_features(latest_features(bars))
-        return {
+            raise InsufficientHistoryError("; ".join(problems.values()))
+        return predictions
+
+    def _predict_partial_now(
+        self, histories: Mapping[str, Sequence[Candle]]
+    ) -> tuple[dict[str, Prediction], dict[str, str]]:
+        symbols, series, features, problems = latest_feature_rows(
+            self._cache, histories, self._required
+        )
+        if not symbols:
+            return {}, problems
+        out = self.predict_features(features)
+        predictions = {
             symbol: self._prediction(symbol, s.candles[-1], out, i)
             for i, (symbol, s) in enumerate(zip(symbols, series, strict=True))
         }
+        return predictions, problems
 
     def _prediction(self, symbol: str, candle: Candle, out: ModelOutputs, i: int) -> Prediction:
-        probs = out.direction[i]
-        idx = int(signal_indices(probs))
-        return Prediction(
-            symbol=symbol,
-            timestamp=candle.open_time,
-            signal=SIGNALS[idx],
-            confidence=float(probs[idx]),
-            sd=float(clamp_sd(out.sd[i : i + 1])[0]),
-            regime={r: float(p) for r, p in zip(_REGIMES, out.regime[i], strict=True)},
-            model_version=self.model_version,
-            source=self.source,
+        return prediction_from_outputs(
+            symbol, candle.open_time, out, i, self.model_version, self.source
         )
 
     def predict_history(self, frame: pd.DataFrame) -> pd.DataFrame:
@@ -238,3 +247,40 @@ class LocalPredictor:
 
     def __exit__(self, *_exc: object) -> None:
         self.close()
+
+
+def load_local_models(settings: Settings) -> tuple[list[LocalPredictor], SourceFailure | None]:
+    """The local models by ``ml.device`` (plus a CPU copy behind a GPU), or why there are none."""
+    ml = settings.ml
+    if ml.models_dir is None:
+        return [], SourceFailure("local", "not_configured", "ml.models_dir is not set")
+    failure: SourceFailure | None = None
+    models: list[LocalPredictor] = []
+    try:
+        primary = _load_on_device(ml.models_dir, ml.device.value)
+        models.append(primary)
+        if primary.source is PredictionSource.LOCAL_GPU:
+            models.append(LocalPredictor.load(ml.models_dir, "cpu"))
+    except ModelNotFoundError as e:
+        failure = SourceFailure("local", "models_missing", str(e))
+    except ModelLoadError as e:
+        failure = SourceFailure("local", "models_invalid", str(e))
+    if failure is not None:
+        log.error("local models unusable: the chain is remote → neutral", error=failure.detail)
+        return [], failure
+    log.info(
+        "local models loaded",
+        sources=[m.source.value for m in models],
+        model_version=primary.model_version,
+    )
+    return models, None
+
+
+def _load_on_device(models_dir: Path, device: str) -> LocalPredictor:
+    problem = ""
+    try:
+        return LocalPredictor.load(models_dir, device)
+    except ConfigError as e:  # device = "cuda" without a GPU: better the CPU than nothing
+        problem = str(e)
+    log.error("local models cannot use the requested device; using the CPU", error=problem)
+    return LocalPredictor.load(models_dir, "cpu")

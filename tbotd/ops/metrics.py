@@ -1,0 +1,140 @@
+"""Prometheus metrics of tbotd, in tbotd's own registry (never prometheus_client's global one).
+
+Everything tbotd exports lives in :data:`REGISTRY`, which the ops endpoint's ``/metrics`` (and
+``tbotd serve``'s) renders with :func:`render`. Metrics are grouped by the component that
+updates them; each group is a small frozen dataclass built against a registry, so a test can
+build a private group on a fresh :class:`~prometheus_client.CollectorRegistry` and count exactly
+what it caused. The module-level instances below are what production code uses.
+
+Prediction metrics (the fallback chain, :mod:`tbotd.predictor.fallback`):
+
+* ``tbotd_predictions_total{source}`` — predictions handed to the strategy, one per symbol and
+  cycle, by final source (remote, local-gpu, local-cpu, neutral).
+* ``tbotd_prediction_failures_total{source,reason}`` — a source that failed to give a symbol's
+  prediction, by why (``remote``/``timeout``, ``local``/``models_missing``, …).
+* ``tbotd_prediction_latency_seconds{source}`` — from the start of the cycle's prediction step to
+  the moment that symbol's final prediction was ready.
+* ``tbotd_remote_requests_total{outcome}`` / ``tbotd_remote_request_seconds`` — every HTTP
+  attempt of the remote client (``ok``, ``http_5xx``, ``connect``, …) and its duration.
+* ``tbotd_remote_breaker_open`` — 1 while the remote endpoint's circuit breaker is open.
+
+Serving metrics (``tbotd serve``, :mod:`tbotd.serving`):
+
+* ``tbotd_serve_requests_total{route,status}``, ``tbotd_serve_request_seconds{route}``,
+  ``tbotd_serve_batch_rows`` (rows per model forward pass after micro-batching).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+
+REGISTRY = CollectorRegistry(auto_describe=True)
+
+_LATENCY_BUCKETS_S = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
+_BATCH_BUCKETS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000)
+
+
+@dataclass(frozen=True)
+class PredictorMetrics:
+    """What the prediction fallback chain and the remote client count."""
+
+    predictions: Counter
+    failures: Counter
+    latency: Histogram
+    remote_requests: Counter
+    remote_seconds: Histogram
+    breaker_open: Gauge
+
+    @classmethod
+    def create(cls, registry: CollectorRegistry) -> PredictorMetrics:
+        """Register the prediction metrics in ``registry``."""
+        return cls(
+            predictions=Counter(
+                "tbotd_predictions_total",
+                "Predictions handed to the strategy, by final source",
+                ["source"],
+                registry=registry,
+            ),
+            failures=Counter(
+                "tbotd_prediction_failures_total",
+                "A prediction source failed for a symbol, by source and reason",
+                ["source", "reason"],
+                registry=registry,
+            ),
+            latency=Histogram(
+                "tbotd_prediction_latency_seconds",
+                "From the start of the prediction step to the symbol's final prediction",
+                ["source"],
+                buckets=_LATENCY_BUCKETS_S,
+                registry=registry,
+            ),
+            remote_requests=Counter(
+                "tbotd_remote_requests_total",
+                "HTTP attempts of the remote ML client, by outcome",
+                ["outcome"],
+                registry=registry,
+            ),
+            remote_seconds=Histogram(
+                "tbotd_remote_request_seconds",
+                "Duration of each HTTP attempt of the remote ML client",
+                buckets=_LATENCY_BUCKETS_S,
+                registry=registry,
+            ),
+            breaker_open=Gauge(
+                "tbotd_remote_breaker_open",
+                "1 while the remote ML endpoint's circuit breaker is open",
+                registry=registry,
+            ),
+        )
+
+
+@dataclass(frozen=True)
+class ServeMetrics:
+    """What ``tbotd serve`` counts."""
+
+    requests: Counter
+    seconds: Histogram
+    batch_rows: Histogram
+
+    @classmethod
+    def create(cls, registry: CollectorRegistry) -> ServeMetrics:
+        """Register the serving metrics in ``registry``."""
+        return cls(
+            requests=Counter(
+                "tbotd_serve_requests_total",
+                "Requests answered by tbotd serve, by route and HTTP status",
+                ["route", "status"],
+                registry=registry,
+            ),
+            seconds=Histogram(
+                "tbotd_serve_request_seconds",
+                "Time to answer a request, by route",
+                ["route"],
+                buckets=_LATENCY_BUCKETS_S,
+                registry=registry,
+            ),
+            batch_rows=Histogram(
+                "tbotd_serve_batch_rows",
+                "Feature rows per model forward pass after micro-batching",
+                buckets=_BATCH_BUCKETS,
+                registry=registry,
+            ),
+        )
+
+
+PREDICTOR_METRICS = PredictorMetrics.create(REGISTRY)
+SERVE_METRICS = ServeMetrics.create(REGISTRY)
+
+
+def render(registry: CollectorRegistry = REGISTRY) -> tuple[bytes, str]:
+    """The Prometheus text exposition of ``registry`` and its content type."""
+    return generate_latest(registry), CONTENT_TYPE_LATEST

@@ -1,0 +1,1 @@
+"""`tbotd serve`: the local models over the JSON API and OIP v2, and their Triton/KServe export."""
