@@ -34,7 +34,10 @@ def _parse_time(value: Any) -> Any:
     if isinstance(value, bool):
         return value
     if isinstance(value, int):
-        return ms_to_datetime(value)
+        try:
+            return ms_to_datetime(value)
+        except (OverflowError, OSError) as e:
+            raise ValueError(f"timestamp {value} is out of range") from e
     if isinstance(value, str):
         parsed = datetime.fromisoformat(value)
         if parsed.tzinfo is None:
@@ -128,5 +131,5 @@ def parse_prediction(raw: str | bytes | dict[str, Any]) -> Prediction:
             f"{'.'.join(str(p) for p in err['loc']) or 'body'}: {err['msg']}" for err in e.errors()
         )
         raise InvalidDataError(f"invalid prediction: {problems}") from e
-    except (ValueError, TypeError, RecursionError) as e:
+    except (ValueError, TypeError, OverflowError, RecursionError) as e:
         raise InvalidDataError(f"invalid prediction: {e}") from e

@@ -309,3 +309,10 @@ def test_value_helpers() -> None:
     assert timeframe_ms("1h") == 3_600_000
     assert round_down(Decimal("0.0199"), Decimal("0.001")) == Decimal("0.019")
     assert datetime_to_ms(ms_to_datetime(1_700_000_000_123)) == 1_700_000_000_123
+
+
+@pytest.mark.parametrize("timestamp", [10**30, -(10**30), 2**63])
+def test_absurd_timestamps_are_rejected_not_crashing(timestamp: int) -> None:
+    """A huge integer timestamp is a rejection, never an OverflowError escaping to the caller."""
+    with pytest.raises(InvalidDataError):
+        parse_prediction(prediction(timestamp=timestamp))
