@@ -16,6 +16,9 @@ from tbotd.domain.errors import ConfigError, InvalidDataError, TbotdError
 
 # One module per subcommand, in the order `tbotd --help` lists them.
 COMMAND_MODULES = (
+    "tbotd.commands.demo",
+    "tbotd.commands.run",
+    "tbotd.commands.status",
     "tbotd.commands.check_config",
     "tbotd.commands.sim",
     "tbotd.commands.train",

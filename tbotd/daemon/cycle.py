@@ -12,7 +12,7 @@ import time
 from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from decimal import Decimal
 from typing import Protocol
 
@@ -228,8 +228,9 @@ class Histories:
             )
             self._data[symbol] = window
         elif window:
-            after = window[-1].open_time + timedelta(microseconds=1)
-            window.extend(self._store.candles(symbol, self._timeframe, since=after))
+            newest = window[-1].open_time
+            fresh = self._store.candles(symbol, self._timeframe, since=newest)
+            window.extend(c for c in fresh if c.open_time > newest)
         return [c for c in window if c.open_time <= candle_time]
 
 

@@ -21,10 +21,13 @@ from tbotd.config import ConfigInvalidError, Settings, load_settings
 from tbotd.daemon.app import App, build
 from tbotd.daemon.cycle import Predictor
 from tbotd.daemon.schedule import cycle_scheduler, just_closed
+from tbotd.daemon.status import readiness, record_metrics, status
 from tbotd.daemon.systemd import Notifier
 from tbotd.domain.values import datetime_to_ms, ms_to_datetime, timeframe_delta
 from tbotd.execution.live import LiveBroker
+from tbotd.ops.http import OpsServer
 from tbotd.ops.logs import configure_for, get_logger
+from tbotd.ops.metrics import DAEMON_METRICS, REGISTRY
 from tbotd.ops.tasks import TaskSupervisor
 from tbotd.strategy.manager import ManagerConfig
 
@@ -52,13 +55,16 @@ class Daemon:
         self._signals = 0
         self.app: App | None = None
         self.cycles = 0
+        self.ops_url = ""
 
     async def run(self) -> int:
         """Run until a stop signal (exit 0) or a critical failure (exit 1)."""
         self._install_signals()
         self.app = app = await build(self.settings, self._predictor)
         scheduler = None
+        ops = self._ops_server()
         try:
+            self.ops_url = await ops.start()
             await app.recover()
             self._report_missed(app)
             self._spawn_background(app)
@@ -84,6 +90,7 @@ class Daemon:
                 task.cancel()
         finally:
             await self._shutdown(app, scheduler)
+            await ops.stop()
         return 1 if self.supervisor.failure is not None and not self.stop_requested.is_set() else 0
 
     async def _tick(self) -> None:
@@ -98,12 +105,26 @@ class Daemon:
                 report = await app.cycle.run(candle_time)
             except Exception:  # a bad cycle is logged; the next one starts clean (crash-only)
                 log.exception("cycle failed", candle=candle_time.isoformat())
+                DAEMON_METRICS.errors.labels("cycle").inc()
                 app.store.record_event(app.clock.now(), "cycle-failed", candle_time.isoformat())
                 return
             self.cycles += 1
+            record_metrics(self, report)
             self.notifier.status(f"cycle {candle_time.isoformat()}: {report.decisions} decided")
             if self._on_cycle is not None:
                 self._on_cycle(report)
+
+    def _ops_server(self) -> OpsServer:
+        ops = self.settings.ops
+        token = ops.token.get_secret_value() if ops.token else None
+        return OpsServer(
+            ops.host,
+            ops.port,
+            token,
+            REGISTRY,
+            status=lambda: status(self),
+            ready=lambda: readiness(self),
+        )
 
     def _spawn_background(self, app: App) -> None:
         self.supervisor.spawn(app.feed.run(), "candle feed", critical=True)

@@ -30,6 +30,7 @@ _SECRET_IN_TEXT = re.compile(
     r"|((?:authorization|x-mbx-apikey)[\"']?\s*[:=]\s*[\"']?(?:bearer\s+)?)[^\s\"',}]+"
 )
 _MIN_SECRET_LEN = 3
+QUIET_LOGGERS = ("apscheduler", "aiohttp.access")
 
 
 class Redactor:
@@ -110,6 +111,8 @@ def configure_logging(level: str = "info", fmt: str = "auto", stream: TextIO | N
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(level.upper())
+    for chatty in QUIET_LOGGERS:  # per-job "running"/"executed" lines would drown the cycle line
+        logging.getLogger(chatty).setLevel(max(logging.WARNING, root.level))
     structlog.configure(
         processors=[
             structlog.stdlib.filter_by_level,

@@ -18,6 +18,10 @@ Prediction metrics (the fallback chain, :mod:`tbotd.predictor.fallback`):
   attempt of the remote client (``ok``, ``http_5xx``, ``connect``, …) and its duration.
 * ``tbotd_remote_breaker_open`` — 1 while the remote endpoint's circuit breaker is open.
 
+Daemon metrics (the cycle, :mod:`tbotd.daemon`): ``tbotd_cycles_total``,
+``tbotd_decision_seconds``, ``tbotd_actions_total{kind,result}``, ``tbotd_errors_total{where}``,
+``tbotd_equity{currency}``, ``tbotd_position_contracts{symbol}``, ``tbotd_candles_missing_total``.
+
 Serving metrics (``tbotd serve``, :mod:`tbotd.serving`):
 
 * ``tbotd_serve_requests_total{route,status}``, ``tbotd_serve_request_seconds{route}``,
@@ -131,7 +135,63 @@ class ServeMetrics:
         )
 
 
+@dataclass(frozen=True)
+class DaemonMetrics:
+    """What the daemon's cycle counts (``tbotd run``)."""
+
+    cycles: Counter
+    decision_seconds: Histogram
+    orders: Counter
+    errors: Counter
+    equity: Gauge
+    position: Gauge
+    candles_missing: Counter
+
+    @classmethod
+    def create(cls, registry: CollectorRegistry) -> DaemonMetrics:
+        """Register the daemon metrics in ``registry``."""
+        return cls(
+            cycles=Counter("tbotd_cycles_total", "Cycles run", registry=registry),
+            decision_seconds=Histogram(
+                "tbotd_decision_seconds",
+                "From the cycle's start to the last order of the cycle",
+                buckets=_LATENCY_BUCKETS_S,
+                registry=registry,
+            ),
+            orders=Counter(
+                "tbotd_actions_total",
+                "Actions carried out (or not), by kind and result",
+                ["kind", "result"],
+                registry=registry,
+            ),
+            errors=Counter(
+                "tbotd_errors_total",
+                "Failures by where they happened",
+                ["where"],
+                registry=registry,
+            ),
+            equity=Gauge(
+                "tbotd_equity",
+                "Equity in the share-class currency",
+                ["currency"],
+                registry=registry,
+            ),
+            position=Gauge(
+                "tbotd_position_contracts",
+                "Open position in contracts (negative = short)",
+                ["symbol"],
+                registry=registry,
+            ),
+            candles_missing=Counter(
+                "tbotd_candles_missing_total",
+                "Symbols without a closed candle by the cycle's deadline",
+                registry=registry,
+            ),
+        )
+
+
 PREDICTOR_METRICS = PredictorMetrics.create(REGISTRY)
+DAEMON_METRICS = DaemonMetrics.create(REGISTRY)
 SERVE_METRICS = ServeMetrics.create(REGISTRY)
 
 

@@ -1,0 +1,103 @@
+"""`tbotd status [--config FILE | --url URL] [--json]`: what a running daemon says about itself."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from tbotd.commands import EXIT_BAD_INPUT, EXIT_FAILURE, EXIT_OK
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add the status subcommand."""
+    st = sub.add_parser(
+        "status",
+        help="show a running daemon's positions, orders, predictions and equity",
+        description="Reads the daemon's ops endpoint (/status). The token comes from "
+        "TBOTD_OPS__TOKEN when the endpoint needs one.",
+    )
+    where = st.add_mutually_exclusive_group(required=True)
+    where.add_argument("--config", type=Path, metavar="FILE", help="the daemon's config")
+    where.add_argument("--url", metavar="URL", help="e.g. http://127.0.0.1:8787")
+    st.add_argument("--json", action="store_true", help="print the status document")
+    st.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Fetch /status and print it."""
+    import asyncio
+
+    url = args.url
+    token = os.environ.get("TBOTD_OPS__TOKEN")
+    if args.config is not None:
+        from tbotd.config import ConfigInvalidError, load_settings
+
+        try:
+            settings = load_settings(args.config)
+        except ConfigInvalidError as e:
+            print("\n".join(str(p) for p in e.problems), file=sys.stderr)
+            return EXIT_BAD_INPUT
+        url = f"http://{settings.ops.host}:{settings.ops.port}"
+        token = settings.ops.token.get_secret_value() if settings.ops.token else token
+    try:
+        body = asyncio.run(_fetch(url.rstrip("/") + "/status", token))
+    except OSError as e:
+        print(f"tbotd status: cannot reach {url}: {e}", file=sys.stderr)
+        return EXIT_FAILURE
+    if args.json:
+        print(json.dumps(body))
+    else:
+        _print(body)
+    return EXIT_OK
+
+
+async def _fetch(url: str, token: str | None) -> dict[str, Any]:
+    import aiohttp
+
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    timeout = aiohttp.ClientTimeout(total=10, connect=5)
+    async with (
+        aiohttp.ClientSession(timeout=timeout) as session,
+        session.get(url, headers=headers) as response,
+    ):
+        if response.status == 401:
+            raise OSError("unauthorized (set TBOTD_OPS__TOKEN)")
+        result: dict[str, Any] = await response.json()
+        return result
+
+
+def _print(body: dict[str, Any]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    console.print(
+        f"[bold]{body.get('instance')}[/] ({body.get('mode')}): "
+        f"{'ready' if body.get('ready') else 'not ready'} — {body.get('reason')}; "
+        f"{body.get('cycles', 0)} cycles"
+    )
+    equity = body.get("equity") or {}
+    if equity:
+        console.print(
+            f"equity {equity.get('equity')} {equity.get('currency')} "
+            f"(balance {equity.get('balance')}, unrealised {equity.get('unrealized_pnl')})"
+        )
+    table = Table("symbol", "side", "qty", "entry", "stop", "target", title="positions")
+    for p in body.get("positions", []):
+        table.add_row(
+            p["symbol"],
+            p["side"],
+            p["qty"],
+            p["entry_price"],
+            str(p["stop_loss"]),
+            str(p["take_profit"]),
+        )
+    console.print(table)
+    preds = Table("symbol", "candle", "signal", "confidence", "source", title="last predictions")
+    for symbol, p in body.get("predictions", {}).items():
+        preds.add_row(symbol, p["candle_time"], p["signal"], f"{p['confidence']:.3f}", p["source"])
+    console.print(preds)

@@ -1,0 +1,140 @@
+"""What `/status`, `/readyz` and the metrics say about a running daemon — read from its records.
+
+Everything here reads the store and in-memory state only (no exchange call), so the ops endpoint
+answers instantly even while the venue is slow. Secrets never appear: the config is not part of
+the status.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+from tbotd.daemon.cycle import CycleReport
+from tbotd.domain.enums import Side
+from tbotd.domain.values import ms_to_datetime, timeframe_delta
+from tbotd.ops.metrics import DAEMON_METRICS, DaemonMetrics
+
+if TYPE_CHECKING:
+    from tbotd.daemon.lifecycle import Daemon
+
+
+def readiness(daemon: Daemon) -> tuple[bool, str]:
+    """Ready once recovery is done and every symbol's market data is live and fresh."""
+    app = daemon.app
+    if app is None or not daemon.ready.is_set():
+        return False, "recovering"
+    if not app.feed.live.is_set():
+        return False, "waiting for market data streams"
+    tf = daemon.settings.exchange.timeframe
+    stale_after = 2 * timeframe_delta(tf) + timedelta(seconds=daemon.settings.daemon.grace_s)
+    now = app.clock.now()
+    for symbol in daemon.settings.exchange.symbols:
+        last = app.feed.last_closed(symbol)
+        if last is None or now - (last + timeframe_delta(tf)) > stale_after:
+            return False, f"market data for {symbol} is stale"
+    return True, "ok"
+
+
+async def status(daemon: Daemon) -> dict[str, Any]:
+    """The `/status` document: positions, open orders, last predictions, equity, last cycle."""
+    app = daemon.app
+    ready, why = readiness(daemon)
+    body: dict[str, Any] = {
+        "instance": daemon.settings.instance,
+        "mode": str(daemon.settings.execution.mode),
+        "ready": ready,
+        "reason": why,
+        "cycles": daemon.cycles,
+    }
+    if app is None:
+        return body
+    store = app.store
+    body["positions"] = [
+        {
+            "symbol": p.symbol,
+            "side": str(p.side),
+            "qty": str(p.qty),
+            "entry_price": str(p.entry_price),
+            "stop_loss": _s(p.stop_loss),
+            "take_profit": _s(p.take_profit),
+            "opened_at": p.opened_at.isoformat(),
+        }
+        for p in store.positions().values()
+    ]
+    body["open_orders"] = [
+        {
+            "client_id": o.client_id,
+            "symbol": o.symbol,
+            "role": str(o.role),
+            "type": str(o.type),
+            "side": str(o.side),
+            "qty": str(o.qty),
+            "trigger_price": _s(o.trigger_price),
+            "state": str(o.state),
+        }
+        for o in store.live_orders()
+    ]
+    body["predictions"] = {
+        r["symbol"]: {
+            "candle_time": ms_to_datetime(r["candle_time"]).isoformat(),
+            "signal": r["signal"],
+            "confidence": r["confidence"],
+            "source": r["source"],
+            "model_version": r["model_version"],
+        }
+        for r in store.query(
+            "SELECT * FROM predictions p WHERE candle_time = "
+            "(SELECT MAX(candle_time) FROM predictions q WHERE q.symbol = p.symbol)"
+        )
+    }
+    rows = store.query("SELECT * FROM equity ORDER BY time DESC LIMIT 1")
+    body["equity"] = rows[0] if rows else None
+    body["last_cycle"] = _cycle(app.cycle.last)
+    predictor_status = getattr(app.predictor, "status", None)
+    if predictor_status is not None:
+        body["predictor"] = predictor_status()
+    return body
+
+
+def record_metrics(daemon: Daemon, report: CycleReport, m: DaemonMetrics = DAEMON_METRICS) -> None:
+    """Update the daemon's Prometheus metrics after a cycle."""
+    m.cycles.inc()
+    m.decision_seconds.observe(report.timings_ms.get("total", 0.0) / 1000)
+    m.candles_missing.inc(len(report.missing))
+    for outcome in report.symbols:
+        for result in outcome.results:
+            kind = type(result.action).__name__
+            m.orders.labels(kind, "ok" if result.done else "failed").inc()
+    if report.equity is not None:
+        m.equity.labels(daemon.settings.strategy.share_class).set(float(report.equity))
+    if daemon.app is not None:
+        positions = daemon.app.store.positions()
+        for symbol in daemon.settings.exchange.symbols:
+            p = positions.get(symbol)
+            signed = Decimal(0) if p is None else p.qty * (1 if p.side is Side.LONG else -1)
+            m.position.labels(symbol).set(float(signed))
+
+
+def _cycle(report: CycleReport | None) -> dict[str, Any] | None:
+    if report is None:
+        return None
+    return {
+        "candle_time": report.candle_time.isoformat(),
+        "decisions": report.decisions,
+        "missing": report.missing,
+        "timings_ms": report.timings_ms,
+        "equity": _s(report.equity),
+        "actions": {
+            s.symbol: [
+                {"action": type(r.action).__name__, "done": r.done, "detail": r.detail}
+                for r in s.results
+            ]
+            for s in report.symbols
+        },
+    }
+
+
+def _s(value: object) -> str | None:
+    return None if value is None else str(value)
