@@ -197,3 +197,27 @@ async def test_inverse_pnl_fees_and_funding_are_in_btc(inverse: Harness) -> None
     assert trade.pnl == expected
     assert trade.fees == fee(h, qty, Decimal(30000)) + fee(h, qty, Decimal(30600))
     assert (await h.broker.equity()).balance == h.venue.balance + expected - trade.fees
+
+
+async def test_funding_at_a_flip_belongs_to_the_closed_position(h: Harness) -> None:
+    """A long paying the 08:00 funding and flipped to a short at 08:00: only the long's trade
+    carries that payment (regression: the short's trade counted it again)."""
+    await open_long(h)
+    while h.candle_time.hour != 7 or h.candle_time.minute != 55:
+        await h.finish()
+        await h.next_candle("20000", "20010", "19990", "20000")
+    await h.finish()  # the 07:55 candle closes at 08:00: funding is settled on the long
+    await h.next_candle("20000", "20010", "19990", "20000")
+    decision = h.candle_time - STEP
+    await h.broker.close_position(h.venue.symbol, "flip to short", decision)
+    await h.broker.open_position(h.venue.symbol, Side.SHORT, QTY, FIXED, decision)
+    await h.finish()
+    await h.next_candle("20000", "20010", "19990", "20000")
+    await h.broker.close_position(h.venue.symbol, "close", h.candle_time - STEP)
+    long_trade, short_trade = h.store.trades()
+    m = h.venue.market
+    paid = funding_amount(
+        m.market_type, Side.LONG, QTY, m.contract_size, Decimal(20000), FUNDING_RATE
+    )
+    assert (long_trade.side, long_trade.funding) == (Side.LONG, paid)
+    assert (short_trade.side, short_trade.funding) == (Side.SHORT, Decimal(0))
