@@ -15,7 +15,7 @@ from tbotd.commands import EXIT_BAD_INPUT, EXIT_FAILURE
 from tbotd.domain.errors import ConfigError, InvalidDataError, TbotdError
 
 # One module per subcommand, in the order `tbotd --help` lists them.
-COMMAND_MODULES = ("tbotd.commands.check_config", "tbotd.commands.train")
+COMMAND_MODULES = ("tbotd.commands.check_config", "tbotd.commands.train", "tbotd.commands.backtest")
 
 Handler = Callable[[argparse.Namespace], int]
 

@@ -18,12 +18,13 @@ import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
-from tbotd.backtest.predictions import _listing, parse_times
+from tbotd.backtest.predictions import _listing, parse_floats, parse_times
 from tbotd.domain.errors import InvalidDataError
 from tbotd.domain.values import ms_to_datetime, timeframe_ms
-from tbotd.ml.data import CandleData, read_csv
+from tbotd.ml.data import CSV_COLUMNS, CandleData, validate_frame
 
 FUNDING_COLUMNS = ("timestamp", "funding_rate")
+_OLD_PANDAS = tuple(int(x) for x in pd.__version__.split(".")[:2]) < (3, 1)
 FUNDING_PERIOD_MS = 8 * 3_600_000  # 00:00, 08:00, 16:00 UTC: multiples of 8 h since the epoch
 
 
@@ -47,11 +48,45 @@ def find_gaps(open_ms: NDArray[np.int64], step_ms: int, first_line: int = 2) -> 
     return [Gap(int(j) + 1 + first_line, int(open_ms[j]), int(steps[j] // step_ms) - 1) for j in at]
 
 
+def read_csv_fast(path: Path, dtypes: dict[str, str]) -> pd.DataFrame | None:
+    """The CSV with numeric columns parsed by pandas' C reader, or None if a cell is not a number
+    (the caller then reads it as text to name the bad lines).
+
+    The round-trip converter (pandas' only converter from 3.1) parses like Python's ``float()``,
+    so a price reads back (``repr``) as the exact decimal text in the file.
+    """
+    extra = {"float_precision": "round_trip"} if _OLD_PANDAS else {}
+    try:
+        frame = pd.read_csv(path, dtype=dtypes, skip_blank_lines=False, **extra)  # type: ignore[call-overload]
+    except (ValueError, TypeError):
+        return None
+    frame.columns = [str(c).strip() for c in frame.columns]
+    return frame
+
+
+def read_candle_csv(path: Path) -> CandleData:
+    """:func:`tbotd.ml.data.read_csv` (same checks and messages), about twice as fast, with the
+    numbers parsed exactly as Python's ``float()`` does: prices must read back as the decimal
+    text the exchange wrote, since exits and fills are computed from them in Decimal."""
+    if not path.is_file():
+        raise InvalidDataError(f"{path}: no such file")
+    try:
+        numeric = read_csv_fast(path, dict.fromkeys(CSV_COLUMNS, "float64"))
+        if numeric is None:
+            raw = pd.read_csv(path, dtype=str, skip_blank_lines=False, keep_default_na=False)
+            raw.columns = [str(c).strip() for c in raw.columns]
+            cells = {c: raw[c].to_numpy(dtype=str) for c in CSV_COLUMNS if c in raw.columns}
+            numeric = pd.DataFrame({c: parse_floats(v)[0] for c, v in cells.items()})
+    except (OSError, ValueError, EOFError, UnicodeDecodeError) as e:
+        raise InvalidDataError(f"{path}: not a readable CSV ({e})") from e
+    return validate_frame(numeric, str(path))
+
+
 def read_candles(
     path: Path, timeframe: str, allow_gaps: bool = False
 ) -> tuple[CandleData, list[Gap]]:
     """Candles from CSV for ``timeframe``; gaps raise InvalidDataError unless ``allow_gaps``."""
-    data = read_csv(path)
+    data = read_candle_csv(path)
     if data.timeframe != timeframe:
         raise InvalidDataError(
             f"{path}: candles are {data.timeframe} apart but the config trades {timeframe} "

@@ -33,6 +33,14 @@ _REGIMES = (Regime.TREND_DOWN, Regime.SIDEWAYS, Regime.TREND_UP)
 REQUIRED_COLUMNS = ("timestamp", "signal", "confidence")
 OPTIONAL_COLUMNS = ("stop_loss", "take_profit", "sd")
 MAX_LISTED = 20
+NUMERIC_DTYPES = {
+    "timestamp": "str",
+    "signal": "str",
+    "confidence": "float64",
+    "sd": "float64",
+    "stop_loss": "str",
+    "take_profit": "str",
+}
 
 
 @dataclass(frozen=True)
@@ -228,13 +236,17 @@ def read_predictions_csv(
 
     Raises :class:`InvalidDataError` naming the file and every bad line (header is line 1).
     """
+    from tbotd.backtest.inputs import read_csv_fast
+
     if not path.is_file():
         raise InvalidDataError(f"{path}: no such file")
     try:
-        raw = pd.read_csv(path, dtype=str, keep_default_na=False, skip_blank_lines=False)
+        raw = read_csv_fast(path, NUMERIC_DTYPES)
+        if raw is None:  # a cell is not a number: read it as text to name the line
+            raw = pd.read_csv(path, dtype=str, keep_default_na=False, skip_blank_lines=False)
+            raw.columns = [str(c).strip() for c in raw.columns]
     except (OSError, ValueError, EOFError, UnicodeDecodeError) as e:
         raise InvalidDataError(f"{path}: not a readable CSV ({e})") from e
-    raw.columns = [str(c).strip() for c in raw.columns]
     return prediction_table(raw, str(path), source)
 
 
@@ -281,7 +293,13 @@ def prediction_table(
     def col(name: str) -> NDArray[np.str_]:
         if name not in raw.columns:
             return np.full(n, "", dtype=str)
-        return np.char.strip(raw[name].to_numpy(dtype=str))
+        return np.char.strip(raw[name].fillna("").to_numpy(dtype=str))
+
+    def numbers(name: str) -> tuple[NDArray[np.float64], NDArray[np.bool_]]:
+        """Values (NaN where empty) and the cells that are not numbers."""
+        if name in raw.columns and pd.api.types.is_float_dtype(raw[name]):
+            return raw[name].to_numpy(np.float64, copy=True), np.zeros(n, dtype=bool)
+        return parse_floats(col(name))
 
     times, time_problems = parse_times(col("timestamp"), lines)
     found.extend(time_problems)
@@ -291,12 +309,12 @@ def prediction_table(
         signal[names == name] = code
     flag(signal < 0, "signal must be one of long, short, neutral, hold")
     hold = signal == HOLD
-    confidence, bad = parse_floats(col("confidence"))
+    confidence, bad = numbers("confidence")
     flag(bad | ~hold & ~np.isfinite(confidence), "confidence is not a finite number")
     with np.errstate(invalid="ignore"):
         flag((confidence < 0) | (confidence > 1), "confidence is outside [0, 1]")
-    sd, bad = parse_floats(col("sd"))
-    flag(bad | (col("sd") != "") & ~np.isfinite(sd), "sd is not a finite number")
+    sd, bad = numbers("sd")  # empty or NaN: no sd
+    flag(bad | np.isinf(sd), "sd is not a finite number")
     with np.errstate(invalid="ignore"):
         flag((sd <= 0) | (sd >= 1), "sd must be a fraction of price strictly between 0 and 1")
     has_exits = "stop_loss" in raw.columns

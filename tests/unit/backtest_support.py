@@ -85,13 +85,19 @@ def predictions(
 
 
 def random_scenario(
-    seed: int, n: int, inverse: bool = False, exits: str = "sd", sure: float = 0.5
+    seed: int,
+    n: int,
+    inverse: bool = False,
+    exits: str = "sd",
+    sure: float = 0.5,
+    grid: float = 0.1,
 ) -> tuple[pd.DataFrame, pd.DataFrame, dict[int, Decimal]]:
-    """Candles, predictions of every kind (a ``sure`` share confident at 0.7) and funding with
-    holes."""
+    """Candles (prices on a ``grid``: a coarse one makes candles touch TP/SL levels exactly),
+    predictions of every kind (a ``sure`` share confident at 0.7) and funding with holes."""
     rng = np.random.default_rng(seed)
     frame = random_walk(n, seed=seed, vol=0.004, start_ms=datetime_to_ms(T0))
-    frame[["open", "high", "low", "close"]] = frame[["open", "high", "low", "close"]].round(1)
+    prices = ["open", "high", "low", "close"]
+    frame[prices] = ((frame[prices] / grid).round() * grid).round(1)
     frame["high"] = frame[["open", "high", "close"]].max(axis=1)
     frame["low"] = frame[["open", "low", "close"]].min(axis=1)
     keep = rng.random(n) < 0.9  # some candles have no prediction at all
@@ -107,7 +113,7 @@ def random_scenario(
         sd = np.round(rng.uniform(0.0005, top, n), 5).astype(object)
         sd[rng.random(n) < 0.2] = ""  # fixed exits
         preds["sd"] = sd
-    else:  # absolute prices, sometimes on the wrong side of the next fill
+    elif exits == "absolute":  # absolute prices, sometimes on the wrong side of the next fill
         sign = np.where(signal == "short", -1.0, 1.0)
         preds["stop_loss"] = np.round(close * (1 - sign * rng.uniform(-0.002, 0.02, n)), 1)
         preds["take_profit"] = np.round(close * (1 + sign * rng.uniform(-0.002, 0.03, n)), 1)
