@@ -52,13 +52,14 @@ def read_csv_fast(path: Path, dtypes: dict[str, str]) -> pd.DataFrame | None:
     """The CSV with numeric columns parsed by pandas' C reader, or None if a cell is not a number
     (the caller then reads it as text to name the bad lines).
 
-    The round-trip converter (pandas' only converter from 3.1) parses like Python's ``float()``,
-    so a price reads back (``repr``) as the exact decimal text in the file.
+    The round-trip converter (before pandas 3.1 asked for by name; from 3.1 pandas' only one)
+    parses like Python's ``float()``, so a price reads back (``repr``) as the exact decimal text
+    in the file; tests/unit/test_backtest_inputs.py checks that on awkward inputs.
     """
     extra = {"float_precision": "round_trip"} if _OLD_PANDAS else {}
     try:
-        frame = pd.read_csv(path, dtype=dtypes, skip_blank_lines=False, **extra)  # type: ignore[call-overload]
-    except (ValueError, TypeError):
+        frame = pd.read_csv(path, dtype=dtypes, skip_blank_lines=False, **extra)
+    except ValueError:
         return None
     frame.columns = [str(c).strip() for c in frame.columns]
     return frame
@@ -133,7 +134,7 @@ def funding_rates(raw: pd.DataFrame, origin: str, first_line: int = 2) -> dict[i
         except InvalidOperation:
             rate = Decimal("NaN")
         if not rate.is_finite():
-            found.append((int(line), f"funding_rate {text!r} is not a finite number"))
+            found.append((int(line), f"funding_rate {str(text)!r} is not a finite number"))
         elif abs(rate) >= 1:
             found.append((int(line), f"funding_rate {text} is not a fraction per 8 h"))
         rates[int(t)] = rate

@@ -57,10 +57,6 @@ def _returns(equity: np.ndarray, initial: float) -> np.ndarray:
     return np.where(before > 0, out - 1.0, 0.0)
 
 
-def _ratio(value: float) -> float | None:
-    return value if math.isfinite(value) else None
-
-
 def curve_metrics(result: BacktestResult) -> dict[str, Any]:
     """Sharpe, Sortino, max drawdown and CAGR from the equity curve and the exact ledger."""
     initial = float(result.initial_equity)
@@ -75,10 +71,13 @@ def curve_metrics(result: BacktestResult) -> dict[str, Any]:
     drawdown = np.where(peak > 0, 1.0 - path / peak, 0.0)
     growth = result.final_equity / result.initial_equity
     years = result.bars / per_year
-    cagr = float(growth) ** (1 / years) - 1 if growth > 0 else -1.0
+    cagr: float | None = -1.0
+    if growth > 0:
+        log_rate = math.log(float(growth)) / years
+        cagr = math.expm1(log_rate) if log_rate < 700 else None  # a few bars can't annualise
     return {
         "total_return": float(growth - 1),
-        "cagr": _ratio(cagr),
+        "cagr": cagr,
         "sharpe": mean / sd * math.sqrt(per_year) if sd > 0 else None,
         "sortino": mean / downside * math.sqrt(per_year) if downside > 0 else None,
         "max_drawdown": float(drawdown.max()),

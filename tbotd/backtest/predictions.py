@@ -10,10 +10,11 @@ of half-way through.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -120,10 +121,36 @@ class PredictionTable:
         age = open_ms - self.time_ms[np.maximum(k, 0)]
         return np.where((k >= 0) & (age <= max_age * step_ms), k, -1).astype(np.int64)
 
-    def _check_range(self, open_ms: NDArray[np.int64]) -> None:
+    def _matched(self, open_ms: NDArray[np.int64]) -> NDArray[np.bool_]:
         k = np.searchsorted(open_ms, self.time_ms, side="left")
         k_safe = np.minimum(k, len(open_ms) - 1)
-        matched = (k < len(open_ms)) & (open_ms[k_safe] == self.time_ms)
+        return np.asarray((k < len(open_ms)) & (open_ms[k_safe] == self.time_ms), dtype=bool)
+
+    def without_gap_rows(
+        self, open_ms: NDArray[np.int64], step_ms: int
+    ) -> tuple[PredictionTable, int]:
+        """This table without the rows of candles missing from the data (inside its range, on
+        the timeframe's grid), and how many were dropped: for runs that accept gaps."""
+        inside = (self.time_ms > open_ms[0]) & (self.time_ms < open_ms[-1])
+        drop = inside & (self.time_ms % step_ms == 0) & ~self._matched(open_ms)
+        if not drop.any():
+            return self, 0
+        keep = ~drop
+
+        def kept(values: NDArray[Any] | None) -> Any:
+            return None if values is None else values[keep]
+
+        arrays: dict[str, Any] = {
+            name: kept(getattr(self, name))
+            for name in (
+                "time_ms", "signal", "confidence", "sd", "stop_loss", "take_profit", "regime",
+                "lines",
+            )
+        }  # fmt: skip
+        return replace(self, **arrays), int(drop.sum())
+
+    def _check_range(self, open_ms: NDArray[np.int64]) -> None:
+        matched = self._matched(open_ms)
         if matched.all():
             return
         first, last = _iso(int(open_ms[0])), _iso(int(open_ms[-1]))

@@ -157,6 +157,7 @@ def _load(args: argparse.Namespace) -> _Inputs:
     from tbotd.config.loader import load_settings
     from tbotd.domain.errors import InvalidDataError
     from tbotd.domain.markets import market_spec
+    from tbotd.domain.values import timeframe_ms
 
     clock = time.perf_counter()
     settings = load_settings(args.config)
@@ -185,6 +186,15 @@ def _load(args: argparse.Namespace) -> _Inputs:
     if args.predictions:
         table = read_predictions_csv(args.predictions)
         about["predictions"] = str(args.predictions)
+        if gaps:
+            open_ms = data.frame["open_time"].to_numpy()
+            table, dropped = table.without_gap_rows(open_ms, timeframe_ms(data.timeframe))
+            about["predictions_in_gaps"] = dropped
+            if dropped:
+                print(
+                    f"tbotd backtest: warning: {dropped} prediction(s) for missing candles ignored",
+                    file=sys.stderr,
+                )
         timings = {"load_s": time.perf_counter() - clock}
     else:
         timings = {"load_s": time.perf_counter() - clock}
