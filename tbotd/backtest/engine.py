@@ -115,11 +115,15 @@ class Simulator:
         """The open position, if any."""
         return self.wallet.positions.get(self.symbol)
 
-    def step(self, i: int) -> None:
-        """Candle ``i`` closed: exits inside it, funding at its close, the decision at its close."""
+    def step(self, i: int, may_exit: bool = True) -> None:
+        """Candle ``i`` closed: exits inside it, funding at its close, the decision at its close.
+
+        ``may_exit=False`` is the fast path's word that candle ``i`` cannot reach any resting
+        level (see :func:`~tbotd.backtest.events.first_crossing`), so the exit test is skipped.
+        """
         self.exact_steps += 1
         position = self.position()
-        if position is not None and self.opened_ms < self.close_ms[i]:
+        if may_exit and position is not None and self.opened_ms < self.close_ms[i]:
             hit = pm.candle_exit(position, self.candle(i))
             if hit is not None:
                 reason, price = hit
@@ -339,6 +343,7 @@ def run_fast(sim: Simulator, progress: Progress | None = None) -> None:
     low, high = sim.c.low, sim.c.high
     while start < n:
         position = sim.position()
+        hit = n
         if position is None:
             at = events.decision(None, start)
         else:
@@ -349,7 +354,7 @@ def run_fast(sim: Simulator, progress: Progress | None = None) -> None:
         sim.record(start, min(at, n))
         if at >= n:
             break
-        sim.step(at)
+        sim.step(at, may_exit=hit == at)
         start = at + 1
         if progress is not None and start - reported >= n // 100:
             progress(start, n)

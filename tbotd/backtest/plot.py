@@ -10,12 +10,14 @@ from tbotd.backtest.run import BacktestResult
 from tbotd.domain.enums import Side
 from tbotd.domain.values import datetime_to_ms
 
-MAX_MARKED = 5_000  # beyond this many trades, markers hide the curve; the count is in the title
+MAX_MARKED = 500  # beyond this many trades, markers hide the curve
 
 
-def _at(times_ms: np.ndarray, open_ms: np.ndarray, equity: np.ndarray) -> np.ndarray:
-    idx = np.clip(np.searchsorted(open_ms, times_ms, side="right") - 1, 0, len(open_ms) - 1)
-    return equity[idx]
+def _at(times_ms: np.ndarray, open_ms: np.ndarray, equity: np.ndarray, before: bool) -> np.ndarray:
+    """Equity at the close of the bar holding each time (``before``: of the bar ending there,
+    i.e. just before an entry fills)."""
+    idx = np.searchsorted(open_ms, times_ms, side="left" if before else "right") - 1
+    return equity[np.clip(idx, 0, len(open_ms) - 1)]
 
 
 def plot_equity(result: BacktestResult, path: Path) -> None:
@@ -44,7 +46,7 @@ def plot_equity(result: BacktestResult, path: Path) -> None:
             if len(entries):
                 top.scatter(
                     entries.astype("datetime64[ms]"),
-                    _at(entries, curve.open_ms, equity),
+                    _at(entries, curve.open_ms, equity, before=True),
                     marker=marker,
                     s=18,
                     color=color,
@@ -54,7 +56,7 @@ def plot_equity(result: BacktestResult, path: Path) -> None:
         exits = np.array([datetime_to_ms(t.exit_time) for t in trades], dtype=np.int64)
         top.scatter(
             exits.astype("datetime64[ms]"),
-            _at(exits, curve.open_ms, equity),
+            _at(exits, curve.open_ms, equity, before=False),
             marker="o",
             s=8,
             color="black",
@@ -64,8 +66,9 @@ def plot_equity(result: BacktestResult, path: Path) -> None:
     top.set_ylabel(f"equity ({result.currency})")
     top.legend(loc="upper left", fontsize=8)
     growth = float(result.final_equity / result.initial_equity - 1)
+    unmarked = " (too many to mark)" if len(trades) > MAX_MARKED else ""
     top.set_title(
-        f"tbotd backtest {result.symbol} {result.timeframe}: {len(trades)} trades, "
+        f"tbotd backtest {result.symbol} {result.timeframe}: {len(trades)} trades{unmarked}, "
         f"return {growth:+.2%}, max drawdown {drawdown.max():.2%}"
     )
     bottom.fill_between(times, -100 * drawdown, 0, color="#c62828", alpha=0.4, linewidth=0)
