@@ -111,6 +111,8 @@ class PredictionTable:
         takes only the row of the candle that just closed, as the daemon does; N > 0 also accepts
         the newest earlier row up to N bars old (an as-of lookup: backward only).
         """
+        if len(self) == 0:
+            return np.full(len(open_ms), -1, dtype=np.int64)
         self._check_range(open_ms)
         if max_age == 0:
             k = np.searchsorted(self.time_ms, open_ms, side="left")

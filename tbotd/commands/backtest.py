@@ -129,6 +129,11 @@ def _model_predictions(
                 f"{args.models}: models were trained on {predictor.manifest.timeframe} candles, "
                 f"{data.source} has {data.timeframe}"
             )
+        if len(data.frame) < predictor.required_history:
+            raise InvalidDataError(
+                f"{data.source}: {len(data.frame)} candles, the models need "
+                f"{predictor.required_history} before their first prediction"
+            )
         history = predictor.predict_history(data.frame)
         table = PredictionTable.from_history(
             history,
@@ -177,6 +182,8 @@ def _load(args: argparse.Namespace) -> _Inputs:
     for gap in gaps[:5]:
         print(f"tbotd backtest: warning: {args.data}: {gap}", file=sys.stderr)
     funding = read_funding(args.funding) if args.funding else {}
+    if not args.funding:
+        print("tbotd backtest: warning: no --funding: funding is not charged", file=sys.stderr)
     about: dict[str, Any] = {
         "data": str(args.data),
         "funding": str(args.funding) if args.funding else None,
