@@ -22,6 +22,7 @@ COMMAND_MODULES = (
     "tbotd.commands.check_config",
     "tbotd.commands.sim",
     "tbotd.commands.train",
+    "tbotd.commands.backtest",
     "tbotd.commands.serve",
 )
 

@@ -100,10 +100,15 @@ class WalletRecords:
             for r in self.db.query(sql, params)
         ]
 
-    def funding_total(self, symbol: str, since: datetime) -> Decimal:
-        """Funding received (+) or paid (−) on ``symbol`` since ``since`` (inclusive)."""
+    def funding_total(self, symbol: str, after: datetime) -> Decimal:
+        """Funding received (+) or paid (−) on ``symbol`` strictly after ``after``.
+
+        Exclusive on purpose: a position opened at a funding time was opened by a decision taken
+        after that funding was settled, so a payment stamped with its opening instant belongs to
+        the position before it (a flip right at 08:00 must not count the 08:00 payment twice).
+        """
         rows = self.db.execute(
-            "SELECT amount FROM funding WHERE symbol = ? AND time >= ?",
-            (symbol, datetime_to_ms(since)),
+            "SELECT amount FROM funding WHERE symbol = ? AND time > ?",
+            (symbol, datetime_to_ms(after)),
         ).fetchall()
         return sum((Decimal(r[0]) for r in rows), Decimal(0))

@@ -235,3 +235,28 @@ async def test_inverse_pnl_fees_and_funding_are_in_btc(market: Start) -> None:
     assert trade.pnl == expected
     assert trade.fees == fee(h, qty, Decimal(30000)) + fee(h, qty, Decimal(30600))
     assert (await h.broker.equity()).balance == h.venue.balance + expected - trade.fees
+
+
+async def test_funding_at_a_flip_belongs_to_the_closed_position(market: Start) -> None:
+    """A long paying the 08:00 funding and flipped to a short at 08:00: only the long's trade
+    carries that payment (regression: the short's trade counted it again)."""
+    h = await market(*[QUIET] * 14)
+    await enter(h)
+    for _ in range(11):
+        await h.finish()
+        await h.next_candle()
+    await h.finish()  # the 07:55 candle closes at 08:00: funding is settled on the long
+    await h.next_candle()
+    decision = h.candle_time - STEP
+    await h.broker.close_position(h.venue.symbol, "flip to short", decision)
+    await h.broker.open_position(h.venue.symbol, Side.SHORT, QTY, FIXED, decision)
+    await h.finish()
+    await h.next_candle()
+    await h.broker.close_position(h.venue.symbol, "close", h.candle_time - STEP)
+    long_trade, short_trade = h.store.trades()
+    m = h.venue.market
+    paid = book(
+        funding_amount(m.market_type, Side.LONG, QTY, m.contract_size, Decimal(20000), FUNDING_RATE)
+    )
+    assert (long_trade.side, long_trade.funding) == (Side.LONG, paid)
+    assert (short_trade.side, short_trade.funding) == (Side.SHORT, Decimal(0))

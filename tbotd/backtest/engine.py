@@ -1,0 +1,364 @@
+"""The exact per-candle step of the paper cycle, and the two ways of driving it.
+
+:class:`Simulator.step` does for one closed candle what the daemon does in paper mode, with the
+daemon's own code: exits inside the candle (:func:`~tbotd.execution.paper_model.candle_exit`,
+stop/liquidation before take-profit, gaps at the open), funding at 00/08/16 UTC
+(:func:`~tbotd.execution.paper_model.charge_funding`), then the decision at the close
+(:func:`~tbotd.strategy.manager.decide`) filled at the next candle's open
+(:func:`~tbotd.execution.paper_model.open_position` / ``close_position`` /
+:func:`~tbotd.execution.broker.protection_after_fill`). Money is Decimal throughout.
+
+:func:`run_reference` calls it for every bar. :func:`run_fast` calls it only at the bars
+:mod:`tbotd.backtest.events` finds, and copies the unchanged state over the bars in between;
+both leave identical trades, balances and per-bar records.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from decimal import Decimal
+
+import numpy as np
+from numpy.typing import NDArray
+
+from tbotd.backtest.events import EventIndex, first_crossing
+from tbotd.backtest.predictions import HOLD, PredictionTable
+from tbotd.config.settings import OnNeutral, Settings
+from tbotd.domain.actions import ClosePosition, Hold, MoveProtection, OpenPosition
+from tbotd.domain.enums import MarketType, PredictionSource, Side
+from tbotd.domain.errors import BelowMinimumError, InsufficientMarginError, InvalidDataError
+from tbotd.domain.market import Candle, MarketSpec
+from tbotd.domain.positions import Position
+from tbotd.domain.values import ms_to_datetime, timeframe_ms
+from tbotd.execution import paper_model as pm
+from tbotd.execution.broker import order_qty, protection_after_fill
+from tbotd.store.wallet import Trade
+from tbotd.strategy.exits import protective_prices
+from tbotd.strategy.manager import DecisionInput, ManagerConfig, decide
+
+END_OF_DATA = "end_of_data"
+Progress = Callable[[int, int], None]
+
+
+def dec(value: float) -> Decimal:
+    """A CSV price as the exchange wrote it: the shortest decimal that reads back as ``value``."""
+    return Decimal(repr(float(value)))
+
+
+def fill_params(settings: Settings) -> pm.FillParams:
+    """The paper venue's costs from the config's execution section (as the daemon builds them)."""
+    ex = settings.execution
+    return pm.FillParams(
+        slippage_bps=ex.slippage_bps,
+        taker_fee_bps=ex.taker_fee_bps,
+        leverage=Decimal(ex.leverage),
+    )
+
+
+@dataclass(frozen=True)
+class Candles:
+    """One symbol's candles as float64 arrays (``open_ms`` int64), oldest first."""
+
+    open_ms: NDArray[np.int64]
+    open: NDArray[np.float64]
+    high: NDArray[np.float64]
+    low: NDArray[np.float64]
+    close: NDArray[np.float64]
+    volume: NDArray[np.float64]
+    timeframe: str
+
+    def __len__(self) -> int:
+        return len(self.open_ms)
+
+    @property
+    def close_ms(self) -> NDArray[np.int64]:
+        """Each candle's close time (open + timeframe), epoch ms."""
+        return self.open_ms + timeframe_ms(self.timeframe)
+
+
+class Simulator:
+    """The wallet, the position and the per-bar record of one symbol's backtest."""
+
+    def __init__(
+        self,
+        candles: Candles,
+        table: PredictionTable | None,
+        rows: NDArray[np.int64],
+        settings: Settings,
+        market: MarketSpec,
+        funding: Mapping[int, Decimal],
+    ) -> None:
+        self.c, self.table, self.rows, self.market = candles, table, rows, market
+        self.symbol, self.n = market.symbol, len(candles)
+        self.close_ms = candles.close_ms
+        self.cfg = ManagerConfig.from_settings(settings)
+        self.params = fill_params(settings)
+        self.funding_rates = funding
+        self.initial = settings.strategy.initial_capital
+        self.wallet = pm.Wallet(settings.strategy.share_class, self.initial)
+        self.trades: list[Trade] = []
+        self.fees = self.funding = self.entry_fee = self.funding_open = Decimal(0)
+        self.opened_ms = 0
+        self.funding_payments = self.funding_missing = self.exits_fallback = 0
+        self.exact_steps = 0
+        self.skipped: Counter[str] = Counter()
+        self.balance = np.empty(self.n)
+        self.sign = np.zeros(self.n, dtype=np.int8)
+        self.qty = np.zeros(self.n)
+        self.entry = np.zeros(self.n)
+
+    # -- the exact step ----------------------------------------------------------------------
+
+    def position(self) -> pm.PaperPosition | None:
+        """The open position, if any."""
+        return self.wallet.positions.get(self.symbol)
+
+    def step(self, i: int, may_exit: bool = True) -> None:
+        """Candle ``i`` closed: exits inside it, funding at its close, the decision at its close.
+
+        ``may_exit=False`` is the fast path's word that candle ``i`` cannot reach any resting
+        level (see :func:`~tbotd.backtest.events.first_crossing`), so the exit test is skipped.
+        """
+        self.exact_steps += 1
+        position = self.position()
+        if may_exit and position is not None and self.opened_ms < self.close_ms[i]:
+            hit = pm.candle_exit(position, self.candle(i))
+            if hit is not None:
+                reason, price = hit
+                slip = reason is not pm.ExitReason.LIQUIDATION
+                self.close(price, int(self.c.open_ms[i]), reason, slip=slip, label=str(reason))
+        close_time = ms_to_datetime(int(self.close_ms[i]))
+        if pm.is_funding_time(close_time) and self.position() is not None:
+            self.settle_funding(i)
+        self.record(i, i + 1)
+        if i + 1 < self.n:
+            self.decide_after(i)
+
+    def candle(self, i: int) -> Candle:
+        """Candle ``i`` as the daemon's Candle (exact decimals)."""
+        c = self.c
+        return Candle(
+            self.symbol,
+            c.timeframe,
+            ms_to_datetime(int(c.open_ms[i])),
+            dec(c.open[i]),
+            dec(c.high[i]),
+            dec(c.low[i]),
+            dec(c.close[i]),
+            dec(c.volume[i]),
+        )
+
+    def settle_funding(self, i: int) -> None:
+        """Charge the funding rate of candle ``i``'s close time; no rate known, no charge."""
+        rate = self.funding_rates.get(int(self.close_ms[i]))
+        if rate is None:
+            self.funding_missing += 1
+            return
+        self.wallet, amount = pm.charge_funding(
+            self.wallet, self.market, rate, dec(self.c.close[i])
+        )
+        self.funding_open += amount
+        self.funding += amount
+        self.funding_payments += 1
+
+    def decide_after(self, i: int) -> None:
+        """The manager's decision at candle ``i``'s close, filled at candle ``i + 1``'s open."""
+        prediction = None
+        k = int(self.rows[i])
+        if k >= 0 and self.table is not None:
+            if self.table.signal[k] == HOLD:
+                return  # "hold": no prediction is acted on, the manager is not asked
+            prediction = self.table.prediction(k, self.symbol)
+        mark = dec(self.c.open[i + 1])
+        at_ms = int(self.c.open_ms[i + 1])
+        marks = {self.symbol: mark}
+        equity = self.wallet.balance + pm.unrealized(self.wallet, {self.symbol: self.market}, marks)
+        inp = DecisionInput(
+            self.symbol, prediction, self.domain_position(), equity, mark, self.market
+        )
+        for action in decide(inp, self.cfg):
+            if isinstance(action, ClosePosition):
+                if self.position() is not None:
+                    self.close(mark, at_ms, pm.ExitReason.DECISION, slip=True, label="decision")
+            elif isinstance(action, OpenPosition):
+                self.open(action, mark, at_ms)
+            elif isinstance(action, MoveProtection):
+                self.wallet = pm.protect(
+                    self.wallet, self.symbol, action.stop_loss, action.take_profit
+                )
+            elif isinstance(action, Hold) and action.reason.startswith("not opening"):
+                self.skipped["manager_refused"] += 1
+
+    def domain_position(self) -> Position | None:
+        """The open position as the broker reports it to the manager."""
+        p = self.position()
+        if p is None:
+            return None
+        return Position(
+            p.symbol,
+            p.side,
+            p.qty,
+            p.entry_price,
+            p.opened_at,
+            p.stop_loss,
+            p.take_profit,
+            self.params.leverage,
+            p.liquidation_price,
+        )
+
+    def open(self, action: OpenPosition, mark: Decimal, at_ms: int) -> None:
+        """Fill an entry at ``mark`` and protect it, or count why it could not be."""
+        try:
+            qty = order_qty(self.market, action.qty, mark)
+        except BelowMinimumError:
+            self.skipped["below_minimum"] += 1
+            return
+        try:
+            wallet, execution = pm.open_position(
+                self.wallet, self.market, action.side, qty, mark, self.params, ms_to_datetime(at_ms)
+            )
+        except InsufficientMarginError:
+            self.skipped["insufficient_margin"] += 1
+            return
+        try:
+            protective_prices(action.exits, action.side, execution.price, self.market.tick_size)
+        except InvalidDataError:
+            self.exits_fallback += 1  # protection_after_fill falls back to the fixed exits
+        protection = protection_after_fill(
+            action.exits, action.side, execution.price, self.market, self.cfg.exits
+        )
+        self.wallet = pm.protect(wallet, self.symbol, protection.stop_loss, protection.take_profit)
+        self.entry_fee, self.funding_open, self.opened_ms = execution.fee, Decimal(0), at_ms
+        self.fees += execution.fee
+
+    def close(
+        self, price: Decimal, at_ms: int, reason: pm.ExitReason, *, slip: bool, label: str
+    ) -> None:
+        """Close the whole position and record the trade (PnL before fees and funding)."""
+        position = self.wallet.positions[self.symbol]
+        at = ms_to_datetime(at_ms)
+        self.wallet, execution = pm.close_position(
+            self.wallet, self.market, price, self.params, at, reason, slip=slip
+        )
+        self.fees += execution.fee
+        self.trades.append(
+            Trade(
+                self.symbol,
+                position.side,
+                position.qty,
+                position.opened_at,
+                at,
+                position.entry_price,
+                execution.price,
+                label,
+                execution.realized_pnl,
+                self.entry_fee + execution.fee,
+                self.funding_open,
+                self.wallet.currency,
+            )
+        )
+
+    # -- the per-bar record --------------------------------------------------------------------
+
+    def record(self, start: int, stop: int) -> None:
+        """Bars ``[start, stop)`` end with the current balance and position (after their exits)."""
+        self.balance[start:stop] = float(self.wallet.balance)
+        p = self.position()
+        if p is not None:
+            self.sign[start:stop] = p.side.sign
+            self.qty[start:stop] = float(p.qty)
+            self.entry[start:stop] = float(p.entry_price)
+        else:
+            self.sign[start:stop] = 0
+
+    def finish(self) -> None:
+        """Close what is still open at the last close (``end_of_data``), slipped and charged."""
+        if self.position() is not None:
+            last = self.n - 1
+            self.close(
+                dec(self.c.close[last]),
+                int(self.close_ms[last]),
+                pm.ExitReason.DECISION,
+                slip=True,
+                label=END_OF_DATA,
+            )
+            self.record(last, self.n)
+
+    def equity(self) -> NDArray[np.float64]:
+        """Balance plus unrealised PnL at each close (float64: for curves and ratios only)."""
+        size = self.sign * self.qty * float(self.market.contract_size)
+        if self.market.market_type is MarketType.LINEAR:
+            upnl = size * (self.c.close - self.entry)
+        else:
+            with np.errstate(divide="ignore", invalid="ignore"):
+                upnl = np.where(self.sign != 0, size * (1 / self.entry - 1 / self.c.close), 0.0)
+        return np.asarray(self.balance + upnl, dtype=np.float64)
+
+
+# -- drivers ----------------------------------------------------------------------------------
+
+
+def run_reference(sim: Simulator) -> None:
+    """Every bar through the exact step: the straightforward loop the fast path must equal."""
+    for i in range(sim.n):
+        sim.step(i)
+    sim.finish()
+
+
+def _levels(p: pm.PaperPosition) -> tuple[float | None, float | None]:
+    """Float copies of the adverse level reached first (SL or liquidation) and the take-profit."""
+    adverse = [float(x) for x in (p.liquidation_price, p.stop_loss) if x is not None]
+    level = None
+    if adverse:
+        level = max(adverse) if p.side is Side.LONG else min(adverse)
+    return level, None if p.take_profit is None else float(p.take_profit)
+
+
+def event_index(sim: Simulator) -> EventIndex:
+    """The next-event lookups for this simulator's predictions and config."""
+    signal = np.full(sim.n, -1, dtype=np.int8)
+    confidence = np.full(sim.n, np.nan)
+    table, seen = sim.table, sim.rows >= 0
+    if table is not None and table.source is not PredictionSource.NEUTRAL:
+        signal[seen] = table.signal[sim.rows[seen]]
+        confidence[seen] = table.confidence[sim.rows[seen]]
+    funding_bar = sim.close_ms % (8 * 3_600_000) == 0
+    cfg = sim.cfg
+    return EventIndex.build(
+        signal,
+        confidence,
+        cfg.threshold,
+        cfg.on_neutral is OnNeutral.CLOSE,
+        cfg.refresh_exits_on_hold,
+        funding_bar,
+    )
+
+
+def run_fast(sim: Simulator, progress: Progress | None = None) -> None:
+    """The exact step only where something can happen; the same result as :func:`run_reference`."""
+    events = event_index(sim)
+    n, start, reported = sim.n, 0, 0
+    low, high = sim.c.low, sim.c.high
+    while start < n:
+        position = sim.position()
+        hit = n
+        if position is None:
+            at = events.decision(None, start)
+        else:
+            at = min(events.decision(position.side, start), int(events.funding[start]))
+            adverse, take = _levels(position)
+            hit = first_crossing(low, high, start, min(at, n - 1) + 1, position.side, adverse, take)
+            at = min(at, hit)
+        sim.record(start, min(at, n))
+        if at >= n:
+            break
+        sim.step(at, may_exit=hit == at)
+        start = at + 1
+        if progress is not None and start - reported >= n // 100:
+            progress(start, n)
+            reported = start
+    sim.finish()
+    if progress is not None:
+        progress(n, n)

@@ -1,0 +1,79 @@
+"""``equity.png``: the equity curve with entries and exits marked, and the drawdown below it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from tbotd.backtest.run import BacktestResult
+from tbotd.domain.enums import Side
+from tbotd.domain.values import datetime_to_ms
+
+MAX_MARKED = 500  # beyond this many trades, markers hide the curve
+
+
+def _at(times_ms: np.ndarray, open_ms: np.ndarray, equity: np.ndarray, before: bool) -> np.ndarray:
+    """Equity at the close of the bar holding each time (``before``: of the bar ending there,
+    i.e. just before an entry fills)."""
+    idx = np.searchsorted(open_ms, times_ms, side="left" if before else "right") - 1
+    return equity[np.clip(idx, 0, len(open_ms) - 1)]
+
+
+def plot_equity(result: BacktestResult, path: Path) -> None:
+    """Two panels sharing the time axis: equity with ▲/▼ entries and ● exits, drawdown in %."""
+    import matplotlib as mpl
+
+    mpl.use("Agg")
+    import matplotlib.pyplot as plt
+
+    curve = result.equity
+    times = curve.open_ms.astype("datetime64[ms]")
+    equity = curve.equity
+    peak = np.maximum.accumulate(np.concatenate([[float(result.initial_equity)], equity]))[1:]
+    drawdown = np.where(peak > 0, 1.0 - equity / peak, 0.0)
+    fig, (top, bottom) = plt.subplots(
+        2, 1, figsize=(12, 7), sharex=True, gridspec_kw={"height_ratios": [3, 1]}
+    )
+    top.plot(times, equity, color="#1f4e79", linewidth=0.8, label="equity")
+    top.axhline(float(result.initial_equity), color="grey", linewidth=0.6, linestyle="--")
+    trades = result.trades
+    if 0 < len(trades) <= MAX_MARKED:
+        for side, marker, color in ((Side.LONG, "^", "#2e7d32"), (Side.SHORT, "v", "#c62828")):
+            entries = np.array(
+                [datetime_to_ms(t.entry_time) for t in trades if t.side is side], dtype=np.int64
+            )
+            if len(entries):
+                top.scatter(
+                    entries.astype("datetime64[ms]"),
+                    _at(entries, curve.open_ms, equity, before=True),
+                    marker=marker,
+                    s=18,
+                    color=color,
+                    label=f"{side} entry",
+                    zorder=3,
+                )
+        exits = np.array([datetime_to_ms(t.exit_time) for t in trades], dtype=np.int64)
+        top.scatter(
+            exits.astype("datetime64[ms]"),
+            _at(exits, curve.open_ms, equity, before=False),
+            marker="o",
+            s=8,
+            color="black",
+            label="exit",
+            zorder=3,
+        )
+    top.set_ylabel(f"equity ({result.currency})")
+    top.legend(loc="upper left", fontsize=8)
+    growth = float(result.final_equity / result.initial_equity - 1)
+    unmarked = " (too many to mark)" if len(trades) > MAX_MARKED else ""
+    top.set_title(
+        f"tbotd backtest {result.symbol} {result.timeframe}: {len(trades)} trades{unmarked}, "
+        f"return {growth:+.2%}, max drawdown {drawdown.max():.2%}"
+    )
+    bottom.fill_between(times, -100 * drawdown, 0, color="#c62828", alpha=0.4, linewidth=0)
+    bottom.set_ylabel("drawdown (%)")
+    bottom.set_xlabel("time (UTC)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

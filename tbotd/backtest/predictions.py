@@ -1,0 +1,383 @@
+"""Predictions for a backtest: a table read from CSV or computed by the local models.
+
+A prediction row says what a model thought after the candle that opened at ``timestamp`` closed.
+The table keeps rows as arrays (a year of bars is 105,120 rows; building a pydantic object per
+row would dominate the run) and builds a real :class:`~tbotd.domain.prediction.Prediction` only
+for the rows the manager is actually asked about. Every CSV row is checked up front against the
+rules of the Prediction schema, so a bad row fails the run at once with its line number instead
+of half-way through.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from numpy.typing import NDArray
+
+from tbotd.domain.enums import PredictionSource, Regime, Signal
+from tbotd.domain.errors import InvalidDataError
+from tbotd.domain.prediction import Prediction
+from tbotd.domain.values import ms_to_datetime
+
+# signal codes; 0-2 follow tbotd.ml.signals.SIGNALS (the direction classes)
+SHORT, NEUTRAL, LONG, HOLD = 0, 1, 2, 3
+SIGNAL_NAMES = ("short", "neutral", "long", "hold")
+_SIGNALS = (Signal.SHORT, Signal.NEUTRAL, Signal.LONG)
+_REGIMES = (Regime.TREND_DOWN, Regime.SIDEWAYS, Regime.TREND_UP)
+
+REQUIRED_COLUMNS = ("timestamp", "signal", "confidence")
+OPTIONAL_COLUMNS = ("stop_loss", "take_profit", "sd")
+MAX_LISTED = 20
+NUMERIC_DTYPES = {
+    "timestamp": "str",
+    "signal": "str",
+    "confidence": "float64",
+    "sd": "float64",
+    "stop_loss": "str",
+    "take_profit": "str",
+}
+
+
+@dataclass(frozen=True)
+class PredictionTable:
+    """Prediction rows sorted by time, as arrays; ``lines`` are CSV line numbers (or row numbers).
+
+    ``confidence`` is NaN only on ``hold`` rows; ``sd`` is NaN where absent; ``stop_loss`` and
+    ``take_profit`` hold the exact decimal text from the file ("" where absent); ``regime`` is
+    [N, 3] (trend_down, sideways, trend_up) or None.
+    """
+
+    time_ms: NDArray[np.int64]
+    signal: NDArray[np.int8]
+    confidence: NDArray[np.float64]
+    sd: NDArray[np.float64]
+    stop_loss: NDArray[np.str_] | None
+    take_profit: NDArray[np.str_] | None
+    regime: NDArray[np.float64] | None
+    source: PredictionSource
+    model_version: str
+    origin: str
+    lines: NDArray[np.int64]
+    unit: str = "line"
+
+    def __len__(self) -> int:
+        return len(self.time_ms)
+
+    def counts(self, threshold: float | None = None) -> dict[str, int]:
+        """Rows by signal (all rows, or only those at/above ``threshold`` confidence)."""
+        keep = np.ones(len(self), dtype=bool)
+        if threshold is not None:
+            with np.errstate(invalid="ignore"):
+                keep = self.confidence >= threshold
+        found = np.bincount(self.signal[keep], minlength=4)
+        names = SIGNAL_NAMES if threshold is None else SIGNAL_NAMES[:3]
+        return {name: int(found[i]) for i, name in enumerate(names)}
+
+    def prediction(self, k: int, symbol: str) -> Prediction | None:
+        """The Prediction of row ``k`` (None for a ``hold`` row: the manager is not asked)."""
+        code = int(self.signal[k])
+        if code == HOLD:
+            return None
+        sd = float(self.sd[k])
+        stop = self.stop_loss[k] if self.stop_loss is not None else ""
+        take = self.take_profit[k] if self.take_profit is not None else ""
+        regime = None
+        if self.regime is not None and np.isfinite(self.regime[k]).all():
+            regime = {r: float(p) for r, p in zip(_REGIMES, self.regime[k], strict=True)}
+        return Prediction(
+            symbol=symbol,
+            timestamp=ms_to_datetime(int(self.time_ms[k])),
+            signal=_SIGNALS[code],
+            confidence=float(self.confidence[k]),
+            sd=sd if np.isfinite(sd) else None,
+            stop_loss=Decimal(str(stop)) if stop else None,
+            take_profit=Decimal(str(take)) if take else None,
+            regime=regime,
+            model_version=self.model_version,
+            source=self.source,
+        )
+
+    def rows_for(self, open_ms: NDArray[np.int64], step_ms: int, max_age: int) -> NDArray[np.int64]:
+        """The row the manager sees after each candle closes (-1: none), never a later one.
+
+        Every row must belong to one of the candles (``timestamp`` equal to a candle's open time,
+        inside the candle range) or the whole table is refused with line numbers. ``max_age`` 0
+        takes only the row of the candle that just closed, as the daemon does; N > 0 also accepts
+        the newest earlier row up to N bars old (an as-of lookup: backward only).
+        """
+        if len(self) == 0:
+            return np.full(len(open_ms), -1, dtype=np.int64)
+        self._check_range(open_ms)
+        if max_age == 0:
+            k = np.searchsorted(self.time_ms, open_ms, side="left")
+            k_safe = np.minimum(k, len(self) - 1)
+            hit = (k < len(self)) & (self.time_ms[k_safe] == open_ms)
+            return np.where(hit, k_safe, -1).astype(np.int64)
+        k = np.searchsorted(self.time_ms, open_ms, side="right") - 1
+        age = open_ms - self.time_ms[np.maximum(k, 0)]
+        return np.where((k >= 0) & (age <= max_age * step_ms), k, -1).astype(np.int64)
+
+    def _matched(self, open_ms: NDArray[np.int64]) -> NDArray[np.bool_]:
+        k = np.searchsorted(open_ms, self.time_ms, side="left")
+        k_safe = np.minimum(k, len(open_ms) - 1)
+        return np.asarray((k < len(open_ms)) & (open_ms[k_safe] == self.time_ms), dtype=bool)
+
+    def without_gap_rows(
+        self, open_ms: NDArray[np.int64], step_ms: int
+    ) -> tuple[PredictionTable, int]:
+        """This table without the rows of candles missing from the data (inside its range, on
+        the timeframe's grid), and how many were dropped: for runs that accept gaps."""
+        inside = (self.time_ms > open_ms[0]) & (self.time_ms < open_ms[-1])
+        drop = inside & (self.time_ms % step_ms == 0) & ~self._matched(open_ms)
+        if not drop.any():
+            return self, 0
+        keep = ~drop
+
+        def kept(values: NDArray[Any] | None) -> Any:
+            return None if values is None else values[keep]
+
+        arrays: dict[str, Any] = {
+            name: kept(getattr(self, name))
+            for name in (
+                "time_ms", "signal", "confidence", "sd", "stop_loss", "take_profit", "regime",
+                "lines",
+            )
+        }  # fmt: skip
+        return replace(self, **arrays), int(drop.sum())
+
+    def _check_range(self, open_ms: NDArray[np.int64]) -> None:
+        matched = self._matched(open_ms)
+        if matched.all():
+            return
+        first, last = _iso(int(open_ms[0])), _iso(int(open_ms[-1]))
+        problems = []
+        for j in np.flatnonzero(~matched):
+            t = int(self.time_ms[j])
+            if t < open_ms[0]:
+                why = f"is before the first candle ({first})"
+            elif t > open_ms[-1]:
+                why = f"is after the last candle ({last})"
+            else:
+                why = "is not the open time of any candle in the candle data"
+            problems.append(f"{self.unit} {int(self.lines[j])}: timestamp {_iso(t)} {why}")
+        raise InvalidDataError(_listing(self.origin, problems, "prediction(s) outside the candles"))
+
+    @classmethod
+    def from_history(
+        cls,
+        history: pd.DataFrame,
+        open_ms: NDArray[np.int64],
+        source: PredictionSource,
+        model_version: str,
+    ) -> PredictionTable:
+        """Rows of :meth:`LocalPredictor.predict_history` that are ready (warm-up complete)."""
+        ready = history["ready"].to_numpy(dtype=bool)
+        rows = np.flatnonzero(ready)
+        codes = {s.value: i for i, s in enumerate(_SIGNALS)}
+        signal = np.array([codes[s] for s in history["signal"].to_numpy()[rows]], dtype=np.int8)
+        regime_cols = ["p_trend_down", "p_sideways", "p_trend_up"]
+        return cls(
+            time_ms=np.asarray(open_ms, dtype=np.int64)[rows],
+            signal=signal,
+            confidence=history["confidence"].to_numpy(np.float64)[rows],
+            sd=history["sd"].to_numpy(np.float64)[rows],
+            stop_loss=None,
+            take_profit=None,
+            regime=history[regime_cols].to_numpy(np.float64)[rows],
+            source=source,
+            model_version=model_version,
+            origin="local models",
+            lines=rows.astype(np.int64) + 1,
+            unit="bar",
+        )
+
+
+def _iso(ms: int) -> str:
+    return ms_to_datetime(ms).isoformat()
+
+
+def _listing(source: str, problems: list[str], what: str = "bad row(s)") -> str:
+    listed = "\n  ".join(problems[:MAX_LISTED])
+    more = f"\n  … and {len(problems) - MAX_LISTED} more" if len(problems) > MAX_LISTED else ""
+    return f"{source}: {len(problems)} {what}:\n  {listed}{more}"
+
+
+def parse_times(
+    values: NDArray[np.str_], lines: NDArray[np.int64]
+) -> tuple[NDArray[np.int64], list[tuple[int, str]]]:
+    """Integer epoch milliseconds or ISO-8601 with a time zone → ms; problems as (line, text)."""
+    text = np.char.strip(values.astype(str))
+    digits = np.char.isdigit(text) & (np.char.str_len(text) <= 16)
+    out = np.zeros(len(text), dtype=np.int64)
+    if digits.any():
+        out[digits] = text[digits].astype(np.int64)
+    problems: list[tuple[int, str]] = []
+    for j in np.flatnonzero(~digits):
+        value = str(text[j])
+        try:
+            parsed = datetime.fromisoformat(value)
+        except ValueError:
+            problems.append(
+                (int(lines[j]), f"timestamp {value!r} is neither integer ms nor ISO-8601")
+            )
+            continue
+        if parsed.tzinfo is None or parsed.utcoffset() is None:
+            problems.append(
+                (int(lines[j]), f"timestamp {value!r} has no time zone (use Z or +00:00)")
+            )
+            continue
+        delta = parsed - ms_to_datetime(0)
+        out[j] = (delta.days * 86_400 + delta.seconds) * 1000 + delta.microseconds // 1000
+    return out, problems
+
+
+def parse_floats(values: NDArray[np.str_]) -> tuple[NDArray[np.float64], NDArray[np.bool_]]:
+    """Decimal text → float64 (exactly as Python's float() rounds it); empty → NaN.
+
+    Returns the values and a mask of non-empty cells that are not numbers.
+    """
+    text = np.char.strip(values.astype(str))
+    empty = text == ""
+    out = np.full(len(text), np.nan)
+    bad = np.zeros(len(text), dtype=bool)
+    filled = np.flatnonzero(~empty)
+    try:
+        out[filled] = text[filled].astype(np.float64)
+    except ValueError:
+        for j in filled:
+            try:
+                out[j] = float(text[j])
+            except ValueError:
+                bad[j] = True
+    return out, bad
+
+
+def read_predictions_csv(
+    path: Path, source: PredictionSource = PredictionSource.REMOTE
+) -> PredictionTable:
+    """Read ``timestamp,signal,confidence`` plus ``stop_loss,take_profit`` and/or ``sd``.
+
+    Raises :class:`InvalidDataError` naming the file and every bad line (header is line 1).
+    """
+    from tbotd.backtest.inputs import read_csv_fast
+
+    if not path.is_file():
+        raise InvalidDataError(f"{path}: no such file")
+    try:
+        raw = read_csv_fast(path, NUMERIC_DTYPES)
+        if raw is None:  # a cell is not a number: read it as text to name the line
+            raw = pd.read_csv(path, dtype=str, keep_default_na=False, skip_blank_lines=False)
+            raw.columns = [str(c).strip() for c in raw.columns]
+    except (OSError, ValueError, EOFError, UnicodeDecodeError) as e:
+        raise InvalidDataError(f"{path}: not a readable CSV ({e})") from e
+    return prediction_table(raw, str(path), source)
+
+
+def _columns(raw: pd.DataFrame, origin: str) -> None:
+    allowed = REQUIRED_COLUMNS + OPTIONAL_COLUMNS
+    missing = [c for c in REQUIRED_COLUMNS if c not in raw.columns]
+    unknown = [c for c in raw.columns if c not in allowed]
+    duplicated = sorted({c for c in raw.columns if list(raw.columns).count(c) > 1})
+    half = [c for c in ("stop_loss", "take_profit") if c in raw.columns]
+    problems = []
+    if missing:
+        problems.append(f"missing column(s) {', '.join(missing)}")
+    if unknown:
+        problems.append(f"unknown column(s) {', '.join(unknown)}")
+    if duplicated:
+        problems.append(f"repeated column(s) {', '.join(duplicated)}")
+    if len(half) == 1:
+        partner = "take_profit" if half[0] == "stop_loss" else "stop_loss"
+        problems.append(f"{half[0]} needs its partner column {partner}")
+    if problems:
+        raise InvalidDataError(
+            f"{origin}: line 1 (header): {'; '.join(problems)}. Expected "
+            "timestamp,signal,confidence[,stop_loss,take_profit][,sd]"
+        )
+    if raw.empty:
+        raise InvalidDataError(f"{origin}: no prediction rows after the header")
+
+
+def prediction_table(
+    raw: pd.DataFrame,
+    origin: str,
+    source: PredictionSource = PredictionSource.REMOTE,
+    first_line: int = 2,
+) -> PredictionTable:
+    """Validate a frame of prediction text columns (as read from CSV) into a table."""
+    _columns(raw, origin)
+    n = len(raw)
+    lines = np.arange(n, dtype=np.int64) + first_line
+    found: list[tuple[int, str]] = []
+
+    def flag(mask: NDArray[np.bool_], message: str) -> None:
+        found.extend((int(x), message) for x in lines[mask])
+
+    def col(name: str) -> NDArray[np.str_]:
+        if name not in raw.columns:
+            return np.full(n, "", dtype=str)
+        return np.char.strip(raw[name].fillna("").to_numpy(dtype=str))
+
+    def numbers(name: str) -> tuple[NDArray[np.float64], NDArray[np.bool_]]:
+        """Values (NaN where empty) and the cells that are not numbers."""
+        if name in raw.columns and pd.api.types.is_float_dtype(raw[name]):
+            return raw[name].to_numpy(np.float64, copy=True), np.zeros(n, dtype=bool)
+        return parse_floats(col(name))
+
+    times, time_problems = parse_times(col("timestamp"), lines)
+    found.extend(time_problems)
+    names = np.char.lower(col("signal"))
+    signal = np.full(n, -1, dtype=np.int8)
+    for code, name in enumerate(SIGNAL_NAMES):
+        signal[names == name] = code
+    flag(signal < 0, "signal must be one of long, short, neutral, hold")
+    hold = signal == HOLD
+    confidence, bad = numbers("confidence")
+    flag(bad | ~hold & ~np.isfinite(confidence), "confidence is not a finite number")
+    with np.errstate(invalid="ignore"):
+        flag((confidence < 0) | (confidence > 1), "confidence is outside [0, 1]")
+    sd, bad = numbers("sd")  # empty or NaN: no sd
+    flag(bad | np.isinf(sd), "sd is not a finite number")
+    with np.errstate(invalid="ignore"):
+        flag((sd <= 0) | (sd >= 1), "sd must be a fraction of price strictly between 0 and 1")
+    has_exits = "stop_loss" in raw.columns
+    stop, take = col("stop_loss"), col("take_profit")
+    if has_exits:
+        for name, text in (("stop_loss", stop), ("take_profit", take)):
+            value, bad = parse_floats(text)
+            with np.errstate(invalid="ignore"):
+                flag(
+                    bad | (text != "") & ~(np.isfinite(value) & (value > 0)),
+                    f"{name} is not a positive price",
+                )
+        flag((stop == "") != (take == ""), "stop_loss and take_profit come together or not at all")
+        flag((stop != "") & np.isfinite(sd), "give either stop_loss/take_profit or sd, not both")
+    if not time_problems:
+        order = np.diff(times) <= 0
+        flag(
+            np.concatenate([[False], order]),
+            "timestamp is not after the previous row's (duplicate or out of order)",
+        )
+    if found:
+        found.sort()
+        raise InvalidDataError(_listing(origin, [f"line {k}: {m}" for k, m in found]))
+    confidence[hold] = np.nan
+    return PredictionTable(
+        time_ms=times,
+        signal=signal,
+        confidence=confidence,
+        sd=sd,
+        stop_loss=stop if has_exits else None,
+        take_profit=take if has_exits else None,
+        regime=None,
+        source=source,
+        model_version=f"csv:{Path(origin).name}"[:128],
+        origin=origin,
+        lines=lines,
+    )

@@ -1,0 +1,178 @@
+"""``report.json``, ``trades.csv``, ``equity.csv`` and ``equity.png``, written all or nothing.
+
+Outputs are written into a fresh temporary directory beside the destination and moved into place
+only when every file is complete, ``report.json`` last; an interrupted or failed run leaves the
+destination as it was, never a partial report that looks complete.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from tbotd.backtest.metrics import DEFINITIONS, REPORT_VERSION, curve_metrics, trade_metrics
+from tbotd.backtest.run import BacktestResult
+from tbotd.config.settings import Settings
+from tbotd.domain.values import ms_to_datetime, timeframe_ms
+
+TRADE_COLUMNS = (
+    "entry_time",
+    "exit_time",
+    "side",
+    "qty",
+    "entry_price",
+    "exit_price",
+    "exit_reason",
+    "pnl",
+    "fees",
+    "funding",
+)
+OUTPUT_FILES = ("trades.csv", "equity.csv", "equity.png", "report.json")
+
+
+def _iso(ms: int) -> str:
+    return ms_to_datetime(ms).isoformat().replace("+00:00", "Z")
+
+
+def build_report(
+    result: BacktestResult,
+    settings: Settings,
+    inputs: Mapping[str, Any],
+    timings: Mapping[str, float],
+) -> dict[str, Any]:
+    """The report of one run (see :data:`tbotd.backtest.metrics.DEFINITIONS`)."""
+    seconds = float(sum(timings.values()))
+    simulate = timings.get("simulate_s", result.seconds)
+    m, s, ex = result.market, settings.strategy, settings.execution
+    first, last = int(result.equity.open_ms[0]), int(result.equity.open_ms[-1])
+    return {
+        "report_version": REPORT_VERSION,
+        "complete": True,
+        "symbol": result.symbol,
+        "currency": result.currency,
+        "timeframe": result.timeframe,
+        "start": _iso(first),
+        "end": _iso(last + timeframe_ms(result.timeframe)),
+        "bars": result.bars,
+        "trades": len(result.trades),
+        **curve_metrics(result),
+        **trade_metrics(result),
+        "initial_equity": str(result.initial_equity),
+        "final_equity": str(result.final_equity),
+        "fees": str(result.fees),
+        "funding": str(result.funding),
+        "funding_payments": result.funding_payments,
+        "funding_times_without_rate": result.funding_missing,
+        "predictions": {
+            **result.predictions,
+            "total": sum(result.predictions.values()),
+            "bars_without_prediction": result.bars_without_prediction,
+        },
+        "confident_predictions": result.confident,
+        "skipped_orders": result.skipped,
+        "exits_replaced_by_fixed": result.exits_fallback,
+        "exact_steps": result.exact_steps,
+        "seconds": seconds,
+        "timings": dict(timings),
+        "bars_per_second": result.bars / seconds if seconds > 0 else None,
+        "simulation_bars_per_second": result.bars / simulate if simulate > 0 else None,
+        "market": {
+            "symbol": m.symbol,
+            "type": str(m.market_type),
+            "tick_size": str(m.tick_size),
+            "step_size": str(m.step_size),
+            "min_qty": str(m.min_qty),
+            "min_notional": str(m.min_notional),
+            "contract_size": str(m.contract_size),
+        },
+        "config": {
+            "mode": str(s.mode),
+            "threshold": s.threshold,
+            "on_neutral": str(s.on_neutral),
+            "refresh_exits_on_hold": s.refresh_exits_on_hold,
+            "k_sl": str(s.k_sl),
+            "k_tp": str(s.k_tp),
+            "stop_loss_pct": str(s.stop_loss_pct),
+            "take_profit_pct": str(s.take_profit_pct),
+            "leverage": ex.leverage,
+            "position_fraction": str(ex.position_fraction),
+            "taker_fee_bps": str(ex.taker_fee_bps),
+            "slippage_bps": str(ex.slippage_bps),
+            "size_buffer_bps": str(ex.size_buffer_bps),
+        },
+        "inputs": dict(inputs),
+        "definitions": DEFINITIONS,
+    }
+
+
+def clean(value: Any) -> Any:
+    """Strict JSON: NaN/inf → null, numpy scalars → Python numbers, recursively."""
+    if isinstance(value, dict):
+        return {str(k): clean(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [clean(v) for v in value]
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not np.isfinite(value):
+        return None
+    return value
+
+
+def _write_trades(result: BacktestResult, path: Path) -> None:
+    with path.open("w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow(TRADE_COLUMNS)
+        for t in result.trades:
+            writer.writerow(
+                (
+                    t.entry_time.isoformat().replace("+00:00", "Z"),
+                    t.exit_time.isoformat().replace("+00:00", "Z"),
+                    str(t.side),
+                    t.qty,
+                    t.entry_price,
+                    t.exit_price,
+                    t.exit_reason,
+                    t.pnl,
+                    t.fees,
+                    t.funding,
+                )
+            )
+
+
+def _write_equity(result: BacktestResult, path: Path) -> None:
+    frame = result.equity.frame()
+    peak = np.maximum.accumulate(
+        np.concatenate([[float(result.initial_equity)], result.equity.equity])
+    )[1:]
+    frame["drawdown"] = np.where(peak > 0, 1.0 - result.equity.equity / peak, 0.0)
+    frame.to_csv(path, index=False, float_format="%.10g")
+
+
+def write_outputs(out: Path, result: BacktestResult, report: Mapping[str, Any]) -> list[Path]:
+    """Write every output into ``out`` (created if needed), all or nothing; report.json last."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        _write_trades(result, tmp / "trades.csv")
+        _write_equity(result, tmp / "equity.csv")
+        from tbotd.backtest.plot import plot_equity
+
+        plot_equity(result, tmp / "equity.png")
+        text = json.dumps(clean(dict(report)), indent=2, sort_keys=False)
+        (tmp / "report.json").write_text(text + "\n", encoding="utf-8")
+        if out.exists() and not out.is_dir():
+            raise NotADirectoryError(f"{out} exists and is not a directory")
+        out.mkdir(exist_ok=True)
+        (out / "report.json").unlink(missing_ok=True)  # no stale report beside new files
+        for name in OUTPUT_FILES:
+            (tmp / name).replace(out / name)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return [out / name for name in OUTPUT_FILES]

@@ -1,0 +1,319 @@
+"""`tbotd backtest`: the daemon's own decision and fill code over historical candles.
+
+Exit codes: 0 ok, 2 bad input (config, CSV rows — named by file and line —, model directory),
+1 runtime failure. Outputs are written all or nothing (see :mod:`tbotd.backtest.report`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from tbotd.commands import EXIT_FAILURE, EXIT_OK
+
+if TYPE_CHECKING:
+    from tbotd.backtest import BacktestResult, PredictionTable
+    from tbotd.config.settings import Settings
+    from tbotd.domain.market import MarketSpec
+    from tbotd.ml.data import CandleData
+
+
+def _count(value: str) -> int:
+    number = int(value)
+    if number < 0:
+        raise argparse.ArgumentTypeError(f"must not be negative, got {number}")
+    return number
+
+
+def _decimal(value: str) -> Decimal:
+    try:
+        number = Decimal(value)
+    except InvalidOperation as e:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a number") from e
+    if not number.is_finite() or number < 0:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a non-negative number")
+    return number
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add the backtest subcommand."""
+    p = sub.add_parser(
+        "backtest",
+        help="replay candles and predictions through the daemon's manager and paper fill model",
+        description="Backtest with the same decision (strategy manager) and fill code (paper "
+        "model: fees, slippage, funding, liquidation, stop-loss before take-profit) the daemon "
+        "runs. Predictions come from a CSV or from local models. Exit 0 ok, 2 bad input (bad "
+        "rows are listed by file and line), 1 runtime failure.",
+    )
+    p.add_argument("--config", type=Path, required=True, metavar="FILE", help="tbotd TOML config")
+    p.add_argument(
+        "--data",
+        type=Path,
+        required=True,
+        metavar="CANDLES.csv",
+        help="candles: timestamp,open,high,low,close,volume (.csv or .csv.gz)",
+    )
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument(
+        "--predictions",
+        type=Path,
+        metavar="PRED.csv",
+        help="timestamp,signal,confidence plus stop_loss,take_profit or sd",
+    )
+    src.add_argument(
+        "--models", type=Path, metavar="DIR", help="a model directory written by `tbotd train`"
+    )
+    p.add_argument(
+        "--funding", type=Path, metavar="FUNDING.csv", help="timestamp,funding_rate (8-hourly)"
+    )
+    p.add_argument("--out", type=Path, metavar="DIR", help="write report.json, trades.csv, ...")
+    p.add_argument("--json", action="store_true", help="print the report as one JSON last line")
+    p.add_argument("--symbol", help="which configured symbol the candles are (default: first)")
+    p.add_argument(
+        "--max-prediction-age",
+        type=_count,
+        default=0,
+        metavar="N",
+        help="use the newest prediction up to N bars old when a candle has none (default 0: "
+        "only the candle's own, as the daemon)",
+    )
+    p.add_argument(
+        "--allow-gaps", action="store_true", help="backtest across missing candles (warns)"
+    )
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), help="for --models (config)")
+    for name in ("tick-size", "step-size", "min-qty", "min-notional", "contract-size"):
+        p.add_argument(f"--{name}", type=_decimal, help=f"override the market's {name}")
+    p.set_defaults(handler=run)
+
+
+def _progress(enabled: bool) -> Any:
+    if not enabled:
+        return None
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("bars"),
+        TimeElapsedColumn(),
+        console=Console(stderr=True),
+        transient=True,
+    )
+
+
+def _model_predictions(
+    args: argparse.Namespace, settings: Settings, data: CandleData
+) -> tuple[PredictionTable, dict[str, Any]]:
+    from tbotd.backtest import PredictionTable
+    from tbotd.domain.errors import InvalidDataError
+    from tbotd.ml.errors import ModelLoadError
+    from tbotd.predictor.local import LocalPredictor
+
+    device = args.device or settings.ml.device.value
+    try:
+        predictor = LocalPredictor.load(args.models, device, threads=os.cpu_count() or 1)
+    except ModelLoadError as e:
+        raise InvalidDataError(f"{args.models}: {e}") from e
+    with predictor:
+        if predictor.manifest.timeframe != data.timeframe:
+            raise InvalidDataError(
+                f"{args.models}: models were trained on {predictor.manifest.timeframe} candles, "
+                f"{data.source} has {data.timeframe}"
+            )
+        if len(data.frame) < predictor.required_history:
+            raise InvalidDataError(
+                f"{data.source}: {len(data.frame)} candles, the models need "
+                f"{predictor.required_history} before their first prediction"
+            )
+        history = predictor.predict_history(data.frame)
+        table = PredictionTable.from_history(
+            history,
+            data.frame["open_time"].to_numpy(),
+            predictor.source,
+            predictor.model_version,
+        )
+        about = {"models": str(args.models), "model_version": predictor.model_version}
+        return table, about | {"device": predictor.device.type}
+
+
+@dataclass
+class _Inputs:
+    settings: Settings
+    market: MarketSpec
+    data: CandleData
+    funding: dict[int, Decimal]
+    table: PredictionTable
+    about: dict[str, Any]
+    timings: dict[str, float]
+
+
+def _load(args: argparse.Namespace) -> _Inputs:
+    """Config, market rules, candles, funding and predictions; bad input raises (exit 2)."""
+    from tbotd.backtest import read_candles, read_funding, read_predictions_csv
+    from tbotd.config.loader import load_settings
+    from tbotd.domain.errors import InvalidDataError
+    from tbotd.domain.markets import market_spec
+    from tbotd.domain.values import timeframe_ms
+
+    clock = time.perf_counter()
+    settings = load_settings(args.config)
+    symbol = args.symbol or settings.exchange.symbols[0]
+    if symbol not in settings.exchange.symbols:
+        raise InvalidDataError(f"--symbol {symbol} is not in {args.config}'s exchange.symbols")
+    market = market_spec(
+        symbol,
+        settings.exchange.market_type,
+        tick_size=args.tick_size,
+        step_size=args.step_size,
+        min_qty=args.min_qty,
+        min_notional=args.min_notional,
+        contract_size=args.contract_size,
+    )
+    data, gaps = read_candles(args.data, settings.exchange.timeframe, args.allow_gaps)
+    for gap in gaps[:5]:
+        print(f"tbotd backtest: warning: {args.data}: {gap}", file=sys.stderr)
+    funding = read_funding(args.funding) if args.funding else {}
+    if not args.funding:
+        print("tbotd backtest: warning: no --funding: funding is not charged", file=sys.stderr)
+    about: dict[str, Any] = {
+        "data": str(args.data),
+        "funding": str(args.funding) if args.funding else None,
+        "max_prediction_age": args.max_prediction_age,
+        "gaps": len(gaps),
+    }
+    if args.predictions:
+        table = read_predictions_csv(args.predictions)
+        about["predictions"] = str(args.predictions)
+        if gaps:
+            open_ms = data.frame["open_time"].to_numpy()
+            table, dropped = table.without_gap_rows(open_ms, timeframe_ms(data.timeframe))
+            about["predictions_in_gaps"] = dropped
+            if dropped:
+                print(
+                    f"tbotd backtest: warning: {dropped} prediction(s) for missing candles ignored",
+                    file=sys.stderr,
+                )
+        timings = {"load_s": time.perf_counter() - clock}
+    else:
+        timings = {"load_s": time.perf_counter() - clock}
+        clock = time.perf_counter()
+        table, models = _model_predictions(args, settings, data)
+        about |= models
+        timings["predict_s"] = time.perf_counter() - clock
+    return _Inputs(settings, market, data, funding, table, about, timings)
+
+
+def _simulate(args: argparse.Namespace, inp: _Inputs) -> BacktestResult:
+    """run_backtest, with a progress bar when stderr is a terminal."""
+    from tbotd.backtest import run_backtest
+
+    bar = _progress(sys.stderr.isatty())
+    progress = None
+    if bar is not None:
+        bar.start()
+        task = bar.add_task("simulating", total=len(inp.data.frame))
+
+        def progress(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+    try:
+        return run_backtest(
+            inp.data,
+            inp.table,
+            inp.settings,
+            inp.funding,
+            inp.market,
+            max_prediction_age=args.max_prediction_age,
+            progress=progress,
+        )
+    finally:
+        if bar is not None:
+            bar.stop()
+
+
+def run(args: argparse.Namespace) -> int:
+    """Load and check the inputs, run the backtest, write the outputs, print the summary."""
+    from tbotd.backtest.report import build_report, clean, write_outputs
+    from tbotd.ops.logs import configure_logging
+
+    configure_logging("error", "console", sys.stderr)  # fallbacks are counted in the report
+    inp = _load(args)
+    result = _simulate(args, inp)
+    timings = inp.timings | {"simulate_s": result.seconds}
+    clock = time.perf_counter()
+    report = build_report(result, inp.settings, inp.about, timings)
+    report["timings"]["report_s"] = time.perf_counter() - clock
+    if args.out is not None:
+        try:
+            write_outputs(args.out, result, report)
+        except OSError as e:
+            print(f"tbotd backtest: cannot write {args.out}: {e}", file=sys.stderr)
+            return EXIT_FAILURE
+    else:
+        print("tbotd backtest: no --out given: no files written", file=sys.stderr)
+    if args.json:
+        print(json.dumps(clean(report)))
+    else:
+        _summary(report, result, args.out)
+    return EXIT_OK
+
+
+def _fmt(value: Any, pct: bool = False) -> str:
+    if value is None:
+        return "n/a"
+    if pct:
+        return f"{100 * float(value):.2f} %"
+    if isinstance(value, float):
+        return f"{value:.3f}"
+    return str(value)
+
+
+def _summary(report: dict[str, Any], result: BacktestResult, out: Path | None) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    cur = report["currency"]
+    table = Table(title=f"tbotd backtest {report['symbol']} {report['start']} → {report['end']}")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    rows = [
+        ("bars", f"{report['bars']:,}"),
+        ("trades", f"{report['trades']:,}  {report['trades_by_exit_reason']}"),
+        ("initial → final equity", f"{report['initial_equity']} → {_money(result)} {cur}"),
+        ("total return", _fmt(report["total_return"], pct=True)),
+        ("CAGR", _fmt(report["cagr"], pct=True)),
+        ("Sharpe / Sortino (annualised)", f"{_fmt(report['sharpe'])} / {_fmt(report['sortino'])}"),
+        ("max drawdown", _fmt(report["max_drawdown"], pct=True)),
+        (
+            "win rate / profit factor",
+            f"{_fmt(report['win_rate'], pct=True)} / {_fmt(report['profit_factor'])}",
+        ),
+        ("exposure", _fmt(report["exposure"], pct=True)),
+        ("fees / funding", f"{_round(report['fees'])} / {_round(report['funding'])} {cur}"),
+        ("predictions", str(report["predictions"])),
+        ("skipped orders", str(report["skipped_orders"] or "none")),
+        ("time", f"{report['seconds']:.2f} s ({report['bars_per_second']:,.0f} bars/s)"),
+    ]
+    for name, value in rows:
+        table.add_row(name, value)
+    console = Console()
+    console.print(table)
+    if out is not None:
+        console.print(f"wrote {out}/report.json, trades.csv, equity.csv, equity.png")
+
+
+def _round(text: str) -> str:
+    return f"{Decimal(text):.6f}".rstrip("0").rstrip(".")
+
+
+def _money(result: BacktestResult) -> str:
+    return _round(str(result.final_equity))

@@ -1,0 +1,96 @@
+"""Trading rules of the perpetual markets tbotd knows without asking an exchange.
+
+The daemon loads the real rules from the exchange at start-up; the backtest (and tests) have no
+exchange to ask, so they use these. The figures are Binance's published filters for the two
+markets of DESIGN §2. Anything else must be given explicitly (``tbotd backtest --tick-size ...``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from decimal import Decimal
+from typing import Any
+
+from tbotd.domain.enums import MarketType
+from tbotd.domain.errors import InvalidDataError
+from tbotd.domain.market import MarketSpec
+
+BTCUSDT_PERP = MarketSpec(
+    symbol="BTC/USDT:USDT",
+    market_type=MarketType.LINEAR,
+    settle="USDT",
+    tick_size=Decimal("0.1"),
+    step_size=Decimal("0.001"),
+    min_qty=Decimal("0.001"),
+    min_notional=Decimal(5),
+    contract_size=Decimal(1),
+    exchange_id="binanceusdm",
+)
+"""Binance USDⓈ-M BTCUSDT: tick 0.1 USDT, step and minimum 0.001 BTC, minimum notional 5 USDT."""
+
+BTCUSD_PERP = MarketSpec(
+    symbol="BTC/USD:BTC",
+    market_type=MarketType.INVERSE,
+    settle="BTC",
+    tick_size=Decimal("0.1"),
+    step_size=Decimal(1),
+    min_qty=Decimal(1),
+    min_notional=Decimal(0),
+    contract_size=Decimal(100),
+    exchange_id="binancecoinm",
+)
+"""Binance COIN-M BTCUSD_PERP: tick 0.1 USD, whole contracts of 100 USD each."""
+
+KNOWN_MARKETS: dict[str, MarketSpec] = {m.symbol: m for m in (BTCUSDT_PERP, BTCUSD_PERP)}
+
+
+def market_spec(
+    symbol: str,
+    market_type: MarketType,
+    *,
+    tick_size: Decimal | None = None,
+    step_size: Decimal | None = None,
+    min_qty: Decimal | None = None,
+    min_notional: Decimal | None = None,
+    contract_size: Decimal | None = None,
+) -> MarketSpec:
+    """The rules of ``symbol``: a known market with optional overrides, or one built from them.
+
+    An unknown symbol needs at least ``tick_size`` and ``step_size`` (the minimum quantity then
+    defaults to one step, the minimum notional to 0 and the contract size to 1). A known symbol
+    whose type differs from ``market_type`` is refused: sizing and PnL would be wrong.
+    """
+    overrides: dict[str, Any] = {
+        k: v
+        for k, v in (
+            ("tick_size", tick_size),
+            ("step_size", step_size),
+            ("min_qty", min_qty),
+            ("min_notional", min_notional),
+            ("contract_size", contract_size),
+        )
+        if v is not None
+    }
+    known = KNOWN_MARKETS.get(symbol)
+    if known is not None:
+        if known.market_type is not market_type:
+            raise InvalidDataError(
+                f"{symbol} is a {known.market_type} perp, but the config says {market_type}"
+            )
+        return replace(known, **overrides)
+    if tick_size is None or step_size is None:
+        raise InvalidDataError(
+            f"no built-in trading rules for {symbol} (known: {', '.join(KNOWN_MARKETS)}); "
+            "give at least the tick size and the step size"
+        )
+    settle = symbol.rsplit(":", 1)[-1]
+    return MarketSpec(
+        symbol=symbol,
+        market_type=market_type,
+        settle=settle,
+        tick_size=tick_size,
+        step_size=step_size,
+        min_qty=step_size if min_qty is None else min_qty,
+        min_notional=Decimal(0) if min_notional is None else min_notional,
+        contract_size=Decimal(1) if contract_size is None else contract_size,
+    )

@@ -1,0 +1,204 @@
+"""Shared by the backtest tests: configs, hand-written candles, random scenarios and the paper
+cycle driven through :class:`tbotd.execution.paper.PaperBroker` (the model of the daemon)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from tbotd.config.settings import Settings
+from tbotd.domain import Candle, MarketSpec, Prediction
+from tbotd.domain.values import datetime_to_ms, ms_to_datetime
+from tbotd.execution.broker import PriceRef
+from tbotd.execution.executor import execute
+from tbotd.execution.paper import PaperBroker
+from tbotd.execution.paper_model import FillParams
+from tbotd.ops.clock import ManualClock
+from tbotd.store import Store, Trade
+from tbotd.strategy.manager import DecisionInput, ManagerConfig, decide
+from tests.synthetic import random_walk
+
+T0 = datetime(2024, 3, 4, 7, 30, tzinfo=UTC)  # the 07:55 candle closes on the 08:00 funding time
+STEP = timedelta(minutes=5)
+LINEAR_SYMBOL, INVERSE_SYMBOL = "BTC/USDT:USDT", "BTC/USD:BTC"
+
+
+def settings(inverse: bool = False, **sections: dict[str, Any]) -> Settings:
+    """A config like the shipped ones (no slippage unless asked), with section overrides."""
+    strategy: dict[str, Any] = {
+        "mode": "ml_btc_directional" if inverse else "ml_usdt_directional",
+        "share_class": "BTC" if inverse else "USDT",
+        "initial_capital": "1" if inverse else "10000",
+        "threshold": 0.7,
+    }
+    execution: dict[str, Any] = {"slippage_bps": "0", "taker_fee_bps": "5"}
+    strategy.update(sections.get("strategy", {}))
+    execution.update(sections.get("execution", {}))
+    return Settings.model_validate(
+        {
+            "exchange": {
+                "id": "binancecoinm" if inverse else "binanceusdm",
+                "market_type": "inverse" if inverse else "linear",
+                "symbols": [INVERSE_SYMBOL if inverse else LINEAR_SYMBOL],
+            },
+            "strategy": strategy,
+            "execution": execution,
+        }
+    )
+
+
+def candles(*rows: tuple[str, str, str, str], start: datetime = T0) -> pd.DataFrame:
+    """A candle frame from (open, high, low, close) rows, 5 minutes apart from ``start``."""
+    t0 = datetime_to_ms(start)
+    return pd.DataFrame(
+        {
+            "open_time": [t0 + i * 300_000 for i in range(len(rows))],
+            "open": [float(r[0]) for r in rows],
+            "high": [float(r[1]) for r in rows],
+            "low": [float(r[2]) for r in rows],
+            "close": [float(r[3]) for r in rows],
+            "volume": [1.0] * len(rows),
+        }
+    )
+
+
+def predictions(
+    frame: pd.DataFrame, calls: dict[int, tuple[str, float]], **extra: Any
+) -> pd.DataFrame:
+    """Prediction rows for the bars in ``calls`` ({bar: (signal, confidence)}) plus columns."""
+    bars = sorted(calls)
+    out = pd.DataFrame(
+        {
+            "timestamp": [int(frame["open_time"].iloc[b]) for b in bars],
+            "signal": [calls[b][0] for b in bars],
+            "confidence": [calls[b][1] for b in bars],
+        }
+    )
+    for name, values in extra.items():
+        out[name] = [values.get(b, "") if isinstance(values, dict) else values for b in bars]
+    return out
+
+
+def random_scenario(
+    seed: int,
+    n: int,
+    inverse: bool = False,
+    exits: str = "sd",
+    sure: float = 0.5,
+    grid: float = 0.1,
+) -> tuple[pd.DataFrame, pd.DataFrame, dict[int, Decimal]]:
+    """Candles (prices on a ``grid``: a coarse one makes candles touch TP/SL levels exactly),
+    predictions of every kind (a ``sure`` share confident at 0.7) and funding with holes."""
+    rng = np.random.default_rng(seed)
+    frame = random_walk(n, seed=seed, vol=0.004, start_ms=datetime_to_ms(T0))
+    prices = ["open", "high", "low", "close"]
+    frame[prices] = ((frame[prices] / grid).round() * grid).round(1)
+    frame["high"] = frame[["open", "high", "close"]].max(axis=1)
+    frame["low"] = frame[["open", "low", "close"]].min(axis=1)
+    keep = rng.random(n) < 0.9  # some candles have no prediction at all
+    signal = rng.choice(["long", "short", "neutral", "hold"], size=n, p=[0.35, 0.35, 0.2, 0.1])
+    conf = np.round(
+        np.where(rng.random(n) < sure, rng.uniform(0.7, 1, n), rng.uniform(0.3, 0.7, n)), 3
+    )
+    conf[rng.random(n) < sure / 10] = 0.7  # exactly at the threshold
+    preds = pd.DataFrame({"timestamp": frame["open_time"], "signal": signal, "confidence": conf})
+    close = frame["close"].to_numpy()
+    if exits in ("sd", "wide"):
+        top = 0.2 if exits == "wide" else 0.06
+        sd = np.round(rng.uniform(0.0005, top, n), 5).astype(object)
+        sd[rng.random(n) < 0.2] = ""  # fixed exits
+        preds["sd"] = sd
+    elif exits == "absolute":  # absolute prices, sometimes on the wrong side of the next fill
+        sign = np.where(signal == "short", -1.0, 1.0)
+        preds["stop_loss"] = np.round(close * (1 - sign * rng.uniform(-0.002, 0.02, n)), 1)
+        preds["take_profit"] = np.round(close * (1 + sign * rng.uniform(-0.002, 0.03, n)), 1)
+    preds = preds[keep].reset_index(drop=True)
+    funding = {
+        int(t) + 300_000: Decimal(str(round(float(r), 6)))
+        for t, r in zip(frame["open_time"], rng.normal(0.0001, 0.0003, n), strict=True)
+        if (int(t) + 300_000) % 28_800_000 == 0 and rng.random() < 0.8
+    }
+    return frame, preds, funding
+
+
+def to_candles(frame: pd.DataFrame, symbol: str) -> list[Candle]:
+    """The daemon's candles for a frame (prices as the shortest decimal of each float)."""
+    return [
+        Candle(
+            symbol,
+            "5m",
+            ms_to_datetime(int(r.open_time)),
+            repr(float(r.open)),
+            repr(float(r.high)),
+            repr(float(r.low)),
+            repr(float(r.close)),
+            repr(float(r.volume)),
+        )
+        for r in frame.itertuples()
+    ]
+
+
+async def paper_cycle(
+    frame: pd.DataFrame,
+    predict: dict[int, Prediction | None],
+    config: Settings,
+    market: MarketSpec,
+    funding: dict[int, Decimal],
+    db: Path,
+) -> tuple[list[Trade], Decimal]:
+    """The lead's paper cycle through PaperBroker: per candle, settle it, then decide at its close
+    with the next open as the price (``predict``: {open ms: Prediction, or None for "hold"})."""
+    symbol = market.symbol
+    bars = to_candles(frame, symbol)
+    clock = ManualClock(bars[0].open_time)
+    price: dict[str, PriceRef] = {}
+
+    async def rate(_symbol: str, at: datetime) -> Decimal | None:
+        return funding.get(datetime_to_ms(at))
+
+    ex = config.execution
+    store = Store.open(db)
+    broker = PaperBroker(
+        store=store,
+        markets={symbol: market},
+        params=FillParams(
+            slippage_bps=ex.slippage_bps,
+            taker_fee_bps=ex.taker_fee_bps,
+            leverage=Decimal(ex.leverage),
+        ),
+        currency=config.strategy.share_class,
+        initial_balance=config.strategy.initial_capital,
+        instance="parity",
+        clock=clock,
+        prices=lambda _s: price["ref"],
+        funding=rate,
+        fallback_exits=ManagerConfig.from_settings(config).exits,
+    )
+    await broker.start()
+    cfg = ManagerConfig.from_settings(config)
+    for i, candle in enumerate(bars):
+        await clock.set(candle.close_time)
+        await broker.on_closed_candle(candle)
+        if i + 1 == len(bars):
+            break
+        nxt = bars[i + 1]
+        price["ref"] = PriceRef(nxt.open, nxt.open_time)
+        key = datetime_to_ms(candle.open_time)
+        if key in predict and predict[key] is None:
+            continue  # "hold": the manager is not asked
+        position = (await broker.positions()).get(symbol)
+        equity = (await broker.equity()).total
+        inp = DecisionInput(symbol, predict.get(key), position, equity, nxt.open, market)
+        await execute(broker, decide(inp, cfg), candle.open_time)
+    last = bars[-1]
+    price["ref"] = PriceRef(last.close, last.close_time)
+    await broker.close_position(symbol, "end of data", last.open_time)
+    balance = (await broker.equity()).balance
+    trades = store.trades()
+    store.close()
+    return trades, balance

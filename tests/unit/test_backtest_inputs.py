@@ -1,0 +1,74 @@
+"""Backtest inputs read back exactly: prices as the file's decimals, times in UTC, rates exact."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tbotd.backtest import read_funding, read_predictions_csv
+from tbotd.backtest.engine import dec
+from tbotd.backtest.inputs import read_candle_csv
+from tbotd.ml.data import read_csv
+
+START = 1_709_510_400_000  # 2024-03-04 00:00 UTC
+
+# decimal prices of up to 15 significant digits, as exchanges write them
+PRICE = st.decimals(min_value=Decimal("0.00001"), max_value=Decimal(999999), places=5).map(
+    lambda d: d.normalize()
+)
+
+
+@settings(max_examples=25, deadline=None)
+@given(prices=st.lists(PRICE, min_size=2, max_size=60))
+def test_candle_prices_read_back_as_the_decimals_in_the_file(
+    tmp_path_factory: pytest.TempPathFactory, prices: list[Decimal]
+) -> None:
+    """Whatever pandas' C reader does, every price turns back into exactly the file's decimal
+    (the exact step computes fills and exits from it) and equals `tbotd train`'s reading."""
+    path = tmp_path_factory.mktemp("csv") / "c.csv"
+    lines = ["timestamp,open,high,low,close,volume"]
+    for i, p in enumerate(prices):
+        lines.append(f"{START + i * 300_000},{p},{p},{p},{p},{p}")
+    path.write_text("\n".join(lines) + "\n")
+    data = read_candle_csv(path)
+    assert [dec(x) for x in data.frame["close"]] == prices
+    assert data.frame.equals(read_csv(path).frame)
+
+
+def test_prediction_times_in_ms_or_iso_with_any_offset_are_utc(tmp_path: Path) -> None:
+    """Integer ms, `Z`, `+00:00` and `+02:00` all name the same instants in UTC."""
+    path = tmp_path / "p.csv"
+    path.write_text(
+        "timestamp,signal,confidence,stop_loss,take_profit\n"
+        f"{START},long,0.8,19000.5,21000.25\n"
+        "2024-03-04T00:05:00Z,hold,,,\n"
+        "2024-03-04T00:10:00+00:00,short,0.1,,\n"
+        "2024-03-04T02:15:00+02:00,neutral,1,,\n"
+    )
+    table = read_predictions_csv(path)
+    assert table.time_ms.tolist() == [START + k * 300_000 for k in range(4)]
+    first = table.prediction(0, "BTC/USDT:USDT")
+    assert first is not None
+    assert (first.stop_loss, first.take_profit) == (Decimal("19000.5"), Decimal("21000.25"))
+    assert table.prediction(1, "BTC/USDT:USDT") is None  # hold
+    assert table.counts() == {"short": 1, "neutral": 1, "long": 1, "hold": 1}
+    assert table.counts(0.7) == {"short": 0, "neutral": 1, "long": 1}
+
+
+def test_funding_rates_are_exact_decimals(tmp_path: Path) -> None:
+    """Rates keep every digit of the file."""
+    path = tmp_path / "f.csv"
+    pd.DataFrame(
+        {"timestamp": [START, START + 28_800_000], "funding_rate": ["0.00010000", "-0.00012232"]}
+    ).to_csv(path, index=False)
+    assert read_funding(path) == {
+        START: Decimal("0.0001"),
+        START + 28_800_000: Decimal("-0.00012232"),
+    }
+    assert np.array_equal(np.array(list(read_funding(path))), np.array([START, START + 28_800_000]))
