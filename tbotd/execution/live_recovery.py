@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from tbotd.domain.enums import OrderRole, OrderSide, Side
-from tbotd.domain.orders import Order, OrderState
+from tbotd.domain.orders import Fill, Order, OrderState
 from tbotd.domain.positions import Position
 from tbotd.execution.broker import protection_after_fill
 from tbotd.execution.live_orders import LiveOrders
@@ -82,6 +82,7 @@ class LiveRecovery(LiveOrders):
                     f"open order {fix.order.client_id} is not ours",
                     fix.order.symbol,
                 )
+        await self._recover_fills()
         for symbol in symbols:
             await self.sync(symbol)
         venue_positions = await self._venue.positions(symbols)
@@ -96,7 +97,7 @@ class LiveRecovery(LiveOrders):
                 self._event(
                     "position-gone", "position closed on the venue while away", change.symbol
                 )
-                self._finish(change.ours, [], "external")
+                self._finish(change.ours, *self._closing_fills(change.ours))
             elif isinstance(change, Protect):
                 await self._restore_protection(change, fallback)
             elif isinstance(change, CancelOrphan):
@@ -110,6 +111,33 @@ class LiveRecovery(LiveOrders):
         if fixes:
             log.warning("reconciled", fixes=fixes)
         return fixes
+
+    async def _recover_fills(self) -> None:
+        """Fetch the executions of orders stored as filled but never booked (a crash between
+        the two writes): without them the balance, fees and the trade would be wrong."""
+        for order in self._store.filled_without_fills():
+            state = await self._lookup(order.symbol, order.client_id, order.type.is_conditional)
+            if state is not None and state.filled_qty:
+                fills = await self._record_fills(order, state)
+                self._event(
+                    "fills-recovered", f"{order.client_id}: {len(fills)} fill(s)", order.symbol
+                )
+
+    def _closing_fills(self, position: Position) -> tuple[list[Fill], str]:
+        """The fills (and the reason) of the order of ours that closed ``position``, if any."""
+        closers = [
+            o
+            for o in self._store.orders(position.symbol)
+            if o.role is not OrderRole.ENTRY
+            and o.state is OrderState.FILLED
+            and (o.updated_at or o.created_at) >= position.opened_at
+        ]
+        for order in reversed(closers):
+            fills = self._store.fills_of(order.client_id)
+            if fills:
+                reason = "decision" if order.role is OrderRole.EXIT else order.role.value
+                return fills, reason
+        return [], "external"
 
     async def _resolve(self, fix: ResolveOrder) -> None:
         order = self._store.order(fix.client_id)

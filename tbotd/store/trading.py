@@ -142,8 +142,15 @@ class TradingRecords:
 
     def fills(self, symbol: str | None = None) -> list[Fill]:
         """Recorded fills, oldest first."""
-        params: tuple[str, ...] = () if symbol is None else (symbol,)
-        where = "" if symbol is None else " WHERE symbol = ?"
+        if symbol is None:
+            return self._fills("", ())
+        return self._fills(" WHERE symbol = ?", (symbol,))
+
+    def fills_of(self, client_order_id: str) -> list[Fill]:
+        """Fills of one order (by the ``fills_order`` index)."""
+        return self._fills(" WHERE client_order_id = ?", (client_order_id,))
+
+    def _fills(self, where: str, params: tuple[str, ...]) -> list[Fill]:
         sql = "SELECT * FROM fills" + where  # noqa: S608 - constant text, values bound
         return [
             Fill(
@@ -161,9 +168,18 @@ class TradingRecords:
             for r in self.db.query(sql + " ORDER BY time, trade_id", params)
         ]
 
-    def fills_of(self, client_order_id: str) -> list[Fill]:
-        """Fills of one order."""
-        return [f for f in self.fills() if f.client_order_id == client_order_id]
+    def filled_without_fills(self) -> list[Order]:
+        """Orders stored as (partly) filled whose executions were never recorded.
+
+        A crash between storing an order's new state and fetching its fills leaves these; the
+        live broker's recovery fetches the missing fills.
+        """
+        rows = self.db.query(
+            """SELECT * FROM orders o WHERE state IN ('filled', 'partially_filled')
+                 AND NOT EXISTS (SELECT 1 FROM fills f WHERE f.client_order_id = o.client_id)
+               ORDER BY created_at, client_id"""
+        )
+        return [_order(r) for r in rows]
 
     def save_position(self, position: Position, at: datetime) -> None:
         """Insert or replace the open position of ``position.symbol``."""
