@@ -5,7 +5,9 @@ positions; every difference becomes a :class:`Fix` that the broker applies and t
 as an event. The rules:
 
 * a live local order (pending, unknown, open) the venue does not list as open → resolve it by
-  client id (it filled, was cancelled, or never arrived);
+  client id (it filled, was cancelled, or never arrived); one still pending or unknown here that
+  the venue lists as open → resolve it too (the answer was lost: it is open, and must be
+  recorded as open, or a stop that fires later would go unnoticed);
 * a venue position we do not know, or know differently → adopt the venue's;
 * a local position the venue does not have → it was closed while we were away: drop it;
 * a position without its stop-loss or take-profit resting on the venue → protect it;
@@ -21,7 +23,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from tbotd.domain.enums import OrderRole, Side
-from tbotd.domain.orders import Order
+from tbotd.domain.orders import Order, OrderState
 from tbotd.domain.positions import Position
 
 
@@ -95,6 +97,7 @@ class ReportUnknown:
 
 Fix = ResolveOrder | AdoptPosition | DropPosition | Protect | CancelOrphan | ReportUnknown
 _PROTECTIVE = (OrderRole.STOP_LOSS, OrderRole.TAKE_PROFIT)
+_UNANSWERED = (OrderState.PENDING, OrderState.UNKNOWN)
 
 
 def reconcile_orders(
@@ -107,7 +110,7 @@ def reconcile_orders(
     fixes: list[ResolveOrder | ReportUnknown] = [
         ResolveOrder(o.client_id, o.symbol, o.type.is_conditional)
         for o in local
-        if o.client_id not in venue_by_id
+        if o.client_id not in venue_by_id or o.state in _UNANSWERED
     ]
     fixes += [ReportUnknown(v) for cid, v in sorted(venue_by_id.items()) if cid not in known]
     return fixes

@@ -32,13 +32,23 @@ async def h(tmp_path: Path) -> AsyncIterator[LiveHarness]:
     await harness.close()
 
 
-async def die_in(h: LiveHarness, call: Awaitable[Any], name: str) -> None:
-    """Run ``call`` until the broker's venue method ``name`` is entered, then "crash" there."""
+async def die_in(
+    h: LiveHarness, call: Awaitable[Any], name: str, sent: bool = False, nth: int = 1
+) -> None:
+    """Run ``call`` until the broker's venue method ``name`` is entered the ``nth`` time, then
+    "crash" there; with ``sent``, after the venue carried the request out (its answer is lost)."""
     entered = asyncio.Event()
+    calls = 0
 
-    async def hang(*_args: Any, **_kwargs: Any) -> Any:
+    async def hang(*args: Any, **kwargs: Any) -> Any:
+        nonlocal calls
+        calls += 1
+        if calls < nth:
+            return await original(*args, **kwargs)
+        if sent:
+            await original(*args, **kwargs)
         entered.set()
-        await asyncio.Event().wait()  # the process dies before any answer
+        return await asyncio.Event().wait()  # the process dies before any answer
 
     original: Callable[..., Any] = getattr(h.broker._venue, name)
     setattr(h.broker._venue, name, hang)
@@ -89,4 +99,23 @@ async def test_crash_after_target_filled_before_its_fills_are_recorded(h: LiveHa
     assert trade.exit_reason == "take_profit"
     assert trade.exit_price == Decimal(20400)
     assert trade.pnl == (Decimal(20400) - trade.entry_price) * QTY
+    assert await h.resting_protection() == {}
+
+
+async def test_crash_after_the_target_was_accepted_before_its_answer(h: LiveHarness) -> None:
+    """The target rests on the venue but is still pending here: restart learns it is open, and
+    when it fires the candle close settles the position as a take-profit."""
+    await h.next_candle()
+    opening = h.broker.open_position(h.venue.symbol, Side.LONG, QTY, FIXED, h.candle_time)
+    await die_in(h, opening, "conditional_order", sent=True, nth=2)  # stop answered, target not
+    await h.restart()
+    states = {o.role.value: o.state.value for o in h.store.live_orders()}
+    assert states == {"stop_loss": "open", "take_profit": "open"}
+    await h.finish()
+    await h.next_candle()
+    await h.finish()  # the target fills inside this candle; the close settles it
+    assert await h.broker.positions() == {}
+    [trade] = h.store.trades()
+    assert (trade.exit_reason, trade.exit_price) == ("take_profit", Decimal(20400))
+    assert recorded_fills(h) == sim_fills(h)
     assert await h.resting_protection() == {}

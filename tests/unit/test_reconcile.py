@@ -67,6 +67,12 @@ def test_order_we_sent_but_venue_does_not_list_is_resolved_by_client_id() -> Non
     assert reconcile_orders([entry], []) == [ResolveOrder(entry.client_id, SYM, False)]
 
 
+def test_order_still_pending_here_but_open_on_the_venue_is_resolved() -> None:
+    """A stop sent just before a crash rests on the venue but is pending here: look it up."""
+    stop = order(OrderRole.STOP_LOSS, OrderState.PENDING)
+    assert reconcile_orders([stop], [venue(stop)]) == [ResolveOrder(stop.client_id, SYM, True)]
+
+
 def test_foreign_venue_order_is_reported_not_cancelled() -> None:
     """An open order we never recorded is reported as unknown."""
     foreign = VenueOrder(SYM, "manual123", "99", False, False)
