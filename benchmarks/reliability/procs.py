@@ -231,6 +231,8 @@ def write_daemon_config(
     speed: float,
     symbols: tuple[str, ...] = ("BTC/USDT:USDT", "ETH/USDT:USDT"),
     instance: str = "chaos",
+    request_timeout_s: float = 3.0,
+    ml_extra: str = "",
     extra: str = "",
 ) -> Path:
     """A live-mode config against the sim, predictions from the oracle (secrets come by env)."""
@@ -244,7 +246,7 @@ market_type = "linear"
 symbols = [{listed}]
 timeframe = "5m"
 base_url = "{sim_url}"
-request_timeout_s = 3
+request_timeout_s = {request_timeout_s}
 
 [strategy]
 mode = "ml_usdt_directional"
@@ -264,6 +266,7 @@ remote_backoff_s = 0.02
 remote_backoff_cap_s = 0.05
 remote_breaker_cooldown_s = 2
 device = "cpu"
+{ml_extra}
 
 [execution]
 mode = "live"

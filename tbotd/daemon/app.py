@@ -77,9 +77,16 @@ class App:
         await self.feed.warm_up()
 
     async def resync_clock(self) -> None:
-        """Re-anchor the daemon's clock on the venue's (no drift between the two)."""
+        """Re-anchor the daemon's clock on the venue's (no drift between the two).
+
+        When the venue cannot say (a transient failure) the clock keeps its current anchor:
+        the cycle must not be lost to one failed time request.
+        """
         if isinstance(self.clock, ScaledClock):
-            self.clock.anchor(await self.venue.server_time())
+            try:
+                self.clock.anchor(await self.venue.server_time())
+            except RetryableError as e:
+                log.warning("venue time unavailable; keeping the clock's anchor", error=str(e))
 
     async def close(self) -> None:
         """Release connections and the database; protective orders stay on the venue."""

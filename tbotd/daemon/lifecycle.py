@@ -136,8 +136,13 @@ class Daemon:
     async def _reconcile_forever(self, app: App) -> None:
         while True:
             await app.clock.sleep(self.settings.daemon.reconcile_interval_s)
-            async with self._cycle_lock:
-                fixes = await app.broker.reconcile()
+            try:  # a failed round (the venue down a moment) must not end reconciliation
+                async with self._cycle_lock:
+                    fixes = await app.broker.reconcile()
+            except Exception:
+                log.exception("periodic reconciliation failed; trying again next interval")
+                DAEMON_METRICS.errors.labels("reconcile").inc()
+                continue
             if fixes:
                 log.warning("periodic reconciliation fixed differences", fixes=fixes)
 

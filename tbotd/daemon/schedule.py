@@ -41,8 +41,9 @@ class CandleCloseTrigger(BaseTrigger):  # type: ignore[misc]
         target = floor_time(exchange_now - self.grace, self.timeframe) + self.step + self.grace
         wait = self.clock.wall_seconds((target - exchange_now).total_seconds())
         fire = now + timedelta(seconds=wait)
-        if previous_fire_time is not None and fire <= previous_fire_time:
-            fire = previous_fire_time + timedelta(microseconds=1)
+        step_wall = timedelta(seconds=self.clock.wall_seconds(self.step.total_seconds()))
+        if previous_fire_time is not None and fire - previous_fire_time < step_wall / 2:
+            fire += step_wall  # the clock read a hair early (re-anchored): that close had its fire
         return fire
 
     def __str__(self) -> str:

@@ -14,10 +14,11 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from decimal import Decimal
+from functools import partial
 
 from tbotd.domain.actions import ExitPlan
 from tbotd.domain.enums import MarginMode, OrderRole, OrderType, Side
-from tbotd.domain.errors import RejectedError, RetryableError
+from tbotd.domain.errors import OutcomeUnknownError, RejectedError, RetryableError
 from tbotd.domain.market import Candle, MarketSpec
 from tbotd.domain.orders import Order, OrderState
 from tbotd.domain.positions import Position
@@ -67,10 +68,15 @@ class LiveBroker(LiveRecovery):
 
     async def start(self) -> None:
         """Markets, idempotent account set-up, then recovery (reconcile and protect)."""
-        self._markets = await self._venue.markets(self._symbols)
+        self._markets = await self._idempotent(
+            partial(self._venue.markets, self._symbols), "markets"
+        )
         now = self._clock.now()
         for symbol in self._symbols:
-            notes = await self._venue.setup(symbol, self._leverage, self._margin_mode)
+            notes = await self._idempotent(
+                partial(self._venue.setup, symbol, self._leverage, self._margin_mode),
+                f"account set-up {symbol}",
+            )
             for note in notes:
                 log.info("account set-up", symbol=symbol, note=note)
         self._store.record_event(
@@ -255,7 +261,9 @@ class LiveBroker(LiveRecovery):
 
     async def equity(self) -> Equity:
         """The venue's wallet balance and unrealised PnL."""
-        balance, unrealized = await self._venue.balance(self.currency)
+        balance, unrealized = await self._idempotent(
+            partial(self._venue.balance, self.currency), "balance"
+        )
         return Equity(self.currency, balance, unrealized)
 
     async def on_closed_candle(self, candle: Candle) -> None:
@@ -273,27 +281,34 @@ class LiveBroker(LiveRecovery):
     async def watch_user_stream(self) -> None:
         """Settle fired stops/targets as soon as the venue says so; reconcile after a drop.
 
-        Polling at every candle close (:meth:`on_closed_candle`) remains the safety net.
+        Polling at every candle close (:meth:`on_closed_candle`) remains the safety net. A
+        transient failure (the stream dropped, or the venue failing while settling) never ends
+        this task: it backs off, reconciles and listens again.
         """
-        failures = 0
+        failures, lost = 0, False
         while True:
             try:
+                if lost:  # what happened while the stream was down is reconciled first
+                    await self.reconcile()
+                    lost = False
                 updates = await self._venue.watch_orders()
-            except RetryableError as e:
+                failures = 0
+                for symbol in self._touched(updates):
+                    await self.on_order_update(symbol)
+            except (RetryableError, OutcomeUnknownError) as e:
                 delay = USER_STREAM.delay(failures)
-                failures += 1
+                failures, lost = failures + 1, True
                 log.warning("user-data stream lost", error=str(e), retry_in_s=round(delay, 2))
                 await self._clock.sleep(delay)
-                await self.reconcile()
-                continue
-            failures = 0
-            symbols = set()
-            for update in updates:
-                order = self._store.order(update.client_id)
-                if order is not None and order.state.is_live:
-                    symbols.add(order.symbol)
-            for symbol in sorted(symbols):
-                await self.on_order_update(symbol)
+
+    def _touched(self, updates: list[VenueOrderState]) -> list[str]:
+        """Symbols with a live order of ours among ``updates``."""
+        symbols = set()
+        for update in updates:
+            order = self._store.order(update.client_id)
+            if order is not None and order.state.is_live:
+                symbols.add(order.symbol)
+        return sorted(symbols)
 
     async def reconcile(self) -> int:
         """Compare with the venue and fix every difference (exchange wins on positions)."""

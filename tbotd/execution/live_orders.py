@@ -16,6 +16,8 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import replace
 from decimal import Decimal
+from functools import partial
+from typing import TypeVar
 
 from tbotd.domain.enums import OrderRole
 from tbotd.domain.errors import OutcomeUnknownError, RejectedError, RetryableError
@@ -29,8 +31,10 @@ from tbotd.ops.retry import Backoff, retry
 from tbotd.store import Store, Trade
 
 log = get_logger(__name__)
+T = TypeVar("T")
 LOOKUP = Backoff(attempts=6, base_s=0.2, cap_s=5.0)
 SEND = Backoff(attempts=4, base_s=0.5, cap_s=5.0)
+READ = Backoff(attempts=5, base_s=0.25, cap_s=3.0)  # reads and idempotent settings
 _FINAL = (OrderState.FILLED, OrderState.CANCELED, OrderState.EXPIRED, OrderState.REJECTED)
 
 
@@ -60,14 +64,19 @@ class LiveOrders:
         except OutcomeUnknownError as e:
             order = self._update(order, OrderState.UNKNOWN, f"answer lost: {e}")
             found = await self._lookup(order.symbol, order.client_id, conditional)
-            if found is None:
+            if found is None:  # proven not executed: sending again (a new client id) is safe
                 self._update(order, OrderState.REJECTED, "never reached the venue (looked up)")
-                raise RejectedError(f"order {order.client_id} never reached the venue") from e
+                raise RetryableError(f"order {order.client_id} never reached the venue") from e
             state = found
         except (RejectedError, RetryableError) as e:  # refused, or not executed (429, clock)
             self._update(order, OrderState.REJECTED, str(e))
             raise
         return self._apply(order, state), state
+
+    async def _idempotent(self, request: Callable[[], Awaitable[T]], what: str) -> T:
+        """A request that is safe to repeat (a read, or setting a value), retried through
+        transient failures (5xx, 429, timeouts): one of them must not cost a whole cycle."""
+        return await retry(request, what, READ, self._clock)
 
     async def _lookup(
         self, symbol: str, client_id: str, conditional: bool
@@ -183,8 +192,13 @@ class LiveOrders:
                 continue
             if keep and order.client_id in keep:
                 continue
-            await self._venue.cancel(symbol, order.client_id, conditional=True)
-            found = await self._lookup(symbol, order.client_id, conditional=True)
+            cid = order.client_id
+            try:  # cancelling is idempotent: a lost answer is simply asked again
+                cancel = partial(self._venue.cancel, symbol, cid, conditional=True)
+                await retry(cancel, f"cancel {cid}", SEND, self._clock)
+            except RetryableError as e:  # the lookup below says what happened
+                log.warning("cancel not confirmed", client_id=cid, error=str(e))
+            found = await self._lookup(symbol, cid, conditional=True)
             state = found.state if found else OrderState.CANCELED
             if state is OrderState.OPEN:
                 log.warning("protective order still open after cancel", client_id=order.client_id)

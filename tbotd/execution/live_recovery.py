@@ -9,6 +9,7 @@ stop or target that fired (cancelling its sibling) and records funding.
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from functools import partial
 
 from tbotd.domain.enums import OrderRole, OrderSide, Side
 from tbotd.domain.orders import Fill, Order, OrderState
@@ -22,6 +23,7 @@ from tbotd.execution.reconcile import (
     Protect,
     ReportUnknown,
     ResolveOrder,
+    VenueOrder,
     reconcile_orders,
     reconcile_positions,
 )
@@ -65,13 +67,16 @@ class LiveRecovery(LiveOrders):
             if last is None
             else datetime.fromtimestamp(last / 1000 + 1, self._clock.now().tzinfo)
         )
-        for payment in await self._venue.funding_since(symbol, since, self.currency):
+        payments = await self._idempotent(
+            partial(self._venue.funding_since, symbol, since, self.currency), f"funding {symbol}"
+        )
+        for payment in payments:
             self._store.record_funding(payment)
 
     async def _reconcile(self, symbols: list[str], fallback: ExitParams) -> int:
         """Orders first (resolve what we sent), then positions and their protection."""
         fixes = 0
-        venue_open = await self._venue.open_orders(symbols)
+        venue_open = await self._open_orders(symbols)
         for fix in reconcile_orders(self._store.live_orders(), venue_open):
             fixes += 1
             if isinstance(fix, ResolveOrder):
@@ -85,8 +90,10 @@ class LiveRecovery(LiveOrders):
         await self._recover_fills()
         for symbol in symbols:
             await self.sync(symbol)
-        venue_positions = await self._venue.positions(symbols)
-        venue_open = await self._venue.open_orders(symbols)
+        venue_positions = await self._idempotent(
+            partial(self._venue.positions, symbols), "positions"
+        )
+        venue_open = await self._open_orders(symbols)
         for change in reconcile_positions(
             self._store.positions(), venue_positions, self._store.orders(), venue_open
         ):
@@ -111,6 +118,9 @@ class LiveRecovery(LiveOrders):
         if fixes:
             log.warning("reconciled", fixes=fixes)
         return fixes
+
+    async def _open_orders(self, symbols: list[str]) -> list[VenueOrder]:
+        return await self._idempotent(partial(self._venue.open_orders, symbols), "open orders")
 
     async def _recover_fills(self) -> None:
         """Fetch the executions of orders stored as filled but never booked (a crash between

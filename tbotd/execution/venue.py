@@ -161,9 +161,12 @@ class CcxtVenue:
         return ms_to_datetime(int(await call(self.exchange.fetch_time)))
 
     async def setup(self, symbol: str, leverage: int, margin: MarginMode) -> list[str]:
-        """Leverage, margin mode and one-way mode, idempotently ("no change needed" is fine)."""
+        """Leverage, margin mode and one-way mode, idempotently ("no change needed" is fine).
+
+        Each call sets a value, so repeating it is harmless: a lost answer is retryable.
+        """
         notes = []
-        await call(lambda: self.exchange.set_leverage(leverage, symbol), write=True)
+        await call(lambda: self.exchange.set_leverage(leverage, symbol))
         for request, what in (
             (lambda: self.exchange.set_margin_mode(margin.value, symbol), "margin mode"),
             (
@@ -172,7 +175,7 @@ class CcxtVenue:
             ),
         ):
             try:
-                await call(request, write=True)
+                await call(request)
             except RejectedError as e:
                 if "-4046" not in str(e) and "-4059" not in str(e) and "No need" not in str(e):
                     raise
@@ -224,12 +227,16 @@ class CcxtVenue:
         return order_state(order)
 
     async def cancel(self, symbol: str, client_id: str, conditional: bool) -> bool:
-        """Cancel by client id; False when it was no longer open (filled, gone)."""
+        """Cancel by client id; False when it was no longer open (filled, gone).
+
+        Cancelling twice is harmless, so a lost answer is a :class:`RetryableError` (ask again),
+        not an unknown outcome.
+        """
         params: dict[str, Any] = {"clientOrderId": client_id}
         if conditional:
             params["trigger"] = True
         try:
-            await call(lambda: self.exchange.cancel_order(None, symbol, params), write=True)
+            await call(lambda: self.exchange.cancel_order(None, symbol, params))
         except (OrderNotFoundError, RejectedError):
             return False
         return True

@@ -11,6 +11,8 @@ fault              wire                                                  ccxt ex
 ``hang_rate``      no answer until ``hang_s`` (past the client timeout)   RequestTimeout
 ``latency_ms``     every REST answer delayed                             (none)
 ``lose_replies``   the next N accepted orders execute, the reply is lost  per ``lose_reply_mode``
+``clock_skew_ms``  the venue's clock runs this far ahead of the client's   InvalidNonce (-1021)
+                   (negative: behind) when it checks request timestamps    beyond the recvWindow
 drop websockets    every websocket closed (code 1001)                     NetworkError
 =================  ====================================================  =======================
 
@@ -40,6 +42,7 @@ _ALIASES = {
     "lose": "lose_replies",
     "lose_mode": "lose_reply_mode",
     "retry_after": "retry_after_s",
+    "skew": "clock_skew_ms",
 }
 
 
@@ -55,6 +58,7 @@ class FaultConfig:
     lose_reply_mode: str = "timeout"
     retry_after_s: int = 1
     hang_s: float = 30.0
+    clock_skew_ms: int = 0
     seed: int = 0
 
     def __post_init__(self) -> None:

@@ -153,7 +153,7 @@ def wrap(
                     raw_query=raw_query,
                     raw_body=raw_body,
                     secrets=sim.secrets,
-                    wall_now_ms=sim.wall.now_ms(),
+                    wall_now_ms=sim.wall.now_ms() + sim.faults.config.clock_skew_ms,
                 )
                 ctx = Ctx(sim, venue, signed.params, sim.engine.accounts[signed.api_key])
             elif auth == "key":

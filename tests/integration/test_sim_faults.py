@@ -49,6 +49,16 @@ async def test_5xx_is_exchange_not_available(sim: SimExchange, usdm: Any) -> Non
     assert (await usdm.fetch_balance())["USDT"]["total"] == 10000
 
 
+async def test_clock_skew_beyond_the_window_is_invalid_nonce(sim: SimExchange, usdm: Any) -> None:
+    """A venue clock 3 s behind the client's sees requests from the future: -1021 (InvalidNonce);
+    a skew inside the window is accepted."""
+    sim.set_faults(clock_skew_ms=-3000)
+    with pytest.raises(ccxt.InvalidNonce):
+        await usdm.fetch_balance()
+    sim.set_faults(skew=5000)  # the client 5 s behind: still inside ccxt's 10 s recvWindow
+    assert (await usdm.fetch_balance())["USDT"]["total"] == 10000
+
+
 async def test_429_is_rate_limit_with_retry_after(sim: SimExchange, usdm: Any) -> None:
     """429 with Retry-After: ccxt's binance raises DDoSProtection (its 418/429 class)."""
     sim.set_faults(rate_limit_rate=1.0, retry_after_s=7)

@@ -47,6 +47,19 @@ def test_trigger_just_after_firing_waits_a_whole_candle() -> None:
     assert timedelta(seconds=299) < fire - WALL <= timedelta(seconds=300)
 
 
+def test_trigger_fires_once_per_close_when_the_clock_reads_a_hair_early() -> None:
+    """A clock re-anchored a few ms behind reads just before close + grace when the job fires:
+    the next fire is the next candle's (regression: the same close fired again 10 ms later)."""
+    clock = FrozenScaledClock(datetime(2024, 1, 1, 12, 3, tzinfo=UTC), 300)
+    trigger = CandleCloseTrigger(clock, "5m", grace_s=2)
+    first = trigger.get_next_fire_time(None, WALL)
+    assert first is not None
+    clock._now = datetime(2024, 1, 1, 12, 5, 1, 990_000, tzinfo=UTC)  # 10 ms early
+    second = trigger.get_next_fire_time(first, first)
+    assert second is not None
+    assert timedelta(seconds=0.99) < second - first < timedelta(seconds=1.01)  # one candle
+
+
 def test_the_candle_that_just_closed() -> None:
     """Two seconds after 12:05 the 12:00 candle is the one that closed."""
     assert just_closed(datetime(2024, 1, 1, 12, 5, 2, tzinfo=UTC), "5m") == datetime(

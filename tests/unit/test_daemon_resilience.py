@@ -1,0 +1,79 @@
+"""The daemon's background work outlives transient venue failures (found by the fault matrix)."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+from types import SimpleNamespace
+from typing import Any
+
+from tbotd.config import Settings
+from tbotd.daemon.app import App
+from tbotd.daemon.lifecycle import Daemon
+from tbotd.domain.errors import RetryableError
+from tbotd.ops.clock import ManualClock, ScaledClock
+
+T0 = datetime(2024, 1, 1, tzinfo=UTC)
+
+
+def settings() -> Settings:
+    """A minimal paper config."""
+    return Settings.model_validate(
+        {
+            "exchange": {"market_type": "linear", "symbols": ["BTC/USDT:USDT"]},
+            "strategy": {
+                "mode": "ml_usdt_directional",
+                "share_class": "USDT",
+                "initial_capital": "10000",
+                "threshold": 0.7,
+            },
+            "daemon": {"reconcile_interval_s": 60},
+        }
+    )
+
+
+class FlakyBroker:
+    """reconcile() fails on the calls listed in ``failing`` (1-based), then works."""
+
+    def __init__(self, failing: set[int]) -> None:
+        self.failing, self.calls = failing, 0
+
+    async def reconcile(self) -> int:
+        self.calls += 1
+        if self.calls in self.failing:
+            raise RetryableError("503 Service Unavailable")
+        return 0
+
+
+async def test_periodic_reconciliation_survives_a_failed_round() -> None:
+    """A round that fails (the venue down a moment) is logged; the next interval runs again
+    (regression: the task ended for good on the first transient error)."""
+    clock = ManualClock(T0)
+    broker = FlakyBroker(failing={1})
+    daemon = Daemon(settings())
+    app: Any = SimpleNamespace(clock=clock, broker=broker)
+    task = asyncio.create_task(daemon._reconcile_forever(app))
+    for _ in range(3):
+        await clock.advance(60)
+    assert broker.calls == 3
+    assert not task.done()
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+
+
+class TimelessVenue:
+    """A venue whose time request fails."""
+
+    async def server_time(self) -> datetime:
+        raise RetryableError("429 Too Many Requests")
+
+
+async def test_a_failed_time_request_keeps_the_clock_and_the_cycle() -> None:
+    """resync_clock keeps the current anchor when the venue cannot say the time (regression:
+    the error escaped and the scheduler dropped the whole cycle)."""
+    clock = ScaledClock(T0, 300)
+    nothing: Any = None
+    venue: Any = TimelessVenue()
+    app = App(settings(), nothing, clock, venue, nothing, nothing, nothing, nothing)
+    await app.resync_clock()
+    assert clock.now() >= T0
