@@ -1,7 +1,8 @@
 """The chaos run: `tbotd run` (live, against an accelerated `tbotd sim`) killed with SIGKILL at
 random instants, restarted, and checked against the exchange's own records every time.
 
-Each round: the daemon runs; it is killed in one of three ways, chosen by a seeded RNG —
+Each round: the daemon runs; it is killed in one of three ways, in turn, at an instant drawn
+from a seeded RNG —
 
 * ``random``: at a uniformly random instant;
 * ``cycle``: a random instant in the first wall-clock ``cycle_window_s`` after a candle closes,
@@ -178,7 +179,7 @@ class Chaos:
         self.report.ready_s.append(await self.daemon.wait_ready())
 
     async def _round(self, n: int) -> None:
-        mode = self.rng.choice(KILL_MODES)
+        mode = KILL_MODES[(n - 1) % len(KILL_MODES)]  # each way in turn; the instants are random
         self.report.kill_modes[mode] = self.report.kill_modes.get(mode, 0) + 1
         if mode == "lost-reply":
             await self._kill_after_lost_reply()

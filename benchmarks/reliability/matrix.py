@@ -48,6 +48,8 @@ INITIAL = Decimal(10000)
 CANDLE_MS = 300_000
 TOKEN = "matrix-oracle-token-77c1"  # noqa: S105 - a throwaway token for the local oracle
 SYMBOLS = ("BTC/USDT:USDT", "ETH/USDT:USDT")
+BURST_S = 10.0  # a 429 burst, in market seconds (Binance's Retry-After is seconds, not minutes)
+REQUEST_TIMEOUT_S = 10.0  # the production default, in market seconds (scaled to wall time)
 
 
 @dataclass
@@ -77,11 +79,14 @@ async def _drop_forever(m: Matrix) -> None:
 
 
 async def _429_bursts(m: Matrix) -> None:
+    """Every request refused for BURST_S (market seconds) from each candle's close: right when
+    the cycle reads balances, places orders and fills history."""
     while True:
+        now = await m.sim.time_ms()
+        await asyncio.sleep((CANDLE_MS - now % CANDLE_MS) / 1000 / m.o.speed)
         await m.sim.faults(rate_limit_rate=1.0)
-        await asyncio.sleep(0.25 * m.candle_s)
+        await asyncio.sleep(BURST_S / m.o.speed)
         await m.sim.faults(rate_limit_rate=0.0)
-        await asyncio.sleep(0.75 * m.candle_s)
 
 
 def _oracle(mode: str) -> Callable[[Matrix], Awaitable[None]]:
@@ -105,12 +110,12 @@ FAULTS: tuple[Fault, ...] = (
     Fault(
         "rest-timeouts-10%",
         "10 % of REST calls hang past the client timeout",
-        lambda m: _sim(m, hang_rate=0.1, hang_s=2.0),
+        lambda m: _sim(m, hang_rate=0.1, hang_s=2 * m.request_timeout_s),
         lambda m: _sim(m, hang_rate=0.0),
     ),
     Fault(
         "429-bursts",
-        "every REST call refused with 429 for a quarter of each candle",
+        "every REST call refused with 429 for the first 10 s after each candle's close",
         _nothing,
         lambda m: _sim(m, rate_limit_rate=0.0),
         _429_bursts,
@@ -166,6 +171,9 @@ class Matrix:
     def __init__(self, options: MatrixOptions, workdir: Path) -> None:
         self.o, self.workdir = options, workdir
         self.candle_s = CANDLE_MS / 1000 / options.speed
+        # the client timeout scaled like the candles (10 s of 300), but at least 0.25 s of wall
+        # time, so loopback latency under load never looks like a timeout
+        self.request_timeout_s = max(0.25, REQUEST_TIMEOUT_S / options.speed)
         self.db = workdir / "matrix.sqlite"
         self.oracle = Oracle(TOKEN, slow_s=5.0)
         self.sim = SimProcess(workdir, options.speed, seed=3)
@@ -188,7 +196,6 @@ class Matrix:
             daemon = await self._start()
             for fault in self.faults():
                 await self._phase(fault)
-                await asyncio.sleep(self.candle_s)  # one quiet candle before the next fault
             await self.sim.clock(running=False)
             exit_code = await daemon.terminate()
             return self._figures(exit_code, time.monotonic() - started, await self.sim.state())
@@ -212,7 +219,8 @@ class Matrix:
             speed=self.o.speed,
             symbols=SYMBOLS,
             instance=INSTANCE,
-            request_timeout_s=1.0,
+            request_timeout_s=self.request_timeout_s,
+            ml_deadline_s=min(0.5, 0.3 * self.candle_s),
             ml_extra=models,
         )
         self.daemon = DaemonProcess(config, daemon_env(TOKEN), port, self.workdir / "daemon.log")
@@ -238,7 +246,7 @@ class Matrix:
         self.windows.append(window)
 
     async def _unprotected_after(self) -> list[str]:
-        """Positions without a stop once the fault is off and a candle has passed."""
+        """Positions without a stop after one quiet candle (which also separates the faults)."""
         await asyncio.sleep(self.candle_s)
         return unprotected(await self.sim.state())
 

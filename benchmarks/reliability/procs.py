@@ -232,6 +232,7 @@ def write_daemon_config(
     symbols: tuple[str, ...] = ("BTC/USDT:USDT", "ETH/USDT:USDT"),
     instance: str = "chaos",
     request_timeout_s: float = 3.0,
+    ml_deadline_s: float = 0.5,
     ml_extra: str = "",
     extra: str = "",
 ) -> Path:
@@ -258,7 +259,7 @@ on_neutral = "close"
 [ml]
 remote_url = "{oracle_url}"
 remote_candles = 0
-deadline_s = 0.5
+deadline_s = {ml_deadline_s}
 local_reserve_s = 0.1
 remote_connect_timeout_s = 0.2
 remote_timeout_s = 0.3

@@ -40,6 +40,17 @@ class ImmediateTriggerError(RejectedError):
     """A stop or target whose trigger the price has already passed (Binance -2021)."""
 
 
+class ClockSkewError(RetryableError):
+    """The venue refused the request's timestamp (Binance -1021): nothing ran, and nothing will
+    until this machine's clock agrees with the exchange's (the message says so)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(
+            "the exchange refused the request time; is this machine's clock synchronised "
+            f"(NTP: chrony, systemd-timesyncd)? {message}"
+        )
+
+
 class ReduceOnlyRejectedError(RejectedError):
     """A reduce-only order with nothing to reduce (Binance -2022): the position is gone."""
 
@@ -58,7 +69,7 @@ class VenueOrderState:
 
 _TRANSLATIONS: tuple[tuple[type[Exception] | tuple[type[Exception], ...], type[Exception]], ...] = (
     ((ccxt.DDoSProtection, ccxt.RateLimitExceeded), RateLimitedError),
-    (ccxt.InvalidNonce, RetryableError),  # our clock is outside the recvWindow: nothing ran
+    (ccxt.InvalidNonce, ClockSkewError),  # our clock is outside the recvWindow: nothing ran
     (ccxt.AuthenticationError, AuthError),
     (ccxt.InsufficientFunds, InsufficientMarginError),
     (ccxt.OrderNotFound, OrderNotFoundError),

@@ -14,7 +14,12 @@ from tbotd.domain.errors import (
     RejectedError,
     RetryableError,
 )
-from tbotd.execution.venue import ImmediateTriggerError, ReduceOnlyRejectedError, translate
+from tbotd.execution.venue import (
+    ClockSkewError,
+    ImmediateTriggerError,
+    ReduceOnlyRejectedError,
+    translate,
+)
 
 
 @pytest.mark.parametrize(
@@ -27,7 +32,7 @@ from tbotd.execution.venue import ImmediateTriggerError, ReduceOnlyRejectedError
         (ccxt.BadResponse("-1007"), True, OutcomeUnknownError),
         (ccxt.DDoSProtection("429"), True, RateLimitedError),
         (ccxt.RateLimitExceeded("429"), False, RateLimitedError),
-        (ccxt.InvalidNonce("-1021"), True, RetryableError),
+        (ccxt.InvalidNonce("-1021"), True, ClockSkewError),
         (ccxt.AuthenticationError("-2015"), False, AuthError),
         (ccxt.InsufficientFunds("-2019"), True, InsufficientMarginError),
         (ccxt.OrderNotFound("-2013"), False, OrderNotFoundError),
@@ -48,3 +53,11 @@ def test_ccxt_errors_are_named_by_what_to_do(
     translated = translate(raised, write)
     assert type(translated) is expected
     assert not isinstance(translated, OutcomeUnknownError) or write
+
+
+def test_a_refused_timestamp_tells_the_operator_to_fix_the_clock() -> None:
+    """-1021 says what to do (synchronise the clock), is retryable, and keeps the venue's words."""
+    error = translate(ccxt.InvalidNonce('{"code":-1021,"msg":"Timestamp ... ahead"}'), True)
+    assert isinstance(error, RetryableError)
+    assert "clock synchronised" in str(error)
+    assert "-1021" in str(error)
