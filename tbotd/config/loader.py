@@ -8,12 +8,14 @@ bad value (masked when secret) and what was expected.
 from __future__ import annotations
 
 import contextvars
+import json
 import os
 import tomllib
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from types import UnionType
+from typing import Any, Union, get_args, get_origin
 
 from pydantic import BaseModel, ValidationError
 from pydantic.fields import FieldInfo
@@ -113,6 +115,9 @@ def load_settings(path: str | Path, environ: Mapping[str, str] | None = None) ->
     path = Path(path)
     data = _read_toml(path)
     problems = list(_file_secrets(data, path)) + list(_unknown_env_keys(environ))
+    not_json = dict(_not_json_env_values(environ))
+    problems += not_json.values()
+    environ = {k: v for k, v in environ.items() if k not in not_json}
     for section, key in SECRET_FIELDS:  # reported above; validate the rest anyway
         block = data.get(section)
         if isinstance(block, dict):
@@ -219,6 +224,50 @@ def _unknown_env_keys(environ: Mapping[str, str]) -> Iterator[ConfigProblem]:
                 "",
                 "unknown setting (expected TBOTD_SECTION__KEY naming a key of the config)",
             )
+
+
+def _takes_json(annotation: Any) -> bool:
+    """Keys whose environment value pydantic-settings parses as JSON (lists, tables)."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return True
+    origin = get_origin(annotation)
+    if origin in (Union, UnionType):
+        return any(_takes_json(a) for a in get_args(annotation) if a is not type(None))
+    return origin in (list, tuple, dict, set, frozenset)
+
+
+def _not_json_env_values(environ: Mapping[str, str]) -> Iterator[tuple[str, ConfigProblem]]:
+    """``TBOTD_*`` variables for list or table keys whose value is not JSON.
+
+    pydantic-settings would raise its own SettingsError (a traceback, not a problem list).
+    """
+    fields = {"__".join(p).upper(): p for p in _known_paths(Settings)}
+    for name, value in environ.items():
+        upper = name.upper()
+        path = fields.get(upper[len(ENV_PREFIX) :]) if upper.startswith(ENV_PREFIX) else None
+        if path is None or not _takes_json(_annotation(path)):
+            continue
+        try:
+            json.loads(value)
+        except ValueError:
+            yield (
+                name,
+                ConfigProblem(
+                    f"environment {name}",
+                    ".".join(path),
+                    _short(value),
+                    'expected JSON: a list such as ["BTC/USDT:USDT"] or a table such as {"k": 1}',
+                ),
+            )
+
+
+def _annotation(path: tuple[str, ...]) -> Any:
+    model: Any = Settings
+    annotation: Any = None
+    for name in path:
+        annotation = model.model_fields[name].annotation
+        model = annotation
+    return annotation
 
 
 def _env_name(loc: tuple[str, ...]) -> str:

@@ -87,10 +87,14 @@ class Candle:
         ms = row[0]
         if isinstance(ms, bool) or not isinstance(ms, int | float) or ms != int(ms):
             raise InvalidDataError(f"candle {symbol}: timestamp {ms!r} is not integer milliseconds")
+        try:
+            open_time = ms_to_datetime(int(ms))
+        except InvalidDataError as e:
+            raise InvalidDataError(f"candle {symbol}: {e}") from e
         return cls(
             symbol,
             timeframe,
-            ms_to_datetime(int(ms)),
+            open_time,
             *(to_decimal(v, f"candle {symbol} field {i}") for i, v in enumerate(row[1:6], 1)),
         )
 

@@ -89,8 +89,14 @@ def require_utc(value: datetime, name: str = "time") -> datetime:
 
 
 def ms_to_datetime(ms: int) -> datetime:
-    """Exchange/SQLite milliseconds since the epoch to a tz-aware UTC datetime."""
-    return EPOCH + timedelta(milliseconds=ms)
+    """Exchange/SQLite milliseconds since the epoch to a tz-aware UTC datetime.
+
+    A timestamp outside what a datetime can hold (years 1-9999) is bad data, not a crash.
+    """
+    try:
+        return EPOCH + timedelta(milliseconds=ms)
+    except OverflowError as e:
+        raise InvalidDataError(f"timestamp {ms} ms is out of range") from e
 
 
 def datetime_to_ms(value: datetime) -> int:

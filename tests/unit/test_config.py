@@ -196,3 +196,24 @@ def test_missing_file_exits_2(run_tbotd: RunTbotd, tmp_path: Path) -> None:
     result = run_tbotd("check-config", str(tmp_path / "nope.toml"))
     assert result.returncode == 2
     assert "file not found" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("TBOTD_EXCHANGE__SYMBOLS", "BTC/USDT:USDT"),
+        ("TBOTD_EXCHANGE__SYMBOLS", "[BTC/USDT:USDT"),
+        ("TBOTD_EXCHANGE", "not json"),
+    ],
+)
+def test_a_list_or_table_variable_that_is_not_json_is_explained(
+    tmp_path: Path, name: str, value: str
+) -> None:
+    """A list-valued key set from the environment without JSON is a named problem (regression:
+    pydantic-settings' SettingsError escaped as a traceback)."""
+    path = write(tmp_path, MINIMAL)
+    with pytest.raises(ConfigInvalidError) as info:
+        load_settings(path, {name: value})
+    [problem] = info.value.problems
+    assert problem.source == f"environment {name}"
+    assert "JSON" in problem.expected

@@ -99,6 +99,14 @@ def test_candle_from_row_rejects_non_integer_timestamp() -> None:
         Candle.from_row(SYMBOL, "5m", [1.5, 1, 1, 1, 1, 1])
 
 
+@pytest.mark.parametrize("timestamp", [253_402_300_800_000, -(10**16), 10**30])
+def test_candle_from_row_rejects_a_timestamp_beyond_the_calendar(timestamp: int) -> None:
+    """A row dated past year 9999 is bad data (regression: OverflowError escaped the feed's
+    parser and would have ended the candle stream)."""
+    with pytest.raises(InvalidDataError, match="out of range"):
+        Candle.from_row(SYMBOL, "5m", [timestamp, 1, 1, 1, 1, 1])
+
+
 def prediction(**overrides: object) -> dict[str, object]:
     body: dict[str, object] = {
         "symbol": SYMBOL,
