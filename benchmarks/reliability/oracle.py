@@ -61,11 +61,19 @@ def prediction_for(request: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _quoting(answer: dict[str, Any], text: str) -> dict[str, Any]:
+    """``answer`` with every prediction's symbol replaced by ``text``."""
+    if "predictions" in answer:
+        return {"predictions": [{**p, "symbol": text} for p in answer["predictions"]]}
+    return {**answer, "symbol": text}
+
+
 class Oracle:
     """The server (start/stop in the caller's event loop); ``mode`` may change at any time."""
 
-    def __init__(self, token: str, slow_s: float = 5.0) -> None:
+    def __init__(self, token: str, slow_s: float = 5.0, echo: bool = False) -> None:
         self.token, self.slow_s = token, slow_s
+        self.echo = echo  # a careless service: its errors quote the Authorization header back
         self.mode = "ok"
         self.requests = 0
         self._garbage = 0
@@ -120,17 +128,21 @@ class Oracle:
             logging.getLogger("aiohttp.server").setLevel(logging.CRITICAL)  # writes now fail
             request.transport.close()
             return web.Response(status=503)
-        if request.headers.get("Authorization") != f"Bearer {self.token}":
-            return web.json_response({"error": "unauthorized"}, status=401)
+        presented = request.headers.get("Authorization", "")
+        quoted = f": {presented}" if self.echo else ""
+        if presented != f"Bearer {self.token}":
+            return web.json_response({"error": f"unauthorized{quoted}"}, status=401)
         if self.mode == "unauthorized":
-            return web.json_response({"error": "token revoked"}, status=401)
+            return web.json_response({"error": f"token revoked{quoted}"}, status=401)
         if self.mode == "error":
-            return web.json_response({"error": "overloaded"}, status=503)
+            return web.json_response({"error": f"overloaded{quoted}"}, status=503)
         if self.mode == "slow":
             await asyncio.sleep(self.slow_s)
         if self.mode == "garbage":
             self._garbage += 1
             body = GARBAGE[self._garbage % len(GARBAGE)]
+            if self.echo and self._garbage % 2:  # a wrong answer that quotes the header
+                body = json.dumps(_quoting(build(await request.json()), presented)).encode()
             return web.Response(body=body, content_type="application/json")
         return web.Response(
             text=json.dumps(build(await request.json())), content_type="application/json"

@@ -61,8 +61,16 @@ async def wait_for(
 class SimProcess:
     """`tbotd sim --admin` in its own process, and a client for its admin routes."""
 
-    def __init__(self, workdir: Path, speed: float, seed: int, args: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self,
+        workdir: Path,
+        speed: float,
+        seed: int,
+        args: tuple[str, ...] = (),
+        account: str = DEMO_KEY,
+    ) -> None:
         self.workdir, self.speed, self.seed, self.args = workdir, speed, seed, args
+        self.account = account
         self.url = ""
         self._process: subprocess.Popen[str] | None = None
         self._log: IO[str] | None = None
@@ -105,8 +113,8 @@ class SimProcess:
             return data
 
     async def state(self) -> dict[str, Any]:
-        """The exchange's own records (GET /sim/state, the demo account)."""
-        data: dict[str, Any] = await self._call("GET", f"/sim/state?account={DEMO_KEY}")
+        """The exchange's own records (GET /sim/state) for the daemon's account."""
+        data: dict[str, Any] = await self._call("GET", f"/sim/state?account={self.account}")
         return data
 
     async def faults(self, **changes: Any) -> dict[str, Any]:
@@ -145,9 +153,19 @@ class SimProcess:
 class DaemonProcess:
     """`tbotd run --config FILE` in its own process, restarted at will."""
 
-    def __init__(self, config: Path, env: Mapping[str, str], ops_port: int, log: Path) -> None:
+    def __init__(
+        self,
+        config: Path,
+        env: Mapping[str, str],
+        ops_port: int,
+        log: Path,
+        ops_token: str | None = None,
+        umask: int = -1,
+    ) -> None:
         self.config, self.env, self.log = config, dict(env), log
         self.ops_url = f"http://127.0.0.1:{ops_port}"
+        self.ops_headers = {"Authorization": f"Bearer {ops_token}"} if ops_token else {}
+        self.umask = umask  # -1: inherit
         self.process: subprocess.Popen[bytes] | None = None
         self.starts = 0
 
@@ -167,6 +185,7 @@ class DaemonProcess:
                 env=child_env(self.env),
                 stdout=out,
                 stderr=subprocess.STDOUT,
+                umask=self.umask,
             )
         self.starts += 1
 
@@ -182,7 +201,7 @@ class DaemonProcess:
         try:
             async with (
                 aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=2)) as session,
-                session.get(self.ops_url + "/readyz") as response,
+                session.get(self.ops_url + "/readyz", headers=self.ops_headers) as response,
             ):
                 return response.status == 200
         except (aiohttp.ClientError, TimeoutError):
