@@ -72,7 +72,9 @@ class ChaosReport:
     kills: int = 0
     kill_modes: dict[str, int] = field(default_factory=dict)
     lost_replies: int = 0
+    bare_at_kill: int = 0  # kills that left an exchange position without its stop
     ready_s: list[float] = field(default_factory=list)
+    protect_s: list[float] = field(default_factory=list)  # from restart to every stop resting
     duplicates: list[str] = field(default_factory=list)
     unknown: list[str] = field(default_factory=list)
     unprotected: list[str] = field(default_factory=list)
@@ -105,12 +107,14 @@ class ChaosReport:
             "seed": self.seed,
             "kill_modes": self.kill_modes,
             "lost_replies": self.lost_replies,
+            "kills_leaving_a_position_without_stop": self.bare_at_kill,
+            "protected_after_restart_s_max": _max(self.protect_s),
             "entries": self.entries,
             "orders_on_exchange": self.orders,
             "fills": self.fills,
             "unknown_orders": len(self.unknown),
             "ready_s_median": round(statistics.median(self.ready_s), 2) if self.ready_s else None,
-            "ready_s_max": round(max(self.ready_s), 2) if self.ready_s else None,
+            "ready_s_max": _max(self.ready_s),
             "final_exit_code": self.final_exit_code,
             "wall_s": round(self.wall_s, 1),
             "details": {
@@ -122,6 +126,10 @@ class ChaosReport:
             },
             "workdir": self.workdir,
         }
+
+
+def _max(values: list[float]) -> float | None:
+    return round(max(values), 2) if values else None
 
 
 class Chaos:
@@ -189,12 +197,15 @@ class Chaos:
             await asyncio.sleep(self.rng.uniform(0.05, self.o.max_run_s))
             await self.daemon.kill()
         self.report.kills += 1
+        if unprotected(await self.sim.state()):  # the crash hit the window before the stop
+            self.report.bare_at_kill += 1
         state = integrity(self.db)
         if state != "ok":
             self.report.integrity_failures.append(f"kill {n}: {state}")
+        restarted = time.monotonic()
         self.daemon.start()
         self.report.ready_s.append(await self.daemon.wait_ready())
-        await self._check_protected(f"kill {n} ({mode})")
+        await self._check_protected(f"kill {n} ({mode})", restarted)
         await self._check_idle(f"kill {n} ({mode})")
 
     async def _kill_after_lost_reply(self) -> None:
@@ -219,7 +230,7 @@ class Chaos:
         await asyncio.sleep(wall_to_boundary + self.rng.uniform(0, self.o.cycle_window_s))
         await self.daemon.kill()
 
-    async def _check_protected(self, when: str) -> None:
+    async def _check_protected(self, when: str, restarted: float) -> None:
         """Every exchange position has its stop-loss within ``protect_s`` of readiness."""
         missing: list[str] = []
 
@@ -230,6 +241,7 @@ class Chaos:
 
         try:
             await wait_for(protected, self.o.protect_s, "positions protected", every_s=0.05)
+            self.report.protect_s.append(time.monotonic() - restarted)
         except TimeoutError:
             self.report.unprotected += [f"{when}: {m}" for m in missing]
 

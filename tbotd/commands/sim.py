@@ -43,6 +43,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--funding-rate", default="0.0001", help="fixed 8-hour funding rate (0.0001)")
     p.add_argument("--speed", type=float, default=1.0, help="market seconds per wall second (1)")
     p.add_argument(
+        "--tick-s",
+        type=float,
+        default=0.25,
+        help="wall seconds between market updates when replaying (0.25; lower for high --speed)",
+    )
+    p.add_argument(
         "--manual", action="store_true", help="manual clock: time moves only via POST /sim/advance"
     )
     p.add_argument("--start", help="market start time, ISO (UTC) or epoch ms")
@@ -74,6 +80,7 @@ def _config(args: argparse.Namespace) -> SimConfig:
         seed=args.seed,
         start=parse_start(args.start) if args.start else None,
         speed=args.speed,
+        tick_s=args.tick_s,
         manual_clock=args.manual,
         balances=parse_balances(args.balance),
         funding_rate=Decimal(args.funding_rate),

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextvars
 import json
 import os
+import re
 import tomllib
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -34,6 +35,8 @@ CREDENTIAL_FILES: dict[str, tuple[str, str]] = {
     "ops_token": ("ops", "token"),
 }
 
+# a misspelt secret (``[ml] tokn = "..."``) is an unknown key: its value is masked all the same
+_SECRET_NAME = re.compile(r"(?i)(tok|secret|passw|key|credential|auth)")
 _file_data: contextvars.ContextVar[dict[str, Any]] = contextvars.ContextVar("_file_data")
 _secret_data: contextvars.ContextVar[dict[str, Any]] = contextvars.ContextVar("_secret_data")
 _environ: contextvars.ContextVar[Mapping[str, str]] = contextvars.ContextVar("_environ")
@@ -286,11 +289,15 @@ def _explain(error: ValidationError, path: Path, environ: Mapping[str, str]) -> 
             if env in env_upper:
                 source = f"environment {env_upper[env]}"
                 break
-        secret = any(loc[:2] == pair for pair in SECRET_FIELDS)
+        misspelt = err["type"] == "extra_forbidden" and bool(_SECRET_NAME.search(loc[-1]))
+        secret = misspelt or any(loc[:2] == pair for pair in SECRET_FIELDS)
+        given = err.get("input")
         if err["type"] == "missing":
             value, expected = "", "missing required value"
+        elif isinstance(given, dict):  # a check of a whole section: its contents hold secrets
+            value, expected = "", _expected(err)
         else:
-            value = "***" if secret else _short(err.get("input"))
+            value = "***" if secret else _short(given)
             expected = _expected(err)
         problems.append(ConfigProblem(source, key, value, expected))
     return problems

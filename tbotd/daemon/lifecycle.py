@@ -166,12 +166,14 @@ class Daemon:
 
     async def _shutdown(self, app: App, scheduler: Any) -> None:
         self.notifier.stopping()
-        if scheduler is not None:
-            scheduler.shutdown(wait=False)
-        try:  # the in-flight cycle finishes; nothing new starts
+        if scheduler is not None:  # nothing new starts (shutdown would cancel the running job)
+            scheduler.pause()
+        try:  # the in-flight cycle finishes
             await asyncio.wait_for(self._cycle_lock.acquire(), self.settings.daemon.stop_timeout_s)
         except TimeoutError:
             log.error("in-flight cycle did not finish in time; stopping anyway")  # noqa: TRY400
+        if scheduler is not None:
+            scheduler.shutdown(wait=False)
         await self.supervisor.close()
         await app.close()
         log.info("stopped", cycles=self.cycles)

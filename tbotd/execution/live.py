@@ -201,7 +201,7 @@ class LiveBroker(LiveRecovery):
             (OrderRole.TAKE_PROFIT, OrderType.TAKE_PROFIT_MARKET, prices.take_profit),
         ):
             for _attempt in range(PROTECTION_ATTEMPTS):
-                seq = sum(1 for o in self._store.orders(symbol) if o.role is role)
+                seq = self._store.order_count(symbol, role)
                 order = new_order(
                     self._instance,
                     symbol,

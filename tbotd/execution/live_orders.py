@@ -176,14 +176,10 @@ class LiveOrders:
         return trade
 
     def _entry_fees(self, symbol: str) -> Decimal:
-        entries = [
-            o
-            for o in self._store.orders(symbol)
-            if o.role is OrderRole.ENTRY and o.state is OrderState.FILLED
-        ]
-        if not entries:
+        entry = self._store.last_order(symbol, OrderRole.ENTRY, OrderState.FILLED)
+        if entry is None:
             return Decimal(0)
-        return sum((f.fee for f in self._store.fills_of(entries[-1].client_id)), Decimal(0))
+        return sum((f.fee for f in self._store.fills_of(entry.client_id)), Decimal(0))
 
     async def _cancel_protection(self, symbol: str, keep: set[str] | None = None) -> None:
         """Cancel our resting stop/target orders on ``symbol`` (except client ids in ``keep``)."""

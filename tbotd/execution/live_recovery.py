@@ -95,18 +95,29 @@ class LiveRecovery(LiveOrders):
         )
         venue_open = await self._open_orders(symbols)
         for change in reconcile_positions(
-            self._store.positions(), venue_positions, self._store.orders(), venue_open
+            self._store.positions(),
+            venue_positions,
+            self._store.orders_by_id(o.client_id for o in venue_open),
+            venue_open,
         ):
             fixes += 1
             if isinstance(change, AdoptPosition):
                 self._adopt(change)
-            elif isinstance(change, DropPosition):
+            elif isinstance(change, DropPosition | Protect):
+                # The snapshots are moments apart: a stop or target may have just fired.
+                # Settle that first; only a position still recorded after it is dropped or
+                # protected.
+                await self.sync(change.symbol)
+                ours = self._store.positions().get(change.symbol)
+                if ours is None:
+                    continue
+                if isinstance(change, Protect):
+                    await self._restore_protection(change, fallback)
+                    continue
                 self._event(
                     "position-gone", "position closed on the venue while away", change.symbol
                 )
-                self._finish(change.ours, *self._closing_fills(change.ours))
-            elif isinstance(change, Protect):
-                await self._restore_protection(change, fallback)
+                self._finish(ours, *self._closing_fills(ours))
             elif isinstance(change, CancelOrphan):
                 await self._venue.cancel(
                     change.order.symbol, change.order.client_id, change.order.conditional
@@ -135,13 +146,7 @@ class LiveRecovery(LiveOrders):
 
     def _closing_fills(self, position: Position) -> tuple[list[Fill], str]:
         """The fills (and the reason) of the order of ours that closed ``position``, if any."""
-        closers = [
-            o
-            for o in self._store.orders(position.symbol)
-            if o.role is not OrderRole.ENTRY
-            and o.state is OrderState.FILLED
-            and (o.updated_at or o.created_at) >= position.opened_at
-        ]
+        closers = self._store.closing_orders(position.symbol, position.opened_at)
         for order in reversed(closers):
             fills = self._store.fills_of(order.client_id)
             if fills:

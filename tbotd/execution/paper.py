@@ -79,7 +79,7 @@ class PaperBroker:
             if s in self._markets
         }
         self._wallet = pm.Wallet(self.currency, balance, positions)
-        self._trade_ids = itertools.count(len(self._store.fills()) + 1)
+        self._trade_ids = itertools.count(self._store.fill_count() + 1)
         await self.reconcile()
 
     async def stop(self) -> None:
@@ -317,7 +317,7 @@ class PaperBroker:
     def _place_protection(
         self, position: pm.PaperPosition, prices: Protection, candle_time: datetime, at: datetime
     ) -> None:
-        seq = sum(1 for o in self._store.orders(position.symbol) if o.role is OrderRole.STOP_LOSS)
+        seq = self._store.order_count(position.symbol, OrderRole.STOP_LOSS)
         for role, trigger in (
             (OrderRole.STOP_LOSS, prices.stop_loss),
             (OrderRole.TAKE_PROFIT, prices.take_profit),
@@ -347,14 +347,10 @@ class PaperBroker:
         self._wallet = wallet
 
     def _entry_fee(self, position: pm.PaperPosition) -> Decimal:
-        entries = [
-            o
-            for o in self._store.orders(position.symbol)
-            if o.role is OrderRole.ENTRY and o.state is OrderState.FILLED
-        ]
-        if not entries:
+        entry = self._store.last_order(position.symbol, OrderRole.ENTRY, OrderState.FILLED)
+        if entry is None:
             return Decimal(0)
-        return sum((f.fee for f in self._store.fills_of(entries[-1].client_id)), Decimal(0))
+        return sum((f.fee for f in self._store.fills_of(entry.client_id)), Decimal(0))
 
     def _restored_protection(self, position: pm.PaperPosition) -> Protection:
         if position.stop_loss is not None and position.take_profit is not None:

@@ -108,4 +108,10 @@ def _v3(db: sqlite_utils.Database) -> None:
         db.execute(statement)
 
 
-MIGRATIONS: list[Migration] = [_v1, _v2, _v3]
+def _v4(db: sqlite_utils.Database) -> None:
+    """Version 4: orders by symbol and role (numbering protective orders, the last entry) without
+    scanning every order ever sent."""
+    db.execute("CREATE INDEX orders_symbol_role ON orders (symbol, role, created_at)")
+
+
+MIGRATIONS: list[Migration] = [_v1, _v2, _v3, _v4]

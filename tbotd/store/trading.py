@@ -112,6 +112,47 @@ class TradingRecords:
             )
         return [_order(r) for r in rows]
 
+    def order_count(self, symbol: str, role: OrderRole) -> int:
+        """How many orders of ``role`` were ever recorded on ``symbol`` (numbers the next one).
+
+        Indexed: the cost does not grow with the history, as scanning :meth:`orders` would.
+        """
+        row = self.db.execute(
+            "SELECT COUNT(*) FROM orders WHERE symbol = ? AND role = ?", (symbol, role.value)
+        ).fetchone()
+        return int(row[0])
+
+    def last_order(self, symbol: str, role: OrderRole, state: OrderState) -> Order | None:
+        """The newest order of ``role`` on ``symbol`` that is in ``state``."""
+        rows = self.db.query(
+            """SELECT * FROM orders WHERE symbol = ? AND role = ? AND state = ?
+               ORDER BY created_at DESC, client_id DESC LIMIT 1""",
+            (symbol, role.value, state.value),
+        )
+        return next((_order(r) for r in rows), None)
+
+    def closing_orders(self, symbol: str, since: datetime) -> list[Order]:
+        """Filled exits, stops and targets on ``symbol`` updated at or after ``since``."""
+        rows = self.db.query(
+            """SELECT * FROM orders WHERE symbol = ? AND role != 'entry' AND state = 'filled'
+                 AND COALESCE(updated_at, created_at) >= ? ORDER BY created_at, client_id""",
+            (symbol, datetime_to_ms(since)),
+        )
+        return [_order(r) for r in rows]
+
+    def orders_by_id(self, client_ids: Iterable[str]) -> list[Order]:
+        """The recorded orders among ``client_ids`` (unknown ids are left out)."""
+        found = []
+        for client_id in client_ids:
+            order = self.order(client_id)
+            if order is not None:
+                found.append(order)
+        return found
+
+    def fill_count(self) -> int:
+        """How many fills are recorded."""
+        return int(self.db.execute("SELECT COUNT(*) FROM fills").fetchone()[0])
+
     def order_history(self, client_id: str) -> list[tuple[OrderState, datetime, str]]:
         """Every state an order went through, in order."""
         rows = self.db.query(

@@ -119,3 +119,42 @@ async def test_the_user_stream_outlives_a_failed_reconciliation(h: LiveHarness) 
     finally:
         watcher.cancel()
         await asyncio.gather(watcher, return_exceptions=True)
+
+
+SL_CANDLE = ("20000", "20010", "19700", "19750")  # reaches the 19,800 stop
+
+
+@pytest.mark.parametrize("between", ["positions", "open_orders"])
+async def test_a_stop_firing_while_reconciling_is_settled_as_a_stop(
+    tmp_path: Path, between: str
+) -> None:
+    """The stop fires between reconciliation's snapshots of open orders and positions: the
+    position is booked as stopped out with its fill, never as closed "externally" with no PnL
+    nor re-protected while flat (regression: both happened in the soak)."""
+    h = LiveHarness(LINEAR, [QUIET, SL_CANDLE, QUIET], tmp_path / "live.sqlite")
+    await h.start()
+    try:
+        await h.next_candle()
+        await h.broker.open_position(h.venue.symbol, Side.LONG, QTY, FIXED, h.candle_time)
+        await h.finish()
+        await h.next_candle()
+        original = getattr(h.broker._venue, between)
+        calls = [0]
+
+        async def stop_fires_first(*args: Any, **kwargs: Any) -> Any:
+            calls[0] += 1
+            if calls[0] == 2 or between == "positions":  # the second open-orders snapshot
+                await h.sim.advance_to(h.candle.close_time, step_s=15)
+            return await original(*args, **kwargs)
+
+        setattr(h.broker._venue, between, stop_fires_first)
+        await h.broker.reconcile()
+        setattr(h.broker._venue, between, original)
+        [trade] = h.store.trades()
+        assert (trade.exit_reason, trade.exit_price) == ("stop_loss", Decimal(19800))
+        assert trade.pnl == (Decimal(19800) - trade.entry_price) * QTY
+        assert await h.broker.positions() == {}
+        assert await h.resting_protection() == {}
+        assert h.store.live_orders() == []
+    finally:
+        await h.close()

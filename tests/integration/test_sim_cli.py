@@ -63,11 +63,13 @@ async def test_standalone_sim_serves_ccxt_and_replays_fast(tmp_path: Path) -> No
 
 
 def test_bad_flags_exit_2(run_tbotd: RunTbotd, tmp_path: Path) -> None:
-    """Malformed balances, accounts, faults or candle files: exit 2 with a message, no traceback."""
+    """Malformed balances, accounts, faults, tick or candle files: exit 2 with a message, no
+    traceback."""
     for args in (
         ["--balance", "USDT=lots"],
         ["--account", "no-colon"],
         ["--faults", "5xx=2"],
+        ["--tick-s", "0"],
         ["--data", str(tmp_path / "missing.csv")],
     ):
         result = run_tbotd("sim", "--port", "0", *args, timeout=60)

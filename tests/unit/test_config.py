@@ -217,3 +217,28 @@ def test_a_list_or_table_variable_that_is_not_json_is_explained(
     [problem] = info.value.problems
     assert problem.source == f"environment {name}"
     assert "JSON" in problem.expected
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        "[ml]\ndeadline_s = 0.5\n",  # a section-wide check (reserve below deadline)
+        '[execution]\nmode = "live"\n',  # a config-wide check (live needs both keys)
+    ],
+)
+def test_a_problem_with_a_whole_section_never_shows_its_secrets(tmp_path: Path, extra: str) -> None:
+    """Section- and config-wide checks name the section, not its contents (regression: the ml
+    section, token included, was printed as the problem's value)."""
+    path = write(tmp_path, MINIMAL + extra)
+    env = {"BASIS_ML_API_TOKEN": "PLANTED-tok", "TBOTD_EXCHANGE__API_KEY": "PLANTED-key"}
+    with pytest.raises(ConfigInvalidError) as info:
+        load_settings(path, env)
+    [problem] = info.value.problems
+    assert "PLANTED" not in str(info.value)
+    assert not problem.value.startswith("{")
+
+
+def test_a_misspelt_secret_in_a_file_is_reported_masked(tmp_path: Path) -> None:
+    """``[ml] tokn = "..."`` is an unknown key whose value looks like a secret: masked."""
+    path = write(tmp_path, MINIMAL + '[ml]\napi_tokn = "PLANTED-tok"\n')
+    assert problems(path) == [(str(path), "ml.api_tokn", "***")]

@@ -7,6 +7,9 @@ from datetime import UTC, datetime
 from types import SimpleNamespace
 from typing import Any
 
+from apscheduler.events import EVENT_SCHEDULER_PAUSED, EVENT_SCHEDULER_SHUTDOWN
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
 from tbotd.config import Settings
 from tbotd.daemon.app import App
 from tbotd.daemon.lifecycle import Daemon
@@ -77,3 +80,35 @@ async def test_a_failed_time_request_keeps_the_clock_and_the_cycle() -> None:
     app = App(settings(), nothing, clock, venue, nothing, nothing, nothing, nothing)
     await app.resync_clock()
     assert clock.now() >= T0
+
+
+async def test_sigterm_lets_the_in_flight_cycle_finish() -> None:
+    """Stopping pauses the scheduler and waits for the running cycle (regression: the
+    scheduler's shutdown cancelled it mid-order — an entry filled, its stop never placed)."""
+    daemon = Daemon(settings())
+    started, release, finished = asyncio.Event(), asyncio.Event(), asyncio.Event()
+
+    async def cycle() -> None:
+        async with daemon._cycle_lock:
+            started.set()
+            await release.wait()
+            finished.set()
+
+    halted = asyncio.Event()  # the scheduler took the stop (paused or shut down)
+    scheduler = AsyncIOScheduler(timezone="UTC")
+    scheduler.add_listener(
+        lambda _event: halted.set(), EVENT_SCHEDULER_PAUSED | EVENT_SCHEDULER_SHUTDOWN
+    )
+    scheduler.add_job(cycle, "date", run_date=datetime.now(UTC))
+    scheduler.start()
+    await asyncio.wait_for(started.wait(), 10)
+
+    async def close() -> None:
+        return None
+
+    app: Any = SimpleNamespace(close=close)
+    stopping = asyncio.create_task(daemon._shutdown(app, scheduler))
+    await asyncio.wait_for(halted.wait(), 10)
+    release.set()  # the cycle's last request answers only now
+    await asyncio.wait_for(stopping, 10)
+    assert finished.is_set()

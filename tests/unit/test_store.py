@@ -247,3 +247,43 @@ def test_sigkill_mid_transaction_leaves_all_or_nothing(
     reopened = Store.open(path)
     assert reopened.integrity_ok()
     assert len(reopened.events("batch")) == expected_rows
+
+
+def test_order_history_questions_are_answered_from_an_index(store: Store) -> None:
+    """How many stops a symbol had, its last filled entry, what closed a position: exact
+    answers read through the (symbol, role) index, so a cycle's cost does not grow with years
+    of orders (regression: every protective order and every reconciliation scanned them all)."""
+    other = "BTC/USDT:USDT"
+    for i in range(3):
+        for symbol, role in ((SYMBOL, OrderRole.STOP_LOSS), (other, OrderRole.ENTRY)):
+            order = Order(
+                client_order_id("i", symbol, T0 + timedelta(minutes=5 * i), role),
+                symbol,
+                OrderSide.SELL,
+                OrderType.STOP_MARKET if role is OrderRole.STOP_LOSS else OrderType.MARKET,
+                role,
+                Decimal(1),
+                T0 + timedelta(minutes=5 * i),
+                trigger_price=Decimal(100) if role is OrderRole.STOP_LOSS else None,
+            )
+            store.record_order_intent(order)
+            at = order.created_at + timedelta(seconds=1)
+            store.update_order(order.transition(OrderState.FILLED, at, filled_qty=Decimal(1)))
+    assert store.order_count(SYMBOL, OrderRole.STOP_LOSS) == 3
+    assert store.order_count(SYMBOL, OrderRole.ENTRY) == 0
+    last = store.last_order(other, OrderRole.ENTRY, OrderState.FILLED)
+    assert last is not None
+    assert last.created_at == T0 + timedelta(minutes=10)
+    assert [o.created_at for o in store.closing_orders(SYMBOL, T0 + timedelta(minutes=4))] == [
+        T0 + timedelta(minutes=5),
+        T0 + timedelta(minutes=10),
+    ]
+    for sql in (
+        "SELECT COUNT(*) FROM orders WHERE symbol = 'x' AND role = 'entry'",
+        (
+            "SELECT * FROM orders WHERE symbol = 'x' AND role = 'entry' AND state = 'filled' "
+            "ORDER BY created_at DESC LIMIT 1"
+        ),
+    ):
+        plan = " ".join(str(r["detail"]) for r in store.query("EXPLAIN QUERY PLAN " + sql))
+        assert "orders_symbol_role" in plan, plan
