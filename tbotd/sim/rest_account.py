@@ -248,28 +248,29 @@ async def income(ctx: Ctx) -> Any:
     limit = min(ctx.integer("limit", 100) or 100, 1000)
     ledger, key = ctx.sim.engine.ledger, ctx.acct.api_key
     venue_symbols = ctx.venue.instruments
+
+    def wanted(record: Any, income_type: str) -> bool:
+        """Filtered before rows are built: the ledger only grows, and this is asked often."""
+        return (
+            record.account == key
+            and record.symbol in venue_symbols
+            and (inst is None or record.symbol == inst.symbol)
+            and (kind is None or kind == income_type)
+            and (start is None or record.time_ms >= start)
+            and (end is None or record.time_ms <= end)
+        )
+
     rows = [
         _income(f.symbol, "FUNDING_FEE", f.amount, f.asset, f.time_ms, 0)
         for f in ledger.funding
-        if f.account == key and f.symbol in venue_symbols
+        if wanted(f, "FUNDING_FEE")
     ]
     for t in ledger.fills:
-        if t.account == key and t.symbol in venue_symbols:
+        if wanted(t, "COMMISSION"):
             rows.append(_income(t.symbol, "COMMISSION", -t.fee, t.fee_asset, t.time_ms, t.trade_id))
-            if t.realized_pnl:
-                rows.append(
-                    _income(
-                        t.symbol, "REALIZED_PNL", t.realized_pnl, t.fee_asset, t.time_ms, t.trade_id
-                    )
-                )
-    rows = [
-        r
-        for r in rows
-        if (inst is None or r["symbol"] == inst.symbol)
-        and (kind is None or r["incomeType"] == kind)
-        and (start is None or r["time"] >= start)
-        and (end is None or r["time"] <= end)
-    ]
+        if t.realized_pnl and wanted(t, "REALIZED_PNL"):
+            pnl = t.realized_pnl
+            rows.append(_income(t.symbol, "REALIZED_PNL", pnl, t.fee_asset, t.time_ms, t.trade_id))
     rows.sort(key=lambda r: r["time"])
     for n, row in enumerate(rows, 1):
         row["tranId"] = n
