@@ -7,8 +7,9 @@ Faults: websocket drops, 10 % REST 5xx, 10 % REST timeouts, 429 bursts, clock sk
 beyond the venue's tolerance, the ML service down / slow / answering garbage / refusing the
 token. Figures per fault: candles decided on time, missed, prediction sources used, orders,
 failed cycles; for the whole run: duplicate orders, unknown orders, database-vs-exchange
-mismatches. See benchmarks/reliability/matrix.py. ``--models DIR`` gives the daemon local models
-(the remote → local fallback); without it a failing ML service falls back to neutral.
+mismatches. See benchmarks/reliability/matrix.py. ``--models DIR`` (or ``--train-models DIR``)
+gives the daemon local models (the remote → local fallback); without them a failing ML service
+falls back to neutral.
 Exit 0 when no duplicate, unknown order, mismatch or unprotected position was found.
 """
 
@@ -24,7 +25,11 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.reliability.matrix import MatrixOptions, run_matrix  # noqa: E402 - after the path
+from benchmarks.reliability.matrix import (  # noqa: E402 - after the path
+    MatrixOptions,
+    run_matrix,
+    train_models,
+)
 
 
 def table(figures: dict[str, Any]) -> str:
@@ -50,9 +55,17 @@ def main() -> int:
     parser.add_argument("--speed", type=float, default=100.0, help="market speed (100)")
     parser.add_argument("--fault", action="append", default=[], help="only these (repeatable)")
     parser.add_argument("--models", type=Path, help="local model directory for the daemon")
+    parser.add_argument(
+        "--train-models",
+        type=Path,
+        metavar="DIR",
+        help="first train small local models on the sim's history into DIR (about a minute)",
+    )
     parser.add_argument("--workdir", type=Path, help="where logs and the database go (temp)")
     parser.add_argument("--json", action="store_true", help="print one JSON object last")
     args = parser.parse_args()
+    if args.train_models is not None:
+        args.models = train_models(args.train_models)
     options = MatrixOptions(
         cycles=args.cycles,
         speed=args.speed,

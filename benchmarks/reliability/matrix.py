@@ -44,6 +44,7 @@ from benchmarks.reliability.procs import (
 )
 
 INSTANCE = "matrix"
+SIM_SEED = 3
 INITIAL = Decimal(10000)
 CANDLE_MS = 300_000
 TOKEN = "matrix-oracle-token-77c1"  # noqa: S105 - a throwaway token for the local oracle
@@ -176,7 +177,7 @@ class Matrix:
         self.request_timeout_s = max(0.25, REQUEST_TIMEOUT_S / options.speed)
         self.db = workdir / "matrix.sqlite"
         self.oracle = Oracle(TOKEN, slow_s=5.0)
-        self.sim = SimProcess(workdir, options.speed, seed=3)
+        self.sim = SimProcess(workdir, options.speed, seed=SIM_SEED)
         self.daemon: DaemonProcess | None = None
         self.windows: list[Window] = []
         self.drops = 0
@@ -328,6 +329,15 @@ class Matrix:
             (w.start_ms, w.end_ms + CANDLE_MS),
         )
         return dict(Counter(kind for (kind,) in rows))
+
+
+def train_models(out: Path, seed: int = SIM_SEED) -> Path:
+    """Small local models trained on the sim's own history before "now" (the daemon's remote →
+    local fallback then has something to fall back to). Takes a minute on 2 cores."""
+    from tbotd.daemon.demo import train_models as train_on_sim_history
+    from tbotd.sim import SimConfig, SimExchange
+
+    return train_on_sim_history(SimExchange(SimConfig(seed=seed)), out, None)
 
 
 async def run_matrix(options: MatrixOptions) -> dict[str, Any]:
