@@ -223,6 +223,7 @@ class Matrix:
             request_timeout_s=self.request_timeout_s,
             ml_deadline_s=min(0.5, 0.3 * self.candle_s),
             ml_extra=models,
+            history_bars=1000 if self.o.models_dir else 100,  # local models need their warm-up
         )
         self.daemon = DaemonProcess(config, daemon_env(TOKEN), port, self.workdir / "daemon.log")
         self.daemon.start()

@@ -252,6 +252,7 @@ def write_daemon_config(
     instance: str = "chaos",
     request_timeout_s: float = 3.0,
     ml_deadline_s: float = 0.5,
+    history_bars: int = 100,
     ml_extra: str = "",
     extra: str = "",
 ) -> Path:
@@ -301,7 +302,7 @@ port = {ops_port}
 
 [daemon]
 time_scale = {speed}
-history_bars = 100
+history_bars = {history_bars}
 candle_wait_s = 60
 reconcile_interval_s = 300
 stop_timeout_s = 30

@@ -265,6 +265,16 @@ def load_local_models(settings: Settings) -> tuple[list[LocalPredictor], SourceF
         failure = SourceFailure("local", "models_missing", str(e))
     except ModelLoadError as e:
         failure = SourceFailure("local", "models_invalid", str(e))
+    if failure is None and settings.daemon.history_bars < primary.required_history:
+        failure = SourceFailure(
+            "local",
+            "history_too_short",
+            f"daemon.history_bars ({settings.daemon.history_bars}) is below the "
+            f"{primary.required_history} closed candles these models need: they could never "
+            "predict; raise daemon.history_bars",
+        )
+        for model in models:
+            model.close()
     if failure is not None:
         log.error("local models unusable: the chain is remote → neutral", error=failure.detail)
         return [], failure

@@ -167,3 +167,38 @@ def test_load_errors_are_fatal_for_local_models_only(tmp_path: Path) -> None:
         LocalPredictor.load(tmp_path / "nothing-here", device="cpu")
     assert isinstance(info.value, ModelLoadError)
     assert isinstance(info.value, FatalError)
+
+
+@pytest.mark.parametrize(("history_bars", "usable"), [(100, False), (1000, True)])
+def test_history_shorter_than_the_models_warm_up_is_refused_at_start(
+    models_dir: Path, history_bars: int, usable: bool
+) -> None:
+    """daemon.history_bars below the models' warm-up would make the local fallback fail every
+    cycle: it is refused once at start with what to change (regression: every cycle silently
+    fell through to neutral as "insufficient_history")."""
+    from tbotd.config import Settings
+    from tbotd.predictor.local import load_local_models
+
+    settings = Settings.model_validate(
+        {
+            "exchange": {"market_type": "linear", "symbols": ["BTC/USDT:USDT"]},
+            "strategy": {
+                "mode": "ml_usdt_directional",
+                "share_class": "USDT",
+                "initial_capital": "10000",
+                "threshold": 0.7,
+            },
+            "ml": {"models_dir": str(models_dir), "device": "cpu"},
+            "daemon": {"history_bars": history_bars},
+        }
+    )
+    models, failure = load_local_models(settings)
+    try:
+        assert bool(models) is usable
+        if not usable:
+            assert failure is not None
+            assert failure.reason == "history_too_short"
+            assert "daemon.history_bars" in failure.detail
+    finally:
+        for model in models:
+            model.close()
