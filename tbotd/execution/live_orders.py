@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import replace
+from datetime import timedelta
 from decimal import Decimal
 from functools import partial
 from typing import TypeVar
@@ -32,9 +33,15 @@ from tbotd.store import Store, Trade
 
 log = get_logger(__name__)
 T = TypeVar("T")
-LOOKUP = Backoff(attempts=6, base_s=0.2, cap_s=5.0)
-SEND = Backoff(attempts=4, base_s=0.5, cap_s=5.0)
-READ = Backoff(attempts=5, base_s=0.25, cap_s=3.0)  # reads and idempotent settings
+# Requests that are safe to repeat (reads, lookups, cancels, settings, and sends the venue
+# refused before executing: 429, clock) are retried with backoff until PATIENCE_S of the clock
+# have passed: a rate-limit burst or a few seconds of 5xx must not cost a cycle, an order's
+# protection or an unknown order's resolution. The attempt counts only bound a runaway loop.
+PATIENCE_S = 30.0
+LOOKUP = Backoff(attempts=100, base_s=0.2, cap_s=5.0)
+SEND = Backoff(attempts=100, base_s=0.5, cap_s=5.0)
+READ = Backoff(attempts=100, base_s=0.25, cap_s=5.0)
+POLLS = 6  # how often a market order that is not yet final is asked about again
 _FINAL = (OrderState.FILLED, OrderState.CANCELED, OrderState.EXPIRED, OrderState.REJECTED)
 
 
@@ -60,7 +67,7 @@ class LiveOrders:
         """Make ``request`` for the recorded ``order``; returns the order as the venue has it."""
         conditional = order.type.is_conditional
         try:  # a 429 or a clock error means "not executed": the same request may be repeated
-            state = await retry(request, f"send {order.client_id}", SEND, self._clock)
+            state = await self._patiently(request, f"send {order.client_id}", SEND)
         except OutcomeUnknownError as e:
             order = self._update(order, OrderState.UNKNOWN, f"answer lost: {e}")
             found = await self._lookup(order.symbol, order.client_id, conditional)
@@ -73,27 +80,33 @@ class LiveOrders:
             raise
         return self._apply(order, state), state
 
+    async def _patiently(
+        self, request: Callable[[], Awaitable[T]], what: str, policy: Backoff
+    ) -> T:
+        """``request`` retried on RetryableError for up to PATIENCE_S of the clock."""
+        deadline = self._clock.now() + timedelta(seconds=PATIENCE_S)
+        return await retry(request, what, policy, self._clock, deadline=deadline)
+
     async def _idempotent(self, request: Callable[[], Awaitable[T]], what: str) -> T:
         """A request that is safe to repeat (a read, or setting a value), retried through
         transient failures (5xx, 429, timeouts): one of them must not cost a whole cycle."""
-        return await retry(request, what, READ, self._clock)
+        return await self._patiently(request, what, READ)
 
     async def _lookup(
         self, symbol: str, client_id: str, conditional: bool
     ) -> VenueOrderState | None:
         """What the venue knows of ``client_id`` (retrying transient failures of the lookup)."""
-        return await retry(
-            lambda: self._venue.find_order(symbol, client_id, conditional),
+        return await self._patiently(
+            partial(self._venue.find_order, symbol, client_id, conditional),
             f"look up order {client_id}",
             LOOKUP,
-            self._clock,
         )
 
     async def _until_final(
         self, order: Order, state: VenueOrderState
     ) -> tuple[Order, VenueOrderState]:
         """Market orders fill at once; if the venue still says open, ask again a few times."""
-        for _ in range(LOOKUP.attempts):
+        for _ in range(POLLS):
             if state.state in _FINAL:
                 break
             await self._clock.sleep(LOOKUP.base_s)
@@ -132,13 +145,12 @@ class LiveOrders:
     async def _record_fills(self, order: Order, state: VenueOrderState) -> list[Fill]:
         """Fetch and store the executions of a filled order (a conditional one's child order)."""
         exchange_id = state.child_order_id or state.exchange_id
-        fills = await retry(
-            lambda: self._venue.fills_of(
-                order.symbol, exchange_id, order.client_id, order.created_at
+        fills = await self._patiently(
+            partial(
+                self._venue.fills_of, order.symbol, exchange_id, order.client_id, order.created_at
             ),
             f"fills of {order.client_id}",
             LOOKUP,
-            self._clock,
         )
         self._store.record_fills(fills)
         return fills
@@ -191,7 +203,7 @@ class LiveOrders:
             cid = order.client_id
             try:  # cancelling is idempotent: a lost answer is simply asked again
                 cancel = partial(self._venue.cancel, symbol, cid, conditional=True)
-                await retry(cancel, f"cancel {cid}", SEND, self._clock)
+                await self._patiently(cancel, f"cancel {cid}", SEND)
             except RetryableError as e:  # the lookup below says what happened
                 log.warning("cancel not confirmed", client_id=cid, error=str(e))
             found = await self._lookup(symbol, cid, conditional=True)
