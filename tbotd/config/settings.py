@@ -215,9 +215,16 @@ class OpsConfig(_Section):
 
 
 class DaemonConfig(_Section):
-    """The cycle's timing. ``time_scale`` > 1 only against an accelerated `tbotd sim`."""
+    """The cycle's timing. ``time_scale`` > 1 only against an accelerated `tbotd sim`.
 
-    grace_s: Annotated[float, Field(ge=0, le=60)] = 3.0
+    The cycle fires ``grace_s`` after each candle boundary and then waits (up to
+    ``candle_wait_s``) for every symbol's closed candle, so it starts the moment they arrive;
+    REST is asked to confirm a candle ``confirm_after_s`` after its close when the stream has not
+    rolled over (illiquid markets).
+    """
+
+    grace_s: Annotated[float, Field(ge=0, le=60)] = 0.05
+    confirm_after_s: Annotated[float, Field(ge=0, le=120)] = 3.0
     candle_wait_s: Annotated[float, Field(gt=0, le=120)] = 20.0
     reconcile_interval_s: Annotated[float, Field(gt=0, le=86_400)] = 300.0
     history_bars: Annotated[int, Field(ge=50, le=20_000)] = 1000

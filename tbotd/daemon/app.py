@@ -106,7 +106,7 @@ async def build(settings: Settings, predictor: Predictor | None = None) -> App:
         settings.exchange.timeframe,
         store,
         clock,
-        grace_s=settings.daemon.grace_s,
+        grace_s=settings.daemon.confirm_after_s,
         warmup_bars=settings.daemon.history_bars,
     )
     broker = await _broker(settings, store, venue, feed, clock)

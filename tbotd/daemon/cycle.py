@@ -8,6 +8,7 @@ at the next price. Each candle of each symbol is decided at most once, even acro
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections import deque
 from collections.abc import Mapping, Sequence
@@ -143,10 +144,14 @@ class Cycle:
         equity = await self.broker.equity()
         positions = await self.broker.positions()
         share = equity.total / len(self.symbols)
-        for symbol in sorted(candles):
-            report.symbols.append(
-                await self._decide(symbol, candle_time, outcomes.get(symbol), positions, share)
+        report.symbols.extend(
+            await asyncio.gather(
+                *(
+                    self._decide(s, candle_time, outcomes.get(s), positions, share)
+                    for s in sorted(candles)
+                )
             )
+        )
         lap("decide+execute")
         after = await self.broker.equity()
         report.equity = after.total

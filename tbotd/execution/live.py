@@ -11,6 +11,7 @@ Start-up is recovery: see :mod:`tbotd.execution.live_recovery`.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from decimal import Decimal
@@ -62,7 +63,7 @@ class LiveBroker(LiveRecovery):
         self.currency = currency
         self._symbols, self._prices = symbols, prices
         self._leverage, self._margin_mode, self._fallback = leverage, margin_mode, fallback_exits
-        self._lock = asyncio.Lock()
+        self._locks: dict[str, asyncio.Lock] = {s: asyncio.Lock() for s in symbols}
         self.synced = asyncio.Condition()  # notified after every sync (tests and status wait on it)
 
     async def start(self) -> None:
@@ -94,7 +95,7 @@ class LiveBroker(LiveRecovery):
         self, symbol: str, side: Side, qty: Decimal, exits: ExitPlan, candle_time: datetime
     ) -> Position:
         """Enter at market, then protect from the fill price (or close if that fails)."""
-        async with self._lock:
+        async with self._locks[symbol]:
             market = self._markets[symbol]
             if symbol in self._store.positions():
                 raise RejectedError(f"{symbol} already has an open position")
@@ -132,7 +133,7 @@ class LiveBroker(LiveRecovery):
 
     async def close_position(self, symbol: str, reason: str, candle_time: datetime) -> Trade | None:
         """Reduce-only market close, then cancel the protection; None when already flat."""
-        async with self._lock:
+        async with self._locks[symbol]:
             return await self._close(symbol, reason, candle_time)
 
     async def _close(
@@ -174,7 +175,7 @@ class LiveBroker(LiveRecovery):
         self, symbol: str, stop_loss: Decimal, take_profit: Decimal, candle_time: datetime
     ) -> Position:
         """New stop and target first, then the old ones cancelled."""
-        async with self._lock:
+        async with self._locks[symbol]:
             position = self._store.positions()[symbol]
             old = {o.client_id for o in self._store.live_orders(symbol)}
             placed = await self._protect(position, Protection(stop_loss, take_profit), candle_time)
@@ -260,12 +261,12 @@ class LiveBroker(LiveRecovery):
 
     async def on_closed_candle(self, candle: Candle) -> None:
         """Safety net for the user-data stream: settle fired stops/targets, record funding."""
-        async with self._lock:
+        async with self._locks[candle.symbol]:
             await self.sync(candle.symbol)
 
     async def on_order_update(self, symbol: str) -> None:
         """The user-data stream reported a change on ``symbol``: sync it now."""
-        async with self._lock:
+        async with self._locks[symbol]:
             await self.sync(symbol)
         async with self.synced:
             self.synced.notify_all()
@@ -297,5 +298,7 @@ class LiveBroker(LiveRecovery):
 
     async def reconcile(self) -> int:
         """Compare with the venue and fix every difference (exchange wins on positions)."""
-        async with self._lock:
+        async with contextlib.AsyncExitStack() as stack:  # every symbol, in a fixed order
+            for symbol in sorted(self._locks):
+                await stack.enter_async_context(self._locks[symbol])
             return await self._reconcile(self._symbols, self._fallback)

@@ -69,3 +69,13 @@ def test_notifier_sends_datagrams_and_is_silent_outside_systemd(tmp_path: Path) 
     quiet = Notifier({})
     assert not quiet.enabled
     quiet.ready("nobody listens")
+
+
+def test_a_cycle_firing_early_or_late_decides_the_right_candle() -> None:
+    """A timer 2 s early or 40 s late at the 12:05 boundary still decides the 12:00 candle."""
+    from tbotd.daemon.schedule import candle_of_fire
+
+    twelve = datetime(2024, 1, 1, 12, 0, tzinfo=UTC)
+    for offset in (-2, 0, 0.05, 40):
+        fired = twelve + timedelta(minutes=5, seconds=offset)
+        assert candle_of_fire(fired, "5m") == twelve
