@@ -131,8 +131,7 @@ class Cycle:
                 f"no closed candle for {candle_time.isoformat()}",
                 symbol,
             )
-        for candle in candles.values():
-            await self.broker.on_closed_candle(candle)
+        await asyncio.gather(*(self.broker.on_closed_candle(c) for c in candles.values()))
         lap("candles")
         histories = {s: self.histories.upto(s, candle_time) for s in sorted(candles)}
         outcomes = await self.predictor.predict(histories, candle_time) if histories else {}

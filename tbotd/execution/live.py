@@ -21,7 +21,7 @@ from tbotd.domain.enums import MarginMode, OrderRole, OrderType, Side
 from tbotd.domain.errors import RejectedError, RetryableError
 from tbotd.domain.market import Candle, MarketSpec
 from tbotd.domain.orders import Order, OrderState
-from tbotd.domain.positions import Position
+from tbotd.domain.positions import Position, is_funding_time
 from tbotd.execution.broker import Equity, PriceSource, order_qty, protection_after_fill
 from tbotd.execution.live_recovery import LiveRecovery
 from tbotd.execution.orders import new_order
@@ -64,6 +64,7 @@ class LiveBroker(LiveRecovery):
         self._symbols, self._prices = symbols, prices
         self._leverage, self._margin_mode, self._fallback = leverage, margin_mode, fallback_exits
         self._locks: dict[str, asyncio.Lock] = {s: asyncio.Lock() for s in symbols}
+        self._snapshots: dict[datetime, asyncio.Future[set[str]]] = {}
         self.synced = asyncio.Condition()  # notified after every sync (tests and status wait on it)
 
     async def start(self) -> None:
@@ -260,14 +261,33 @@ class LiveBroker(LiveRecovery):
         return Equity(self.currency, balance, unrealized)
 
     async def on_closed_candle(self, candle: Candle) -> None:
-        """Safety net for the user-data stream: settle fired stops/targets, record funding."""
+        """Safety net for the user-data stream: settle fired stops/targets, record funding.
+
+        One request lists every open conditional order for all symbols of this close; only an
+        order missing from it is looked up. Funding is fetched at funding times only.
+        """
+        still_open = await self._open_snapshot(candle.close_time)
         async with self._locks[candle.symbol]:
-            await self.sync(candle.symbol)
+            await self.sync(candle.symbol, still_open, funding=is_funding_time(candle.close_time))
+
+    async def _open_snapshot(self, close_time: datetime) -> set[str]:
+        """The venue's open conditional orders, fetched once per candle close for all symbols."""
+        task = self._snapshots.get(close_time)
+        if task is None:
+            self._snapshots = {
+                close_time: asyncio.ensure_future(self._venue.open_conditional_ids(self._symbols))
+            }
+            task = self._snapshots[close_time]
+        try:
+            return await asyncio.shield(task)
+        except RetryableError:
+            self._snapshots.pop(close_time, None)
+            return set()  # unknown: every protective order is looked up
 
     async def on_order_update(self, symbol: str) -> None:
         """The user-data stream reported a change on ``symbol``: sync it now."""
         async with self._locks[symbol]:
-            await self.sync(symbol)
+            await self.sync(symbol, funding=False)
         async with self.synced:
             self.synced.notify_all()
 

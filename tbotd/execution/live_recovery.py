@@ -40,11 +40,18 @@ class LiveRecovery(LiveOrders):
     ) -> set[str]:
         raise NotImplementedError  # provided by LiveBroker
 
-    async def sync(self, symbol: str) -> None:
-        """Settle a fired stop/target of ``symbol`` (cancel its sibling) and record funding."""
+    async def sync(
+        self, symbol: str, still_open: set[str] | None = None, funding: bool = True
+    ) -> None:
+        """Settle a fired stop/target of ``symbol`` (cancel its sibling) and record funding.
+
+        ``still_open``: client ids the venue just listed as open (no need to ask about them).
+        """
         position = self._store.positions().get(symbol)
         for order in self._store.live_orders(symbol):
             if order.role not in _PROTECTIVE or order.state is not OrderState.OPEN:
+                continue
+            if still_open is not None and order.client_id in still_open:
                 continue
             state = await self._lookup(symbol, order.client_id, conditional=True)
             if state is None or state.state is OrderState.OPEN:
@@ -55,7 +62,8 @@ class LiveRecovery(LiveOrders):
                 self._finish(position, fills, settled.role.value)
                 await self._cancel_protection(symbol)
                 position = None
-        await self._record_funding(symbol)
+        if funding:
+            await self._record_funding(symbol)
 
     async def _record_funding(self, symbol: str) -> None:
         rows = self._store.query("SELECT MAX(time) AS t FROM funding WHERE symbol = ?", (symbol,))

@@ -20,7 +20,7 @@ from tbotd.domain.enums import OrderRole, Side
 from tbotd.domain.errors import InsufficientMarginError, RejectedError
 from tbotd.domain.market import Candle, MarketSpec
 from tbotd.domain.orders import Fill, Order, OrderState
-from tbotd.domain.positions import FundingPayment, Position, notional
+from tbotd.domain.positions import FundingPayment, Position, is_funding_time, notional
 from tbotd.execution import paper_model as pm
 from tbotd.execution.broker import (
     Equity,
@@ -159,7 +159,7 @@ class PaperBroker:
             hit = pm.candle_exit(position, candle)
             if hit is not None:
                 await self._exit_on_trigger(position, candle, *hit)
-        if pm.is_funding_time(candle.close_time) and candle.symbol in self._wallet.positions:
+        if is_funding_time(candle.close_time) and candle.symbol in self._wallet.positions:
             await self._settle_funding(candle)
 
     # -- queries ---------------------------------------------------------------------------

@@ -28,7 +28,6 @@ from tbotd.domain.positions import funding_amount, notional, pnl
 from tbotd.domain.values import book
 
 BPS = Decimal(10_000)
-FUNDING_HOURS = frozenset({0, 8, 16})
 
 
 class ExitReason(StrEnum):
@@ -223,11 +222,6 @@ def candle_exit(position: PaperPosition, candle: Candle) -> tuple[ExitReason, De
         gapped = candle.open >= take if long else candle.open <= take
         return ExitReason.TAKE_PROFIT, candle.open if gapped else take
     return None
-
-
-def is_funding_time(moment: datetime) -> bool:
-    """Binance perps settle funding at 00:00, 08:00 and 16:00 UTC."""
-    return moment.hour in FUNDING_HOURS and moment.minute == 0 and moment.second == 0
 
 
 def charge_funding(
