@@ -196,17 +196,7 @@ class Simulator:
         p = self.position()
         if p is None:
             return None
-        return Position(
-            p.symbol,
-            p.side,
-            p.qty,
-            p.entry_price,
-            p.opened_at,
-            p.stop_loss,
-            p.take_profit,
-            self.params.leverage,
-            p.liquidation_price,
-        )
+        return p.as_position(self.params.leverage)
 
     def open(self, action: OpenPosition, mark: Decimal, at_ms: int) -> None:
         """Fill an entry at ``mark`` and protect it, or count why it could not be."""

@@ -25,18 +25,22 @@ _SYMBOL = re.compile(r"^[A-Z0-9]+/[A-Z0-9]+:[A-Z0-9]+$")
 _INSTANCE = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
 
 
+def is_loopback_host(host: str) -> bool:
+    """127.0.0.0/8, ::1 or localhost: traffic to it never leaves the machine."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 def sends_secrets_safely(url: str) -> bool:
     """True for https URLs and for http to a loopback host: where a bearer token may travel."""
     parts = urlsplit(url)
     if parts.scheme == "https":
         return True
-    host = (parts.hostname or "").lower()
-    if host == "localhost":
-        return True
-    try:
-        return parts.scheme == "http" and ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+    return parts.scheme == "http" and is_loopback_host(parts.hostname or "")
 
 
 class StrategyMode(StrEnum):

@@ -149,7 +149,7 @@ class LiveOrders:
             price or position.entry_price,
             reason,
             sum((f.realized_pnl for f in fills), Decimal(0)),
-            self._entry_fees(position.symbol) + sum((f.fee for f in fills), Decimal(0)),
+            self._store.entry_fees(position.symbol) + sum((f.fee for f in fills), Decimal(0)),
             self._store.funding_total(position.symbol, position.opened_at),
             self.currency,
         )
@@ -165,16 +165,6 @@ class LiveOrders:
                 fees=str(trade.fees),
             )
         return trade
-
-    def _entry_fees(self, symbol: str) -> Decimal:
-        entries = [
-            o
-            for o in self._store.orders(symbol)
-            if o.role is OrderRole.ENTRY and o.state is OrderState.FILLED
-        ]
-        if not entries:
-            return Decimal(0)
-        return sum((f.fee for f in self._store.fills_of(entries[-1].client_id)), Decimal(0))
 
     async def _cancel_protection(self, symbol: str, keep: set[str] | None = None) -> None:
         """Cancel our resting stop/target orders on ``symbol`` (except client ids in ``keep``)."""

@@ -250,7 +250,7 @@ class PaperBroker:
             execution.price,
             str(reason),
             execution.realized_pnl,
-            self._entry_fee(position) + execution.fee,
+            self._store.entry_fees(position.symbol) + execution.fee,
             self._store.funding_total(position.symbol, position.opened_at),
             self.currency,
         )
@@ -346,16 +346,6 @@ class PaperBroker:
             self._store.save_position(self._position(position), at)
         self._wallet = wallet
 
-    def _entry_fee(self, position: pm.PaperPosition) -> Decimal:
-        entries = [
-            o
-            for o in self._store.orders(position.symbol)
-            if o.role is OrderRole.ENTRY and o.state is OrderState.FILLED
-        ]
-        if not entries:
-            return Decimal(0)
-        return sum((f.fee for f in self._store.fills_of(entries[-1].client_id)), Decimal(0))
-
     def _restored_protection(self, position: pm.PaperPosition) -> Protection:
         if position.stop_loss is not None and position.take_profit is not None:
             return Protection(position.stop_loss, position.take_profit)
@@ -385,14 +375,4 @@ class PaperBroker:
         )
 
     def _position(self, p: pm.PaperPosition) -> Position:
-        return Position(
-            p.symbol,
-            p.side,
-            p.qty,
-            p.entry_price,
-            p.opened_at,
-            p.stop_loss,
-            p.take_profit,
-            self._params.leverage,
-            p.liquidation_price,
-        )
+        return p.as_position(self._params.leverage)

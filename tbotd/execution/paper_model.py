@@ -24,7 +24,7 @@ from enum import StrEnum
 from tbotd.domain.enums import MarketType, OrderSide, Side
 from tbotd.domain.errors import InsufficientMarginError, InvalidDataError
 from tbotd.domain.market import Candle, MarketSpec
-from tbotd.domain.positions import funding_amount, notional, pnl
+from tbotd.domain.positions import Position, funding_amount, notional, pnl
 from tbotd.domain.values import book
 
 BPS = Decimal(10_000)
@@ -62,6 +62,20 @@ class PaperPosition:
     liquidation_price: Decimal | None
     stop_loss: Decimal | None = None
     take_profit: Decimal | None = None
+
+    def as_position(self, leverage: Decimal) -> Position:
+        """The position as a broker reports it to the manager and the store."""
+        return Position(
+            self.symbol,
+            self.side,
+            self.qty,
+            self.entry_price,
+            self.opened_at,
+            self.stop_loss,
+            self.take_profit,
+            leverage,
+            self.liquidation_price,
+        )
 
 
 @dataclass(frozen=True, slots=True)

@@ -161,6 +161,17 @@ class TradingRecords:
             for r in self.db.query(sql + " ORDER BY time, trade_id", params)
         ]
 
+    def entry_fees(self, symbol: str) -> Decimal:
+        """Fees paid by the fills of the latest filled entry of ``symbol`` (for the trade row)."""
+        row = self.db.execute(
+            "SELECT client_id FROM orders WHERE symbol = ? AND role = 'entry' AND state = 'filled'"
+            " ORDER BY created_at DESC, rowid DESC LIMIT 1",
+            (symbol,),
+        ).fetchone()
+        if row is None:
+            return Decimal(0)
+        return sum((f.fee for f in self.fills_of(row[0])), Decimal(0))
+
     def fills_of(self, client_order_id: str) -> list[Fill]:
         """Fills of one order."""
         return [f for f in self.fills() if f.client_order_id == client_order_id]
