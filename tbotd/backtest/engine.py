@@ -30,7 +30,7 @@ from tbotd.domain.actions import ClosePosition, Hold, MoveProtection, OpenPositi
 from tbotd.domain.enums import MarketType, PredictionSource, Side
 from tbotd.domain.errors import BelowMinimumError, InsufficientMarginError, InvalidDataError
 from tbotd.domain.market import Candle, MarketSpec
-from tbotd.domain.positions import Position
+from tbotd.domain.positions import Position, is_funding_time
 from tbotd.domain.values import ms_to_datetime, timeframe_ms
 from tbotd.execution import paper_model as pm
 from tbotd.execution.broker import order_qty, protection_after_fill
@@ -130,7 +130,7 @@ class Simulator:
                 slip = reason is not pm.ExitReason.LIQUIDATION
                 self.close(price, int(self.c.open_ms[i]), reason, slip=slip, label=str(reason))
         close_time = ms_to_datetime(int(self.close_ms[i]))
-        if pm.is_funding_time(close_time) and self.position() is not None:
+        if is_funding_time(close_time) and self.position() is not None:
             self.settle_funding(i)
         self.record(i, i + 1)
         if i + 1 < self.n:
@@ -196,17 +196,7 @@ class Simulator:
         p = self.position()
         if p is None:
             return None
-        return Position(
-            p.symbol,
-            p.side,
-            p.qty,
-            p.entry_price,
-            p.opened_at,
-            p.stop_loss,
-            p.take_profit,
-            self.params.leverage,
-            p.liquidation_price,
-        )
+        return p.as_position(self.params.leverage)
 
     def open(self, action: OpenPosition, mark: Decimal, at_ms: int) -> None:
         """Fill an entry at ``mark`` and protect it, or count why it could not be."""

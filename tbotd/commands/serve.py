@@ -72,7 +72,8 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return EXIT_BAD_INPUT
-    from tbotd.serving.server import is_loopback_host, serve
+    from tbotd.config.settings import is_loopback_host
+    from tbotd.serving.server import serve
 
     if args.no_auth and not is_loopback_host(args.host):
         raise InvalidDataError("--no-auth is only allowed on a loopback host (127.0.0.1, ::1)")

@@ -25,18 +25,22 @@ _SYMBOL = re.compile(r"^[A-Z0-9]+/[A-Z0-9]+:[A-Z0-9]+$")
 _INSTANCE = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
 
 
+def is_loopback_host(host: str) -> bool:
+    """127.0.0.0/8, ::1 or localhost: traffic to it never leaves the machine."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 def sends_secrets_safely(url: str) -> bool:
     """True for https URLs and for http to a loopback host: where a bearer token may travel."""
     parts = urlsplit(url)
     if parts.scheme == "https":
         return True
-    host = (parts.hostname or "").lower()
-    if host == "localhost":
-        return True
-    try:
-        return parts.scheme == "http" and ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+    return parts.scheme == "http" and is_loopback_host(parts.hostname or "")
 
 
 class StrategyMode(StrEnum):
@@ -215,9 +219,16 @@ class OpsConfig(_Section):
 
 
 class DaemonConfig(_Section):
-    """The cycle's timing. ``time_scale`` > 1 only against an accelerated `tbotd sim`."""
+    """The cycle's timing. ``time_scale`` > 1 only against an accelerated `tbotd sim`.
 
-    grace_s: Annotated[float, Field(ge=0, le=60)] = 3.0
+    The cycle fires ``grace_s`` after each candle boundary and then waits (up to
+    ``candle_wait_s``) for every symbol's closed candle, so it starts the moment they arrive;
+    REST is asked to confirm a candle ``confirm_after_s`` after its close when the stream has not
+    rolled over (illiquid markets).
+    """
+
+    grace_s: Annotated[float, Field(ge=0, le=60)] = 0.05
+    confirm_after_s: Annotated[float, Field(ge=0, le=120)] = 3.0
     candle_wait_s: Annotated[float, Field(gt=0, le=120)] = 20.0
     reconcile_interval_s: Annotated[float, Field(gt=0, le=86_400)] = 300.0
     history_bars: Annotated[int, Field(ge=50, le=20_000)] = 1000

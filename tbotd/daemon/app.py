@@ -72,9 +72,18 @@ class App:
     cycle: Cycle
 
     async def recover(self) -> None:
-        """Startup is recovery: broker state reconciled with the venue, history filled."""
+        """Startup is recovery: broker state reconciled with the venue, history filled, and the
+        local models warmed up on it (so the first cycle is not the slowest)."""
         await self.broker.start()
         await self.feed.warm_up()
+        warm_up = getattr(self.predictor, "warm_up", None)
+        if warm_up is not None:
+            histories = {}
+            for symbol in self.settings.exchange.symbols:
+                last = self.feed.last_closed(symbol)
+                if last is not None:
+                    histories[symbol] = self.cycle.histories.upto(symbol, last)
+            await warm_up(histories)
 
     async def resync_clock(self) -> None:
         """Re-anchor the daemon's clock on the venue's (no drift between the two).
@@ -113,7 +122,7 @@ async def build(settings: Settings, predictor: Predictor | None = None) -> App:
         settings.exchange.timeframe,
         store,
         clock,
-        grace_s=settings.daemon.grace_s,
+        grace_s=settings.daemon.confirm_after_s,
         warmup_bars=settings.daemon.history_bars,
     )
     broker = await _broker(settings, store, venue, feed, clock)

@@ -8,6 +8,7 @@ at the next price. Each candle of each symbol is decided at most once, even acro
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections import deque
 from collections.abc import Mapping, Sequence
@@ -130,8 +131,7 @@ class Cycle:
                 f"no closed candle for {candle_time.isoformat()}",
                 symbol,
             )
-        for candle in candles.values():
-            await self.broker.on_closed_candle(candle)
+        await asyncio.gather(*(self.broker.on_closed_candle(c) for c in candles.values()))
         lap("candles")
         histories = {s: self.histories.upto(s, candle_time) for s in sorted(candles)}
         outcomes = await self.predictor.predict(histories, candle_time) if histories else {}
@@ -143,10 +143,14 @@ class Cycle:
         equity = await self.broker.equity()
         positions = await self.broker.positions()
         share = equity.total / len(self.symbols)
-        for symbol in sorted(candles):
-            report.symbols.append(
-                await self._decide(symbol, candle_time, outcomes.get(symbol), positions, share)
+        report.symbols.extend(
+            await asyncio.gather(
+                *(
+                    self._decide(s, candle_time, outcomes.get(s), positions, share)
+                    for s in sorted(candles)
+                )
             )
+        )
         lap("decide+execute")
         after = await self.broker.equity()
         report.equity = after.total

@@ -84,7 +84,10 @@ def start_sim(options: DemoOptions) -> SimExchange:
 
 
 def train_models(
-    sim: SimExchange, out: Path, progress: Callable[[str, int, int], None] | None
+    sim: SimExchange,
+    out: Path,
+    progress: Callable[[str, int, int], None] | None,
+    asset: str = "BTC",
 ) -> Path:
     """Small local models trained on the sim's history before "now" (never after it)."""
     from tbotd.ml.data import CandleData
@@ -94,7 +97,7 @@ def train_models(
     from tbotd.ml.trainer import FitConfig
 
     now_ms = sim.engine.now_ms
-    bars = sim.markets["BTC"].bars(now_ms - TRAIN_BARS * 300_000, now_ms - now_ms % 300_000)
+    bars = sim.markets[asset].bars(now_ms - TRAIN_BARS * 300_000, now_ms - now_ms % 300_000)
     frame = pd.DataFrame(
         {
             "open_time": [b.open_ms for b in bars],

@@ -20,7 +20,7 @@ from typing import Any
 from tbotd.config import ConfigInvalidError, Settings, load_settings
 from tbotd.daemon.app import App, build
 from tbotd.daemon.cycle import Predictor
-from tbotd.daemon.schedule import cycle_scheduler, just_closed
+from tbotd.daemon.schedule import candle_of_fire, cycle_scheduler, just_closed
 from tbotd.daemon.status import readiness, record_metrics, status
 from tbotd.daemon.systemd import Notifier
 from tbotd.domain.values import datetime_to_ms, ms_to_datetime, timeframe_delta
@@ -100,7 +100,7 @@ class Daemon:
             return
         async with self._cycle_lock:
             await app.resync_clock()
-            candle_time = just_closed(app.clock.now(), self.settings.exchange.timeframe)
+            candle_time = candle_of_fire(app.clock.now(), self.settings.exchange.timeframe)
             try:
                 report = await app.cycle.run(candle_time)
             except Exception:  # a bad cycle is logged; the next one starts clean (crash-only)

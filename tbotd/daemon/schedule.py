@@ -24,6 +24,15 @@ def just_closed(now: datetime, timeframe: str) -> datetime:
     return floor_time(now, timeframe) - timeframe_delta(timeframe)
 
 
+def candle_of_fire(now: datetime, timeframe: str) -> datetime:
+    """The candle a cycle fired at ``now`` is for: the one closing at the nearest boundary.
+
+    Robust to a timer firing a little early (clock re-anchoring, jitter) or late: anything
+    within half a candle of boundary B decides the candle that closed at B.
+    """
+    return just_closed(now + timeframe_delta(timeframe) / 2, timeframe)
+
+
 class CandleCloseTrigger(BaseTrigger):  # type: ignore[misc]
     """Fires at each ``timeframe`` boundary + ``grace_s`` of ``clock`` (exchange time)."""
 

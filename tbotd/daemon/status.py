@@ -28,7 +28,9 @@ def readiness(daemon: Daemon) -> tuple[bool, str]:
     if not app.feed.live.is_set():
         return False, "waiting for market data streams"
     tf = daemon.settings.exchange.timeframe
-    stale_after = 2 * timeframe_delta(tf) + timedelta(seconds=daemon.settings.daemon.grace_s)
+    stale_after = 2 * timeframe_delta(tf) + timedelta(
+        seconds=daemon.settings.daemon.confirm_after_s
+    )
     now = app.clock.now()
     for symbol in daemon.settings.exchange.symbols:
         last = app.feed.last_closed(symbol)

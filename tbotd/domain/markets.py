@@ -22,11 +22,12 @@ BTCUSDT_PERP = MarketSpec(
     tick_size=Decimal("0.1"),
     step_size=Decimal("0.001"),
     min_qty=Decimal("0.001"),
-    min_notional=Decimal(5),
+    min_notional=Decimal(100),
     contract_size=Decimal(1),
     exchange_id="binanceusdm",
 )
-"""Binance USDⓈ-M BTCUSDT: tick 0.1 USDT, step and minimum 0.001 BTC, minimum notional 5 USDT."""
+"""Binance USDⓈ-M BTCUSDT: tick 0.1 USDT, step and minimum 0.001 BTC, minimum notional 100 USDT
+(as the exchange and `tbotd sim` list it)."""
 
 BTCUSD_PERP = MarketSpec(
     symbol="BTC/USD:BTC",

@@ -121,3 +121,11 @@ def funding_amount(
 ) -> Decimal:
     """Funding a position receives (+) or pays (−): longs pay shorts when the rate is positive."""
     return -side.sign * rate * notional(market_type, qty, contract_size, mark_price)
+
+
+FUNDING_HOURS = frozenset({0, 8, 16})
+
+
+def is_funding_time(moment: datetime) -> bool:
+    """Binance perps settle funding at 00:00, 08:00 and 16:00 UTC."""
+    return moment.hour in FUNDING_HOURS and moment.minute == 0 and moment.second == 0

@@ -11,6 +11,7 @@ Start-up is recovery: see :mod:`tbotd.execution.live_recovery`.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from decimal import Decimal
@@ -21,7 +22,7 @@ from tbotd.domain.enums import MarginMode, OrderRole, OrderType, Side
 from tbotd.domain.errors import OutcomeUnknownError, RejectedError, RetryableError
 from tbotd.domain.market import Candle, MarketSpec
 from tbotd.domain.orders import Order, OrderState
-from tbotd.domain.positions import Position
+from tbotd.domain.positions import Position, is_funding_time
 from tbotd.execution.broker import Equity, PriceSource, order_qty, protection_after_fill
 from tbotd.execution.live_recovery import LiveRecovery
 from tbotd.execution.orders import new_order
@@ -63,7 +64,8 @@ class LiveBroker(LiveRecovery):
         self.currency = currency
         self._symbols, self._prices = symbols, prices
         self._leverage, self._margin_mode, self._fallback = leverage, margin_mode, fallback_exits
-        self._lock = asyncio.Lock()
+        self._locks: dict[str, asyncio.Lock] = {s: asyncio.Lock() for s in symbols}
+        self._snapshots: dict[datetime, asyncio.Future[set[str]]] = {}
         self.synced = asyncio.Condition()  # notified after every sync (tests and status wait on it)
 
     async def start(self) -> None:
@@ -100,7 +102,7 @@ class LiveBroker(LiveRecovery):
         self, symbol: str, side: Side, qty: Decimal, exits: ExitPlan, candle_time: datetime
     ) -> Position:
         """Enter at market, then protect from the fill price (or close if that fails)."""
-        async with self._lock:
+        async with self._locks[symbol]:
             market = self._markets[symbol]
             if symbol in self._store.positions():
                 raise RejectedError(f"{symbol} already has an open position")
@@ -138,7 +140,7 @@ class LiveBroker(LiveRecovery):
 
     async def close_position(self, symbol: str, reason: str, candle_time: datetime) -> Trade | None:
         """Reduce-only market close, then cancel the protection; None when already flat."""
-        async with self._lock:
+        async with self._locks[symbol]:
             return await self._close(symbol, reason, candle_time)
 
     async def _close(
@@ -180,7 +182,7 @@ class LiveBroker(LiveRecovery):
         self, symbol: str, stop_loss: Decimal, take_profit: Decimal, candle_time: datetime
     ) -> Position:
         """New stop and target first, then the old ones cancelled."""
-        async with self._lock:
+        async with self._locks[symbol]:
             position = self._store.positions()[symbol]
             old = {o.client_id for o in self._store.live_orders(symbol)}
             placed = await self._protect(position, Protection(stop_loss, take_profit), candle_time)
@@ -267,14 +269,33 @@ class LiveBroker(LiveRecovery):
         return Equity(self.currency, balance, unrealized)
 
     async def on_closed_candle(self, candle: Candle) -> None:
-        """Safety net for the user-data stream: settle fired stops/targets, record funding."""
-        async with self._lock:
-            await self.sync(candle.symbol)
+        """Safety net for the user-data stream: settle fired stops/targets, record funding.
+
+        One request lists every open conditional order for all symbols of this close; only an
+        order missing from it is looked up. Funding is fetched at funding times only.
+        """
+        still_open = await self._open_snapshot(candle.close_time)
+        async with self._locks[candle.symbol]:
+            await self.sync(candle.symbol, still_open, funding=is_funding_time(candle.close_time))
+
+    async def _open_snapshot(self, close_time: datetime) -> set[str]:
+        """The venue's open conditional orders, fetched once per candle close for all symbols."""
+        task = self._snapshots.get(close_time)
+        if task is None:
+            self._snapshots = {
+                close_time: asyncio.ensure_future(self._venue.open_conditional_ids(self._symbols))
+            }
+            task = self._snapshots[close_time]
+        try:
+            return await asyncio.shield(task)
+        except RetryableError:
+            self._snapshots.pop(close_time, None)
+            return set()  # unknown: every protective order is looked up
 
     async def on_order_update(self, symbol: str) -> None:
         """The user-data stream reported a change on ``symbol``: sync it now."""
-        async with self._lock:
-            await self.sync(symbol)
+        async with self._locks[symbol]:
+            await self.sync(symbol, funding=False)
         async with self.synced:
             self.synced.notify_all()
 
@@ -312,5 +333,7 @@ class LiveBroker(LiveRecovery):
 
     async def reconcile(self) -> int:
         """Compare with the venue and fix every difference (exchange wins on positions)."""
-        async with self._lock:
+        async with contextlib.AsyncExitStack() as stack:  # every symbol, in a fixed order
+            for symbol in sorted(self._locks):
+                await stack.enter_async_context(self._locks[symbol])
             return await self._reconcile(self._symbols, self._fallback)

@@ -170,7 +170,7 @@ class LiveOrders:
             price or position.entry_price,
             reason,
             sum((f.realized_pnl for f in fills), Decimal(0)),
-            self._entry_fees(position.symbol) + sum((f.fee for f in fills), Decimal(0)),
+            self._store.entry_fees(position.symbol) + sum((f.fee for f in fills), Decimal(0)),
             self._store.funding_total(position.symbol, position.opened_at),
             self.currency,
         )
@@ -186,12 +186,6 @@ class LiveOrders:
                 fees=str(trade.fees),
             )
         return trade
-
-    def _entry_fees(self, symbol: str) -> Decimal:
-        entry = self._store.last_order(symbol, OrderRole.ENTRY, OrderState.FILLED)
-        if entry is None:
-            return Decimal(0)
-        return sum((f.fee for f in self._store.fills_of(entry.client_id)), Decimal(0))
 
     async def _cancel_protection(self, symbol: str, keep: set[str] | None = None) -> None:
         """Cancel our resting stop/target orders on ``symbol`` (except client ids in ``keep``)."""

@@ -15,7 +15,7 @@ from tbotd.domain.enums import OrderRole, OrderSide, Side
 from tbotd.domain.orders import Fill, Order, OrderState
 from tbotd.domain.positions import Position
 from tbotd.execution.broker import protection_after_fill
-from tbotd.execution.live_orders import LiveOrders
+from tbotd.execution.live_orders import SEND, LiveOrders
 from tbotd.execution.reconcile import (
     AdoptPosition,
     CancelOrphan,
@@ -42,11 +42,18 @@ class LiveRecovery(LiveOrders):
     ) -> set[str]:
         raise NotImplementedError  # provided by LiveBroker
 
-    async def sync(self, symbol: str) -> None:
-        """Settle a fired stop/target of ``symbol`` (cancel its sibling) and record funding."""
+    async def sync(
+        self, symbol: str, still_open: set[str] | None = None, funding: bool = True
+    ) -> None:
+        """Settle a fired stop/target of ``symbol`` (cancel its sibling) and record funding.
+
+        ``still_open``: client ids the venue just listed as open (no need to ask about them).
+        """
         position = self._store.positions().get(symbol)
         for order in self._store.live_orders(symbol):
             if order.role not in _PROTECTIVE or order.state is not OrderState.OPEN:
+                continue
+            if still_open is not None and order.client_id in still_open:
                 continue
             state = await self._lookup(symbol, order.client_id, conditional=True)
             if state is None or state.state is OrderState.OPEN:
@@ -57,7 +64,8 @@ class LiveRecovery(LiveOrders):
                 self._finish(position, fills, settled.role.value)
                 await self._cancel_protection(symbol)
                 position = None
-        await self._record_funding(symbol)
+        if funding:
+            await self._record_funding(symbol)
 
     async def _record_funding(self, symbol: str) -> None:
         rows = self._store.query("SELECT MAX(time) AS t FROM funding WHERE symbol = ?", (symbol,))
@@ -107,7 +115,7 @@ class LiveRecovery(LiveOrders):
                 # The snapshots are moments apart: a stop or target may have just fired.
                 # Settle that first; only a position still recorded after it is dropped or
                 # protected.
-                await self.sync(change.symbol)
+                await self.sync(change.symbol, funding=False)
                 ours = self._store.positions().get(change.symbol)
                 if ours is None:
                     continue
@@ -119,9 +127,11 @@ class LiveRecovery(LiveOrders):
                 )
                 self._finish(ours, *self._closing_fills(ours))
             elif isinstance(change, CancelOrphan):
-                await self._venue.cancel(
-                    change.order.symbol, change.order.client_id, change.order.conditional
+                orphan = change.order
+                cancel = partial(
+                    self._venue.cancel, orphan.symbol, orphan.client_id, orphan.conditional
                 )
+                await self._patiently(cancel, f"cancel {orphan.client_id}", SEND)
                 self._event("orphan", f"cancelled {change.order.client_id}", change.order.symbol)
                 await self._resolve(
                     ResolveOrder(change.order.client_id, change.order.symbol, conditional=True)

@@ -20,7 +20,7 @@ from tbotd.domain.enums import OrderRole, Side
 from tbotd.domain.errors import InsufficientMarginError, RejectedError
 from tbotd.domain.market import Candle, MarketSpec
 from tbotd.domain.orders import Fill, Order, OrderState
-from tbotd.domain.positions import FundingPayment, Position, notional
+from tbotd.domain.positions import FundingPayment, Position, is_funding_time, notional
 from tbotd.execution import paper_model as pm
 from tbotd.execution.broker import (
     Equity,
@@ -159,7 +159,7 @@ class PaperBroker:
             hit = pm.candle_exit(position, candle)
             if hit is not None:
                 await self._exit_on_trigger(position, candle, *hit)
-        if pm.is_funding_time(candle.close_time) and candle.symbol in self._wallet.positions:
+        if is_funding_time(candle.close_time) and candle.symbol in self._wallet.positions:
             await self._settle_funding(candle)
 
     # -- queries ---------------------------------------------------------------------------
@@ -250,7 +250,7 @@ class PaperBroker:
             execution.price,
             str(reason),
             execution.realized_pnl,
-            self._entry_fee(position) + execution.fee,
+            self._store.entry_fees(position.symbol) + execution.fee,
             self._store.funding_total(position.symbol, position.opened_at),
             self.currency,
         )
@@ -346,12 +346,6 @@ class PaperBroker:
             self._store.save_position(self._position(position), at)
         self._wallet = wallet
 
-    def _entry_fee(self, position: pm.PaperPosition) -> Decimal:
-        entry = self._store.last_order(position.symbol, OrderRole.ENTRY, OrderState.FILLED)
-        if entry is None:
-            return Decimal(0)
-        return sum((f.fee for f in self._store.fills_of(entry.client_id)), Decimal(0))
-
     def _restored_protection(self, position: pm.PaperPosition) -> Protection:
         if position.stop_loss is not None and position.take_profit is not None:
             return Protection(position.stop_loss, position.take_profit)
@@ -381,14 +375,4 @@ class PaperBroker:
         )
 
     def _position(self, p: pm.PaperPosition) -> Position:
-        return Position(
-            p.symbol,
-            p.side,
-            p.qty,
-            p.entry_price,
-            p.opened_at,
-            p.stop_loss,
-            p.take_profit,
-            self._params.leverage,
-            p.liquidation_price,
-        )
+        return p.as_position(self._params.leverage)

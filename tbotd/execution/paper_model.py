@@ -24,11 +24,10 @@ from enum import StrEnum
 from tbotd.domain.enums import MarketType, OrderSide, Side
 from tbotd.domain.errors import InsufficientMarginError, InvalidDataError
 from tbotd.domain.market import Candle, MarketSpec
-from tbotd.domain.positions import funding_amount, notional, pnl
+from tbotd.domain.positions import Position, funding_amount, notional, pnl
 from tbotd.domain.values import book
 
 BPS = Decimal(10_000)
-FUNDING_HOURS = frozenset({0, 8, 16})
 
 
 class ExitReason(StrEnum):
@@ -63,6 +62,20 @@ class PaperPosition:
     liquidation_price: Decimal | None
     stop_loss: Decimal | None = None
     take_profit: Decimal | None = None
+
+    def as_position(self, leverage: Decimal) -> Position:
+        """The position as a broker reports it to the manager and the store."""
+        return Position(
+            self.symbol,
+            self.side,
+            self.qty,
+            self.entry_price,
+            self.opened_at,
+            self.stop_loss,
+            self.take_profit,
+            leverage,
+            self.liquidation_price,
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -223,11 +236,6 @@ def candle_exit(position: PaperPosition, candle: Candle) -> tuple[ExitReason, De
         gapped = candle.open >= take if long else candle.open <= take
         return ExitReason.TAKE_PROFIT, candle.open if gapped else take
     return None
-
-
-def is_funding_time(moment: datetime) -> bool:
-    """Binance perps settle funding at 00:00, 08:00 and 16:00 UTC."""
-    return moment.hour in FUNDING_HOURS and moment.minute == 0 and moment.second == 0
 
 
 def charge_funding(

@@ -9,7 +9,6 @@ unauthenticated to a network.
 from __future__ import annotations
 
 import hmac
-import ipaddress
 import json
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -17,21 +16,12 @@ from typing import Any
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
+from tbotd.config.settings import is_loopback_host
 from tbotd.domain.errors import ConfigError
 from tbotd.ops.logs import get_logger
 
 log = get_logger(__name__)
 StatusProvider = Callable[[], Awaitable[dict[str, Any]]]
-
-
-def is_loopback(host: str) -> bool:
-    """True for 127.0.0.0/8, ::1 and localhost."""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 class OpsServer:
@@ -46,7 +36,7 @@ class OpsServer:
         status: StatusProvider,
         ready: Callable[[], tuple[bool, str]],
     ) -> None:
-        if not token and not is_loopback(host):
+        if not token and not is_loopback_host(host):
             raise ConfigError(
                 f"ops.host {host} is not loopback: set TBOTD_OPS__TOKEN to expose the ops "
                 "endpoint beyond this machine"

@@ -316,6 +316,18 @@ class FallbackPredictor:
             ),
         )
 
+    async def warm_up(self, histories: Mapping[str, Sequence[Candle]]) -> None:
+        """Run the local models once on start-up history (results discarded, nothing counted).
+
+        Their per-symbol caches (candles converted to arrays, feature windows) fill here, so
+        the first live cycle is as fast as every other one. The remote service is not called.
+        """
+        for model in self.local:
+            try:
+                await model.predict_partial(histories)
+            except Exception as e:  # noqa: BLE001 - a warm-up failure only means a cold first cycle
+                log.warning("local model warm-up failed", source=model.source.value, error=str(e))
+
     def status(self) -> dict[str, Any]:
         """What the chain can use right now (for the ops endpoint's /status and /readyz)."""
         remote: dict[str, Any] | None = None

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import ipaddress
 import signal
 import ssl
 import sys
@@ -12,6 +11,7 @@ import sys
 from aiohttp import web
 
 from tbotd.commands import EXIT_BAD_INPUT, EXIT_OK
+from tbotd.config.settings import is_loopback_host
 from tbotd.ml.errors import ModelLoadError
 from tbotd.ops.logs import configure_logging, get_logger, register_secrets
 from tbotd.serving.app import ServeOptions, build_app
@@ -74,13 +74,3 @@ async def serve(args: argparse.Namespace, token: str | None) -> int:
         await runner.cleanup()
         predictor.close()
     return EXIT_OK
-
-
-def is_loopback_host(host: str) -> bool:
-    """127.0.0.0/8, ::1 or localhost: where a token over plain http never leaves the machine."""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False

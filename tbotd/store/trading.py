@@ -122,15 +122,6 @@ class TradingRecords:
         ).fetchone()
         return int(row[0])
 
-    def last_order(self, symbol: str, role: OrderRole, state: OrderState) -> Order | None:
-        """The newest order of ``role`` on ``symbol`` that is in ``state``."""
-        rows = self.db.query(
-            """SELECT * FROM orders WHERE symbol = ? AND role = ? AND state = ?
-               ORDER BY created_at DESC, client_id DESC LIMIT 1""",
-            (symbol, role.value, state.value),
-        )
-        return next((_order(r) for r in rows), None)
-
     def closing_orders(self, symbol: str, since: datetime) -> list[Order]:
         """Filled exits, stops and targets on ``symbol`` updated at or after ``since``."""
         rows = self.db.query(
@@ -221,6 +212,17 @@ class TradingRecords:
                ORDER BY created_at, client_id"""
         )
         return [_order(r) for r in rows]
+
+    def entry_fees(self, symbol: str) -> Decimal:
+        """Fees paid by the fills of the latest filled entry of ``symbol`` (for the trade row)."""
+        row = self.db.execute(
+            "SELECT client_id FROM orders WHERE symbol = ? AND role = 'entry' AND state = 'filled'"
+            " ORDER BY created_at DESC, rowid DESC LIMIT 1",
+            (symbol,),
+        ).fetchone()
+        if row is None:
+            return Decimal(0)
+        return sum((f.fee for f in self.fills_of(row[0])), Decimal(0))
 
     def save_position(self, position: Position, at: datetime) -> None:
         """Insert or replace the open position of ``position.symbol``."""

@@ -82,3 +82,34 @@ def test_notifier_sends_datagrams_and_is_silent_outside_systemd(tmp_path: Path) 
     quiet = Notifier({})
     assert not quiet.enabled
     quiet.ready("nobody listens")
+
+
+def test_a_cycle_firing_early_or_late_decides_the_right_candle() -> None:
+    """A timer 2 s early or 40 s late at the 12:05 boundary still decides the 12:00 candle."""
+    from tbotd.daemon.schedule import candle_of_fire
+
+    twelve = datetime(2024, 1, 1, 12, 0, tzinfo=UTC)
+    for offset in (-2, 0, 0.05, 40):
+        fired = twelve + timedelta(minutes=5, seconds=offset)
+        assert candle_of_fire(fired, "5m") == twelve
+
+
+def test_sighup_reload_applies_strategy_changes_and_refuses_restart_ones(tmp_path: Path) -> None:
+    """A valid reload changes the threshold live; a new symbol list waits for a restart."""
+    from tbotd.config import load_settings
+    from tbotd.daemon.lifecycle import Daemon
+    from tests.conftest import CONFIGS
+
+    config = tmp_path / "tbotd.toml"
+    text = (CONFIGS / "ml_usdt_directional.toml").read_text()
+    config.write_text(text)
+    daemon = Daemon(load_settings(config, {}), config)
+    config.write_text(text.replace("threshold = 0.70", "threshold = 0.80"))
+    daemon.reload()
+    assert daemon.settings.strategy.threshold == 0.80
+    config.write_text(text.replace('["BTC/USDT:USDT"]', '["ETH/USDT:USDT"]'))
+    daemon.reload()
+    assert daemon.settings.exchange.symbols == ("BTC/USDT:USDT",)
+    config.write_text("this is not toml [")
+    daemon.reload()
+    assert daemon.settings.strategy.threshold == 0.80

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from tbotd.domain import Candle, MarketSpec, MarketType, OrderSide, Side
 from tbotd.domain.errors import InsufficientMarginError
+from tbotd.domain.positions import is_funding_time
 from tbotd.domain.values import book
 from tbotd.execution.paper_model import (
     ExitReason,
@@ -19,7 +20,6 @@ from tbotd.execution.paper_model import (
     candle_exit,
     charge_funding,
     close_position,
-    is_funding_time,
     open_position,
     protect,
     taker_price,
