@@ -19,7 +19,13 @@ from tbotd.domain.positions import Position
 from tbotd.domain.values import datetime_to_ms, ms_to_datetime
 from tbotd.store.db import dec, undec
 
-_LIVE = tuple(s.value for s in OrderState if s.is_live)
+# Live orders come from the ``orders_live`` partial index, named (the planner would otherwise pick
+# the symbol index and scan every order of the symbol), with its own WHERE term repeated verbatim
+# (SQLite reads a partial index only then): a cycle's cost must not grow with the order history.
+_LIVE_ORDERS = (
+    "SELECT * FROM orders INDEXED BY orders_live"
+    " WHERE state NOT IN ('filled', 'canceled', 'rejected', 'expired')"
+)
 
 
 class TradingRecords:
@@ -94,9 +100,8 @@ class TradingRecords:
 
     def live_orders(self, symbol: str | None = None) -> list[Order]:
         """Orders not yet in a terminal state (including PENDING and UNKNOWN ones)."""
-        marks = ",".join("?" * len(_LIVE))
-        sql = f"SELECT * FROM orders WHERE state IN ({marks})"  # noqa: S608 - placeholders only
-        params: list[Any] = list(_LIVE)
+        sql = _LIVE_ORDERS
+        params: list[Any] = []
         if symbol is not None:
             sql += " AND symbol = ?"
             params.append(symbol)
