@@ -16,7 +16,6 @@ from tbotd.domain import (
     ExitSource,
     Hold,
     MarketSpec,
-    MarketType,
     MoveProtection,
     OpenPosition,
     Position,
@@ -25,6 +24,7 @@ from tbotd.domain import (
     Side,
 )
 from tbotd.domain.errors import InvalidDataError
+from tbotd.domain.markets import BTCUSD_PERP, BTCUSDT_PERP
 from tbotd.strategy import (
     DecisionInput,
     ExitParams,
@@ -36,24 +36,10 @@ from tbotd.strategy import (
 from tbotd.strategy.exits import plan_exits
 
 T0 = datetime(2024, 5, 1, 10, 0, tzinfo=UTC)
-LINEAR = MarketSpec(
-    "BTC/USDT:USDT",
-    MarketType.LINEAR,
-    "USDT",
-    Decimal("0.1"),
-    Decimal("0.001"),
-    Decimal("0.001"),
-    Decimal(5),
-)
-INVERSE = MarketSpec(
-    "BTC/USD:BTC",
-    MarketType.INVERSE,
-    "BTC",
-    Decimal("0.1"),
-    Decimal(1),
-    Decimal(1),
-    contract_size=Decimal(100),
-)
+# Binance's own rules (tbotd.domain.markets), with a 5 USDT minimum notional so small test
+# accounts can trade.
+LINEAR = replace(BTCUSDT_PERP, min_notional=Decimal(5))
+INVERSE = BTCUSD_PERP
 CFG = ManagerConfig(
     threshold=0.7,
     on_neutral=OnNeutral.CLOSE,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -9,8 +10,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tbotd.domain import Candle, MarketSpec, MarketType, OrderSide, Side
+from tbotd.domain import Candle, OrderSide, Side
 from tbotd.domain.errors import InsufficientMarginError
+from tbotd.domain.markets import BTCUSD_PERP, BTCUSDT_PERP
 from tbotd.domain.positions import is_funding_time
 from tbotd.domain.values import book
 from tbotd.execution.paper_model import (
@@ -27,24 +29,10 @@ from tbotd.execution.paper_model import (
 from tbotd.strategy import position_size
 
 T0 = datetime(2024, 5, 1, 7, 55, tzinfo=UTC)
-LINEAR = MarketSpec(
-    "BTC/USDT:USDT",
-    MarketType.LINEAR,
-    "USDT",
-    Decimal("0.1"),
-    Decimal("0.001"),
-    Decimal("0.001"),
-    Decimal(5),
-)
-INVERSE = MarketSpec(
-    "BTC/USD:BTC",
-    MarketType.INVERSE,
-    "BTC",
-    Decimal("0.1"),
-    Decimal(1),
-    Decimal(1),
-    contract_size=Decimal(100),
-)
+# Binance's own rules (tbotd.domain.markets), with a 5 USDT minimum notional so small test
+# accounts can trade.
+LINEAR = replace(BTCUSDT_PERP, min_notional=Decimal(5))
+INVERSE = BTCUSD_PERP
 NO_SLIP = FillParams(slippage_bps=Decimal(0), taker_fee_bps=Decimal(5))
 
 
