@@ -38,9 +38,8 @@ from benchmarks.reliability.procs import (
     DaemonProcess,
     SimProcess,
     daemon_env,
-    free_port,
+    start_stack,
     wait_for,
-    write_daemon_config,
 )
 
 INSTANCE = "chaos"
@@ -168,20 +167,15 @@ class Chaos:
         return self.report
 
     async def _start(self) -> None:
-        await self.oracle.start()
-        await self.sim.start()
-        port = free_port()
-        config = write_daemon_config(
+        self._daemon = await start_stack(
+            self.sim,
+            self.oracle,
             self.workdir / "chaos.toml",
-            sim_url=self.sim.url,
-            oracle_url=self.oracle.url,
-            db=self.db,
-            ops_port=port,
+            self.db,
+            self.workdir / "daemon.log",
+            daemon_env(ORACLE_TOKEN),
             speed=self.o.speed,
             instance=INSTANCE,
-        )
-        self._daemon = DaemonProcess(
-            config, daemon_env(ORACLE_TOKEN), port, self.workdir / "daemon.log"
         )
         self.daemon.start()
         self.report.ready_s.append(await self.daemon.wait_ready())

@@ -39,8 +39,7 @@ from benchmarks.reliability.procs import (
     DaemonProcess,
     SimProcess,
     daemon_env,
-    free_port,
-    write_daemon_config,
+    start_stack,
 )
 
 INSTANCE = "matrix"
@@ -207,16 +206,14 @@ class Matrix:
             await self.oracle.stop()
 
     async def _start(self) -> DaemonProcess:
-        await self.oracle.start()
-        await self.sim.start()
-        port = free_port()
         models = f'models_dir = "{self.o.models_dir}"' if self.o.models_dir else ""
-        config = write_daemon_config(
+        self.daemon = await start_stack(
+            self.sim,
+            self.oracle,
             self.workdir / "matrix.toml",
-            sim_url=self.sim.url,
-            oracle_url=self.oracle.url,
-            db=self.db,
-            ops_port=port,
+            self.db,
+            self.workdir / "daemon.log",
+            daemon_env(TOKEN),
             speed=self.o.speed,
             symbols=SYMBOLS,
             instance=INSTANCE,
@@ -225,7 +222,6 @@ class Matrix:
             ml_extra=models,
             history_bars=1000 if self.o.models_dir else 100,  # local models need their warm-up
         )
-        self.daemon = DaemonProcess(config, daemon_env(TOKEN), port, self.workdir / "daemon.log")
         self.daemon.start()
         await self.daemon.wait_ready(120)
         return self.daemon

@@ -23,6 +23,8 @@ from typing import IO, Any
 
 import aiohttp
 
+from benchmarks.reliability.oracle import Oracle
+
 ROOT = Path(__file__).resolve().parents[2]
 DEMO_KEY = "tbotd-sim-demo-key"
 DEMO_SECRET = "tbotd-sim-demo-secret"  # noqa: S105 - the sim's public demo account
@@ -321,3 +323,23 @@ def daemon_env(ml_token: str) -> dict[str, str]:
         "TBOTD_EXCHANGE__API_SECRET": DEMO_SECRET,
         "BASIS_ML_API_TOKEN": ml_token,
     }
+
+
+async def start_stack(
+    sim: SimProcess,
+    oracle: Oracle,
+    config_path: Path,
+    db: Path,
+    log: Path,
+    env: Mapping[str, str],
+    **config: Any,
+) -> DaemonProcess:
+    """Start the oracle and the sim, write the daemon's config against them (``config``: the
+    options of :func:`write_daemon_config`) and return the daemon, not yet started."""
+    await oracle.start()
+    await sim.start()
+    port = free_port()
+    path = write_daemon_config(
+        config_path, sim_url=sim.url, oracle_url=oracle.url, db=db, ops_port=port, **config
+    )
+    return DaemonProcess(path, env, port, log)

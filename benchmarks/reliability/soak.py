@@ -29,8 +29,7 @@ from benchmarks.reliability.procs import (
     DaemonProcess,
     SimProcess,
     daemon_env,
-    free_port,
-    write_daemon_config,
+    start_stack,
 )
 
 INITIAL = Decimal(10000)
@@ -113,21 +112,18 @@ class Soak:
         started = time.monotonic()
         daemon: DaemonProcess | None = None
         try:
-            await self.oracle.start()
-            await self.sim.start()
-            port = free_port()
-            config = write_daemon_config(
+            daemon = await start_stack(
+                self.sim,
+                self.oracle,
                 self.workdir / "soak.toml",
-                sim_url=self.sim.url,
-                oracle_url=self.oracle.url,
-                db=self.db,
-                ops_port=port,
+                self.db,
+                self.log,
+                daemon_env(TOKEN),
                 speed=self.o.speed,
                 instance=INSTANCE,
                 request_timeout_s=2.0,
                 ml_deadline_s=0.08,
             )
-            daemon = DaemonProcess(config, daemon_env(TOKEN), port, self.log)
             daemon.start()
             await daemon.wait_ready(120)
             faults = asyncio.create_task(self._faults())
