@@ -6,65 +6,30 @@ from __future__ import annotations
 import asyncio
 import io
 import json
-import socket
-from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
 from aiohttp import web
 from prometheus_client import CollectorRegistry
-from pydantic import SecretStr
 
-from tbotd.config import load_settings
-from tbotd.config.settings import MLConfig, WireFormat
 from tbotd.domain.enums import PredictionSource
 from tbotd.domain.market import Candle
-from tbotd.domain.prediction import Prediction
 from tbotd.ops.logs import configure_logging
-from tbotd.ops.metrics import PredictorMetrics
 from tbotd.predictor import oip
-from tbotd.predictor.fallback import FallbackPredictor, LocalModel, PredictionOutcome, SourceFailure
 from tbotd.predictor.local import LocalPredictor
-from tbotd.predictor.remote import RemotePredictor
-from tests.conftest import CONFIGS
 from tests.integration.conftest import SYMBOLS, TOKEN, Start
-
-DEADLINE_S = 0.5
-RESERVE_S = 0.25
-Respond = Callable[[web.Request, dict[str, Any]], Awaitable[web.StreamResponse]]
-
-
-class Events:
-    """A stand-in for the Store's record_event."""
-
-    def __init__(self) -> None:
-        self.rows: list[tuple[datetime, str, str, dict[str, Any]]] = []
-
-    def record_event(
-        self, at: datetime, kind: str, message: str, symbol: str | None = None, **data: Any
-    ) -> None:
-        assert symbol is None
-        self.rows.append((at, kind, message, data))
-
-
-class FaultServer:
-    """A JSON-API server whose answer the test chooses; counts the requests it got."""
-
-    def __init__(self, respond: Respond) -> None:
-        self.respond = respond
-        self.hits = 0
-
-    async def handle(self, request: web.Request) -> web.StreamResponse:
-        self.hits += 1
-        body = await request.json()
-        return await self.respond(request, body)
-
-    def app(self) -> web.Application:
-        app = web.Application()
-        app.router.add_route("*", "/{tail:.*}", self.handle)
-        return app
+from tests.integration.fallback_support import (
+    DEADLINE_S,
+    Events,
+    FaultServer,
+    Respond,
+    build_chain,
+    closed_port_url,
+    count,
+    finish,
+    timed,
+)
 
 
 def answers(body: dict[str, Any], **change: Any) -> dict[str, Any] | list[dict[str, Any]]:
@@ -129,65 +94,6 @@ FAULTS: list[tuple[str, Respond | None, str, int]] = [
     ("prediction for another candle", other_candle, "wrong_candle", 1),
     ("401", refused_401, "auth", 1),
 ]
-
-
-def closed_port_url() -> str:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    return f"http://127.0.0.1:{port}"
-
-
-def ml_config(url: str, wire: str = "json") -> MLConfig:
-    return MLConfig(
-        remote_url=url,
-        wire_format=WireFormat(wire),
-        token=SecretStr(TOKEN),
-        deadline_s=DEADLINE_S,
-        local_reserve_s=RESERVE_S,
-        remote_backoff_s=0.01,
-        remote_backoff_cap_s=0.02,
-    )
-
-
-def build_chain(
-    url: str,
-    local: Sequence[LocalModel],
-    registry: CollectorRegistry,
-    events: Events | None = None,
-    wire: str = "json",
-) -> FallbackPredictor:
-    metrics = PredictorMetrics.create(registry)
-    remote = RemotePredictor(ml_config(url, wire), metrics=metrics)
-    missing = None if local else SourceFailure("local", "models_missing", "no manifest.json")
-    return FallbackPredictor(
-        remote=remote,
-        local=local,
-        local_unavailable=missing,
-        deadline_s=DEADLINE_S,
-        local_reserve_s=RESERVE_S,
-        events=events,
-        metrics=metrics,
-    )
-
-
-async def timed(
-    chain: FallbackPredictor, histories: dict[str, list[Candle]], candle_time: datetime
-) -> tuple[dict[str, PredictionOutcome], float]:
-    loop = asyncio.get_running_loop()
-    started = loop.time()
-    outcomes = await chain.predict(histories, candle_time)
-    return outcomes, loop.time() - started
-
-
-async def finish(chain: FallbackPredictor) -> None:
-    """Close the chain's remote client (the shared local predictor stays open)."""
-    if chain.remote is not None:
-        await chain.remote.close()
-
-
-def count(registry: CollectorRegistry, name: str, **labels: str) -> float:
-    return registry.get_sample_value(name, labels) or 0.0
 
 
 @pytest.mark.parametrize("with_local", [True, False], ids=["local", "no-local"])
@@ -311,99 +217,6 @@ async def test_the_breaker_stops_calling_a_failing_remote(
     assert server.hits == 3
     assert {o.reasons for o in outcomes.values()} == {("remote: breaker_open",)}
     assert count(registry, "tbotd_remote_breaker_open") == 1
-
-
-class BrokenGpu:
-    """A local model on a 'GPU' that fails with a CUDA-style error."""
-
-    source = PredictionSource.LOCAL_GPU
-
-    async def predict_partial(
-        self, _histories: dict[str, Sequence[Candle]]
-    ) -> tuple[dict[str, Prediction], dict[str, str]]:
-        raise RuntimeError("CUDA error: an illegal memory access was encountered")
-
-    def close(self) -> None:
-        pass
-
-
-class HangingModel:
-    """A local model that never answers."""
-
-    source = PredictionSource.LOCAL_CPU
-
-    async def predict_partial(
-        self, _histories: dict[str, Sequence[Candle]]
-    ) -> tuple[dict[str, Prediction], dict[str, str]]:
-        await asyncio.Event().wait()  # never set
-        raise AssertionError("unreachable")
-
-    def close(self) -> None:
-        pass
-
-
-async def test_a_failing_gpu_falls_back_to_the_cpu_copy(
-    local_predictor: LocalPredictor, histories: dict[str, list[Candle]], candle_time: datetime
-) -> None:
-    """remote down → local-gpu error → local-cpu answers; both failures are recorded."""
-    registry = CollectorRegistry()
-    chain = build_chain(closed_port_url(), [BrokenGpu(), local_predictor], registry)
-    try:
-        outcomes, elapsed = await timed(chain, histories, candle_time)
-    finally:
-        await finish(chain)
-    assert elapsed < DEADLINE_S
-    for outcome in outcomes.values():
-        assert outcome.source is PredictionSource.LOCAL_CPU
-        assert outcome.reasons == ("remote: connect", "local-gpu: error")
-    assert count(registry, "tbotd_prediction_failures_total", source="local-gpu", reason="error")
-
-
-async def test_a_hanging_local_model_still_ends_neutral_in_time(
-    histories: dict[str, list[Candle]], candle_time: datetime
-) -> None:
-    """Even a local model that never returns cannot hold the decision past the deadline."""
-    chain = build_chain(closed_port_url(), [HangingModel()], CollectorRegistry())
-    try:
-        outcomes, elapsed = await timed(chain, histories, candle_time)
-    finally:
-        await finish(chain)
-    assert elapsed < DEADLINE_S
-    for outcome in outcomes.values():
-        assert outcome.source is PredictionSource.NEUTRAL
-        assert outcome.reasons == ("remote: connect", "local-cpu: timeout")
-
-
-async def test_from_settings_with_missing_models_goes_neutral(
-    tmp_path: Path, histories: dict[str, list[Candle]], candle_time: datetime
-) -> None:
-    """The daemon's constructor: no models on disk and the remote down → neutral, explained."""
-    settings = load_settings(
-        CONFIGS / "ml_usdt_directional.toml",
-        {
-            "TBOTD_ML__MODELS_DIR": str(tmp_path / "missing"),
-            "TBOTD_ML__REMOTE_URL": closed_port_url(),
-            "TBOTD_ML__DEADLINE_S": str(DEADLINE_S),
-            "TBOTD_ML__LOCAL_RESERVE_S": str(RESERVE_S),
-            "BASIS_ML_API_TOKEN": TOKEN,
-        },
-    )
-    registry = CollectorRegistry()
-    chain = FallbackPredictor.from_settings(
-        settings, events=Events(), metrics=PredictorMetrics.create(registry)
-    )
-    try:
-        outcomes, elapsed = await timed(chain, histories, candle_time)
-    finally:
-        await finish(chain)
-    assert elapsed < DEADLINE_S
-    for symbol, outcome in outcomes.items():
-        assert outcome.prediction == Prediction.neutral(
-            symbol, candle_time, "remote: connect; local: models_missing"
-        )
-    assert count(registry, "tbotd_predictions_total", source="neutral") == len(SYMBOLS)
-    labels = {"source": "local", "reason": "models_missing"}
-    assert count(registry, "tbotd_prediction_failures_total", **labels) == len(SYMBOLS)
 
 
 async def test_a_history_that_stops_early_is_never_passed_off_as_this_candle(

@@ -1,0 +1,124 @@
+"""When the local models fail too — a GPU error, a model that hangs, no models on disk — the
+chain still ends every symbol's prediction within the deadline, with each failure named."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from datetime import datetime
+from pathlib import Path
+
+from prometheus_client import CollectorRegistry
+
+from tbotd.config import load_settings
+from tbotd.domain.enums import PredictionSource
+from tbotd.domain.market import Candle
+from tbotd.domain.prediction import Prediction
+from tbotd.ops.metrics import PredictorMetrics
+from tbotd.predictor.fallback import FallbackPredictor
+from tbotd.predictor.local import LocalPredictor
+from tests.conftest import CONFIGS
+from tests.integration.conftest import SYMBOLS, TOKEN
+from tests.integration.fallback_support import (
+    DEADLINE_S,
+    RESERVE_S,
+    Events,
+    build_chain,
+    closed_port_url,
+    count,
+    finish,
+    timed,
+)
+
+
+class BrokenGpu:
+    """A local model on a 'GPU' that fails with a CUDA-style error."""
+
+    source = PredictionSource.LOCAL_GPU
+
+    async def predict_partial(
+        self, _histories: dict[str, Sequence[Candle]]
+    ) -> tuple[dict[str, Prediction], dict[str, str]]:
+        raise RuntimeError("CUDA error: an illegal memory access was encountered")
+
+    def close(self) -> None:
+        pass
+
+
+class HangingModel:
+    """A local model that never answers."""
+
+    source = PredictionSource.LOCAL_CPU
+
+    async def predict_partial(
+        self, _histories: dict[str, Sequence[Candle]]
+    ) -> tuple[dict[str, Prediction], dict[str, str]]:
+        await asyncio.Event().wait()  # never set
+        raise AssertionError("unreachable")
+
+    def close(self) -> None:
+        pass
+
+
+async def test_a_failing_gpu_falls_back_to_the_cpu_copy(
+    local_predictor: LocalPredictor, histories: dict[str, list[Candle]], candle_time: datetime
+) -> None:
+    """remote down → local-gpu error → local-cpu answers; both failures are recorded."""
+    registry = CollectorRegistry()
+    chain = build_chain(closed_port_url(), [BrokenGpu(), local_predictor], registry)
+    try:
+        outcomes, elapsed = await timed(chain, histories, candle_time)
+    finally:
+        await finish(chain)
+    assert elapsed < DEADLINE_S
+    for outcome in outcomes.values():
+        assert outcome.source is PredictionSource.LOCAL_CPU
+        assert outcome.reasons == ("remote: connect", "local-gpu: error")
+    assert count(registry, "tbotd_prediction_failures_total", source="local-gpu", reason="error")
+
+
+async def test_a_hanging_local_model_still_ends_neutral_in_time(
+    histories: dict[str, list[Candle]], candle_time: datetime
+) -> None:
+    """Even a local model that never returns cannot hold the decision past the deadline."""
+    chain = build_chain(closed_port_url(), [HangingModel()], CollectorRegistry())
+    try:
+        outcomes, elapsed = await timed(chain, histories, candle_time)
+    finally:
+        await finish(chain)
+    assert elapsed < DEADLINE_S
+    for outcome in outcomes.values():
+        assert outcome.source is PredictionSource.NEUTRAL
+        assert outcome.reasons == ("remote: connect", "local-cpu: timeout")
+
+
+async def test_from_settings_with_missing_models_goes_neutral(
+    tmp_path: Path, histories: dict[str, list[Candle]], candle_time: datetime
+) -> None:
+    """The daemon's constructor: no models on disk and the remote down → neutral, explained."""
+    settings = load_settings(
+        CONFIGS / "ml_usdt_directional.toml",
+        {
+            "TBOTD_ML__MODELS_DIR": str(tmp_path / "missing"),
+            "TBOTD_ML__REMOTE_URL": closed_port_url(),
+            "TBOTD_ML__DEADLINE_S": str(DEADLINE_S),
+            "TBOTD_ML__LOCAL_RESERVE_S": str(RESERVE_S),
+            "BASIS_ML_API_TOKEN": TOKEN,
+        },
+    )
+    registry = CollectorRegistry()
+    chain = FallbackPredictor.from_settings(
+        settings, events=Events(), metrics=PredictorMetrics.create(registry)
+    )
+    try:
+        outcomes, elapsed = await timed(chain, histories, candle_time)
+    finally:
+        await finish(chain)
+    assert elapsed < DEADLINE_S
+    for symbol, outcome in outcomes.items():
+        assert outcome.prediction == Prediction.neutral(
+            symbol, candle_time, "remote: connect; local: models_missing"
+        )
+    assert count(registry, "tbotd_predictions_total", source="neutral") == len(SYMBOLS)
+    labels = {"source": "local", "reason": "models_missing"}
+    assert count(registry, "tbotd_prediction_failures_total", **labels) == len(SYMBOLS)
