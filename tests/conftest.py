@@ -11,9 +11,17 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
+from hypothesis import settings
 
 if TYPE_CHECKING:
     import pandas as pd
+
+# `pytest` (the README's command, and CI) is deterministic: the same examples every run, so a
+# commit passes or fails for its own reasons. `HYPOTHESIS_PROFILE=fuzz pytest` draws new examples
+# from a random seed; what it finds is added to the test as an @example (see the fuzz tests).
+settings.register_profile("default", derandomize=True, print_blob=True)
+settings.register_profile("fuzz", derandomize=False, print_blob=True)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
 REPO = Path(__file__).resolve().parent.parent
 CONFIGS = REPO / "configs"

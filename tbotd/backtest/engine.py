@@ -15,7 +15,7 @@ both leave identical trades, balances and per-bar records.
 
 from __future__ import annotations
 
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
@@ -33,12 +33,12 @@ from tbotd.domain.market import Candle, MarketSpec
 from tbotd.domain.positions import Position, is_funding_time
 from tbotd.domain.values import ms_to_datetime, timeframe_ms
 from tbotd.execution import paper_model as pm
-from tbotd.execution.broker import order_qty, protection_after_fill
+from tbotd.execution.broker import bounded_prices, order_qty, protection_after_fill
 from tbotd.store.wallet import Trade
-from tbotd.strategy.exits import protective_prices
-from tbotd.strategy.manager import DecisionInput, ManagerConfig, decide
+from tbotd.strategy.manager import ENTRY_WINDOW, DecisionInput, ManagerConfig, decide
 
 END_OF_DATA = "end_of_data"
+ENTRY_WINDOW_MS = int(ENTRY_WINDOW.total_seconds() * 1000)
 Progress = Callable[[int, int], None]
 
 
@@ -103,6 +103,7 @@ class Simulator:
         self.opened_ms = 0
         self.funding_payments = self.funding_missing = self.exits_fallback = 0
         self.exact_steps = 0
+        self.entries: deque[int] = deque()  # candle open times (ms) of the decided entries
         self.skipped: Counter[str] = Counter()
         self.balance = np.empty(self.n)
         self.sign = np.zeros(self.n, dtype=np.int8)
@@ -175,10 +176,21 @@ class Simulator:
         at_ms = int(self.c.open_ms[i + 1])
         marks = {self.symbol: mark}
         equity = self.wallet.balance + pm.unrealized(self.wallet, {self.symbol: self.market}, marks)
+        decided_ms = int(self.c.open_ms[i])
+        while self.entries and self.entries[0] <= decided_ms - ENTRY_WINDOW_MS:
+            self.entries.popleft()
         inp = DecisionInput(
-            self.symbol, prediction, self.domain_position(), equity, mark, self.market
+            self.symbol,
+            prediction,
+            self.domain_position(),
+            equity,
+            mark,
+            self.market,
+            len(self.entries),
         )
-        for action in decide(inp, self.cfg):
+        actions = decide(inp, self.cfg)
+        self.entries.extend(decided_ms for a in actions if isinstance(a, OpenPosition))
+        for action in actions:
             if isinstance(action, ClosePosition):
                 if self.position() is not None:
                     self.close(mark, at_ms, pm.ExitReason.DECISION, slip=True, label="decision")
@@ -213,7 +225,7 @@ class Simulator:
             self.skipped["insufficient_margin"] += 1
             return
         try:
-            protective_prices(action.exits, action.side, execution.price, self.market.tick_size)
+            bounded_prices(action.exits, action.side, execution.price, self.market, self.cfg.exits)
         except InvalidDataError:
             self.exits_fallback += 1  # protection_after_fill falls back to the fixed exits
         protection = protection_after_fill(
@@ -247,6 +259,8 @@ class Simulator:
                 self.entry_fee + execution.fee,
                 self.funding_open,
                 self.wallet.currency,
+                position.stop_loss,
+                position.take_profit,
             )
         )
 

@@ -213,7 +213,9 @@ def parse_times(
 ) -> tuple[NDArray[np.int64], list[tuple[int, str]]]:
     """Integer epoch milliseconds or ISO-8601 with a time zone → ms; problems as (line, text)."""
     text = np.char.strip(values.astype(str))
-    digits = np.char.isdigit(text) & (np.char.str_len(text) <= 16)
+    ascii_ = np.fromiter((t.isascii() for t in text.tolist()), dtype=bool, count=len(text))
+    # str.isdigit is true for '²' and other Unicode digits int() refuses: ASCII only
+    digits = ascii_ & np.char.isdigit(text) & (np.char.str_len(text) <= 16)
     out = np.zeros(len(text), dtype=np.int64)
     if digits.any():
         out[digits] = text[digits].astype(np.int64)

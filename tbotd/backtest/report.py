@@ -33,6 +33,8 @@ TRADE_COLUMNS = (
     "pnl",
     "fees",
     "funding",
+    "stop_loss",
+    "take_profit",
 )
 OUTPUT_FILES = ("trades.csv", "equity.csv", "equity.png", "report.json")
 
@@ -142,6 +144,8 @@ def _write_trades(result: BacktestResult, path: Path) -> None:
                     t.pnl,
                     t.fees,
                     t.funding,
+                    "" if t.stop_loss is None else t.stop_loss,
+                    "" if t.take_profit is None else t.take_profit,
                 )
             )
 

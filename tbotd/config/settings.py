@@ -136,6 +136,28 @@ class StrategyConfig(_Section):
     k_tp: Annotated[Decimal, Field(gt=0, le=100)] = Decimal("2.0")
     stop_loss_pct: Annotated[Decimal, Field(gt=0, lt=100)] = Decimal("1.0")
     take_profit_pct: Annotated[Decimal, Field(gt=0, le=1000)] = Decimal("2.0")
+    # DESIGN §13: whatever a model says, a stop risks between these shares of the entry (also at
+    # most half the way to the liquidation price at execution.leverage), a target lies between
+    # the take-profit bounds, and a model's absolute price farther than the band is refused.
+    min_stop_pct: Annotated[Decimal, Field(gt=0, lt=100)] = Decimal("0.3")
+    max_stop_pct: Annotated[Decimal, Field(gt=0, lt=100)] = Decimal("5.0")
+    min_take_profit_pct: Annotated[Decimal, Field(gt=0, le=1000)] = Decimal("0.3")
+    max_take_profit_pct: Annotated[Decimal, Field(gt=0, le=1000)] = Decimal("20.0")
+    prediction_price_band_pct: Annotated[Decimal, Field(gt=0, le=100)] = Decimal("20.0")
+    max_entries_per_hour: Annotated[int, Field(ge=1, le=60)] = 4  # per symbol
+
+    @model_validator(mode="after")
+    def _bounds(self) -> StrategyConfig:
+        for low, value, high in (
+            ("min_stop_pct", "stop_loss_pct", "max_stop_pct"),
+            ("min_take_profit_pct", "take_profit_pct", "max_take_profit_pct"),
+        ):
+            if not getattr(self, low) <= getattr(self, value) <= getattr(self, high):
+                raise ValueError(
+                    f"{value} ({getattr(self, value)}) must lie between {low} "
+                    f"({getattr(self, low)}) and {high} ({getattr(self, high)})"
+                )
+        return self
 
 
 class MLConfig(_Section):
@@ -285,6 +307,7 @@ class Settings(BaseSettings):
             if inverse != (settle != quote):
                 kind = "inverse (settled in the base coin)" if inverse else "linear"
                 raise ValueError(f"symbol {symbol} is not a {kind} perp")
+        self._stops_fit_the_leverage()
         if self.execution.mode is TradingMode.LIVE and (
             self.exchange.api_key is None or self.exchange.api_secret is None
         ):
@@ -293,6 +316,26 @@ class Settings(BaseSettings):
                 "(environment or systemd credentials)"
             )
         return self
+
+    def _stops_fit_the_leverage(self) -> None:
+        """At high leverage the liquidation price comes nearer than the smallest stop allowed."""
+        from tbotd.domain.enums import Side
+        from tbotd.strategy.exits import LIQUIDATION_SHARE, ExitBounds
+
+        bounds = ExitBounds(
+            min_stop=self.strategy.min_stop_pct / 100,
+            max_stop=self.strategy.max_stop_pct / 100,
+            leverage=Decimal(self.execution.leverage),
+        )
+        for side in Side:
+            near, far, _ = bounds.stop_range(self.exchange.market_type, side)
+            if far < near:
+                raise ValueError(
+                    f"execution.leverage {self.execution.leverage} puts a {side}'s liquidation "
+                    f"{far / LIQUIDATION_SHARE:.2%} from its entry: a stop may use at most half "
+                    f"of that, below strategy.min_stop_pct {self.strategy.min_stop_pct}; "
+                    "lower the leverage"
+                )
 
 
 SECRET_FIELDS: tuple[tuple[str, str], ...] = (

@@ -26,7 +26,7 @@ from tbotd.execution.executor import ActionResult, execute
 from tbotd.ops.clock import Clock
 from tbotd.ops.logs import get_logger
 from tbotd.store import Store
-from tbotd.strategy.manager import DecisionInput, ManagerConfig, decide
+from tbotd.strategy.manager import ENTRY_WINDOW, DecisionInput, ManagerConfig, decide
 
 log = get_logger(__name__)
 
@@ -181,6 +181,7 @@ class Cycle:
             equity_share,
             self.feed.price(symbol).price,
             self.broker.market(symbol),
+            self.store.entries_decided(symbol, candle_time - ENTRY_WINDOW, candle_time),
         )
         actions = decide(inp, self.manager)
         self.store.record_decision(symbol, candle_time, actions, self.clock.now())

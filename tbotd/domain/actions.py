@@ -23,12 +23,38 @@ class ExitSource(StrEnum):
     FIXED = "fixed"  # configured percentages
 
 
+class ExitLevel(StrEnum):
+    """Which protective level a clamp moved."""
+
+    STOP_LOSS = "stop_loss"
+    TAKE_PROFIT = "take_profit"
+
+
+class ClampReason(StrEnum):
+    """Why a level was moved from where its source put it."""
+
+    BELOW_MIN = "below_min"  # nearer than the configured minimum
+    ABOVE_MAX = "above_max"  # farther than the configured maximum
+    LIQUIDATION = "liquidation"  # farther than the leverage allows before liquidation
+
+
+@dataclass(frozen=True, slots=True)
+class Clamp:
+    """One level moved into bounds: the distance asked and the distance used (fractions)."""
+
+    level: ExitLevel
+    asked: Decimal
+    used: Decimal
+    reason: ClampReason
+
+
 @dataclass(frozen=True, slots=True)
 class ExitPlan:
     """How to place TP/SL once the entry's actual fill price is known.
 
     Either absolute prices (``stop_loss``/``take_profit``) or distances as fractions of the fill
-    price (``sl_distance``/``tp_distance``); never both.
+    price (``sl_distance``/``tp_distance``); never both. ``clamps``: how the bounds moved the
+    levels when the decision priced them at the mark (DESIGN §13); the fill re-applies them.
     """
 
     source: ExitSource
@@ -36,6 +62,7 @@ class ExitPlan:
     take_profit: Decimal | None = None
     sl_distance: Decimal | None = None
     tp_distance: Decimal | None = None
+    clamps: tuple[Clamp, ...] = ()
 
     def __post_init__(self) -> None:
         prices, distances = ("stop_loss", "take_profit"), ("sl_distance", "tp_distance")
@@ -84,6 +111,7 @@ class MoveProtection:
     stop_loss: Decimal
     take_profit: Decimal
     reason: str
+    clamps: tuple[Clamp, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,6 +6,7 @@ rows from an exchange or a CSV fail here with a message saying what is wrong.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -85,7 +86,12 @@ class Candle:
         if len(row) < 6:
             raise InvalidDataError(f"candle {symbol}: row {row!r} has fewer than 6 fields")
         ms = row[0]
-        if isinstance(ms, bool) or not isinstance(ms, int | float) or ms != int(ms):
+        if (
+            isinstance(ms, bool)
+            or not isinstance(ms, int | float)
+            or not math.isfinite(ms)
+            or ms != int(ms)
+        ):
             raise InvalidDataError(f"candle {symbol}: timestamp {ms!r} is not integer milliseconds")
         try:
             open_time = ms_to_datetime(int(ms))

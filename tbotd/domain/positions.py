@@ -51,6 +51,47 @@ def contracts_for(
     return value * price / contract_size
 
 
+MAINTENANCE_MARGIN_RATE = Decimal("0.004")  # Binance's first bracket for BTC; paper's default
+
+
+def liquidation_price(
+    market_type: MarketType,
+    side: Side,
+    size: Decimal,
+    entry: Decimal,
+    margin: Decimal,
+    mmr: Decimal = MAINTENANCE_MARGIN_RATE,
+) -> Decimal | None:
+    """Where losses eat an isolated ``margin`` down to maintenance; None when it cannot happen.
+
+    ``size`` is contracts × contract size (base currency for linear, quote for inverse).
+    """
+    if market_type is MarketType.LINEAR:
+        if side is Side.LONG:
+            price = (entry * size - margin) / (size * (1 - mmr))
+        else:
+            price = (entry * size + margin) / (size * (1 + mmr))
+    elif side is Side.LONG:
+        price = size * (1 + mmr) / (margin + size / entry)
+    else:
+        denominator = size / entry - margin
+        if denominator <= 0:
+            return None
+        price = size * (1 - mmr) / denominator
+    return price if price > 0 else None
+
+
+def liquidation_distance(
+    market_type: MarketType, side: Side, leverage: Decimal, mmr: Decimal = MAINTENANCE_MARGIN_RATE
+) -> Decimal | None:
+    """How far (a fraction of the entry) a fresh isolated position at ``leverage`` may move
+    against it before it is liquidated; None when it never is (a 1× inverse short)."""
+    entry = size = Decimal(1)
+    margin = notional(market_type, size, Decimal(1), entry) / leverage
+    price = liquidation_price(market_type, side, size, entry, margin, mmr)
+    return None if price is None else abs(price - entry) / entry
+
+
 @dataclass(frozen=True, slots=True)
 class Position:
     """An open position as tbotd records it. ``qty`` is in contracts and always positive."""

@@ -120,15 +120,29 @@ def order_qty(market: MarketSpec, qty: Decimal, price: Decimal) -> Decimal:
 
 
 def protection_after_fill(
-    plan: ExitPlan, side: Side, fill_price: Decimal, market: MarketSpec, fallback: ExitParams
+    plan: ExitPlan, side: Side, fill_price: Decimal, market: MarketSpec, params: ExitParams
 ) -> Protection:
-    """TP/SL from the fill price; if the plan's prices are unusable, the fixed ones instead.
+    """Bounded TP/SL from the fill price; if the plan's prices are unusable, the fixed ones.
 
     A position must never be left unprotected because a model's absolute exits ended up on the
     wrong side of a slipped fill: the configured percentages always give valid prices.
     """
     try:
-        return protective_prices(plan, side, fill_price, market.tick_size)
+        return bounded_prices(plan, side, fill_price, market, params)
     except InvalidDataError as e:
         log.warning("exits replaced by fixed percentages", symbol=market.symbol, reason=str(e))
-        return protective_prices(fixed_exits(fallback), side, fill_price, market.tick_size)
+        return bounded_prices(fixed_exits(params), side, fill_price, market, params)
+
+
+def bounded_prices(
+    plan: ExitPlan,
+    side: Side,
+    reference: Decimal,
+    market: MarketSpec,
+    params: ExitParams,
+    entry: Decimal | None = None,
+) -> Protection:
+    """:func:`~tbotd.strategy.exits.protective_prices` with the market's tick and type."""
+    return protective_prices(
+        plan, side, reference, market.tick_size, params.bounds, market.market_type, entry
+    )

@@ -173,6 +173,8 @@ class LiveOrders:
             self._store.entry_fees(position.symbol) + sum((f.fee for f in fills), Decimal(0)),
             self._store.funding_total(position.symbol, position.opened_at),
             self.currency,
+            position.stop_loss,
+            position.take_profit,
         )
         with self._store.transaction():
             self._store.record_trade(trade)

@@ -253,6 +253,8 @@ class PaperBroker:
             self._store.entry_fees(position.symbol) + execution.fee,
             self._store.funding_total(position.symbol, position.opened_at),
             self.currency,
+            position.stop_loss,
+            position.take_profit,
         )
         with self._store.transaction():
             self._record_fill(order, execution)

@@ -21,7 +21,8 @@ from datetime import datetime
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 from enum import StrEnum
 
-from tbotd.domain.enums import MarketType, OrderSide, Side
+from tbotd.domain import positions
+from tbotd.domain.enums import OrderSide, Side
 from tbotd.domain.errors import InsufficientMarginError, InvalidDataError
 from tbotd.domain.market import Candle, MarketSpec
 from tbotd.domain.positions import Position, funding_amount, notional, pnl
@@ -46,7 +47,7 @@ class FillParams:
     slippage_bps: Decimal = Decimal(0)
     taker_fee_bps: Decimal = Decimal(5)
     leverage: Decimal = Decimal(1)
-    maintenance_margin_rate: Decimal = Decimal("0.004")
+    maintenance_margin_rate: Decimal = positions.MAINTENANCE_MARGIN_RATE
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,19 +131,7 @@ def liquidation_price(
 ) -> Decimal | None:
     """Where losses eat the margin down to maintenance; None when it cannot happen."""
     size = qty * market.contract_size
-    if market.market_type is MarketType.LINEAR:
-        if side is Side.LONG:
-            price = (entry * size - margin) / (size * (1 - mmr))
-        else:
-            price = (entry * size + margin) / (size * (1 + mmr))
-    elif side is Side.LONG:
-        price = size * (1 + mmr) / (margin + size / entry)
-    else:
-        denominator = size / entry - margin
-        if denominator <= 0:
-            return None
-        price = size * (1 - mmr) / denominator
-    return price if price > 0 else None
+    return positions.liquidation_price(market.market_type, side, size, entry, margin, mmr)
 
 
 def open_position(

@@ -12,7 +12,7 @@ from typing import Any
 
 import sqlite_utils
 
-from tbotd.domain.actions import Action
+from tbotd.domain.actions import Action, OpenPosition
 from tbotd.domain.market import Candle
 from tbotd.domain.positions import FundingPayment
 from tbotd.domain.prediction import Prediction
@@ -134,11 +134,28 @@ class MarketRecords:
         self, symbol: str, candle_time: datetime, actions: Sequence[Action], at: datetime
     ) -> int:
         """Record the manager's actions for a candle; returns the decision id."""
+        entries = sum(1 for a in actions if isinstance(a, OpenPosition))
         cursor = self.db.execute(
-            "INSERT INTO decisions (symbol, candle_time, actions, created_at) VALUES (?,?,?,?)",
-            (symbol, datetime_to_ms(candle_time), to_json(list(actions)), datetime_to_ms(at)),
+            "INSERT INTO decisions (symbol, candle_time, actions, created_at, entries) "
+            "VALUES (?,?,?,?,?)",
+            (
+                symbol,
+                datetime_to_ms(candle_time),
+                to_json(list(actions)),
+                datetime_to_ms(at),
+                entries,
+            ),
         )
         return int(cursor.lastrowid or 0)
+
+    def entries_decided(self, symbol: str, after: datetime, before: datetime) -> int:
+        """Entries decided for ``symbol`` on candles opened in (``after``, ``before``)."""
+        row = self.db.execute(
+            "SELECT COALESCE(SUM(entries), 0) FROM decisions "
+            "WHERE symbol = ? AND candle_time > ? AND candle_time < ?",
+            (symbol, datetime_to_ms(after), datetime_to_ms(before)),
+        ).fetchone()
+        return int(row[0])
 
     def decision_exists(self, symbol: str, candle_time: datetime) -> bool:
         """A decision was already recorded for this candle (never decide the same candle twice)."""

@@ -6,6 +6,8 @@ exact Decimal (never REAL); JSON documents are TEXT.
 
 from __future__ import annotations
 
+import json
+
 import sqlite_utils
 
 from tbotd.store.db import Migration
@@ -114,4 +116,18 @@ def _v4(db: sqlite_utils.Database) -> None:
     db.execute("CREATE INDEX orders_symbol_role ON orders (symbol, role, created_at)")
 
 
-MIGRATIONS: list[Migration] = [_v1, _v2, _v3, _v4]
+def _v5(db: sqlite_utils.Database) -> None:
+    """Version 5: how many entries each decision made (the hourly entry cap counts them), the
+    protective levels a trade had when it closed, and facts about the database itself (the owner
+    tag its client order ids carry)."""
+    db.execute("ALTER TABLE decisions ADD COLUMN entries INTEGER NOT NULL DEFAULT 0")
+    for decision_id, actions in db.execute("SELECT id, actions FROM decisions").fetchall():
+        entries = sum(1 for a in json.loads(actions) if a.get("type") == "OpenPosition")
+        if entries:
+            db.execute("UPDATE decisions SET entries = ? WHERE id = ?", (entries, decision_id))
+    db.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+    db.execute("ALTER TABLE trades ADD COLUMN stop_loss TEXT")
+    db.execute("ALTER TABLE trades ADD COLUMN take_profit TEXT")
+
+
+MIGRATIONS: list[Migration] = [_v1, _v2, _v3, _v4, _v5]

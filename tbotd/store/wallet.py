@@ -10,7 +10,7 @@ import sqlite_utils
 
 from tbotd.domain.enums import Side
 from tbotd.domain.values import datetime_to_ms, ms_to_datetime
-from tbotd.store.db import dec
+from tbotd.store.db import dec, undec
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,6 +29,8 @@ class Trade:
     fees: Decimal
     funding: Decimal
     currency: str
+    stop_loss: Decimal | None = None  # the protective levels resting when it closed
+    take_profit: Decimal | None = None
 
     @property
     def net(self) -> Decimal:
@@ -59,8 +61,9 @@ class WalletRecords:
         """Record a closed round trip."""
         self.db.execute(
             """INSERT INTO trades (symbol, side, qty, entry_time, exit_time, entry_price,
-                   exit_price, exit_reason, pnl, fees, funding, currency)
-               VALUES (?,?,?,?,?,?,?,?,?,?,?,?)""",
+                   exit_price, exit_reason, pnl, fees, funding, currency, stop_loss,
+                   take_profit)
+               VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)""",
             (
                 trade.symbol,
                 trade.side.value,
@@ -74,6 +77,8 @@ class WalletRecords:
                 dec(trade.fees),
                 dec(trade.funding),
                 trade.currency,
+                dec(trade.stop_loss),
+                dec(trade.take_profit),
             ),
         )
 
@@ -96,6 +101,8 @@ class WalletRecords:
                 Decimal(r["fees"]),
                 Decimal(r["funding"]),
                 r["currency"],
+                undec(r["stop_loss"]),
+                undec(r["take_profit"]),
             )
             for r in self.db.query(sql, params)
         ]

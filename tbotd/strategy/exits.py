@@ -1,41 +1,72 @@
-"""Take-profit and stop-loss maths (DESIGN §2), always from the actual fill price.
+"""Take-profit and stop-loss maths (DESIGN §2, §13), always from the actual fill price.
 
 Priority of sources: absolute prices from the prediction; else the predicted volatility ``sd``
 (SL = entry × (1 ∓ k_sl·sd), TP = entry × (1 ± k_tp·sd)); else fixed percentages from config.
-Prices are rounded to the tick and validated: a long's stop is below its entry and its take-profit
-above (the reverse for a short); anything else is refused.
+
+Whatever the source says, the result is **bounded** (§13): the stop sits between ``min_stop`` and
+``max_stop`` of the entry — and at most :data:`LIQUIDATION_SHARE` of the way to where the
+configured leverage would be liquidated — and the take-profit between ``min_take`` and
+``max_take``. A model asking for more (an ``sd`` of 0.45 read as a fraction, an ``sd`` of 1e-5)
+is clamped, never obeyed, and every clamp is reported. Prices are rounded to the tick inside the
+bounds and validated: a long's stop is below its reference and its take-profit above (the reverse
+for a short); anything else is refused.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from decimal import Decimal
+from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 
-from tbotd.domain.actions import ExitPlan, ExitSource
-from tbotd.domain.enums import Side
+from tbotd.domain.actions import Clamp, ClampReason, ExitLevel, ExitPlan, ExitSource
+from tbotd.domain.enums import MarketType, Side
 from tbotd.domain.errors import InvalidDataError
+from tbotd.domain.positions import MAINTENANCE_MARGIN_RATE, liquidation_distance
 from tbotd.domain.prediction import Prediction
 from tbotd.domain.values import round_to_tick
 
 _HUNDRED = Decimal(100)
+LIQUIDATION_SHARE = Decimal("0.5")  # a stop may use at most half the distance to liquidation
+
+
+@dataclass(frozen=True, slots=True)
+class ExitBounds:
+    """Where protective levels may sit, as fractions of the entry (DESIGN §13)."""
+
+    min_stop: Decimal = Decimal("0.003")
+    max_stop: Decimal = Decimal("0.05")
+    min_take: Decimal = Decimal("0.003")
+    max_take: Decimal = Decimal("0.20")
+    prediction_band: Decimal = Decimal("0.20")  # a model's absolute price farther is refused
+    leverage: Decimal = Decimal(1)
+    mmr: Decimal = MAINTENANCE_MARGIN_RATE
+
+    def stop_range(self, market_type: MarketType, side: Side) -> tuple[Decimal, Decimal, bool]:
+        """(nearest, farthest, farthest-is-set-by-liquidation) stop distance for ``side``."""
+        far, by_liquidation = self.max_stop, False
+        distance = liquidation_distance(market_type, side, self.leverage, self.mmr)
+        if distance is not None and distance * LIQUIDATION_SHARE < far:
+            far, by_liquidation = distance * LIQUIDATION_SHARE, True
+        return self.min_stop, far, by_liquidation
 
 
 @dataclass(frozen=True, slots=True)
 class ExitParams:
-    """The config knobs for exits: volatility multipliers and fixed percentages."""
+    """The config knobs for exits: volatility multipliers, fixed percentages and the bounds."""
 
     k_sl: Decimal
     k_tp: Decimal
     stop_loss_pct: Decimal
     take_profit_pct: Decimal
+    bounds: ExitBounds = ExitBounds()
 
 
 @dataclass(frozen=True, slots=True)
 class Protection:
-    """Validated protective prices for a position."""
+    """Validated protective prices for a position, and the clamps that produced them."""
 
     stop_loss: Decimal
     take_profit: Decimal
+    clamps: tuple[Clamp, ...] = ()
 
 
 def plan_exits(prediction: Prediction, params: ExitParams) -> ExitPlan:
@@ -63,19 +94,53 @@ def fixed_exits(params: ExitParams) -> ExitPlan:
     )
 
 
-def protective_prices(plan: ExitPlan, side: Side, entry: Decimal, tick: Decimal) -> Protection:
-    """TP/SL for a position entered at ``entry``, rounded to ``tick``; raises if on a wrong side."""
-    if plan.source is ExitSource.PREDICTION:
-        stop, take = _both(plan.stop_loss, plan.take_profit)
-    else:
-        sl_distance, tp_distance = _both(plan.sl_distance, plan.tp_distance)
-        stop = entry * (1 - side.sign * sl_distance)
-        take = entry * (1 + side.sign * tp_distance)
-    return validate_protection(side, entry, round_to_tick(stop, tick), round_to_tick(take, tick))
+def protective_prices(
+    plan: ExitPlan,
+    side: Side,
+    reference: Decimal,
+    tick: Decimal,
+    bounds: ExitBounds,
+    market_type: MarketType = MarketType.LINEAR,
+    entry: Decimal | None = None,
+) -> Protection:
+    """TP/SL around ``reference`` (a fill, or the mark), bounded, rounded to ``tick``.
+
+    ``entry`` (default: ``reference``) is the position's entry price: the stop's bounds are
+    measured from it, so a stop refreshed around a later mark still risks between ``min_stop``
+    and ``max_stop`` of the entry. Raises InvalidDataError when no valid pair exists: a level on
+    the wrong side, a prediction's price outside ``prediction_band``, or no tick inside bounds.
+    """
+    entry = reference if entry is None else entry
+    stop_d, take_d = _distances(plan, side, reference, bounds)
+    clamps: list[Clamp] = []
+    near, far, by_liq = bounds.stop_range(market_type, side)
+    stop_d = _clamp(
+        ExitLevel.STOP_LOSS, stop_d, near, far, far_is_liquidation=by_liq, clamps=clamps
+    )
+    take_d = _clamp(
+        ExitLevel.TAKE_PROFIT,
+        take_d,
+        bounds.min_take,
+        bounds.max_take,
+        far_is_liquidation=False,
+        clamps=clamps,
+    )
+    stop = reference * (1 - side.sign * stop_d)
+    if entry != reference:  # the band is the entry's: clamp the refreshed stop into it
+        from_entry = side.sign * (entry - stop) / entry
+        stop = entry * (1 - side.sign * min(max(from_entry, near), far))
+    low, high = sorted((entry * (1 - side.sign * near), entry * (1 - side.sign * far)))
+    stop = _inside(round_to_tick(stop, tick), low, high, tick)
+    take = round_to_tick(reference * (1 + side.sign * take_d), tick)
+    return validate_protection(side, reference, stop, take, tuple(clamps))
 
 
 def validate_protection(
-    side: Side, reference: Decimal, stop_loss: Decimal, take_profit: Decimal
+    side: Side,
+    reference: Decimal,
+    stop_loss: Decimal,
+    take_profit: Decimal,
+    clamps: tuple[Clamp, ...] = (),
 ) -> Protection:
     """Refuse TP/SL that would not protect: a long's SL must be below and TP above ``reference``."""
     if stop_loss <= 0 or take_profit <= 0:
@@ -90,7 +155,58 @@ def validate_protection(
             f"{'above' if side is Side.LONG else 'below'} it; got stop-loss {stop_loss}, "
             f"take-profit {take_profit}"
         )
-    return Protection(stop_loss, take_profit)
+    return Protection(stop_loss, take_profit, clamps)
+
+
+def _distances(
+    plan: ExitPlan, side: Side, reference: Decimal, bounds: ExitBounds
+) -> tuple[Decimal, Decimal]:
+    """The plan's stop and target as adverse / favourable fractions of ``reference``."""
+    if plan.source is not ExitSource.PREDICTION:
+        return _both(plan.sl_distance, plan.tp_distance)
+    stop, take = _both(plan.stop_loss, plan.take_profit)
+    stop_d = side.sign * (reference - stop) / reference
+    take_d = side.sign * (take - reference) / reference
+    if stop_d <= 0 or take_d <= 0:
+        validate_protection(side, reference, stop, take)  # raises, saying which side is wrong
+    for name, distance in (("stop-loss", stop_d), ("take-profit", take_d)):
+        if distance > bounds.prediction_band:
+            raise InvalidDataError(
+                f"the prediction's {name} is {distance:.2%} from {reference}, outside the "
+                f"{bounds.prediction_band:.0%} band a model's price is believed in"
+            )
+    return stop_d, take_d
+
+
+def _clamp(
+    level: ExitLevel,
+    asked: Decimal,
+    near: Decimal,
+    far: Decimal,
+    *,
+    far_is_liquidation: bool,
+    clamps: list[Clamp],
+) -> Decimal:
+    """``asked`` moved into [near, far], the move recorded in ``clamps``."""
+    if asked < near:
+        clamps.append(Clamp(level, asked, near, ClampReason.BELOW_MIN))
+        return near
+    if asked > far:
+        reason = ClampReason.LIQUIDATION if far_is_liquidation else ClampReason.ABOVE_MAX
+        clamps.append(Clamp(level, asked, far, reason))
+        return far
+    return asked
+
+
+def _inside(price: Decimal, low: Decimal, high: Decimal, tick: Decimal) -> Decimal:
+    """``price`` (on the tick) moved by whole ticks into [low, high]; refused if no tick fits."""
+    if price < low:
+        price = (low / tick).to_integral_value(rounding=ROUND_CEILING) * tick
+    elif price > high:
+        price = (high / tick).to_integral_value(rounding=ROUND_FLOOR) * tick
+    if not low <= price <= high:
+        raise InvalidDataError(f"no price on the tick {tick} lies between {low} and {high}")
+    return price
 
 
 def _both(first: Decimal | None, second: Decimal | None) -> tuple[Decimal, Decimal]:

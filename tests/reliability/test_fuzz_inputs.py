@@ -19,7 +19,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from tbotd.backtest.inputs import read_candle_csv, read_funding
@@ -194,6 +194,8 @@ def exchange_rows(draw: st.DrawFn) -> list[Any]:
 
 @FUZZ
 @given(st.lists(exchange_rows(), max_size=6))
+@example([[float("nan"), 1, 1, 1, 1, 1]])  # found by a random-seed run: ValueError escaped
+@example([[float("inf"), 1, 1, 1, 1, 1]])  # ... and OverflowError
 def test_candle_rows_are_candles_or_named_rejections(rows: list[list[Any]]) -> None:
     """Exchange rows with bad fields: a valid Candle or InvalidDataError naming the candle; the
     feed's assembler turns the same rows into closed candles and rejections, never raising."""
@@ -264,6 +266,7 @@ def test_candle_csv_reader_accepts_or_explains(text: str) -> None:
 
 @FILES
 @given(csv_texts(FUNDING_HEADER, ["1709251200000", "0.0001"]))
+@example("timestamp,funding_rate\n²")  # found by a random-seed run: a Unicode digit crashed int()
 def test_funding_csv_reader_accepts_or_explains(text: str) -> None:
     """The funding CSV reader: rates, or an error naming the file (and lines)."""
     read_or_explain(read_funding, text)
@@ -271,6 +274,7 @@ def test_funding_csv_reader_accepts_or_explains(text: str) -> None:
 
 @FILES
 @given(csv_texts(PREDICTION_HEADER, [str(ALIGNED), "long", "0.8", "0.004"]))
+@example("timestamp,signal,confidence,sd\n¹,long,0.8,0.004")  # the same, in predictions
 def test_prediction_csv_reader_accepts_or_explains(text: str) -> None:
     """The backtest's predictions CSV reader: a table, or an error naming the file (and lines)."""
     read_or_explain(read_predictions_csv, text)

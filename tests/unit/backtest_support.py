@@ -20,7 +20,7 @@ from tbotd.execution.paper import PaperBroker
 from tbotd.execution.paper_model import FillParams
 from tbotd.ops.clock import ManualClock
 from tbotd.store import Store, Trade
-from tbotd.strategy.manager import DecisionInput, ManagerConfig, decide
+from tbotd.strategy.manager import ENTRY_WINDOW, DecisionInput, ManagerConfig, decide
 from tests.synthetic import random_walk
 
 T0 = datetime(2024, 3, 4, 7, 30, tzinfo=UTC)  # the 07:55 candle closes on the 08:00 funding time
@@ -193,8 +193,12 @@ async def paper_cycle(
             continue  # "hold": the manager is not asked
         position = (await broker.positions()).get(symbol)
         equity = (await broker.equity()).total
-        inp = DecisionInput(symbol, predict.get(key), position, equity, nxt.open, market)
-        await execute(broker, decide(inp, cfg), candle.open_time)
+        since = candle.open_time - ENTRY_WINDOW
+        entries = store.entries_decided(symbol, since, candle.open_time)
+        inp = DecisionInput(symbol, predict.get(key), position, equity, nxt.open, market, entries)
+        actions = decide(inp, cfg)
+        store.record_decision(symbol, candle.open_time, actions, candle.close_time)
+        await execute(broker, actions, candle.open_time)
     last = bars[-1]
     price["ref"] = PriceRef(last.close, last.close_time)
     await broker.close_position(symbol, "end of data", last.open_time)

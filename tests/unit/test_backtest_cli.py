@@ -205,7 +205,7 @@ def test_a_run_writes_every_output_consistently(
     trades = pd.read_csv(out / "trades.csv")
     assert list(trades.columns) == [
         "entry_time", "exit_time", "side", "qty", "entry_price", "exit_price", "exit_reason",
-        "pnl", "fees", "funding",
+        "pnl", "fees", "funding", "stop_loss", "take_profit",
     ]  # fmt: skip
     assert len(trades) == report["trades"] > 0
     equity = pd.read_csv(out / "equity.csv")

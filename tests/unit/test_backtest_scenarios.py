@@ -10,13 +10,15 @@ funding time) unless the test is about funding.
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
+from decimal import ROUND_CEILING, Decimal
 from typing import Any
 
 from tbotd.backtest import BacktestResult, run_backtest
 from tbotd.domain import Side
+from tbotd.domain.enums import OrderSide
 from tbotd.domain.markets import BTCUSD_PERP
 from tbotd.domain.values import book, datetime_to_ms
+from tbotd.execution.paper_model import taker_price
 from tests.unit.backtest_support import candles, predictions, settings
 
 D = Decimal
@@ -209,23 +211,22 @@ def test_inverse_pnl_is_in_btc() -> None:
     assert r.final_equity == D(1) + t.pnl - t.fees
 
 
-def test_liquidation_fills_at_the_liquidation_price_before_a_farther_stop() -> None:
-    """Leverage 10, 3 bps slippage, sd 20 % (stop 30 % away): qty = 100,000 / (1 + 10 × 28 bps)
-    / 20,000 → 4.863, bought at 20,006; margin 4.863 × 20,006 / 10 = 9,728.9178; liquidation
-    (20,006 × 4.863 − 9,728.9178) / (4.863 × 0.996) ≈ 18,077.4; a low of 18,000 liquidates
-    there, without slippage, losing about 9,387 USDT plus the fees."""
+def test_a_stop_beyond_the_leverages_reach_is_clamped_before_liquidation() -> None:
+    """Leverage 10, 3 bps slippage, sd 20 % asks for a stop 30 % away, past the liquidation
+    (9.64 % away at 10×): the stop is clamped to half that way, 4.82 %, rounded to the tick inside
+    the bound (19,041.9), and fires there (slipped) before liquidation could (DESIGN §13)."""
     r = bt(
-        [FLAT, FLAT, ("19000", "19100", "18000", "18500"), FLAT],
+        [FLAT, FLAT, ("20000", "20000", "18000", "18500"), FLAT],
         {0: ("long", 0.9)},
         extra={"sd": {0: "0.2"}},
         execution={"leverage": 10, "slippage_bps": "3"},
     )
     [t] = r.trades
-    qty = D("4.863")
-    liquidation = (D(20006) * qty - D("9728.9178")) / (qty * (1 - D("0.004")))
-    assert (t.qty, t.exit_reason, t.exit_price) == (qty, "liquidation", liquidation)
-    assert t.entry_price == D(20006)  # 20,000 + 3 bps, the entry still pays slippage
-    assert t.pnl == book((liquidation - D(20006)) * qty)
+    reach = (D("0.1") - D("0.004")) / (1 - D("0.004")) / 2
+    stop = (D(20006) * (1 - reach) / D("0.1")).to_integral_value(rounding=ROUND_CEILING) / 10
+    assert stop == D("19041.9")
+    assert (t.qty, t.exit_reason) == (D("4.863"), "stop_loss")
+    assert t.exit_price == taker_price(OrderSide.SELL, stop, D(3), D("0.1"))
 
 
 def test_a_position_open_at_the_end_is_closed_at_the_last_close() -> None:

@@ -167,7 +167,7 @@ def test_exit_sources_in_priority_order() -> None:
         ExitSource.VOLATILITY,
         ExitSource.FIXED,
     ]
-    prices = protective_prices(vol, Side.SHORT, Decimal(20000), Decimal("0.1"))
+    prices = protective_prices(vol, Side.SHORT, Decimal(20000), Decimal("0.1"), CFG.exits.bounds)
     assert (prices.stop_loss, prices.take_profit) == (Decimal(20120), Decimal(19840))
 
 
@@ -225,12 +225,13 @@ def test_size_is_rounded_down_and_within_budget(
 def test_protection_is_on_the_right_sides(
     side: Side, entry: Decimal, sd: float, k_sl: Decimal, k_tp: Decimal
 ) -> None:
-    """A long's stop is below entry and target above (a short's the reverse), on the tick."""
+    """A long's stop is below entry and target above (a short's the reverse), on the tick, the
+    stop within the configured bounds of the entry."""
     params = ExitParams(k_sl, k_tp, Decimal(1), Decimal(2))
     plan = plan_exits(pred(sd=sd), params)
     tick = Decimal("0.1")
     try:
-        prices = protective_prices(plan, side, entry, tick)
+        prices = protective_prices(plan, side, entry, tick, params.bounds)
     except InvalidDataError:
         assume(False)  # too close to the entry to be distinct after rounding: refused, fine
         return
@@ -240,6 +241,8 @@ def test_protection_is_on_the_right_sides(
         assert prices.stop_loss < entry < prices.take_profit
     else:
         assert prices.take_profit < entry < prices.stop_loss
+    risk = side.sign * (entry - prices.stop_loss) / entry
+    assert params.bounds.min_stop <= risk <= params.bounds.max_stop
 
 
 signals = st.sampled_from(["long", "short", "neutral"])
