@@ -8,7 +8,10 @@ beside ``GET /sim/state``:
   (the entry id is derived from (instance, symbol, candle), so a second entry for a decision is
   either a repeated id or an entry that belongs to no decision);
 * **unknown orders** — an order on the exchange whose client id is not in the daemon's orders;
-* **unprotected** — an exchange position with no resting stop-loss for it;
+* **unprotected** — an exchange position that is not protected by the strict definition the
+  daemon itself uses (:func:`tbotd.execution.protection.verdict`): reduce-only stops on the
+  closing side covering its whole quantity, between ``strategy.min_stop_pct`` and
+  ``max_stop_pct`` of the entry and nearer than the exchange's liquidation price;
 * **mismatches** — the database's positions (side, size, entry) differ from the exchange's; its
   open orders differ from the exchange's open orders (or are recorded in another state); its
   fills and funding rows differ from the exchange's, so its balance — initial capital + realised
@@ -25,9 +28,11 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from tbotd.domain.enums import OrderRole
+from tbotd.config.settings import StrategyConfig
+from tbotd.domain.enums import OrderRole, OrderSide, OrderType, Side
 from tbotd.domain.orders import client_order_id
 from tbotd.domain.values import ms_to_datetime
+from tbotd.execution.protection import StopBounds, VenueOrder, VenuePosition, verdict
 
 LIVE_STATES = ("pending", "unknown", "open", "partially_filled")
 
@@ -45,6 +50,7 @@ class DbView:
     decisions: list[tuple[str, int, str]]
     booked_pnl: Decimal
     integrity: str
+    owner: str
 
 
 def read_db(path: Path) -> DbView:
@@ -65,6 +71,7 @@ def read_db(path: Path) -> DbView:
             for r in conn.execute("SELECT symbol, candle_time, actions FROM decisions")
         ]
         booked = [Decimal(r["pnl"]) for r in conn.execute("SELECT pnl FROM trades")]
+        owner = conn.execute("SELECT value FROM meta WHERE key = 'owner'").fetchone()
         conn.execute("COMMIT")
         integrity = str(conn.execute("PRAGMA integrity_check").fetchone()[0])
     finally:
@@ -79,6 +86,7 @@ def read_db(path: Path) -> DbView:
         decisions=decisions,
         booked_pnl=sum(booked, Decimal(0)),
         integrity=integrity,
+        owner=str(owner[0]) if owner else "",
     )
 
 
@@ -106,19 +114,52 @@ class Findings:
         return not (self.duplicates or self.unknown or self.unprotected or self.mismatches)
 
 
-def unprotected(sim: dict[str, Any]) -> list[str]:
-    """Exchange positions with no open stop-loss order closing them."""
+_STRATEGY = StrategyConfig.model_fields
+BOUNDS = (
+    Decimal(str(_STRATEGY["min_stop_pct"].default)) / 100,
+    Decimal(str(_STRATEGY["max_stop_pct"].default)) / 100,
+)  # the daemon's defaults, which the harnesses' configs keep
+TICKS = {"BTCUSDT": Decimal("0.1"), "ETHUSDT": Decimal("0.01")}
+
+
+def unprotected(sim: dict[str, Any], bounds: tuple[Decimal, Decimal] = BOUNDS) -> list[str]:
+    """Exchange positions that the strict definition does not call protected (and why)."""
     [account] = sim["accounts"]
-    stops: set[str] = set()
-    for algo in sim["algo_orders"]:
-        if algo["status"] == "NEW" and algo["order_type"] in ("STOP_MARKET", "STOP"):
-            stops.add(f"{algo['symbol']}:{algo['side']}")
+    orders = [
+        VenueOrder(
+            symbol=a["symbol"],
+            client_id=a["client_algo_id"],
+            exchange_id=str(a["algo_id"]),
+            conditional=True,
+            reduce_only=bool(a["reduce_only"]),
+            side=OrderSide(a["side"].lower()),
+            type=_KINDS.get(a["order_type"]),
+            qty=Decimal(a["qty"]),
+            trigger_price=Decimal(a["trigger_price"]),
+            close_position=bool(a["close_position"]),
+        )
+        for a in sim["algo_orders"]
+        if a["status"] == "NEW"
+    ]
     missing = []
-    for position in account["positions"]:
-        closing = "SELL" if Decimal(position["qty"]) > 0 else "BUY"
-        if f"{position['symbol']}:{closing}" not in stops:
-            missing.append(f"{position['symbol']} {position['qty']} has no stop-loss")
+    for p in account["positions"]:
+        qty, liquidation = Decimal(p["qty"]), Decimal(p["liquidation_price"] or 0)
+        position = VenuePosition(
+            p["symbol"],
+            Side.LONG if qty > 0 else Side.SHORT,
+            abs(qty),
+            Decimal(p["entry_price"]),
+            liquidation if liquidation > 0 else None,
+        )
+        tick = TICKS.get(p["symbol"], Decimal("0.01"))
+        judged = verdict(position, orders, StopBounds(*bounds, tick))
+        if not judged.protected:
+            problems = ", ".join(judged.problems)
+            missing.append(f"{p['symbol']} {p['qty']} @ {p['entry_price']}: {problems}")
     return missing
+
+
+_KINDS = {"STOP_MARKET": OrderType.STOP_MARKET, "TAKE_PROFIT_MARKET": OrderType.TAKE_PROFIT_MARKET}
 
 
 def duplicates(sim: dict[str, Any], db: DbView, instance: str) -> list[str]:
@@ -128,8 +169,9 @@ def duplicates(sim: dict[str, Any], db: DbView, instance: str) -> list[str]:
     algos = Counter(a["client_algo_id"] for a in sim["algo_orders"])
     found += [f"order {cid} sent {n} times" for cid, n in regular.items() if n > 1]
     found += [f"conditional order {cid} sent {n} times" for cid, n in algos.items() if n > 1]
+    key = f"{instance}|{db.owner}"  # client ids carry the database's identity (daemon/app.py)
     entry_of = {
-        client_order_id(instance, symbol, ms_to_datetime(ms), OrderRole.ENTRY): (symbol, ms)
+        client_order_id(key, symbol, ms_to_datetime(ms), OrderRole.ENTRY): (symbol, ms)
         for symbol, ms, _ in db.decisions
     }
     per_decision: Counter[tuple[str, int]] = Counter()

@@ -26,6 +26,7 @@ from tbotd.marketdata.feed import CandleFeed
 from tbotd.ops.clock import Clock, ScaledClock
 from tbotd.ops.logs import get_logger
 from tbotd.store import Store
+from tbotd.store.lock import DatabaseLock
 from tbotd.strategy.manager import ManagerConfig
 
 log = get_logger(__name__)
@@ -70,6 +71,7 @@ class App:
     broker: Broker
     predictor: Predictor
     cycle: Cycle
+    lock: DatabaseLock | None = None
 
     async def recover(self) -> None:
         """Startup is recovery: broker state reconciled with the venue, history filled, and the
@@ -106,10 +108,26 @@ class App:
         if not isinstance(self.broker, LiveBroker):  # the live broker closes the venue itself
             await self.venue.close()
         self.store.close()
+        if self.lock is not None:
+            self.lock.release()
 
 
-async def build(settings: Settings, predictor: Predictor | None = None) -> App:
-    """Wire an instance by its config (``predictor`` may be injected, e.g. by tests)."""
+async def build(settings: Settings, predictor: Predictor | None = None, holder: str = "") -> App:
+    """Wire an instance by its config (``predictor`` may be injected, e.g. by tests).
+
+    The database is locked first (one daemon per database; ``holder`` says who we are to a
+    second one), and the instance's client ids carry its database's identity.
+    """
+    lock = DatabaseLock(settings.store.path, holder or f"instance {settings.instance}")
+    lock.acquire()
+    try:
+        return await _wire(settings, predictor, lock)
+    except BaseException:
+        lock.release()
+        raise
+
+
+async def _wire(settings: Settings, predictor: Predictor | None, lock: DatabaseLock) -> App:
     store = Store.open(settings.store.path)
     exchange = make_exchange(settings)
     venue = CcxtVenue(exchange, settings.exchange.market_type)
@@ -131,7 +149,13 @@ async def build(settings: Settings, predictor: Predictor | None = None) -> App:
 
         predictor = FallbackPredictor.from_settings(settings, events=store, clock=clock)
     cycle = Cycle(settings, store, feed, broker, predictor, clock)
-    return App(settings, store, clock, venue, feed, broker, predictor, cycle)
+    return App(settings, store, clock, venue, feed, broker, predictor, cycle, lock)
+
+
+def instance_key(settings: Settings, store: Store) -> str:
+    """What client ids are derived from: the instance's name and its database's identity, so
+    two databases (two daemons, or a lost and a new one) never derive the same ids."""
+    return f"{settings.instance}|{store.owner()}"
 
 
 async def _broker(
@@ -145,7 +169,7 @@ async def _broker(
             venue=venue,
             symbols=list(settings.exchange.symbols),
             currency=strategy.share_class,
-            instance=settings.instance,
+            instance=instance_key(settings, store),
             clock=clock,
             prices=feed.price,
             leverage=execution.leverage,
@@ -171,7 +195,7 @@ async def _broker(
         ),
         currency=strategy.share_class,
         initial_balance=strategy.initial_capital,
-        instance=settings.instance,
+        instance=instance_key(settings, store),
         clock=clock,
         prices=feed.price,
         funding=funding,

@@ -23,16 +23,19 @@ from tbotd.daemon.cycle import Predictor
 from tbotd.daemon.schedule import candle_of_fire, cycle_scheduler, just_closed
 from tbotd.daemon.status import readiness, record_metrics, status
 from tbotd.daemon.systemd import Notifier
+from tbotd.domain.errors import StorageUnavailableError
 from tbotd.domain.values import datetime_to_ms, ms_to_datetime, timeframe_delta
 from tbotd.execution.live import LiveBroker
 from tbotd.ops.http import OpsServer
 from tbotd.ops.logs import configure_for, get_logger
 from tbotd.ops.metrics import DAEMON_METRICS, REGISTRY
+from tbotd.ops.retry import Backoff
 from tbotd.ops.tasks import TaskSupervisor
 from tbotd.strategy.manager import ManagerConfig
 
 log = get_logger(__name__)
 RESTART_KEYS = ("instance", "exchange", "store", "ops", "daemon")
+STORAGE_RETRY = Backoff(attempts=1_000_000, base_s=2.0, cap_s=60.0)
 
 
 class Daemon:
@@ -60,12 +63,13 @@ class Daemon:
     async def run(self) -> int:
         """Run until a stop signal (exit 0) or a critical failure (exit 1)."""
         self._install_signals()
-        self.app = app = await build(self.settings, self._predictor)
+        holder = f"tbotd run --config {self.config_path}, instance {self.settings.instance}"
+        self.app = app = await build(self.settings, self._predictor, holder)
         scheduler = None
         ops = self._ops_server()
         try:
             self.ops_url = await ops.start()
-            await app.recover()
+            await self._recover(app)
             self._report_missed(app)
             self._spawn_background(app)
             scheduler = cycle_scheduler(
@@ -93,6 +97,51 @@ class Daemon:
             await ops.stop()
         return 1 if self.supervisor.failure is not None and not self.stop_requested.is_set() else 0
 
+    async def _recover(self, app: App) -> None:
+        """Startup is recovery; a database that cannot be written delays it, never ends it:
+        the live broker protects every position from the venue's own state meanwhile."""
+        failures = 0
+        while True:
+            try:
+                await app.recover()
+            except StorageUnavailableError as e:
+                delay = STORAGE_RETRY.delay(failures)
+                failures += 1
+                self._storage_down(app, str(e))
+                await app.clock.sleep(delay)
+                app.store.probe()
+            else:
+                return
+
+    def _storage_down(self, app: App, why: str) -> None:
+        """Say it everywhere an operator looks; take no new risk; protect from the venue."""
+        log.error("database cannot be written: no new entries, protecting", error=why)
+        DAEMON_METRICS.errors.labels("storage").inc()
+        self.notifier.status(f"database cannot be written ({why}); protecting positions")
+        repair = getattr(app.broker, "repair_soon", None)
+        if repair is not None:
+            repair.set()
+
+    async def _watch_storage(self, app: App) -> None:
+        """While the database cannot be written, try a small write now and then; once it
+        works, reconcile (the records of what happened meanwhile come from the venue)."""
+        failures = 0
+        while True:
+            await app.clock.sleep(STORAGE_RETRY.delay(failures) if failures else 5.0)
+            if app.store.unwritable is None:
+                failures = 0
+                continue
+            if not app.store.probe():
+                failures += 1
+                self._storage_down(app, app.store.unwritable or "")
+                continue
+            failures = 0
+            log.warning("database writable again; reconciling")
+            app.store.record_event(app.clock.now(), "storage", "database writable again")
+            async with self._cycle_lock:
+                await app.broker.reconcile()
+            self.notifier.status("database writable again; cycling")
+
     async def _tick(self) -> None:
         """The scheduled job: decide the candle that just closed (never two cycles at once)."""
         app = self.app
@@ -101,8 +150,14 @@ class Daemon:
         async with self._cycle_lock:
             await app.resync_clock()
             candle_time = candle_of_fire(app.clock.now(), self.settings.exchange.timeframe)
+            if app.store.unwritable is not None:
+                self._storage_down(app, app.store.unwritable)
+                return  # no decision without a record of it; positions keep their protection
             try:
                 report = await app.cycle.run(candle_time)
+            except StorageUnavailableError as e:
+                self._storage_down(app, str(e))
+                return
             except Exception:  # a bad cycle is logged; the next one starts clean (crash-only)
                 log.exception("cycle failed", candle=candle_time.isoformat())
                 DAEMON_METRICS.errors.labels("cycle").inc()
@@ -130,8 +185,10 @@ class Daemon:
         self.supervisor.spawn(app.feed.run(), "candle feed", critical=True)
         self.supervisor.spawn(self.notifier.watchdog_forever(), "systemd watchdog")
         self.supervisor.spawn(self._reconcile_forever(app), "reconciliation")
+        self.supervisor.spawn(self._watch_storage(app), "storage watch")
         if isinstance(app.broker, LiveBroker):
             self.supervisor.spawn(app.broker.watch_user_stream(), "user-data stream")
+            self.supervisor.spawn(app.broker.protect_forever(), "protection repair")
 
     async def _reconcile_forever(self, app: App) -> None:
         while True:

@@ -21,8 +21,14 @@ if TYPE_CHECKING:
 
 
 def readiness(daemon: Daemon) -> tuple[bool, str]:
-    """Ready once recovery is done and every symbol's market data is live and fresh."""
+    """Ready once recovery is done, the database can be written and every symbol's market data
+    is live and fresh."""
     app = daemon.app
+    if app is not None and app.store.unwritable is not None:
+        return False, (
+            f"database cannot be written ({app.store.unwritable}): no new entries; open "
+            "positions are kept protected from the exchange's own state"
+        )
     if app is None or not daemon.ready.is_set():
         return False, "recovering"
     if not app.feed.live.is_set():
@@ -65,6 +71,9 @@ async def status(daemon: Daemon) -> dict[str, Any]:
         }
         for p in store.positions().values()
     ]
+    protection = getattr(app.broker, "protection_status", None)
+    if protection is not None:
+        body["protection"] = protection()
     body["open_orders"] = [
         {
             "client_id": o.client_id,

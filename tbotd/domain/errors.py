@@ -7,6 +7,9 @@ Adapters (ccxt, HTTP, SQLite) translate their own exceptions into these at the b
 * :class:`OutcomeUnknownError` — the request may or may not have taken effect (timeout, 5xx or a
   lost reply on an order). Never resend: look the order up by its client id first.
 * :class:`RejectedError` — the venue refused this request; retrying it unchanged is pointless.
+* :class:`StorageUnavailableError` — the database cannot be written now (disk full, read-only,
+  I/O error): nothing was recorded. Take no new risk, keep every position protected from the
+  venue's own state, and try again.
 * :class:`FatalError` — stop trading and tell the operator (bad credentials, broken config).
 * :class:`InvalidDataError` — an input (candle, prediction, CSV row) is malformed; drop it.
 """
@@ -54,6 +57,10 @@ class OrderNotFoundError(RejectedError):
     """The venue does not know the order (Binance -2013 / -2011)."""
 
 
+class StorageUnavailableError(TbotdError):
+    """The database refused a write (disk full, read-only, I/O error); nothing was recorded."""
+
+
 class FatalError(TbotdError):
     """Trading cannot continue safely; stop and alert the operator."""
 
@@ -64,6 +71,10 @@ class AuthError(FatalError):
 
 class ConfigError(FatalError):
     """The configuration is invalid; the message names every problem."""
+
+
+class InstanceConflictError(ConfigError):
+    """Another tbotd already uses this database (or account): the operator must choose one."""
 
 
 class InvalidDataError(TbotdError, ValueError):

@@ -8,6 +8,7 @@ filled entry. The store keeps every transition as state history.
 from __future__ import annotations
 
 import hashlib
+import re
 import string
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -85,6 +86,10 @@ ALLOWED_TRANSITIONS: dict[OrderState, frozenset[OrderState]] = {
 }
 
 
+OWNER_TAG_LEN = 3
+_ID = re.compile(r"^tb[EXST][0-9A-Za-z]{29}$")
+
+
 def client_order_id(
     instance: str, symbol: str, candle_open_time: datetime, role: OrderRole, seq: int = 0
 ) -> str:
@@ -93,17 +98,43 @@ def client_order_id(
     The same (instance, symbol, candle, role, seq) always yields the same id, so a restarted
     daemon that re-derives an order it may already have sent finds it on the exchange instead of
     sending a duplicate. ``seq`` distinguishes several orders of one role for one candle (a stop
-    moved twice). Layout: ``tb`` + role letter + 29 base-62 characters of a SHA-256 digest.
+    moved twice). ``instance`` is the daemon's key: its name and its database's identity, so two
+    databases never derive the same id. Layout: ``tb`` + role letter + the owner tag
+    (:func:`owner_tag` of ``instance``) + 26 base-62 characters of a SHA-256 digest.
     """
     if seq < 0:
         raise InvalidDataError(f"client id seq must be >= 0, got {seq}")
     key = f"{instance}|{symbol}|{datetime_to_ms(candle_open_time)}|{role.value}|{seq}"
+    digits = _base62(key, CLIENT_ID_MAX_LEN - 3 - OWNER_TAG_LEN)
+    return "tb" + role.code + owner_tag(instance) + digits
+
+
+def owner_tag(instance: str) -> str:
+    """The three characters every client id of ``instance`` carries after its role letter."""
+    return _base62(f"owner|{instance}", OWNER_TAG_LEN)
+
+
+def id_owner(client_id: str) -> str | None:
+    """The owner tag of a tbotd client id; None for anything else (a person, another program)."""
+    if not _ID.match(client_id):
+        return None
+    return client_id[3 : 3 + OWNER_TAG_LEN]
+
+
+def id_role(client_id: str) -> OrderRole | None:
+    """The role a tbotd client id was derived for (None for anything else)."""
+    if not _ID.match(client_id):
+        return None
+    return next(r for r in OrderRole if r.code == client_id[2])
+
+
+def _base62(key: str, length: int) -> str:
     number = int.from_bytes(hashlib.sha256(key.encode()).digest(), "big")
     digits = []
-    for _ in range(CLIENT_ID_MAX_LEN - 3):
+    for _ in range(length):
         number, rem = divmod(number, 62)
         digits.append(_ALPHABET[rem])
-    return "tb" + role.code + "".join(digits)
+    return "".join(digits)
 
 
 @dataclass(frozen=True, slots=True)

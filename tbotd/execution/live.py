@@ -1,46 +1,57 @@
-"""The live broker: perp positions on a real venue through ccxt, always protected.
+"""The live broker: perp positions on a real venue through ccxt, always protected (DESIGN §13).
 
-Entries are market orders; right after the fill, stop-loss and take-profit are placed as two
-separate reduce-only conditional orders computed from the actual fill price (Binance has no
-attached TP/SL). When one of them fills, the sibling is cancelled — on the user-data stream's
-word, with polling at every candle close as the safety net. Moving protection places the new
-orders before cancelling the old ones. A position that cannot be protected is closed at once.
-Start-up is recovery: see :mod:`tbotd.execution.live_recovery`.
+Entries are market orders; right after the fill — before its fills are fetched or anything is
+written — the stop-loss and then the take-profit are placed as separate reduce-only conditional
+orders computed from the fill price the order's answer gives (Binance has no attached TP/SL).
+When one of them fills, the sibling is cancelled — on the user-data stream's word, with polling
+at every candle close as the safety net. Every close also takes the venue's snapshot (positions
+with leverage, margin mode and liquidation price; the open conditional orders) and checks each
+symbol against it by the strict definition of "protected"; anything that differs is reconciled
+at once. A position that could not be protected is retried every few seconds by
+:meth:`LiveBroker.protect_forever`. Moving protection places the new orders before cancelling
+the old ones. Start-up is recovery: see :mod:`tbotd.execution.live_recovery`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, replace
 from datetime import datetime
 from decimal import Decimal
 from functools import partial
+from typing import Any
 
 from tbotd.domain.actions import ExitPlan
-from tbotd.domain.enums import MarginMode, OrderRole, OrderType, Side
+from tbotd.domain.enums import MarginMode, OrderRole, Side
 from tbotd.domain.errors import OutcomeUnknownError, RejectedError, RetryableError
 from tbotd.domain.market import Candle, MarketSpec
-from tbotd.domain.orders import Order, OrderState
+from tbotd.domain.orders import OrderState
 from tbotd.domain.positions import Position, is_funding_time
 from tbotd.execution.broker import Equity, PriceSource, order_qty, protection_after_fill
 from tbotd.execution.live_recovery import LiveRecovery
 from tbotd.execution.orders import new_order
-from tbotd.execution.venue import (
-    CcxtVenue,
-    ImmediateTriggerError,
-    ReduceOnlyRejectedError,
-    VenueOrderState,
-)
+from tbotd.execution.protection import VenueOrder, VenuePosition, Verdict, verdict
+from tbotd.execution.reconcile import ReportUnknown
+from tbotd.execution.venue import CcxtVenue, SymbolSettings
 from tbotd.ops.clock import Clock
 from tbotd.ops.logs import get_logger
 from tbotd.ops.retry import Backoff
 from tbotd.store import Store, Trade
-from tbotd.strategy.exits import ExitParams, Protection
+from tbotd.strategy.exits import ExitParams
 
 log = get_logger(__name__)
-PROTECTION_ATTEMPTS = 3
 USER_STREAM = Backoff(attempts=1_000_000, base_s=0.5, cap_s=30.0)
+REPAIR = Backoff(attempts=1_000_000, base_s=1.0, cap_s=10.0)
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """The venue's state at one candle close, for every symbol (two requests)."""
+
+    positions: dict[str, VenuePosition]
+    settings: dict[str, SymbolSettings]
+    conditional: list[VenueOrder]
 
 
 class LiveBroker(LiveRecovery):
@@ -65,8 +76,14 @@ class LiveBroker(LiveRecovery):
         self._symbols, self._prices = symbols, prices
         self._leverage, self._margin_mode, self._fallback = leverage, margin_mode, fallback_exits
         self._locks: dict[str, asyncio.Lock] = {s: asyncio.Lock() for s in symbols}
-        self._snapshots: dict[datetime, asyncio.Future[set[str]]] = {}
+        self._snapshots: dict[datetime, asyncio.Future[Snapshot]] = {}
         self.synced = asyncio.Condition()  # notified after every sync (tests and status wait on it)
+        self.repair_soon = asyncio.Event()
+        self.entry_blocked: dict[str, str] = {}
+        self.suspended: dict[str, str] = {}
+        self.verdicts: dict[str, Verdict] = {}
+        self._reported: set[str] = set()
+        self._seq_floor: dict[tuple[str, OrderRole], int] = {}
 
     async def start(self) -> None:
         """Markets, idempotent account set-up, then recovery (reconcile and protect)."""
@@ -81,13 +98,14 @@ class LiveBroker(LiveRecovery):
             )
             for note in notes:
                 log.info("account set-up", symbol=symbol, note=note)
-        self._store.record_event(
-            now,
-            "start",
-            "live broker ready",
-            leverage=self._leverage,
-            margin_mode=str(self._margin_mode),
-        )
+        with self._recording():
+            self._store.record_event(
+                now,
+                "start",
+                "live broker ready",
+                leverage=self._leverage,
+                margin_mode=str(self._margin_mode),
+            )
         await self.reconcile()
 
     async def stop(self) -> None:
@@ -98,18 +116,28 @@ class LiveBroker(LiveRecovery):
         """Trading rules of ``symbol``."""
         return self._markets[symbol]
 
+    def entries_refused(self, symbol: str) -> str:
+        """Why no new position may be opened on ``symbol`` now ("" when one may)."""
+        unwritable = self._store.unwritable
+        if unwritable:
+            return f"the database cannot be written ({unwritable})"
+        return self.suspended.get(symbol) or self.entry_blocked.get(symbol, "")
+
     async def open_position(
         self, symbol: str, side: Side, qty: Decimal, exits: ExitPlan, candle_time: datetime
     ) -> Position:
-        """Enter at market, then protect from the fill price (or close if that fails)."""
+        """Enter at market, place the stop (then the target) from the fill price, then book."""
         async with self._locks[symbol]:
+            refused = self.entries_refused(symbol)
+            if refused:
+                raise RejectedError(f"{symbol}: no new entries: {refused}")
             market = self._markets[symbol]
             if symbol in self._store.positions():
                 raise RejectedError(f"{symbol} already has an open position")
             qty = order_qty(market, qty, self._prices(symbol).price)
             now = self._clock.now()
             entry = new_order(self._instance, symbol, side, OrderRole.ENTRY, qty, candle_time, now)
-            self._store.record_order_intent(entry)
+            self._intent(entry, strict=True)
             entry, state = await self._send(
                 entry,
                 lambda: self._venue.market_order(
@@ -119,143 +147,76 @@ class LiveBroker(LiveRecovery):
             entry, state = await self._until_final(entry, state)
             if entry.state is not OrderState.FILLED:
                 raise RejectedError(f"entry {entry.client_id} ended {entry.state}, not filled")
-            fills = await self._record_fills(entry, state)
-            price = entry.avg_fill_price or fills[0].price
-            protection = protection_after_fill(exits, side, price, market, self._fallback)
+            price = entry.avg_fill_price or self._prices(symbol).price
             position = Position(
-                symbol,
-                side,
-                entry.filled_qty,
-                price,
-                fills[0].time if fills else now,
-                protection.stop_loss,
-                protection.take_profit,
-                Decimal(self._leverage),
+                symbol, side, entry.filled_qty, price, now, leverage=Decimal(self._leverage)
             )
-            with self._store.transaction():
-                self._store.save_position(position, now)
-                self._store.record_event(now, "entry", f"{side} {position.qty} at {price}", symbol)
-            await self._protect(position, protection, candle_time)
-            return self._store.positions().get(symbol, position)
+            protection = protection_after_fill(exits, side, price, market, self._fallback)
+            levels = {
+                OrderRole.STOP_LOSS: protection.stop_loss,
+                OrderRole.TAKE_PROFIT: protection.take_profit,
+            }
+            placed = await self._protect(
+                symbol, side, position.qty, levels, candle_time, position
+            )  # first: the stop never waits for bookkeeping
+            if placed.closed:
+                return position
+            return await self._book_entry(
+                entry, state, position, protection.stop_loss, protection.take_profit
+            )
+
+    async def _book_entry(
+        self, entry: Any, state: Any, position: Position, stop: Decimal, take: Decimal
+    ) -> Position:
+        """Fills, position and event, once the venue already holds the stop."""
+        try:
+            fills = await self._record_fills(entry, state)
+        except (RetryableError, OutcomeUnknownError) as e:  # recovered by reconciliation
+            log.warning("entry fills not fetched yet", client_id=entry.client_id, error=str(e))
+            fills = []
+        booked = replace(
+            position,
+            opened_at=fills[0].time if fills else position.opened_at,
+            stop_loss=stop,
+            take_profit=take,
+        )
+        with self._recording():
+            self._store.save_position(booked, self._clock.now())
+            self._store.record_event(
+                self._clock.now(),
+                "entry",
+                f"{booked.side} {booked.qty} at {booked.entry_price}",
+                booked.symbol,
+            )
+        return booked
 
     async def close_position(self, symbol: str, reason: str, candle_time: datetime) -> Trade | None:
         """Reduce-only market close, then cancel the protection; None when already flat."""
         async with self._locks[symbol]:
-            return await self._close(symbol, reason, candle_time)
-
-    async def _close(
-        self, symbol: str, reason: str, candle_time: datetime, seq: int = 0
-    ) -> Trade | None:
-        position = self._store.positions().get(symbol)
-        if position is None:
-            return None
-        now = self._clock.now()
-        exit_ = new_order(
-            self._instance,
-            symbol,
-            position.side,
-            OrderRole.EXIT,
-            position.qty,
-            candle_time,
-            now,
-            seq=seq,
-            reason=reason,
-        )
-        self._store.record_order_intent(exit_)
-        try:
-            exit_, state = await self._send(
-                exit_,
-                lambda: self._venue.market_order(
-                    symbol, exit_.side, position.qty, exit_.client_id, reduce_only=True
-                ),
-            )
-        except ReduceOnlyRejectedError:
-            await self.sync(symbol)  # the venue is already flat: a stop or target fired
-            return None
-        exit_, state = await self._until_final(exit_, state)
-        fills = await self._record_fills(exit_, state)
-        trade = self._finish(position, fills, "decision" if seq == 0 else reason)
-        await self._cancel_protection(symbol)
-        return trade
+            position = self._store.positions().get(symbol)
+            if position is None:
+                return None
+            return await self._close(position, reason, candle_time)
 
     async def move_protection(
         self, symbol: str, stop_loss: Decimal, take_profit: Decimal, candle_time: datetime
     ) -> Position:
-        """New stop and target first, then the old ones cancelled."""
+        """New stop and target first, then the old ones cancelled; a position the move had to
+        close (a level refused) stays closed."""
         async with self._locks[symbol]:
             position = self._store.positions()[symbol]
-            old = {o.client_id for o in self._store.live_orders(symbol)}
-            placed = await self._protect(position, Protection(stop_loss, take_profit), candle_time)
-            await self._cancel_protection(symbol, keep=placed)
-            moved = self._with_exits(position, stop_loss, take_profit)
-            self._store.save_position(moved, self._clock.now())
-            log.info("protection moved", symbol=symbol, replaced=len(old))
-            return moved
-
-    async def _protect(
-        self, position: Position, prices: Protection, candle_time: datetime
-    ) -> set[str]:
-        """Place stop then target; an unprotectable position is closed at once."""
-        placed: set[str] = set()
-        symbol = position.symbol
-        for role, kind, trigger in (
-            (OrderRole.STOP_LOSS, OrderType.STOP_MARKET, prices.stop_loss),
-            (OrderRole.TAKE_PROFIT, OrderType.TAKE_PROFIT_MARKET, prices.take_profit),
-        ):
-            for _attempt in range(PROTECTION_ATTEMPTS):
-                seq = self._store.order_count(symbol, role)
-                order = new_order(
-                    self._instance,
-                    symbol,
-                    position.side,
-                    role,
-                    position.qty,
-                    candle_time,
-                    self._clock.now(),
-                    trigger_price=trigger,
-                    seq=seq,
-                )
-                self._store.record_order_intent(order)
-                try:
-                    order, _ = await self._send(order, self._conditional(order, kind))
-                except ImmediateTriggerError as e:
-                    await self._emergency_close(
-                        position, candle_time, f"{role} already crossed: {e}"
-                    )
-                    return placed
-                except RetryableError:
-                    await self._clock.sleep(1.0)
-                    continue
-                except RejectedError as e:
-                    await self._emergency_close(position, candle_time, f"{role} refused: {e}")
-                    return placed
-                placed.add(order.client_id)
-                break
-            else:
-                await self._emergency_close(position, candle_time, f"{role} could not be placed")
-                return placed
-        with self._store.transaction():
-            self._store.save_position(
-                self._with_exits(position, prices.stop_loss, prices.take_profit), self._clock.now()
+            levels = {OrderRole.STOP_LOSS: stop_loss, OrderRole.TAKE_PROFIT: take_profit}
+            placed = await self._protect(
+                symbol, position.side, position.qty, levels, candle_time, position
             )
-        return placed
-
-    def _conditional(
-        self, order: Order, kind: OrderType
-    ) -> Callable[[], Awaitable[VenueOrderState]]:
-        trigger = order.trigger_price or Decimal(0)
-        return lambda: self._venue.conditional_order(
-            order.symbol, order.side, kind, trigger, order.qty, order.client_id
-        )
-
-    async def _emergency_close(self, position: Position, candle_time: datetime, why: str) -> None:
-        """Never leave a position unprotected: close it and say so loudly."""
-        now = self._clock.now()
-        log.error("closing unprotectable position", symbol=position.symbol, reason=why)
-        self._store.record_event(
-            now, "alert", f"position closed, could not protect: {why}", position.symbol
-        )
-        await self._close(position.symbol, "unprotectable", candle_time, seq=7)
+            if placed.closed or placed.failed:  # gone, or the old orders still protect it
+                return position
+            await self._cancel_protection(symbol, keep=placed.ids)
+            moved = self._with_exits(position, stop_loss, take_profit)
+            with self._recording():
+                self._store.save_position(moved, self._clock.now())
+            log.info("protection moved", symbol=symbol)
+            return moved
 
     async def positions(self) -> dict[str, Position]:
         """Open positions as recorded (reconciled with the venue at start and every candle)."""
@@ -269,28 +230,52 @@ class LiveBroker(LiveRecovery):
         return Equity(self.currency, balance, unrealized)
 
     async def on_closed_candle(self, candle: Candle) -> None:
-        """Safety net for the user-data stream: settle fired stops/targets, record funding.
+        """Safety net for the user-data stream, and the per-close protection check.
 
-        One request lists every open conditional order for all symbols of this close; only an
-        order missing from it is looked up. Funding is fetched at funding times only.
+        One snapshot (positions, and every open conditional order for all symbols) is taken per
+        close; an order missing from it is looked up, and the symbol is reconciled at once if
+        its position or protection differs from ours. Funding is fetched at funding times only.
         """
-        still_open = await self._open_snapshot(candle.close_time)
+        snapshot = await self._snapshot(candle.close_time)
         async with self._locks[candle.symbol]:
+            still_open = None if snapshot is None else {o.client_id for o in snapshot.conditional}
             await self.sync(candle.symbol, still_open, funding=is_funding_time(candle.close_time))
+            if snapshot is not None:
+                await self._check(candle.symbol, snapshot)
 
-    async def _open_snapshot(self, close_time: datetime) -> set[str]:
-        """The venue's open conditional orders, fetched once per candle close for all symbols."""
+    async def _check(self, symbol: str, snapshot: Snapshot) -> None:
+        """Judge ``symbol`` on the close's snapshot; reconcile it when anything differs."""
+        position = snapshot.positions.get(symbol)
+        if position is None:
+            self.verdicts.pop(symbol, None)
+        else:
+            self.verdicts[symbol] = verdict(
+                position, snapshot.conditional, self.stop_bounds(symbol)
+            )
+        settings = snapshot.settings.get(symbol, SymbolSettings(None, None))
+        await self.check_settings(symbol, settings, position is None)
+        fixes = self.position_fixes([symbol], snapshot.positions, snapshot.conditional)
+        if any(not isinstance(f, ReportUnknown) for f in fixes):
+            log.warning("venue differs at the close; reconciling", symbol=symbol, fixes=len(fixes))
+            await self.reconcile_symbols([symbol])
+
+    async def _snapshot(self, close_time: datetime) -> Snapshot | None:
+        """The venue's state, fetched once per candle close for all symbols (None: unknown)."""
         task = self._snapshots.get(close_time)
         if task is None:
-            self._snapshots = {
-                close_time: asyncio.ensure_future(self._venue.open_conditional_ids(self._symbols))
-            }
-            task = self._snapshots[close_time]
+            task = asyncio.ensure_future(self._fetch_snapshot())
+            self._snapshots = {close_time: task}
         try:
             return await asyncio.shield(task)
         except RetryableError:
             self._snapshots.pop(close_time, None)
-            return set()  # unknown: every protective order is looked up
+            return None  # unknown: every protective order is looked up
+
+    async def _fetch_snapshot(self) -> Snapshot:
+        (positions, settings), conditional = await asyncio.gather(
+            self._venue.account(self._symbols), self._venue.open_conditional(self._symbols)
+        )
+        return Snapshot(positions, settings, conditional)
 
     async def on_order_update(self, symbol: str) -> None:
         """The user-data stream reported a change on ``symbol``: sync it now."""
@@ -302,9 +287,10 @@ class LiveBroker(LiveRecovery):
     async def watch_user_stream(self) -> None:
         """Settle fired stops/targets as soon as the venue says so; reconcile after a drop.
 
-        Polling at every candle close (:meth:`on_closed_candle`) remains the safety net. A
-        transient failure (the stream dropped, or the venue failing while settling) never ends
-        this task: it backs off, reconciles and listens again.
+        Polling at every candle close (:meth:`on_closed_candle`) remains the safety net. An
+        order that is not ours on one of our symbols (another daemon, a person) starts a
+        reconciliation at once. A transient failure never ends this task: it backs off,
+        reconciles and listens again.
         """
         failures, lost = 0, False
         while True:
@@ -314,26 +300,64 @@ class LiveBroker(LiveRecovery):
                     lost = False
                 updates = await self._venue.watch_orders()
                 failures = 0
-                for symbol in self._touched(updates):
+                ours, foreign = self._touched(updates)
+                for symbol in ours:
                     await self.on_order_update(symbol)
+                if foreign:
+                    self.repair_soon.set()
             except (RetryableError, OutcomeUnknownError) as e:
                 delay = USER_STREAM.delay(failures)
                 failures, lost = failures + 1, True
                 log.warning("user-data stream lost", error=str(e), retry_in_s=round(delay, 2))
                 await self._clock.sleep(delay)
 
-    def _touched(self, updates: list[VenueOrderState]) -> list[str]:
-        """Symbols with a live order of ours among ``updates``."""
-        symbols = set()
-        for update in updates:
+    def _touched(self, updates: list[tuple[str, Any]]) -> tuple[list[str], bool]:
+        """Symbols with a live order of ours among ``updates``; and whether any update was
+        another trader's on one of our symbols."""
+        symbols, foreign = set(), False
+        for symbol, update in updates:
             order = self._store.order(update.client_id)
             if order is not None and order.state.is_live:
                 symbols.add(order.symbol)
-        return sorted(symbols)
+            elif order is None and symbol in self._locks:
+                foreign = True
+        return sorted(symbols), foreign
+
+    async def protect_forever(self) -> None:
+        """Whenever a position could not be protected (or another trader's order appeared),
+        reconcile every symbol, backing off while the venue cannot be reached: a bare position
+        is retried every few seconds, never left to the next periodic reconciliation."""
+        failures = 0
+        while True:
+            await self.repair_soon.wait()
+            self.repair_soon.clear()
+            try:
+                await self.reconcile()
+                failures = 0
+            except (RetryableError, OutcomeUnknownError) as e:
+                delay = REPAIR.delay(failures)
+                failures += 1
+                log.warning("protection repair postponed", error=str(e), retry_in_s=delay)
+                await self._clock.sleep(delay)
+                self.repair_soon.set()
 
     async def reconcile(self) -> int:
         """Compare with the venue and fix every difference (exchange wins on positions)."""
         async with contextlib.AsyncExitStack() as stack:  # every symbol, in a fixed order
             for symbol in sorted(self._locks):
                 await stack.enter_async_context(self._locks[symbol])
-            return await self._reconcile(self._symbols, self._fallback)
+            return await self.reconcile_symbols(self._symbols)
+
+    def protection_status(self) -> dict[str, dict[str, Any]]:
+        """Per symbol: protected by the strict definition (at the last check), and whether new
+        entries are refused and why."""
+        return {
+            symbol: {
+                "protected": None if v is None else v.protected,
+                "problems": [] if v is None else [str(p) for p in v.problems],
+                "covered_qty": None if v is None else str(v.covered),
+                "entries_refused": self.entries_refused(symbol) or None,
+            }
+            for symbol in self._symbols
+            for v in [self.verdicts.get(symbol)]
+        }

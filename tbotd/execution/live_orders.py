@@ -9,11 +9,19 @@ The base of :class:`tbotd.execution.live.LiveBroker`. Each order goes through :m
 
 An order is never re-sent with the same client id: Binance only rejects a duplicate id while the
 first order is *open*, so resending a filled market order would double the position.
+
+Records of what the venue did (states, fills, trades, positions) are written **best effort**: a
+database that cannot be written (disk full) must never stop a stop-loss from being placed or a
+fill from being acted on. The failure is remembered (``Store.unwritable``), no new risk is taken
+while it lasts, and reconciliation re-derives the missing records from the venue (our client ids
+carry our owner tag, so our orders are recognised even when their intent was never stored). Only
+the intent of an *entry* is strict: no intent, no entry.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
+import contextlib
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import replace
 from datetime import timedelta
 from decimal import Decimal
@@ -21,9 +29,14 @@ from functools import partial
 from typing import TypeVar
 
 from tbotd.domain.enums import OrderRole
-from tbotd.domain.errors import OutcomeUnknownError, RejectedError, RetryableError
+from tbotd.domain.errors import (
+    OutcomeUnknownError,
+    RejectedError,
+    RetryableError,
+    StorageUnavailableError,
+)
 from tbotd.domain.market import MarketSpec
-from tbotd.domain.orders import Fill, Order, OrderState
+from tbotd.domain.orders import Fill, Order, OrderState, owner_tag
 from tbotd.domain.positions import Position
 from tbotd.execution.venue import CcxtVenue, VenueOrderState
 from tbotd.ops.clock import Clock
@@ -60,6 +73,24 @@ class LiveOrders:
     ) -> None:
         self._store, self._venue, self._instance, self._clock = store, venue, instance, clock
         self._markets = dict(markets)
+        self._tag = owner_tag(instance)
+        self._traded: set[str] | None = None  # symbols we ever sent an order for
+
+    def traded(self) -> frozenset[str]:
+        """Symbols this database ever sent an order for (read once, then kept up to date)."""
+        if self._traded is None:
+            self._traded = set(self._store.traded_symbols())
+        return frozenset(self._traded)
+
+    @contextlib.contextmanager
+    def _recording(self) -> Iterator[None]:
+        """Write records of venue facts in one transaction, or go on without them when the
+        database refuses (the store remembers why; reconciliation restores the records)."""
+        try:
+            with self._store.transaction():
+                yield
+        except StorageUnavailableError as e:
+            log.warning("record not written; the venue's state stands", error=str(e))
 
     async def _send(
         self, order: Order, request: Callable[[], Awaitable[VenueOrderState]]
@@ -134,13 +165,26 @@ class LiveOrders:
         if state.avg_price:
             changes["avg_fill_price"] = state.avg_price
         updated = order.transition(state.state, self._clock.now(), **changes)
-        self._store.update_order(updated, f"venue says {state.state}")
+        with self._recording():
+            self._store.update_order(updated, f"venue says {state.state}")
         return updated
 
     def _update(self, order: Order, state: OrderState, detail: str) -> Order:
         updated = order.transition(state, self._clock.now(), reason=detail[:500])
-        self._store.update_order(updated, detail[:500])
+        with self._recording():
+            self._store.update_order(updated, detail[:500])
         return updated
+
+    def _intent(self, order: Order, strict: bool = False) -> None:
+        """Record an order before it is sent: strictly for entries (no intent, no new risk);
+        for protective orders and closes best effort — protection never waits for the disk."""
+        if self._traded is not None:
+            self._traded.add(order.symbol)
+        if strict:
+            self._store.record_order_intent(order)
+            return
+        with self._recording():
+            self._store.record_order_intent(order)
 
     async def _record_fills(self, order: Order, state: VenueOrderState) -> list[Fill]:
         """Fetch and store the executions of a filled order (a conditional one's child order)."""
@@ -152,7 +196,8 @@ class LiveOrders:
             f"fills of {order.client_id}",
             LOOKUP,
         )
-        self._store.record_fills(fills)
+        with self._recording():
+            self._store.record_fills(fills)
         return fills
 
     def _finish(self, position: Position, fills: list[Fill], reason: str) -> Trade:
@@ -176,7 +221,7 @@ class LiveOrders:
             position.stop_loss,
             position.take_profit,
         )
-        with self._store.transaction():
+        with self._recording():
             self._store.record_trade(trade)
             self._store.remove_position(position.symbol)
             self._store.record_event(
@@ -189,29 +234,36 @@ class LiveOrders:
             )
         return trade
 
-    async def _cancel_protection(self, symbol: str, keep: set[str] | None = None) -> None:
-        """Cancel our resting stop/target orders on ``symbol`` (except client ids in ``keep``)."""
+    async def _cancel_protection(
+        self,
+        symbol: str,
+        keep: set[str] | None = None,
+        roles: tuple[OrderRole, ...] = (OrderRole.STOP_LOSS, OrderRole.TAKE_PROFIT),
+    ) -> None:
+        """Cancel our resting protective orders of ``roles`` on ``symbol`` (except ``keep``)."""
         for order in self._store.live_orders(symbol):
-            if order.role not in (OrderRole.STOP_LOSS, OrderRole.TAKE_PROFIT):
-                continue
-            if keep and order.client_id in keep:
-                continue
-            cid = order.client_id
-            try:  # cancelling is idempotent: a lost answer is simply asked again
-                cancel = partial(self._venue.cancel, symbol, cid, conditional=True)
-                await self._patiently(cancel, f"cancel {cid}", SEND)
-            except RetryableError as e:  # the lookup below says what happened
-                log.warning("cancel not confirmed", client_id=cid, error=str(e))
-            found = await self._lookup(symbol, cid, conditional=True)
-            state = found.state if found else OrderState.CANCELED
-            if state is OrderState.OPEN:
-                log.warning("protective order still open after cancel", client_id=order.client_id)
-                continue
-            if found is not None:
-                self._apply(order, found)
-            else:
-                self._update(order, OrderState.CANCELED, "gone from the venue")
+            if order.role in roles and order.client_id not in (keep or set()):
+                await self._cancel(symbol, order.client_id)
+
+    async def _cancel(self, symbol: str, client_id: str) -> OrderState:
+        """Cancel one conditional order by client id, record what became of it, and say so."""
+        try:  # cancelling is idempotent: a lost answer is simply asked again
+            cancel = partial(self._venue.cancel, symbol, client_id, conditional=True)
+            await self._patiently(cancel, f"cancel {client_id}", SEND)
+        except RetryableError as e:  # the lookup below says what happened
+            log.warning("cancel not confirmed", client_id=client_id, error=str(e))
+        found = await self._lookup(symbol, client_id, conditional=True)
+        state = found.state if found else OrderState.CANCELED
+        if state is OrderState.OPEN:
+            log.warning("protective order still open after cancel", client_id=client_id)
+            return state
+        order = self._store.order(client_id)
+        if order is not None and found is not None:
+            self._apply(order, found)
+        elif order is not None:
+            self._update(order, OrderState.CANCELED, "gone from the venue")
+        return state
 
     @staticmethod
-    def _with_exits(position: Position, stop: Decimal, take: Decimal) -> Position:
+    def _with_exits(position: Position, stop: Decimal | None, take: Decimal | None) -> Position:
         return replace(position, stop_loss=stop, take_profit=take)

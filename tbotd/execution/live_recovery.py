@@ -1,46 +1,58 @@
-"""Recovery and synchronisation of the live broker: startup is recovery (DESIGN §4).
+"""Recovery and synchronisation of the live broker: startup is recovery (DESIGN §4, §13).
 
-:meth:`LiveRecovery._reconcile` takes snapshots (our orders and positions; the venue's open
-orders and positions), asks the pure functions of :mod:`tbotd.execution.reconcile` what differs,
-and applies each fix, writing an event for every difference. :meth:`LiveRecovery.sync` settles a
-stop or target that fired (cancelling its sibling) and records funding.
+:meth:`LiveRecovery.reconcile_symbols` takes snapshots (our orders and positions; the venue's
+open orders, positions, leverage and margin mode), asks the pure functions of
+:mod:`tbotd.execution.reconcile` what differs, and applies each fix, writing an event for every
+difference. :meth:`LiveRecovery.sync` settles a stop or target that fired (cancelling its
+sibling) and records funding. A position changed by hand is adopted with the venue's fills
+recorded, so what was closed by hand is booked with its real PnL, and then protected for its
+whole quantity; a symbol another tbotd (or a person's opening orders) works is suspended.
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime, timedelta
+from decimal import Decimal
 from functools import partial
 
 from tbotd.domain.enums import OrderRole, OrderSide, Side
-from tbotd.domain.orders import Fill, Order, OrderState
+from tbotd.domain.orders import Fill, Order, OrderState, id_role
 from tbotd.domain.positions import Position
-from tbotd.execution.broker import protection_after_fill
-from tbotd.execution.live_orders import SEND, LiveOrders
+from tbotd.execution.live_orders import SEND
+from tbotd.execution.live_protect import LiveProtection
+from tbotd.execution.orders import new_order
+from tbotd.execution.protection import VenueOrder, VenuePosition
 from tbotd.execution.reconcile import (
     AdoptPosition,
+    Books,
     CancelOrphan,
+    CancelStale,
     DropPosition,
+    Fix,
+    ImportOrder,
+    Ownership,
     Protect,
     ReportUnknown,
     ResolveOrder,
-    VenueOrder,
+    Suspend,
+    classify,
     reconcile_orders,
     reconcile_positions,
 )
+from tbotd.execution.venue import SymbolSettings
 from tbotd.ops.logs import get_logger
-from tbotd.strategy.exits import ExitParams, Protection, fixed_exits
 
 log = get_logger(__name__)
 _PROTECTIVE = (OrderRole.STOP_LOSS, OrderRole.TAKE_PROFIT)
+ADOPT_LOOKBACK = timedelta(days=2)  # how far back a position's hand-made fills are looked for
 
 
-class LiveRecovery(LiveOrders):
+class LiveRecovery(LiveProtection):
     """Reconciliation and protective-order settlement for the live broker."""
 
-    async def _protect(
-        self, position: Position, prices: Protection, candle_time: datetime
-    ) -> set[str]:
-        raise NotImplementedError  # provided by LiveBroker
+    suspended: dict[str, str]  # symbol → why another trader's orders stop our entries there
+    _reported: set[str]  # manual orders already reported
 
     async def sync(
         self, symbol: str, still_open: set[str] | None = None, funding: bool = True
@@ -78,67 +90,120 @@ class LiveRecovery(LiveOrders):
         payments = await self._idempotent(
             partial(self._venue.funding_since, symbol, since, self.currency), f"funding {symbol}"
         )
-        for payment in payments:
-            self._store.record_funding(payment)
+        with self._recording():
+            for payment in payments:
+                self._store.record_funding(payment)
 
-    async def _reconcile(self, symbols: list[str], fallback: ExitParams) -> int:
-        """Orders first (resolve what we sent), then positions and their protection."""
+    async def reconcile_symbols(self, symbols: list[str]) -> int:
+        """Orders first (resolve what we sent), then positions, protection and settings."""
         fixes = 0
         venue_open = await self._open_orders(symbols)
-        for fix in reconcile_orders(self._store.live_orders(), venue_open):
+        for fix in reconcile_orders(self._store.live_orders(), venue_open, self._tag):
             fixes += 1
             if isinstance(fix, ResolveOrder):
                 await self._resolve(fix)
-            elif isinstance(fix, ReportUnknown):
-                self._event(
-                    "unknown-order",
-                    f"open order {fix.order.client_id} is not ours",
-                    fix.order.symbol,
-                )
+            else:
+                self._import(fix)
         await self._recover_fills()
         for symbol in symbols:
             await self.sync(symbol)
-        venue_positions = await self._idempotent(
-            partial(self._venue.positions, symbols), "positions"
+        positions, settings = await self._idempotent(
+            partial(self._venue.account, symbols), "positions"
         )
         venue_open = await self._open_orders(symbols)
-        for change in reconcile_positions(
-            self._store.positions(),
-            venue_positions,
-            self._store.orders_by_id(o.client_id for o in venue_open),
-            venue_open,
-        ):
-            fixes += 1
-            if isinstance(change, AdoptPosition):
-                self._adopt(change)
-            elif isinstance(change, DropPosition | Protect):
-                # The snapshots are moments apart: a stop or target may have just fired.
-                # Settle that first; only a position still recorded after it is dropped or
-                # protected.
-                await self.sync(change.symbol, funding=False)
-                ours = self._store.positions().get(change.symbol)
-                if ours is None:
-                    continue
-                if isinstance(change, Protect):
-                    await self._restore_protection(change, fallback)
-                    continue
-                self._event(
-                    "position-gone", "position closed on the venue while away", change.symbol
-                )
-                self._finish(ours, *self._closing_fills(ours))
-            elif isinstance(change, CancelOrphan):
-                orphan = change.order
-                cancel = partial(
-                    self._venue.cancel, orphan.symbol, orphan.client_id, orphan.conditional
-                )
-                await self._patiently(cancel, f"cancel {orphan.client_id}", SEND)
-                self._event("orphan", f"cancelled {change.order.client_id}", change.order.symbol)
-                await self._resolve(
-                    ResolveOrder(change.order.client_id, change.order.symbol, conditional=True)
-                )
+        found = self.position_fixes(symbols, positions, venue_open)
+        for change in found:
+            fixes += await self._apply_fix(change, venue_open)
+        suspended = {f.symbol for f in found if isinstance(f, Suspend)}
+        for symbol in symbols:
+            if symbol not in suspended:
+                self._lift(symbol)
+            await self.check_settings(
+                symbol, settings.get(symbol, SymbolSettings(None, None)), symbol not in positions
+            )
         if fixes:
             log.warning("reconciled", fixes=fixes)
         return fixes
+
+    def position_fixes(
+        self,
+        symbols: list[str],
+        positions: dict[str, VenuePosition],
+        venue_open: list[VenueOrder],
+    ) -> list[Fix]:
+        """What differs between our books and this venue snapshot (pure, see reconcile.py)."""
+        known = {o.client_id for o in self._store.orders_by_id(o.client_id for o in venue_open)}
+        books = Books(self._store.positions(), frozenset(known), self._tag, self.traded())
+        bounds = {s: self.stop_bounds(s) for s in symbols}
+        return reconcile_positions(books, positions, venue_open, bounds)
+
+    async def _apply_fix(self, change: Fix, venue_open: list[VenueOrder]) -> int:
+        """Carry out one position fix; returns 1 when something was changed or reported."""
+        if isinstance(change, Suspend):
+            self._suspend(change)
+            return 0
+        if isinstance(change, AdoptPosition):
+            await self._adopt(change)
+        elif isinstance(change, DropPosition):
+            await self._drop(change)
+        elif isinstance(change, Protect):
+            # The snapshots are moments apart: a stop or target may have just fired.
+            await self.sync(change.symbol, funding=False)
+            venue = await self._idempotent(
+                partial(self._venue.positions, [change.symbol]), "positions"
+            )
+            if change.symbol not in venue:
+                return 1
+            mine = [o for o in venue_open if o.symbol == change.symbol and self._mine(o)]
+            await self.repair(replace(change, position=venue[change.symbol]), mine)
+        elif isinstance(change, CancelOrphan | CancelStale):
+            await self._cancel_order(change)
+        elif isinstance(change, ReportUnknown):
+            if change.order.client_id in self._reported:
+                return 0
+            self._reported.add(change.order.client_id)
+            self._event(
+                "unknown-order",
+                f"open order {change.order.client_id} is not ours",
+                change.order.symbol,
+            )
+        return 1
+
+    def _mine(self, order: VenueOrder) -> bool:
+        return classify(order, lambda c: self._store.order(c) is not None, self._tag) is (
+            Ownership.OURS
+        )
+
+    async def _cancel_order(self, change: CancelOrphan | CancelStale) -> None:
+        order = change.order
+        cancel = partial(self._venue.cancel, order.symbol, order.client_id, order.conditional)
+        await self._patiently(cancel, f"cancel {order.client_id}", SEND)
+        if isinstance(change, CancelStale):
+            self._event(
+                "stale-order",
+                f"cancelled {order.client_id}: a reduce-only order nothing of ours needs "
+                "(left by a lost database, or by hand)",
+                order.symbol,
+            )
+            return
+        self._event("orphan", f"cancelled {order.client_id}", order.symbol)
+        await self._resolve(ResolveOrder(order.client_id, order.symbol, conditional=True))
+
+    def _suspend(self, fix: Suspend) -> None:
+        ids = ", ".join(sorted(o.client_id for o in fix.orders))
+        why = (
+            f"orders of another trader on {fix.symbol} ({ids}): another tbotd on this account, "
+            "a lost database's orders, or a person's; new entries stop until they are gone "
+            "(run one daemon per account, or use sub-accounts)"
+        )
+        if self.suspended.get(fix.symbol) == why:
+            return
+        self.suspended[fix.symbol] = why
+        self._event("alert", why, fix.symbol, kind_detail="suspended")
+
+    def _lift(self, symbol: str) -> None:
+        if self.suspended.pop(symbol, None) is not None:
+            self._event("resumed", "no other trader's orders on the symbol any more", symbol)
 
     async def _open_orders(self, symbols: list[str]) -> list[VenueOrder]:
         return await self._idempotent(partial(self._venue.open_orders, symbols), "open orders")
@@ -153,6 +218,86 @@ class LiveRecovery(LiveOrders):
                 self._event(
                     "fills-recovered", f"{order.client_id}: {len(fills)} fill(s)", order.symbol
                 )
+
+    async def _venue_fills(self, symbol: str, since: datetime) -> list[Fill]:
+        """The venue's executions on ``symbol`` since ``since`` that we never recorded (a
+        person's, or ours while the database could not be written), now recorded."""
+        found = await self._idempotent(
+            partial(self._venue.fills_since, symbol, since), f"fills {symbol}"
+        )
+        known = {f.trade_id for f in self._store.fills(symbol)}
+        new = []
+        for exchange_id, fill in found:
+            if fill.trade_id in known:
+                continue
+            order = self._store.order_by_exchange_id(exchange_id)
+            new.append(fill if order is None else replace(fill, client_order_id=order.client_id))
+        with self._recording():
+            self._store.record_fills(new)
+        return new
+
+    async def _adopt(self, fix: AdoptPosition) -> None:
+        """The venue's position replaces ours: a hand change, its fills recorded and any part
+        it closed booked as a trade, before the position is protected for its whole size."""
+        ours, theirs = fix.ours, fix.position
+        now = self._clock.now()
+        fills = await self._venue_fills(
+            theirs.symbol, ours.opened_at if ours is not None else now - ADOPT_LOOKBACK
+        )
+        if ours is not None:
+            closing = [f for f in fills if f.side is ours.side.exit_order_side]
+            if closing:
+                closed = ours.qty if ours.side is not theirs.side else ours.qty - theirs.qty
+                self._finish_part(ours, closing, closed)
+        keep = ours is not None and ours.side is theirs.side
+        position = Position(
+            theirs.symbol,
+            theirs.side,
+            theirs.qty,
+            theirs.entry_price,
+            ours.opened_at if ours is not None and keep else now,
+            ours.stop_loss if ours is not None and keep else None,
+            ours.take_profit if ours is not None and keep else None,
+            Decimal(self._leverage),
+            theirs.liquidation_price,
+        )
+        with self._recording():
+            self._store.save_position(position, now)
+        self._event(
+            "adopt",
+            f"venue position {theirs.side} {theirs.qty} adopted",
+            theirs.symbol,
+            ours=None if ours is None else f"{ours.side} {ours.qty}",
+            fills=len(fills),
+        )
+
+    def _finish_part(self, ours: Position, closing: list[Fill], qty: Decimal) -> None:
+        """Book ``qty`` of ``ours`` closed by hand (all of it when ``qty`` is its size)."""
+        if qty >= ours.qty:
+            self._finish(ours, closing, "external")
+            return
+        part = Position(
+            ours.symbol, ours.side, qty, ours.entry_price, ours.opened_at,
+            ours.stop_loss, ours.take_profit, ours.leverage,
+        )  # fmt: skip
+        self._finish(part, closing, "external")
+
+    async def _drop(self, fix: DropPosition) -> None:
+        # The snapshots are moments apart: a stop or target may have just fired. Settle that
+        # first; only a position still recorded after it is dropped.
+        await self.sync(fix.symbol, funding=False)
+        ours = self._store.positions().get(fix.symbol)
+        if ours is None:
+            return
+        fills, reason = self._closing_fills(ours)
+        if not fills:  # closed by hand: the venue's own fills say at what price
+            fills = [
+                f
+                for f in await self._venue_fills(ours.symbol, ours.opened_at)
+                if f.side is ours.side.exit_order_side
+            ]
+        self._event("position-gone", f"position closed on the venue ({reason})", fix.symbol)
+        self._finish(ours, fills, reason)
 
     def _closing_fills(self, position: Position) -> tuple[list[Fill], str]:
         """The fills (and the reason) of the order of ours that closed ``position``, if any."""
@@ -185,6 +330,28 @@ class LiveRecovery(LiveOrders):
         if order.role is OrderRole.ENTRY and order.state is OrderState.FILLED:
             self._entry_found(order)
 
+    def _import(self, fix: ImportOrder) -> None:
+        """Record an order of ours the venue holds but the database never heard of (sent while
+        the database could not be written)."""
+        venue = fix.order
+        role = id_role(venue.client_id)
+        if role is None or venue.side is None:
+            return
+        buys = venue.side is OrderSide.BUY
+        opens = role is OrderRole.ENTRY  # entries buy a long; stops, targets and exits sell it
+        side = Side.LONG if buys == opens else Side.SHORT
+        order = new_order(
+            self._instance, venue.symbol, side, role, venue.qty, self._clock.now(),
+            self._clock.now(), trigger_price=venue.trigger_price,
+        )  # fmt: skip
+        order = replace(order, client_id=venue.client_id, exchange_id=venue.exchange_id)
+        with self._recording():
+            self._store.record_order_intent(order)
+            self._store.update_order(
+                order.transition(OrderState.OPEN, self._clock.now()), "imported from the venue"
+            )
+        self._event("imported", f"{venue.client_id}: ours, placed while unrecorded", venue.symbol)
+
     def _entry_found(self, order: Order) -> None:
         """An entry filled while we were away: record the position (protected next)."""
         if order.symbol in self._store.positions() or order.avg_fill_price is None:
@@ -196,46 +363,5 @@ class LiveRecovery(LiveOrders):
             order.avg_fill_price,
             order.updated_at or order.created_at,
         )
-        self._store.save_position(position, self._clock.now())
-
-    def _adopt(self, fix: AdoptPosition) -> None:
-        ours, theirs = fix.ours, fix.position
-        keep = ours is not None and ours.side is theirs.side
-        position = Position(
-            theirs.symbol,
-            theirs.side,
-            theirs.qty,
-            theirs.entry_price,
-            ours.opened_at if ours is not None and keep else self._clock.now(),
-            ours.stop_loss if ours is not None and keep else None,
-            ours.take_profit if ours is not None and keep else None,
-        )
-        self._store.save_position(position, self._clock.now())
-        self._event(
-            "adopt",
-            f"venue position {theirs.side} {theirs.qty} adopted",
-            theirs.symbol,
-            ours=None if ours is None else f"{ours.side} {ours.qty}",
-        )
-
-    async def _restore_protection(self, fix: Protect, fallback: ExitParams) -> None:
-        position = self._store.positions()[fix.symbol]
-        if position.stop_loss is not None and position.take_profit is not None:
-            prices = Protection(position.stop_loss, position.take_profit)
-        else:
-            market = self._markets[fix.symbol]
-            prices = protection_after_fill(
-                fixed_exits(fallback), position.side, position.entry_price, market, fallback
-            )
-        await self._cancel_protection(fix.symbol)  # one complete pair, never a half
-        self._event(
-            "protect",
-            "position found without full protection",
-            fix.symbol,
-            missing=[r.value for r in fix.missing],
-        )
-        await self._protect(position, prices, self._clock.now())
-
-    def _event(self, kind: str, message: str, symbol: str | None = None, **data: object) -> None:
-        self._store.record_event(self._clock.now(), kind, message, symbol, **data)
-        log.warning(message, kind=kind, symbol=symbol, **data)
+        with self._recording():
+            self._store.save_position(position, self._clock.now())

@@ -1,51 +1,76 @@
-"""Reconciliation (DESIGN §4): pure functions comparing what we recorded with what the venue says.
+"""Reconciliation (DESIGN §4, §13): pure functions comparing what we recorded with the venue.
 
-Run at start (startup is recovery), periodically and after every reconnect. The exchange wins on
-positions; every difference becomes a :class:`Fix` that the broker applies and the store records
-as an event. The rules:
+Run at start (startup is recovery), at every candle close on the venue's snapshot, periodically
+and after every reconnect. The exchange wins on positions; every difference becomes a fix that
+the broker applies and the store records as an event. Orders are told apart by their client ids:
+**ours** (in our database, or carrying our owner tag — an order we placed while the database
+could not be written), **another tbotd's** (the tbotd layout with another owner tag: a second
+daemon on this account, or the orders of a database that was lost), or **manual** (anything else:
+a person, another program). The rules:
 
-* a live local order (pending, unknown, open) the venue does not list as open → resolve it by
-  client id (it filled, was cancelled, or never arrived); one still pending or unknown here that
-  the venue lists as open → resolve it too (the answer was lost: it is open, and must be
-  recorded as open, or a stop that fires later would go unnoticed);
-* a venue position we do not know, or know differently → adopt the venue's;
+* a live local order the venue does not list as open → resolve it by client id; one still
+  pending or unknown here that the venue lists as open → resolve it too (the answer was lost);
+  an order of ours the venue lists but we never recorded → import it;
+* another tbotd's orders, or manual orders that can open a position, on one of our symbols →
+  **suspend** that symbol: no new entries there, and its position is not adopted (we would be
+  trading a share of someone else's) — but it is still protected if nothing protects it;
+* a venue position we do not know, or know differently (a hand change) → adopt the venue's;
 * a local position the venue does not have → it was closed while we were away: drop it;
-* a position without its stop-loss or take-profit resting on the venue → protect it;
-* one of our protective orders resting for a position that no longer exists (the sibling of a
-  stop or target that filled) → cancel it;
-* an open order on the venue that we never recorded → report it (never touched blindly).
+* a position that is not protected by the strict definition (:mod:`.protection`) → protect it:
+  a stop for the whole quantity, inside the bounds and nearer than the liquidation price, then
+  our superseded protective orders cancelled; a missing take-profit is placed too;
+* our protective orders resting for a position that is gone, or on its wrong side (the position
+  flipped by hand) → cancel them;
+* on a symbol our database has never traded (an empty or lost database), reduce-only orders
+  that no open position needs are cancelled, not left to act on a later position;
+* any other manual order → reported once, never touched.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from decimal import Decimal
+from enum import StrEnum
 
-from tbotd.domain.enums import OrderRole, Side
-from tbotd.domain.orders import Order, OrderState
+from tbotd.domain.orders import Order, OrderState, id_owner
 from tbotd.domain.positions import Position
+from tbotd.execution.protection import StopBounds, VenueOrder, VenuePosition, Verdict, verdict
+
+__all__ = [
+    "AdoptPosition",
+    "Books",
+    "CancelOrphan",
+    "CancelStale",
+    "DropPosition",
+    "Fix",
+    "ImportOrder",
+    "Ownership",
+    "Protect",
+    "ReportUnknown",
+    "ResolveOrder",
+    "Suspend",
+    "VenueOrder",
+    "VenuePosition",
+    "classify",
+    "reconcile_orders",
+    "reconcile_positions",
+]
 
 
-@dataclass(frozen=True, slots=True)
-class VenuePosition:
-    """A non-zero position as the venue reports it."""
+class Ownership(StrEnum):
+    """Whose order a venue order is."""
 
-    symbol: str
-    side: Side
-    qty: Decimal
-    entry_price: Decimal
+    OURS = "ours"
+    OTHER_TBOTD = "other_tbotd"
+    MANUAL = "manual"
 
 
-@dataclass(frozen=True, slots=True)
-class VenueOrder:
-    """An open order (regular or conditional) as the venue reports it."""
-
-    symbol: str
-    client_id: str
-    exchange_id: str
-    conditional: bool
-    reduce_only: bool
+def classify(order: VenueOrder, known: Callable[[str], bool], tag: str) -> Ownership:
+    """Ours (recorded, or our owner tag), another tbotd's, or manual."""
+    owner = id_owner(order.client_id)
+    if known(order.client_id) or owner == tag:
+        return Ownership.OURS
+    return Ownership.MANUAL if owner is None else Ownership.OTHER_TBOTD
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +80,13 @@ class ResolveOrder:
     client_id: str
     symbol: str
     conditional: bool
+
+
+@dataclass(frozen=True, slots=True)
+class ImportOrder:
+    """An open order of ours (our owner tag) that the database never recorded."""
+
+    order: VenueOrder
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,74 +107,153 @@ class DropPosition:
 
 @dataclass(frozen=True, slots=True)
 class Protect:
-    """An open position has no stop-loss resting on the venue: place protection now."""
+    """A venue position lacks a conforming stop for its whole quantity, or its take-profit."""
 
-    symbol: str
-    missing: tuple[OrderRole, ...]
+    position: VenuePosition
+    verdict: Verdict
+    take_profit_missing: bool
+
+    @property
+    def symbol(self) -> str:
+        """The position's symbol."""
+        return self.position.symbol
+
+    @property
+    def stop_needed(self) -> bool:
+        """The stop itself must be (re)placed, not only the take-profit."""
+        return not self.verdict.protected
 
 
 @dataclass(frozen=True, slots=True)
 class CancelOrphan:
-    """One of our protective orders rests for a position that is gone."""
+    """One of our protective orders rests for a position that is gone (or on its wrong side)."""
 
     order: VenueOrder
 
 
 @dataclass(frozen=True, slots=True)
-class ReportUnknown:
-    """An open venue order we never recorded; reported, never cancelled blindly."""
+class CancelStale:
+    """A reduce-only order nothing of ours needs, on a symbol our database never traded."""
 
     order: VenueOrder
 
 
-Fix = ResolveOrder | AdoptPosition | DropPosition | Protect | CancelOrphan | ReportUnknown
-_PROTECTIVE = (OrderRole.STOP_LOSS, OrderRole.TAKE_PROFIT)
+@dataclass(frozen=True, slots=True)
+class Suspend:
+    """Another tbotd (or a person's opening orders) works this symbol: take no new risk here."""
+
+    symbol: str
+    orders: tuple[VenueOrder, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ReportUnknown:
+    """A manual order that cannot open a position; reported, never touched."""
+
+    order: VenueOrder
+
+
+Fix = (
+    ResolveOrder
+    | ImportOrder
+    | AdoptPosition
+    | DropPosition
+    | Protect
+    | CancelOrphan
+    | CancelStale
+    | Suspend
+    | ReportUnknown
+)
 _UNANSWERED = (OrderState.PENDING, OrderState.UNKNOWN)
 
 
 def reconcile_orders(
-    local_live: Iterable[Order], venue_open: Iterable[VenueOrder]
-) -> list[ResolveOrder | ReportUnknown]:
-    """Live local orders missing on the venue, and venue orders missing locally."""
+    local_live: Iterable[Order], venue_open: Iterable[VenueOrder], tag: str = ""
+) -> list[ResolveOrder | ImportOrder]:
+    """Live local orders missing on the venue (or unanswered), and our unrecorded venue orders."""
     venue_by_id = {o.client_id: o for o in venue_open}
     local = list(local_live)
-    known = {o.client_id for o in local}
-    fixes: list[ResolveOrder | ReportUnknown] = [
+    fixes: list[ResolveOrder | ImportOrder] = [
         ResolveOrder(o.client_id, o.symbol, o.type.is_conditional)
         for o in local
         if o.client_id not in venue_by_id or o.state in _UNANSWERED
     ]
-    fixes += [ReportUnknown(v) for cid, v in sorted(venue_by_id.items()) if cid not in known]
+    known = {o.client_id for o in local}
+    fixes += [
+        ImportOrder(v)
+        for cid, v in sorted(venue_by_id.items())
+        if cid not in known and tag and id_owner(cid) == tag
+    ]
     return fixes
+
+
+@dataclass(frozen=True, slots=True)
+class Books:
+    """What our database says, as the position reconciliation needs it."""
+
+    positions: Mapping[str, Position]
+    known: frozenset[str]  # the venue's open client ids that our database recorded
+    tag: str  # our owner tag
+    traded: frozenset[str]  # symbols our database has ever sent an order for
+
+    def owns(self, client_id: str) -> bool:
+        """Recorded by us."""
+        return client_id in self.known
 
 
 def reconcile_positions(
-    local: Mapping[str, Position],
+    books: Books,
     venue: Mapping[str, VenuePosition],
-    local_orders: Iterable[Order],
     venue_open: Iterable[VenueOrder],
-) -> list[AdoptPosition | DropPosition | Protect | CancelOrphan]:
+    bounds: Mapping[str, StopBounds],
+) -> list[Fix]:
     """Positions (the venue wins) and their protection, after orders have been resolved."""
-    fixes: list[AdoptPosition | DropPosition | Protect | CancelOrphan] = []
-    roles = {o.client_id: o.role for o in local_orders}
-    resting: dict[str, set[OrderRole]] = {}
+    by_symbol: dict[str, list[VenueOrder]] = {}
     for order in venue_open:
-        role = roles.get(order.client_id)
-        if role in _PROTECTIVE and role is not None:
-            if order.symbol in venue:
-                resting.setdefault(order.symbol, set()).add(role)
-            else:
-                fixes.append(CancelOrphan(order))
-    for symbol in sorted(set(local) | set(venue)):
-        ours, theirs = local.get(symbol), venue.get(symbol)
-        if theirs is None and ours is not None:
-            fixes.append(DropPosition(symbol, ours))
-            continue
-        if theirs is None:
-            continue
-        if ours is None or (ours.side, ours.qty) != (theirs.side, theirs.qty):
-            fixes.append(AdoptPosition(theirs, ours))
-        missing = tuple(r for r in _PROTECTIVE if r not in resting.get(symbol, set()))
-        if missing:
-            fixes.append(Protect(symbol, missing))
+        by_symbol.setdefault(order.symbol, []).append(order)
+    fixes: list[Fix] = []
+    for symbol in sorted(set(bounds)):
+        fixes += _symbol_fixes(
+            books, symbol, venue.get(symbol), by_symbol.get(symbol, []), bounds[symbol]
+        )
     return fixes
+
+
+def _symbol_fixes(
+    books: Books,
+    symbol: str,
+    theirs: VenuePosition | None,
+    orders: list[VenueOrder],
+    bounds: StopBounds,
+) -> list[Fix]:
+    ours = books.positions.get(symbol)
+    owner = {o.client_id: classify(o, books.owns, books.tag) for o in orders}
+    mine, others, manual = (  # in Ownership's order
+        [o for o in orders if owner[o.client_id] is kind] for kind in Ownership
+    )
+    closing = None if theirs is None else theirs.side.exit_order_side
+    stale = [
+        o
+        for o in manual + others
+        if symbol not in books.traded and o.is_protective and o.side is not closing
+    ]
+    opening = [o for o in manual if not o.is_protective]  # a person's orders that can open
+    foreign = tuple(o for o in others + opening if o not in stale)
+    fixes: list[Fix] = [Suspend(symbol, foreign)] if foreign else []
+    fixes += [CancelStale(o) for o in stale]
+    unknown = [ReportUnknown(o) for o in manual if o not in stale and o not in opening]
+    if theirs is None:
+        if ours is not None:
+            fixes.append(DropPosition(symbol, ours))
+        fixes += [CancelOrphan(o) for o in mine if o.is_protective]
+        return fixes + unknown
+    if not foreign and (ours is None or (ours.side, ours.qty) != (theirs.side, theirs.qty)):
+        fixes.append(AdoptPosition(theirs, ours))
+    judged = verdict(theirs, orders, bounds)
+    fixes += [CancelOrphan(o) for o in judged.wrong_side if o in mine]
+    take_missing = not foreign and not any(
+        o.is_protective and not o.is_stop and o.side is closing for o in mine
+    )
+    if not judged.protected or take_missing:
+        fixes.append(Protect(theirs, judged, take_missing))
+    return fixes + unknown

@@ -31,7 +31,7 @@ from tbotd.domain.market import MarketSpec
 from tbotd.domain.orders import Fill, OrderState
 from tbotd.domain.positions import FundingPayment
 from tbotd.domain.values import ms_to_datetime, to_decimal
-from tbotd.execution.reconcile import VenueOrder, VenuePosition
+from tbotd.execution.protection import VenueOrder, VenuePosition
 
 T = TypeVar("T")
 
@@ -65,6 +65,14 @@ class VenueOrderState:
     filled_qty: Decimal
     avg_price: Decimal | None
     child_order_id: str | None  # the market order a triggered conditional order became
+
+
+@dataclass(frozen=True, slots=True)
+class SymbolSettings:
+    """A symbol's leverage and margin mode on the venue (None where it did not say)."""
+
+    leverage: int | None
+    margin_mode: MarginMode | None
 
 
 _TRANSLATIONS: tuple[tuple[type[Exception] | tuple[type[Exception], ...], type[Exception]], ...] = (
@@ -117,6 +125,61 @@ def _dec(info: dict[str, Any], key: str, fallback: object) -> Decimal | None:
     if raw not in (None, ""):
         return to_decimal(raw, key)
     return None if fallback is None else to_decimal(fallback, key)
+
+
+def _settings(info: dict[str, Any], position: dict[str, Any]) -> SymbolSettings:
+    leverage = info.get("leverage") or position.get("leverage")
+    mode = str(info.get("marginType") or position.get("marginMode") or "").lower()
+    margin = {"isolated": MarginMode.ISOLATED, "cross": MarginMode.CROSS}.get(
+        "cross" if mode.startswith("cross") else mode
+    )
+    return SymbolSettings(int(float(leverage)) if leverage else None, margin)
+
+
+_KINDS = {"STOP_MARKET": OrderType.STOP_MARKET, "TAKE_PROFIT_MARKET": OrderType.TAKE_PROFIT_MARKET}
+
+
+def venue_order(order: dict[str, Any], *, conditional: bool) -> VenueOrder:
+    """A ccxt open-order dict in domain terms (algo orders keep their kind in ``orderType``)."""
+    info = order.get("info") or {}
+    raw_type = str(info.get("orderType") or info.get("type") or order.get("type") or "").upper()
+    kind = _KINDS.get(raw_type) or (OrderType.LIMIT if raw_type == "LIMIT" else OrderType.MARKET)
+    side = str(order.get("side") or info.get("side") or "").lower()
+    trigger = info.get("triggerPrice") or info.get("stopPrice") or order.get("triggerPrice")
+    return VenueOrder(
+        str(order.get("symbol") or ""),
+        str(order.get("clientOrderId") or ""),
+        str(order.get("id") or ""),
+        conditional,
+        bool(order.get("reduceOnly") or info.get("reduceOnly") in (True, "true")),
+        OrderSide(side) if side in ("buy", "sell") else None,
+        kind,
+        _dec(info, "quantity", order.get("amount") or info.get("origQty") or 0) or Decimal(0),
+        to_decimal(trigger, "trigger") if trigger not in (None, "", "0", 0) else None,
+        info.get("closePosition") in (True, "true"),
+    )
+
+
+def _order_id(trade: dict[str, Any]) -> str:
+    info = trade.get("info") or {}
+    return str(info.get("orderId", trade.get("order")))
+
+
+def _fill(trade: dict[str, Any], symbol: str, client_id: str) -> Fill:
+    info = trade.get("info") or {}
+    fee = trade.get("fee") or {}
+    return Fill(
+        trade_id=str(trade["id"]),
+        client_order_id=client_id,
+        symbol=symbol,
+        side=OrderSide(trade["side"]),
+        qty=_dec(info, "qty", trade.get("amount")) or Decimal(0),
+        price=_dec(info, "price", trade.get("price")) or Decimal(0),
+        fee=_dec(info, "commission", fee.get("cost") or 0) or Decimal(0),
+        fee_currency=str(info.get("commissionAsset") or fee.get("currency") or ""),
+        time=ms_to_datetime(int(trade["timestamp"])),
+        realized_pnl=_dec(info, "realizedPnl", 0) or Decimal(0),
+    )
 
 
 def order_state(order: dict[str, Any]) -> VenueOrderState:
@@ -258,27 +321,18 @@ class CcxtVenue:
         for symbol in symbols:
             for conditional in (False, True):
                 orders = await self._open_orders(symbol, conditional)
-                result += [
-                    VenueOrder(
-                        symbol,
-                        str(o.get("clientOrderId") or ""),
-                        str(o["id"]),
-                        conditional,
-                        bool(o.get("reduceOnly")),
-                    )
-                    for o in orders
-                ]
+                result += [venue_order(o, conditional=conditional) for o in orders]
         return result
 
-    async def open_conditional_ids(self, symbols: Iterable[str]) -> set[str]:
-        """Client ids of every open conditional order on ``symbols``, in one request."""
+    async def open_conditional(self, symbols: Iterable[str]) -> list[VenueOrder]:
+        """Every open conditional order on ``symbols``, in one request."""
         wanted = set(symbols)
         options = self.exchange.options.setdefault("fetchOpenOrders", {})
         options["warnWithoutSymbol"] = False  # one weight-40 call instead of one per symbol
         orders = await call(
             lambda: self.exchange.fetch_open_orders(None, None, None, {"trigger": True})
         )
-        return {str(o.get("clientOrderId")) for o in orders if o.get("symbol") in wanted}
+        return [venue_order(o, conditional=True) for o in orders if o.get("symbol") in wanted]
 
     async def _open_orders(self, symbol: str, conditional: bool) -> list[dict[str, Any]]:
         params = {"trigger": True} if conditional else {}
@@ -289,20 +343,54 @@ class CcxtVenue:
 
     async def positions(self, symbols: Iterable[str]) -> dict[str, VenuePosition]:
         """Non-zero positions on ``symbols`` (signed amounts from the venue's strings)."""
+        return (await self.account(symbols))[0]
+
+    async def account(
+        self, symbols: Iterable[str]
+    ) -> tuple[dict[str, VenuePosition], dict[str, SymbolSettings]]:
+        """Non-zero positions, and every symbol's leverage and margin mode, in one request.
+
+        USDⓈ-M answers leverage and margin mode only on positionRisk v2 (v3 dropped them), so
+        the request asks for v2 there; COIN-M's v1 carries them.
+        """
         wanted = list(symbols)
-        raw = await call(lambda: self.exchange.fetch_positions(wanted))
-        result = {}
+        params = {"useV2": True} if self.market_type is MarketType.LINEAR else {}
+        raw = await call(lambda: self.exchange.fetch_positions(wanted, params))
+        positions, settings = {}, {}
         for p in raw:
+            symbol = p.get("symbol")
+            if symbol not in wanted:
+                continue
             info = p.get("info") or {}
+            settings[symbol] = _settings(info, p)
             amount = _dec(info, "positionAmt", p.get("contracts")) or Decimal(0)
             if p.get("side") == "short" and amount > 0:
                 amount = -amount
-            if amount == 0 or p.get("symbol") not in wanted:
+            if amount == 0:
                 continue
-            entry = _dec(info, "entryPrice", p.get("entryPrice")) or Decimal(0)
-            side = Side.LONG if amount > 0 else Side.SHORT
-            result[p["symbol"]] = VenuePosition(p["symbol"], side, abs(amount), entry)
-        return result
+            liquidation = _dec(info, "liquidationPrice", p.get("liquidationPrice"))
+            positions[symbol] = VenuePosition(
+                symbol,
+                Side.LONG if amount > 0 else Side.SHORT,
+                abs(amount),
+                _dec(info, "entryPrice", p.get("entryPrice")) or Decimal(0),
+                liquidation or None,
+                settings[symbol].leverage,
+                settings[symbol].margin_mode,
+            )
+        return positions, settings
+
+    async def set_leverage(self, symbol: str, leverage: int) -> None:
+        """Set ``symbol``'s leverage (idempotent)."""
+        await call(lambda: self.exchange.set_leverage(leverage, symbol))
+
+    async def set_margin_mode(self, symbol: str, margin: MarginMode) -> None:
+        """Set ``symbol``'s margin mode (only possible while flat without open orders)."""
+        try:
+            await call(lambda: self.exchange.set_margin_mode(margin.value, symbol))
+        except RejectedError as e:
+            if "-4046" not in str(e) and "No need" not in str(e):
+                raise
 
     async def balance(self, currency: str) -> tuple[Decimal, Decimal]:
         """(wallet balance, unrealised PnL) of ``currency``."""
@@ -320,29 +408,26 @@ class CcxtVenue:
         self, symbol: str, exchange_order_id: str, client_id: str, since: datetime
     ) -> list[Fill]:
         """The venue's executions of one order (with commission and realised PnL)."""
+        return [
+            _fill(t, symbol, client_id)
+            for t in await self._trades(symbol, since)
+            if _order_id(t) == exchange_order_id
+        ]
+
+    async def fills_since(self, symbol: str, since: datetime) -> list[tuple[str, Fill]]:
+        """Every execution on ``symbol`` since ``since`` — ours, a person's, anyone's — with the
+        exchange order id it belongs to (its fill's ``client_order_id`` is ``venue:<id>``)."""
+        return [
+            (_order_id(t), _fill(t, symbol, f"venue:{_order_id(t)}"))
+            for t in await self._trades(symbol, since)
+        ]
+
+    async def _trades(self, symbol: str, since: datetime) -> list[dict[str, Any]]:
         since_ms = int(since.timestamp() * 1000) - 60_000
-        trades = await call(lambda: self.exchange.fetch_my_trades(symbol, since_ms, 1000))
-        fills = []
-        for t in trades:
-            info = t.get("info") or {}
-            if str(info.get("orderId", t.get("order"))) != exchange_order_id:
-                continue
-            fee = t.get("fee") or {}
-            fills.append(
-                Fill(
-                    trade_id=str(t["id"]),
-                    client_order_id=client_id,
-                    symbol=symbol,
-                    side=OrderSide(t["side"]),
-                    qty=_dec(info, "qty", t.get("amount")) or Decimal(0),
-                    price=_dec(info, "price", t.get("price")) or Decimal(0),
-                    fee=_dec(info, "commission", fee.get("cost") or 0) or Decimal(0),
-                    fee_currency=str(info.get("commissionAsset") or fee.get("currency") or ""),
-                    time=ms_to_datetime(int(t["timestamp"])),
-                    realized_pnl=_dec(info, "realizedPnl", 0) or Decimal(0),
-                )
-            )
-        return fills
+        trades: list[dict[str, Any]] = await call(
+            lambda: self.exchange.fetch_my_trades(symbol, since_ms, 1000)
+        )
+        return trades
 
     async def funding_since(
         self, symbol: str, since: datetime, currency: str
@@ -368,7 +453,8 @@ class CcxtVenue:
                 return _dec(info, "fundingRate", row.get("fundingRate"))
         return None
 
-    async def watch_orders(self) -> list[VenueOrderState]:
-        """Order updates from the user-data stream (ccxt.pro); raises RetryableError on a drop."""
+    async def watch_orders(self) -> list[tuple[str, VenueOrderState]]:
+        """Order updates from the user-data stream (ccxt.pro), each with its symbol; raises
+        RetryableError on a drop."""
         orders = await call(self.exchange.watch_orders)
-        return [order_state(o) for o in orders]
+        return [(str(o.get("symbol") or ""), order_state(o)) for o in orders]

@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import Any
 
-from tbotd.domain.errors import RetryableError
+from tbotd.domain.errors import RetryableError, StorageUnavailableError
 from tbotd.domain.market import Candle
 from tbotd.domain.values import datetime_to_ms, ms_to_datetime, timeframe_delta, to_decimal
 from tbotd.execution.broker import PriceRef
@@ -30,6 +30,7 @@ log = get_logger(__name__)
 PAGE = 1000  # ccxt caps Binance klines at 1000 per call
 RECONNECT = Backoff(attempts=1_000_000, base_s=0.5, cap_s=30.0)
 REST = Backoff(attempts=6, base_s=0.5, cap_s=10.0)
+MAX_UNWRITTEN = 5000  # candles kept in memory while the database cannot be written
 
 
 class CandleFeed:
@@ -59,6 +60,7 @@ class CandleFeed:
         self._streamed: set[str] = set()
         self.reconnects = 0
         self.closed_count = 0
+        self._unwritten: list[Candle] = []  # closed while the database could not be written
 
     # -- the daemon's view ---------------------------------------------------------------------
 
@@ -203,8 +205,15 @@ class CandleFeed:
             )
         if not outcome.closed:
             return
-        with self._store.transaction():
-            self._store.record_candles(outcome.closed)
+        candles = self._unwritten + list(outcome.closed)
+        try:
+            with self._store.transaction():
+                self._store.record_candles(candles)
+        except StorageUnavailableError as e:  # kept, and written with the next candle
+            log.warning("candles not stored yet", count=len(candles), error=str(e))
+            self._unwritten = candles[-MAX_UNWRITTEN:]
+            return
+        self._unwritten = []
         self.closed_count += len(outcome.closed)
         async with self._changed:
             self._changed.notify_all()
@@ -215,4 +224,7 @@ class CandleFeed:
             self.live.set()
 
     def _event(self, kind: str, message: str, symbol: str | None = None, **data: object) -> None:
-        self._store.record_event(self._clock.now(), kind, message, symbol, **data)
+        try:
+            self._store.record_event(self._clock.now(), kind, message, symbol, **data)
+        except StorageUnavailableError as e:  # the log line still says it
+            log.warning(message, kind=kind, symbol=symbol, error=str(e))

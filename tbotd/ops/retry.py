@@ -35,7 +35,8 @@ class Backoff:
 
     def delay(self, attempt: int, rng: random.Random | None = None) -> float:
         """Full-jitter delay before retry number ``attempt`` (0-based)."""
-        ceiling = min(self.cap_s, self.base_s * (2**attempt))
+        # the exponent is bounded: after days of failures 2**n would not fit in a float
+        ceiling = min(self.cap_s, self.base_s * (2 ** min(attempt, 60)))
         return (rng or random).uniform(0, ceiling)
 
 

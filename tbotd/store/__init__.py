@@ -30,3 +30,8 @@ class Store(MarketRecords, TradingRecords, WalletRecords, Database):
     def open(cls, path: str | Path) -> Store:
         """Open (creating with mode 0600 and migrating as needed) the database at ``path``."""
         return cls(Path(path), MIGRATIONS)
+
+    def owner(self) -> str:
+        """This database's random identity (part of every client order id it derives)."""
+        row = self.db.execute("SELECT value FROM meta WHERE key = 'owner'").fetchone()
+        return str(row[0])

@@ -17,7 +17,7 @@ from typing import Any
 
 import sqlite_utils
 
-from tbotd.domain.errors import FatalError
+from tbotd.domain.errors import FatalError, StorageUnavailableError
 from tbotd.domain.values import datetime_to_ms, ms_to_datetime
 
 Migration = Callable[[sqlite_utils.Database], None]
@@ -37,6 +37,53 @@ class StoreError(FatalError):
     """The database cannot be used (corrupt, from a newer version, not writable)."""
 
 
+# SQLite's "cannot write now" results: the disk is full, the file or filesystem is read-only,
+# the device failed, or the file vanished. Each is the operator's to fix and tbotd's to ride out.
+_UNWRITABLE = frozenset(
+    {"SQLITE_FULL", "SQLITE_READONLY", "SQLITE_IOERR", "SQLITE_CANTOPEN", "SQLITE_BUSY"}
+)
+
+
+def _translated(error: sqlite3.Error) -> Exception:
+    name = str(getattr(error, "sqlite_errorname", ""))  # e.g. SQLITE_IOERR_WRITE
+    primary = "_".join(name.split("_")[:2])
+    if isinstance(error, sqlite3.OperationalError) and primary in _UNWRITABLE:
+        return StorageUnavailableError(f"the database cannot be written: {error}")
+    return error
+
+
+class _TranslatingConnection(sqlite3.Connection):
+    """A connection whose write failures arrive as :class:`StorageUnavailableError` — the store
+    boundary's translation, so the daemon can ride out a full disk instead of crashing — and
+    are remembered (``unwritable``) until a write succeeds again (:meth:`Database.probe`)."""
+
+    unwritable: str | None = None
+
+    def execute(self, sql: str, parameters: Any = (), /) -> sqlite3.Cursor:
+        try:
+            return super().execute(sql, parameters)
+        except sqlite3.Error as e:
+            raise self._noted(e) from e
+
+    def executemany(self, sql: str, parameters: Any, /) -> sqlite3.Cursor:
+        try:
+            return super().executemany(sql, parameters)
+        except sqlite3.Error as e:
+            raise self._noted(e) from e
+
+    def commit(self) -> None:
+        try:
+            super().commit()
+        except sqlite3.Error as e:
+            raise self._noted(e) from e
+
+    def _noted(self, error: sqlite3.Error) -> Exception:
+        translated = _translated(error)
+        if isinstance(translated, StorageUnavailableError):
+            self.unwritable = str(translated)
+        return translated
+
+
 class Database:
     """A migrated SQLite database. ``db`` is the sqlite-utils handle; use :meth:`transaction`."""
 
@@ -45,7 +92,9 @@ class Database:
         path.parent.mkdir(parents=True, exist_ok=True)
         _create_private(path)
         try:
-            self.db = sqlite_utils.Database(path)
+            self.db = sqlite_utils.Database(
+                sqlite3.connect(path, factory=_TranslatingConnection, check_same_thread=False)
+            )
             conn = self.db.conn
             conn.execute("PRAGMA busy_timeout = 5000")
             with self.db.ensure_autocommit_on():
@@ -57,6 +106,27 @@ class Database:
         except sqlite3.DatabaseError as e:
             raise StoreError(f"{path}: not a usable SQLite database: {e}") from e
         self._migrate(migrations)
+
+    @property
+    def unwritable(self) -> str | None:
+        """Why the last write failed, while the database cannot be written (None: it can)."""
+        conn = self.db.conn
+        return conn.unwritable if isinstance(conn, _TranslatingConnection) else None
+
+    def probe(self) -> bool:
+        """Try one small real write; True (and ``unwritable`` cleared) when it commits."""
+        try:
+            with self.transaction():
+                self.db.execute(
+                    "INSERT OR REPLACE INTO meta (key, value) VALUES ('probe', ?)",
+                    (str(os.getpid()),),
+                )
+        except StorageUnavailableError:
+            return False
+        conn = self.db.conn
+        if isinstance(conn, _TranslatingConnection):
+            conn.unwritable = None
+        return True
 
     @property
     def version(self) -> int:

@@ -7,6 +7,7 @@ exact Decimal (never REAL); JSON documents are TEXT.
 from __future__ import annotations
 
 import json
+import secrets
 
 import sqlite_utils
 
@@ -126,6 +127,9 @@ def _v5(db: sqlite_utils.Database) -> None:
         if entries:
             db.execute("UPDATE decisions SET entries = ? WHERE id = ?", (entries, decision_id))
     db.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+    # a random identity per database: two databases (two daemons, or a lost and a new one) never
+    # derive the same client order ids, and each can tell its own orders from the other's
+    db.execute("INSERT INTO meta (key, value) VALUES ('owner', ?)", (secrets.token_hex(8),))
     db.execute("ALTER TABLE trades ADD COLUMN stop_loss TEXT")
     db.execute("ALTER TABLE trades ADD COLUMN take_profit TEXT")
 

@@ -145,6 +145,16 @@ class TradingRecords:
                 found.append(order)
         return found
 
+    def order_by_exchange_id(self, exchange_id: str) -> Order | None:
+        """Our order the venue numbered ``exchange_id`` (a rare question: no index)."""
+        rows = list(self.db.query("SELECT * FROM orders WHERE exchange_id = ?", (exchange_id,)))
+        return _order(rows[0]) if rows else None
+
+    def traded_symbols(self) -> frozenset[str]:
+        """Symbols this database ever recorded an order for (an empty database has none)."""
+        rows = self.db.execute("SELECT DISTINCT symbol FROM orders").fetchall()
+        return frozenset(r[0] for r in rows)
+
     def fill_count(self) -> int:
         """How many fills are recorded."""
         return int(self.db.execute("SELECT COUNT(*) FROM fills").fetchone()[0])

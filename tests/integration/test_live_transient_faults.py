@@ -124,11 +124,12 @@ async def test_the_user_stream_outlives_a_failed_reconciliation(h: LiveHarness) 
 SL_CANDLE = ("20000", "20010", "19700", "19750")  # reaches the 19,800 stop
 
 
-@pytest.mark.parametrize("between", ["positions", "open_orders"])
+@pytest.mark.parametrize("between", ["account", "open_orders"])
 async def test_a_stop_firing_while_reconciling_is_settled_as_a_stop(
     tmp_path: Path, between: str
 ) -> None:
-    """The stop fires between reconciliation's snapshots of open orders and positions: the
+    """The stop fires between reconciliation's snapshots of open orders and positions (the
+    ``account`` request): the
     position is booked as stopped out with its fill, never as closed "externally" with no PnL
     nor re-protected while flat (regression: both happened in the soak)."""
     h = LiveHarness(LINEAR, [QUIET, SL_CANDLE, QUIET], tmp_path / "live.sqlite")
@@ -143,7 +144,7 @@ async def test_a_stop_firing_while_reconciling_is_settled_as_a_stop(
 
         async def stop_fires_first(*args: Any, **kwargs: Any) -> Any:
             calls[0] += 1
-            if calls[0] == 2 or between == "positions":  # the second open-orders snapshot
+            if calls[0] == 2 or between == "account":  # the second open-orders snapshot
                 await h.sim.advance_to(h.candle.close_time, step_s=15)
             return await original(*args, **kwargs)
 

@@ -152,6 +152,7 @@ async def test_planted_secrets_appear_in_no_output(tmp_path: Path) -> None:
         "secrets.sqlite": 0o600,
         "secrets.sqlite-wal": 0o600,
         "secrets.sqlite-shm": 0o600,
+        "secrets.sqlite.lock": 0o600,  # one daemon per database (store/lock.py)
     }
     assert oracle.requests > 0  # every secret was in use
     assert fills(db) >= 3

@@ -2,18 +2,25 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
 
 from tbotd.domain import Order, OrderRole, OrderSide, OrderState, OrderType, Position, Side
 from tbotd.domain import client_order_id as cid
+from tbotd.domain.orders import owner_tag
+from tbotd.execution.protection import Problem, StopBounds
 from tbotd.execution.reconcile import (
     AdoptPosition,
+    Books,
     CancelOrphan,
+    CancelStale,
     DropPosition,
+    ImportOrder,
     Protect,
     ReportUnknown,
     ResolveOrder,
+    Suspend,
     VenueOrder,
     VenuePosition,
     reconcile_orders,
@@ -22,43 +29,73 @@ from tbotd.execution.reconcile import (
 
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
 SYM = "BTC/USDT:USDT"
+KEY = "i|owner"
+BOUNDS = {SYM: StopBounds(Decimal("0.003"), Decimal("0.05"), Decimal("0.1"))}
+D = Decimal
 
 
-def order(role: OrderRole, state: OrderState = OrderState.OPEN) -> Order:
+def order(role: OrderRole, state: OrderState = OrderState.OPEN, key: str = KEY) -> Order:
     kind = {
         OrderRole.ENTRY: OrderType.MARKET,
         OrderRole.EXIT: OrderType.MARKET,
         OrderRole.STOP_LOSS: OrderType.STOP_MARKET,
         OrderRole.TAKE_PROFIT: OrderType.TAKE_PROFIT_MARKET,
     }[role]
-    trigger = Decimal(100) if kind.is_conditional else None
+    trigger = {OrderRole.STOP_LOSS: D(99), OrderRole.TAKE_PROFIT: D(102)}.get(role)
     return Order(
-        cid("i", SYM, T0, role),
+        cid(key, SYM, T0, role),
         SYM,
-        OrderSide.SELL,
+        OrderSide.BUY if role is OrderRole.ENTRY else OrderSide.SELL,
         kind,
         role,
-        Decimal(1),
+        D(1),
         T0,
         state=state,
         trigger_price=trigger,
     )
 
 
-def venue(o: Order) -> VenueOrder:
-    return VenueOrder(o.symbol, o.client_id, "x" + o.client_id[:5], o.type.is_conditional, True)
+def venue(o: Order, qty: str = "1") -> VenueOrder:
+    return VenueOrder(
+        o.symbol,
+        o.client_id,
+        "x" + o.client_id[:5],
+        o.type.is_conditional,
+        o.role is not OrderRole.ENTRY,
+        o.side,
+        o.type,
+        D(qty),
+        o.trigger_price,
+    )
 
 
-LONG = Position(SYM, Side.LONG, Decimal(1), Decimal(100), T0)
-VENUE_LONG = VenuePosition(SYM, Side.LONG, Decimal(1), Decimal(100))
+LONG = Position(SYM, Side.LONG, D(1), D(100), T0, D(99), D(102))
+VENUE_LONG = VenuePosition(SYM, Side.LONG, D(1), D(100))
+STOP, TAKE = order(OrderRole.STOP_LOSS), order(OrderRole.TAKE_PROFIT)
+
+
+def books(
+    positions: dict[str, Position] | None = None,
+    known: Sequence[Order] = (),
+    traded: bool = True,
+) -> Books:
+    return Books(
+        positions or {},
+        frozenset(o.client_id for o in known),
+        owner_tag(KEY),
+        frozenset({SYM}) if traded else frozenset(),
+    )
+
+
+def fixes(b: Books, positions: dict[str, VenuePosition], open_: list[VenueOrder]) -> list[object]:
+    return list(reconcile_positions(b, positions, open_, BOUNDS))
 
 
 def test_in_sync_needs_nothing() -> None:
     """Same position, stop and target resting: no fixes."""
-    stop, take = order(OrderRole.STOP_LOSS), order(OrderRole.TAKE_PROFIT)
-    open_ = [venue(stop), venue(take)]
-    assert reconcile_orders([stop, take], open_) == []
-    assert reconcile_positions({SYM: LONG}, {SYM: VENUE_LONG}, [stop, take], open_) == []
+    open_ = [venue(STOP), venue(TAKE)]
+    assert reconcile_orders([STOP, TAKE], open_) == []
+    assert fixes(books({SYM: LONG}, [STOP, TAKE]), {SYM: VENUE_LONG}, open_) == []
 
 
 def test_order_we_sent_but_venue_does_not_list_is_resolved_by_client_id() -> None:
@@ -73,32 +110,89 @@ def test_order_still_pending_here_but_open_on_the_venue_is_resolved() -> None:
     assert reconcile_orders([stop], [venue(stop)]) == [ResolveOrder(stop.client_id, SYM, True)]
 
 
-def test_foreign_venue_order_is_reported_not_cancelled() -> None:
-    """An open order we never recorded is reported as unknown."""
-    foreign = VenueOrder(SYM, "manual123", "99", False, False)
-    assert reconcile_orders([], [foreign]) == [ReportUnknown(foreign)]
+def test_our_order_the_database_never_recorded_is_imported() -> None:
+    """A stop placed while the database could not be written carries our tag: imported."""
+    assert reconcile_orders([], [venue(STOP)], owner_tag(KEY)) == [ImportOrder(venue(STOP))]
+    assert reconcile_orders([], [venue(STOP)], "zzz") == []
 
 
 def test_venue_wins_on_positions() -> None:
     """A venue position we lack (or hold differently) is adopted; ours without it is dropped."""
-    assert reconcile_positions({}, {SYM: VENUE_LONG}, [], []) == [
-        AdoptPosition(VENUE_LONG, None),
-        Protect(SYM, (OrderRole.STOP_LOSS, OrderRole.TAKE_PROFIT)),
-    ]
-    short = VenuePosition(SYM, Side.SHORT, Decimal(2), Decimal(101))
-    assert reconcile_positions({SYM: LONG}, {SYM: short}, [], [])[0] == AdoptPosition(short, LONG)
-    assert reconcile_positions({SYM: LONG}, {}, [], []) == [DropPosition(SYM, LONG)]
+    found = fixes(books(), {SYM: VENUE_LONG}, [])
+    assert found[0] == AdoptPosition(VENUE_LONG, None)
+    assert isinstance(found[1], Protect)
+    short = VenuePosition(SYM, Side.SHORT, D(2), D(101))
+    assert fixes(books({SYM: LONG}), {SYM: short}, [])[0] == AdoptPosition(short, LONG)
+    assert fixes(books({SYM: LONG}), {}, []) == [DropPosition(SYM, LONG)]
 
 
-def test_unprotected_position_gets_protection() -> None:
-    """A position with only its take-profit resting needs its stop-loss placed."""
-    take = order(OrderRole.TAKE_PROFIT)
-    fixes = reconcile_positions({SYM: LONG}, {SYM: VENUE_LONG}, [take], [venue(take)])
-    assert fixes == [Protect(SYM, (OrderRole.STOP_LOSS,))]
+def test_a_position_with_only_its_target_gets_a_stop() -> None:
+    """A position with only its take-profit resting is not protected."""
+    [fix] = fixes(books({SYM: LONG}, [TAKE]), {SYM: VENUE_LONG}, [venue(TAKE)])
+    assert isinstance(fix, Protect)
+    assert fix.stop_needed
+    assert not fix.take_profit_missing
+    assert fix.verdict.problems == (Problem.NO_STOP,)
+
+
+def test_a_size_increased_by_hand_is_adopted_and_its_half_stop_replaced() -> None:
+    """The venue holds 2 where we hold 1: adopted, and the stop covering 1 is not protection."""
+    bigger = VenuePosition(SYM, Side.LONG, D(2), D(100))
+    adopt, protect = fixes(
+        books({SYM: LONG}, [STOP, TAKE]), {SYM: bigger}, [venue(STOP), venue(TAKE)]
+    )
+    assert adopt == AdoptPosition(bigger, LONG)
+    assert isinstance(protect, Protect)
+    assert protect.verdict.problems == (Problem.PARTIAL,)
+    assert protect.verdict.covered == D(1)
+
+
+def test_a_position_flipped_by_hand_loses_the_old_sides_orders() -> None:
+    """An opposite position opened by hand: our sell stop and target would act on nothing good
+    (they would *add* to a short): cancelled, and the short protected by a buy stop."""
+    short = VenuePosition(SYM, Side.SHORT, D(1), D(100))
+    found = fixes(books({SYM: LONG}, [STOP, TAKE]), {SYM: short}, [venue(STOP), venue(TAKE)])
+    assert found[0] == AdoptPosition(short, LONG)
+    assert CancelOrphan(venue(STOP)) in found
+    assert CancelOrphan(venue(TAKE)) in found
+    [protect] = [f for f in found if isinstance(f, Protect)]
+    assert protect.verdict.problems == (Problem.NO_STOP,)
 
 
 def test_sibling_of_a_filled_stop_is_cancelled() -> None:
     """The take-profit left resting after the stop closed the position is cancelled."""
-    take = order(OrderRole.TAKE_PROFIT)
-    fixes = reconcile_positions({SYM: LONG}, {}, [take], [venue(take)])
-    assert fixes == [CancelOrphan(venue(take)), DropPosition(SYM, LONG)]
+    assert fixes(books({SYM: LONG}, [TAKE]), {}, [venue(TAKE)]) == [
+        DropPosition(SYM, LONG),
+        CancelOrphan(venue(TAKE)),
+    ]
+
+
+def test_another_tbotds_orders_suspend_the_symbol_and_its_position_is_not_adopted() -> None:
+    """A second daemon's stop (another owner tag) on a position: suspend, do not take a share."""
+    theirs = order(OrderRole.STOP_LOSS, key="other|db")
+    found = fixes(books(), {SYM: VENUE_LONG}, [venue(theirs)])
+    assert found == [Suspend(SYM, (venue(theirs),))]
+
+
+def test_a_persons_opening_order_suspends_but_their_stop_is_only_reported() -> None:
+    """A manual limit entry may open a position: suspend. A manual reduce-only stop: reported."""
+    limit = VenueOrder(SYM, "web_123", "9", False, False, OrderSide.BUY, OrderType.LIMIT, D(1))
+    stop = VenueOrder(
+        SYM, "web_456", "8", True, True, OrderSide.SELL, OrderType.STOP_MARKET, D(1), D(99)
+    )
+    found = fixes(
+        books({SYM: LONG}, [STOP, TAKE]), {SYM: VENUE_LONG}, [venue(STOP), venue(TAKE), limit, stop]
+    )
+    assert found == [Suspend(SYM, (limit,)), ReportUnknown(stop)]
+
+
+def test_an_empty_database_cancels_leftover_reduce_only_orders_nothing_needs() -> None:
+    """After a lost database: the old stop and target on a flat symbol are cancelled, not left
+    to close a later position; a manual order that could open one suspends instead."""
+    old_stop, old_take = (
+        order(OrderRole.STOP_LOSS, key="lost|db"),
+        order(OrderRole.TAKE_PROFIT, key="lost|db"),
+    )
+    found = fixes(books(traded=False), {}, [venue(old_stop), venue(old_take)])
+    assert found == [CancelStale(venue(old_stop)), CancelStale(venue(old_take))]
+    assert fixes(books(traded=True), {}, [venue(old_stop)]) == [Suspend(SYM, (venue(old_stop),))]
