@@ -26,7 +26,7 @@ def run(args: argparse.Namespace) -> int:
     """Load the config, configure logging, run the daemon."""
     from tbotd.config import ConfigInvalidError, load_settings
     from tbotd.daemon.lifecycle import Daemon
-    from tbotd.domain.errors import FatalError
+    from tbotd.domain.errors import ConfigError, FatalError
     from tbotd.ops.logs import configure_for, get_logger
 
     try:
@@ -40,6 +40,9 @@ def run(args: argparse.Namespace) -> int:
     log = get_logger("tbotd.run")
     try:
         return asyncio.run(Daemon(settings, args.config).run())
+    except ConfigError as e:  # the operator's to fix (e.g. the database is in use): one line
+        print(f"tbotd run: {e}", file=sys.stderr)
+        return EXIT_BAD_INPUT
     except FatalError as e:
         log.error("fatal", error=str(e), kind=type(e).__name__)  # noqa: TRY400 - named error
         return EXIT_FAILURE

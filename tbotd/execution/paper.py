@@ -30,6 +30,7 @@ from tbotd.execution.broker import (
     protection_after_fill,
 )
 from tbotd.execution.orders import new_order
+from tbotd.execution.protection import StopBounds, VenueOrder, VenuePosition, verdict
 from tbotd.ops.clock import Clock
 from tbotd.ops.logs import get_logger
 from tbotd.store import Store, Trade
@@ -173,6 +174,28 @@ class PaperBroker:
         marks = {s: self._prices(s).price for s in self._wallet.positions}
         unrealized = pm.unrealized(self._wallet, self._markets, marks)
         return Equity(self.currency, self._wallet.balance, unrealized)
+
+    def protection_status(self) -> dict[str, dict[str, object]]:
+        """Per symbol: protected by the strict definition (paper stops are its own records)."""
+        status: dict[str, dict[str, object]] = {}
+        for symbol, p in self._wallet.positions.items():
+            position = VenuePosition(
+                symbol, p.side, p.qty, p.entry_price, liquidation_price=p.liquidation_price
+            )
+            orders = [_as_venue(o) for o in self._store.live_orders(symbol)]
+            bounds = self._fallback.bounds
+            judged = verdict(
+                position,
+                orders,
+                StopBounds(bounds.min_stop, bounds.max_stop, self._markets[symbol].tick_size),
+            )
+            status[symbol] = {
+                "protected": judged.protected,
+                "problems": [str(x) for x in judged.problems],
+                "covered_qty": str(judged.covered),
+                "entries_refused": None,
+            }
+        return status
 
     async def reconcile(self) -> int:
         """Paper is its own venue: only finish interrupted intents and restore protection."""
@@ -378,3 +401,19 @@ class PaperBroker:
 
     def _position(self, p: pm.PaperPosition) -> Position:
         return p.as_position(self._params.leverage)
+
+
+def _as_venue(order: Order) -> VenueOrder:
+    """A paper order as the venue would list it (for the one definition of "protected")."""
+    return VenueOrder(
+        order.symbol,
+        order.client_id,
+        order.exchange_id or "",
+        order.type.is_conditional,
+        order.reduce_only,
+        order.side,
+        order.type,
+        order.qty,
+        order.trigger_price,
+        order.close_position,
+    )

@@ -350,30 +350,31 @@ class CcxtVenue:
     ) -> tuple[dict[str, VenuePosition], dict[str, SymbolSettings]]:
         """Non-zero positions, and every symbol's leverage and margin mode, in one request.
 
-        USDⓈ-M answers leverage and margin mode only on positionRisk v2 (v3 dropped them), so
-        the request asks for v2 there; COIN-M's v1 carries them.
+        Binance's positionRisk lists flat symbols too (with their leverage and margin mode) on
+        USDⓈ-M v2 and COIN-M v1 — v3 dropped both — but ccxt's ``fetch_positions`` drops flat
+        rows, so the raw endpoint is asked and its rows parsed here.
         """
-        wanted = list(symbols)
-        params = {"useV2": True} if self.market_type is MarketType.LINEAR else {}
-        raw = await call(lambda: self.exchange.fetch_positions(wanted, params))
+        wanted = set(symbols)
+        if self.market_type is MarketType.LINEAR:
+            raw = await call(lambda: self.exchange.fapiPrivateV2GetPositionRisk({}))
+        else:
+            raw = await call(lambda: self.exchange.dapiPrivateGetPositionRisk({}))
         positions, settings = {}, {}
-        for p in raw:
-            symbol = p.get("symbol")
+        for info in raw:
+            market = self.exchange.safe_market(info.get("symbol"), None, None, "swap")
+            symbol = market.get("symbol")
             if symbol not in wanted:
                 continue
-            info = p.get("info") or {}
-            settings[symbol] = _settings(info, p)
-            amount = _dec(info, "positionAmt", p.get("contracts")) or Decimal(0)
-            if p.get("side") == "short" and amount > 0:
-                amount = -amount
+            settings[symbol] = _settings(info, {})
+            amount = _dec(info, "positionAmt", 0) or Decimal(0)
             if amount == 0:
                 continue
-            liquidation = _dec(info, "liquidationPrice", p.get("liquidationPrice"))
+            liquidation = _dec(info, "liquidationPrice", None)
             positions[symbol] = VenuePosition(
                 symbol,
                 Side.LONG if amount > 0 else Side.SHORT,
                 abs(amount),
-                _dec(info, "entryPrice", p.get("entryPrice")) or Decimal(0),
+                _dec(info, "entryPrice", 0) or Decimal(0),
                 liquidation or None,
                 settings[symbol].leverage,
                 settings[symbol].margin_mode,

@@ -215,7 +215,7 @@ class LiveHarness(_Script):
             venue=CcxtVenue(exchange, self.venue.market.market_type),
             symbols=[self.venue.symbol],
             currency=self.venue.market.settle,
-            instance="contract",
+            instance=f"contract|{self.store.owner()}",  # as daemon/app.py keys it
             clock=self.clock,
             prices=self.price,
             leverage=1,

@@ -10,6 +10,7 @@ from tbotd.domain import ExitPlan, ExitSource, OrderState, Side
 from tbotd.domain.errors import BelowMinimumError, InsufficientMarginError
 from tbotd.domain.positions import funding_amount, pnl
 from tbotd.domain.values import book
+from tbotd.execution.paper import PaperBroker
 from tbotd.execution.paper_model import BPS
 from tests.contract.conftest import Start
 from tests.contract.harness import (
@@ -260,3 +261,28 @@ async def test_funding_at_a_flip_belongs_to_the_closed_position(market: Start) -
     )
     assert (long_trade.side, long_trade.funding) == (Side.LONG, paid)
     assert (short_trade.side, short_trade.funding) == (Side.SHORT, Decimal(0))
+
+
+@pytest.mark.parametrize(
+    ("stop_distance", "stop", "take"),
+    [("0.675", "19000", "24000"), ("0.00001", "19940", "20060")],
+)
+async def test_whatever_the_plan_the_resting_stop_is_bounded(
+    market: Start, stop_distance: str, stop: str, take: str
+) -> None:
+    """A plan asking for a stop 67.5 % away rests at 5 %; one 0.001 % away at 0.3 % (the
+    defaults of strategy.max_stop_pct / min_stop_pct), and the broker reports it protected."""
+    h = await market(QUIET)
+    await h.next_candle()
+    plan = ExitPlan(
+        ExitSource.VOLATILITY,
+        sl_distance=Decimal(stop_distance),
+        tp_distance=Decimal(stop_distance) * 2,
+    )
+    await h.broker.open_position(h.venue.symbol, Side.LONG, QTY, plan, h.candle_time)
+    assert await h.resting_protection() == {
+        "stop_loss": Decimal(stop),
+        "take_profit": Decimal(take),
+    }
+    if isinstance(h.broker, PaperBroker):  # live judges at the next close's snapshot
+        assert h.broker.protection_status()[h.venue.symbol]["protected"] is True
