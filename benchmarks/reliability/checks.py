@@ -162,6 +162,12 @@ def unprotected(sim: dict[str, Any], bounds: tuple[Decimal, Decimal] = BOUNDS) -
 _KINDS = {"STOP_MARKET": OrderType.STOP_MARKET, "TAKE_PROFIT_MARKET": OrderType.TAKE_PROFIT_MARKET}
 
 
+def client_order_id_for(instance: str, owner: str, symbol: str, candle_ms: int) -> str:
+    """The entry client id the daemon derives for a decision (its key: name + database)."""
+    key = f"{instance}|{owner}"  # as daemon/app.py's instance_key
+    return client_order_id(key, symbol, ms_to_datetime(candle_ms), OrderRole.ENTRY)
+
+
 def duplicates(sim: dict[str, Any], db: DbView, instance: str) -> list[str]:
     """Client ids used twice, and entries that belong to no decision or share one."""
     found = []
@@ -169,9 +175,8 @@ def duplicates(sim: dict[str, Any], db: DbView, instance: str) -> list[str]:
     algos = Counter(a["client_algo_id"] for a in sim["algo_orders"])
     found += [f"order {cid} sent {n} times" for cid, n in regular.items() if n > 1]
     found += [f"conditional order {cid} sent {n} times" for cid, n in algos.items() if n > 1]
-    key = f"{instance}|{db.owner}"  # client ids carry the database's identity (daemon/app.py)
     entry_of = {
-        client_order_id(key, symbol, ms_to_datetime(ms), OrderRole.ENTRY): (symbol, ms)
+        client_order_id_for(instance, db.owner, symbol, ms): (symbol, ms)
         for symbol, ms, _ in db.decisions
     }
     per_decision: Counter[tuple[str, int]] = Counter()
@@ -245,8 +250,17 @@ def mismatches(sim: dict[str, Any], db: DbView, initial: Decimal, currency: str)
     return found
 
 
-def compare(sim: dict[str, Any], db: DbView, instance: str, initial: Decimal) -> Findings:
-    """Every invariant at once (the daemon idle, the market paused)."""
+def compare(
+    sim: dict[str, Any],
+    db: DbView,
+    instance: str,
+    initial: Decimal,
+    by_hand: frozenset[str] = frozenset(),
+) -> Findings:
+    """Every invariant at once (the daemon idle, the market paused). ``by_hand``: client ids of
+    orders a harness placed itself, as a person would (not the daemon's, never "unknown")."""
+    if by_hand:
+        sim = {**sim, "orders": [o for o in sim["orders"] if o["client_id"] not in by_hand]}
     return Findings(
         duplicates=duplicates(sim, db, instance),
         unknown=unknown_orders(sim, db),

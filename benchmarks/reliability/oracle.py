@@ -23,6 +23,7 @@ import asyncio
 import hashlib
 import json
 import logging
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -75,6 +76,7 @@ class Oracle:
         self.token, self.slow_s = token, slow_s
         self.echo = echo  # a careless service: its errors quote the Authorization header back
         self.mode = "ok"
+        self.answer: Callable[[dict[str, Any]], dict[str, Any]] = prediction_for  # replaceable
         self.requests = 0
         self._garbage = 0
         self._runner: web.AppRunner | None = None
@@ -149,9 +151,9 @@ class Oracle:
         )
 
     async def _single(self, request: web.Request) -> web.Response:
-        return await self._answer(request, prediction_for)
+        return await self._answer(request, self.answer)
 
     async def _batch(self, request: web.Request) -> web.Response:
         return await self._answer(
-            request, lambda body: {"predictions": [prediction_for(r) for r in body["requests"]]}
+            request, lambda body: {"predictions": [self.answer(r) for r in body["requests"]]}
         )

@@ -209,6 +209,18 @@ class DaemonProcess:
         except (aiohttp.ClientError, TimeoutError):
             return False
 
+    async def readiness(self) -> dict[str, Any]:
+        """The ``/readyz`` answer (empty while the endpoint is not up)."""
+        try:
+            async with (
+                aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=2)) as session,
+                session.get(self.ops_url + "/readyz", headers=self.ops_headers) as response,
+            ):
+                body: dict[str, Any] = await response.json()
+                return body
+        except (aiohttp.ClientError, TimeoutError, ValueError):
+            return {}
+
     async def wait_ready(self, timeout_s: float = 60.0) -> float:
         """Seconds until ``/readyz`` said 200."""
         return await wait_for(self.ready, timeout_s, "daemon ready", every_s=0.02)

@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 from collections.abc import Callable
@@ -137,7 +138,8 @@ class Daemon:
                 continue
             failures = 0
             log.warning("database writable again; reconciling")
-            app.store.record_event(app.clock.now(), "storage", "database writable again")
+            with contextlib.suppress(StorageUnavailableError):
+                app.store.record_event(app.clock.now(), "storage", "database writable again")
             async with self._cycle_lock:
                 await app.broker.reconcile()
             self.notifier.status("database writable again; cycling")
@@ -161,7 +163,8 @@ class Daemon:
             except Exception:  # a bad cycle is logged; the next one starts clean (crash-only)
                 log.exception("cycle failed", candle=candle_time.isoformat())
                 DAEMON_METRICS.errors.labels("cycle").inc()
-                app.store.record_event(app.clock.now(), "cycle-failed", candle_time.isoformat())
+                with contextlib.suppress(StorageUnavailableError):
+                    app.store.record_event(app.clock.now(), "cycle-failed", candle_time.isoformat())
                 return
             self.cycles += 1
             record_metrics(self, report)
@@ -213,13 +216,14 @@ class Daemon:
         missed = (datetime_to_ms(latest) - row) // int(step.total_seconds() * 1000) - 1
         if missed > 0:
             since = ms_to_datetime(row) + step
-            app.store.record_event(
-                app.clock.now(),
-                "missed-cycles",
-                f"{missed} cycle(s) missed since {since.isoformat()}",
-                count=missed,
-            )
             log.warning("missed cycles are not replayed", count=missed, since=since.isoformat())
+            with contextlib.suppress(StorageUnavailableError):  # the log line says it anyway
+                app.store.record_event(
+                    app.clock.now(),
+                    "missed-cycles",
+                    f"{missed} cycle(s) missed since {since.isoformat()}",
+                    count=missed,
+                )
 
     async def _shutdown(self, app: App, scheduler: Any) -> None:
         self.notifier.stopping()

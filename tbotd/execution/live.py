@@ -334,10 +334,11 @@ class LiveBroker(LiveRecovery):
             try:
                 await self.reconcile()
                 failures = 0
-            except (RetryableError, OutcomeUnknownError) as e:
+            except Exception as e:  # noqa: BLE001 - this loop is the last line of protection:
+                # whatever failed (the venue, a bug), it logs, backs off and tries again
                 delay = REPAIR.delay(failures)
                 failures += 1
-                log.warning("protection repair postponed", error=str(e), retry_in_s=delay)
+                log.warning("protection repair postponed", error=repr(e), retry_in_s=delay)
                 await self._clock.sleep(delay)
                 self.repair_soon.set()
 

@@ -166,13 +166,13 @@ class LiveOrders:
             changes["avg_fill_price"] = state.avg_price
         updated = order.transition(state.state, self._clock.now(), **changes)
         with self._recording():
-            self._store.update_order(updated, f"venue says {state.state}")
+            self._store.update_order(updated, f"venue says {state.state}", insert_missing=True)
         return updated
 
     def _update(self, order: Order, state: OrderState, detail: str) -> Order:
         updated = order.transition(state, self._clock.now(), reason=detail[:500])
         with self._recording():
-            self._store.update_order(updated, detail[:500])
+            self._store.update_order(updated, detail[:500], insert_missing=True)
         return updated
 
     def _intent(self, order: Order, strict: bool = False) -> None:

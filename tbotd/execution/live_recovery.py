@@ -19,6 +19,7 @@ from functools import partial
 from tbotd.domain.enums import OrderRole, OrderSide, Side
 from tbotd.domain.orders import Fill, Order, OrderState, id_role
 from tbotd.domain.positions import Position
+from tbotd.domain.values import datetime_to_ms
 from tbotd.execution.live_orders import SEND
 from tbotd.execution.live_protect import LiveProtection
 from tbotd.execution.orders import new_order
@@ -133,7 +134,13 @@ class LiveRecovery(LiveProtection):
     ) -> list[Fix]:
         """What differs between our books and this venue snapshot (pure, see reconcile.py)."""
         known = {o.client_id for o in self._store.orders_by_id(o.client_id for o in venue_open)}
-        books = Books(self._store.positions(), frozenset(known), self._tag, self.traded())
+        books = Books(
+            self._store.positions(),
+            frozenset(known),
+            self._tag,
+            self.traded(),
+            datetime_to_ms(self._clock.now()),
+        )
         bounds = {s: self.stop_bounds(s) for s in symbols}
         return reconcile_positions(books, positions, venue_open, bounds)
 

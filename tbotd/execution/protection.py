@@ -52,6 +52,7 @@ class VenueOrder:
     qty: Decimal = Decimal(0)
     trigger_price: Decimal | None = None
     close_position: bool = False
+    created_ms: int | None = None  # when the venue accepted it
 
     @property
     def is_stop(self) -> bool:

@@ -22,7 +22,9 @@ a person, another program). The rules:
 * our protective orders resting for a position that is gone, or on its wrong side (the position
   flipped by hand) → cancel them;
 * on a symbol our database has never traded (an empty or lost database), reduce-only orders
-  that no open position needs are cancelled, not left to act on a later position;
+  that no open position needs and that have rested for a while (not the fresh stop of another
+  daemon's entry, caught between two snapshots) are cancelled, not left to act on a later
+  position;
 * any other manual order → reported once, never touched.
 """
 
@@ -165,6 +167,7 @@ Fix = (
     | ReportUnknown
 )
 _UNANSWERED = (OrderState.PENDING, OrderState.UNKNOWN)
+STALE_AFTER_MS = 10 * 60_000  # a leftover has rested this long; a live daemon's fresh stop has not
 
 
 def reconcile_orders(
@@ -195,6 +198,7 @@ class Books:
     known: frozenset[str]  # the venue's open client ids that our database recorded
     tag: str  # our owner tag
     traded: frozenset[str]  # symbols our database has ever sent an order for
+    now_ms: int = 0  # the venue's time now (how long orders have rested)
 
     def owns(self, client_id: str) -> bool:
         """Recorded by us."""
@@ -235,7 +239,10 @@ def _symbol_fixes(
     stale = [
         o
         for o in manual + others
-        if symbol not in books.traded and o.is_protective and o.side is not closing
+        if symbol not in books.traded
+        and o.is_protective
+        and o.side is not closing
+        and books.now_ms - (o.created_ms or books.now_ms) >= STALE_AFTER_MS
     ]
     opening = [o for o in manual if not o.is_protective]  # a person's orders that can open
     foreign = tuple(o for o in others + opening if o not in stale)

@@ -157,6 +157,7 @@ def venue_order(order: dict[str, Any], *, conditional: bool) -> VenueOrder:
         _dec(info, "quantity", order.get("amount") or info.get("origQty") or 0) or Decimal(0),
         to_decimal(trigger, "trigger") if trigger not in (None, "", "0", 0) else None,
         info.get("closePosition") in (True, "true"),
+        int(order["timestamp"]) if order.get("timestamp") else None,
     )
 
 

@@ -163,8 +163,9 @@ class Database:
 
     def close(self) -> None:
         """Checkpoint the WAL and close; safe to call twice."""
+        with contextlib.suppress(sqlite3.ProgrammingError, StorageUnavailableError):
+            self.db.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # fails on a full disk
         with contextlib.suppress(sqlite3.ProgrammingError):
-            self.db.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
             self.db.close()
 
 

@@ -7,6 +7,7 @@ an update plus an ``order_events`` row, in one transaction, so the history can b
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import replace
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -64,28 +65,40 @@ class TradingRecords:
             )
             self._order_event(order, order.created_at, "intent")
 
-    def update_order(self, order: Order, detail: str = "") -> None:
-        """Persist an order's new state (from :meth:`Order.transition`) and log the change."""
+    def update_order(self, order: Order, detail: str = "", insert_missing: bool = False) -> None:
+        """Persist an order's new state (from :meth:`Order.transition`) and log the change.
+
+        ``insert_missing``: an order whose intent could not be recorded (the database refused
+        the write; protection was sent anyway) is recorded now, as it stands.
+        """
         at = order.updated_at or order.created_at
+        if insert_missing and self.order(order.client_id) is None:
+            with self.db.atomic():
+                self.record_order_intent(replace(order, state=OrderState.PENDING))
+                self._set_state(order, at, detail)
+            return
         with self.db.atomic():
-            cursor = self.db.execute(
-                """UPDATE orders SET state = ?, exchange_id = ?, filled_qty = ?,
-                       avg_fill_price = ?, updated_at = ?, reason = ?, qty = ?
-                   WHERE client_id = ?""",
-                (
-                    order.state.value,
-                    order.exchange_id,
-                    dec(order.filled_qty),
-                    dec(order.avg_fill_price),
-                    datetime_to_ms(at),
-                    order.reason,
-                    dec(order.qty),
-                    order.client_id,
-                ),
-            )
-            if cursor.rowcount != 1:
-                raise KeyError(f"order {order.client_id} was never recorded")
-            self._order_event(order, at, detail)
+            self._set_state(order, at, detail)
+
+    def _set_state(self, order: Order, at: datetime, detail: str) -> None:
+        cursor = self.db.execute(
+            """UPDATE orders SET state = ?, exchange_id = ?, filled_qty = ?,
+                   avg_fill_price = ?, updated_at = ?, reason = ?, qty = ?
+               WHERE client_id = ?""",
+            (
+                order.state.value,
+                order.exchange_id,
+                dec(order.filled_qty),
+                dec(order.avg_fill_price),
+                datetime_to_ms(at),
+                order.reason,
+                dec(order.qty),
+                order.client_id,
+            ),
+        )
+        if cursor.rowcount != 1:
+            raise KeyError(f"order {order.client_id} was never recorded")
+        self._order_event(order, at, detail)
 
     def _order_event(self, order: Order, at: datetime, detail: str) -> None:
         self.db.execute(

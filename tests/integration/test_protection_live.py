@@ -6,6 +6,7 @@ and the books equal the venue's fills."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -259,6 +260,7 @@ async def test_a_lost_database_cancels_the_old_stop_and_target(tmp_path: Path) -
         assert len(await h.broker._venue.open_conditional([SYM])) == 2
         await h.broker.stop()
         h.store.close()
+        await h.sim.advance_to(h.candle_time + timedelta(minutes=15))  # long-resting leftovers
         h.db = tmp_path / "new.sqlite"
         h.store = Store.open(h.db)
         h.broker = h._broker()

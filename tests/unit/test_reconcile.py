@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 from decimal import Decimal
 
@@ -32,6 +33,7 @@ SYM = "BTC/USDT:USDT"
 KEY = "i|owner"
 BOUNDS = {SYM: StopBounds(Decimal("0.003"), Decimal("0.05"), Decimal("0.1"))}
 D = Decimal
+NOW_MS = 1_704_070_800_000  # an hour after T0: orders placed at T0 have rested long
 
 
 def order(role: OrderRole, state: OrderState = OrderState.OPEN, key: str = KEY) -> Order:
@@ -66,6 +68,7 @@ def venue(o: Order, qty: str = "1") -> VenueOrder:
         o.type,
         D(qty),
         o.trigger_price,
+        created_ms=int(T0.timestamp() * 1000),
     )
 
 
@@ -84,6 +87,7 @@ def books(
         frozenset(o.client_id for o in known),
         owner_tag(KEY),
         frozenset({SYM}) if traded else frozenset(),
+        NOW_MS,
     )
 
 
@@ -195,4 +199,6 @@ def test_an_empty_database_cancels_leftover_reduce_only_orders_nothing_needs() -
     )
     found = fixes(books(traded=False), {}, [venue(old_stop), venue(old_take)])
     assert found == [CancelStale(venue(old_stop)), CancelStale(venue(old_take))]
+    fresh = replace(venue(old_stop), created_ms=NOW_MS - 1000)  # another daemon's new stop
+    assert fixes(books(traded=False), {}, [fresh]) == [Suspend(SYM, (fresh,))]
     assert fixes(books(traded=True), {}, [venue(old_stop)]) == [Suspend(SYM, (venue(old_stop),))]
