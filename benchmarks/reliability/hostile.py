@@ -168,6 +168,7 @@ class Hostile:
         self.oracle = Oracle(TOKEN)
         self.sim = SimProcess(workdir, options.speed, seed=11)
         self.daemon: DaemonProcess | None = None
+        self.others: list[DaemonProcess] = []  # second daemons (killed at the end, whatever)
         self.hands: Hands | None = None
         self._open: dict[str, float] = {}  # symbol → wall time it became unprotected
         self._down = False  # the daemon is being restarted: its intervals are the restart's
@@ -189,8 +190,9 @@ class Hostile:
                 sampler.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await sampler
-            if self.daemon is not None:
-                await self.daemon.kill()
+            for process in [self.daemon, *self.others]:
+                if process is not None:
+                    await process.kill()
             if self.hands is not None:
                 await self.hands.close()
             await self.sim.stop()
@@ -335,6 +337,7 @@ class Hostile:
         )
         log = self.workdir / f"{name}.log"
         second = DaemonProcess(config, daemon_env(TOKEN), port, log)
+        self.others.append(second)
         before = len((await self.sim.state())["orders"])
         second.start()
         if db == self.db:  # refused at once, naming the daemon that holds the database

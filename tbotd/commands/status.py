@@ -86,7 +86,10 @@ def _print(body: dict[str, Any]) -> None:
             f"equity {equity.get('equity')} {equity.get('currency')} "
             f"(balance {equity.get('balance')}, unrealised {equity.get('unrealized_pnl')})"
         )
-    table = Table("symbol", "side", "qty", "entry", "stop", "target", title="positions")
+    protection = body.get("protection") or {}
+    table = Table(
+        "symbol", "side", "qty", "entry", "stop", "target", "protected", title="positions"
+    )
     for p in body.get("positions", []):
         table.add_row(
             p["symbol"],
@@ -95,9 +98,20 @@ def _print(body: dict[str, Any]) -> None:
             p["entry_price"],
             str(p["stop_loss"]),
             str(p["take_profit"]),
+            _protected(protection.get(p["symbol"]) or {}),
         )
     console.print(table)
+    for symbol, state in protection.items():
+        if state.get("entries_refused"):
+            console.print(f"[yellow]{symbol}: no new entries — {state['entries_refused']}[/]")
     preds = Table("symbol", "candle", "signal", "confidence", "source", title="last predictions")
     for symbol, p in body.get("predictions", {}).items():
         preds.add_row(symbol, p["candle_time"], p["signal"], f"{p['confidence']:.3f}", p["source"])
     console.print(preds)
+
+
+def _protected(state: dict[str, Any]) -> str:
+    """Yes, NO and why (the strict definition, at the last check), or "?" before one."""
+    if state.get("protected") is None:
+        return "?"
+    return "yes" if state["protected"] else "NO: " + ", ".join(state.get("problems", []))

@@ -33,7 +33,8 @@ from tbotd.execution.live_recovery import LiveRecovery
 from tbotd.execution.orders import new_order
 from tbotd.execution.protection import VenueOrder, VenuePosition, Verdict, verdict
 from tbotd.execution.reconcile import ReportUnknown
-from tbotd.execution.venue import CcxtVenue, SymbolSettings
+from tbotd.execution.venue import CcxtVenue
+from tbotd.execution.venue_answers import SymbolSettings
 from tbotd.ops.clock import Clock
 from tbotd.ops.logs import get_logger
 from tbotd.ops.retry import Backoff

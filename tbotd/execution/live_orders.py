@@ -38,7 +38,8 @@ from tbotd.domain.errors import (
 from tbotd.domain.market import MarketSpec
 from tbotd.domain.orders import Fill, Order, OrderState, owner_tag
 from tbotd.domain.positions import Position
-from tbotd.execution.venue import CcxtVenue, VenueOrderState
+from tbotd.execution.venue import CcxtVenue
+from tbotd.execution.venue_answers import VenueOrderState
 from tbotd.ops.clock import Clock
 from tbotd.ops.logs import get_logger
 from tbotd.ops.retry import Backoff, retry

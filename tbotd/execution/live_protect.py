@@ -30,7 +30,8 @@ from tbotd.execution.live_orders import LiveOrders
 from tbotd.execution.orders import new_order
 from tbotd.execution.protection import StopBounds, VenueOrder, VenuePosition, repair_stop
 from tbotd.execution.reconcile import Protect
-from tbotd.execution.venue import ReduceOnlyRejectedError, SymbolSettings, VenueOrderState
+from tbotd.execution.venue import ReduceOnlyRejectedError
+from tbotd.execution.venue_answers import SymbolSettings, VenueOrderState
 from tbotd.ops.logs import get_logger
 from tbotd.store import Trade
 from tbotd.strategy.exits import ExitParams, fixed_exits

@@ -41,7 +41,7 @@ from tbotd.execution.reconcile import (
     reconcile_orders,
     reconcile_positions,
 )
-from tbotd.execution.venue import SymbolSettings
+from tbotd.execution.venue_answers import SymbolSettings
 from tbotd.ops.logs import get_logger
 
 log = get_logger(__name__)

@@ -30,7 +30,7 @@ from tbotd.execution.broker import (
     protection_after_fill,
 )
 from tbotd.execution.orders import new_order
-from tbotd.execution.protection import StopBounds, VenueOrder, VenuePosition, verdict
+from tbotd.execution.protection import StopBounds, VenuePosition, as_venue_order, verdict
 from tbotd.ops.clock import Clock
 from tbotd.ops.logs import get_logger
 from tbotd.store import Store, Trade
@@ -182,7 +182,7 @@ class PaperBroker:
             position = VenuePosition(
                 symbol, p.side, p.qty, p.entry_price, liquidation_price=p.liquidation_price
             )
-            orders = [_as_venue(o) for o in self._store.live_orders(symbol)]
+            orders = [as_venue_order(o) for o in self._store.live_orders(symbol)]
             bounds = self._fallback.bounds
             judged = verdict(
                 position,
@@ -401,19 +401,3 @@ class PaperBroker:
 
     def _position(self, p: pm.PaperPosition) -> Position:
         return p.as_position(self._params.leverage)
-
-
-def _as_venue(order: Order) -> VenueOrder:
-    """A paper order as the venue would list it (for the one definition of "protected")."""
-    return VenueOrder(
-        order.symbol,
-        order.client_id,
-        order.exchange_id or "",
-        order.type.is_conditional,
-        order.reduce_only,
-        order.side,
-        order.type,
-        order.qty,
-        order.trigger_price,
-        order.close_position,
-    )

@@ -22,6 +22,7 @@ from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 from enum import StrEnum
 
 from tbotd.domain.enums import MarginMode, OrderSide, OrderType, Side
+from tbotd.domain.orders import Order
 from tbotd.strategy.exits import LIQUIDATION_SHARE
 
 
@@ -63,6 +64,22 @@ class VenueOrder:
     def is_protective(self) -> bool:
         """A conditional order that can only reduce a position: a stop or a target."""
         return self.conditional and (self.reduce_only or self.close_position)
+
+
+def as_venue_order(order: Order) -> VenueOrder:
+    """One of our recorded orders as the venue lists it (the paper broker is its own venue)."""
+    return VenueOrder(
+        order.symbol,
+        order.client_id,
+        order.exchange_id or "",
+        order.type.is_conditional,
+        order.reduce_only,
+        order.side,
+        order.type,
+        order.qty,
+        order.trigger_price,
+        order.close_position,
+    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,7 +10,6 @@ tbotd's errors. A write whose answer was lost (timeout, 5xx, dropped connection)
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from typing import Any, TypeVar
@@ -28,10 +27,20 @@ from tbotd.domain.errors import (
     RetryableError,
 )
 from tbotd.domain.market import MarketSpec
-from tbotd.domain.orders import Fill, OrderState
+from tbotd.domain.orders import Fill
 from tbotd.domain.positions import FundingPayment
 from tbotd.domain.values import ms_to_datetime, to_decimal
 from tbotd.execution.protection import VenueOrder, VenuePosition
+from tbotd.execution.venue_answers import (
+    SymbolSettings,
+    VenueOrderState,
+    answer_decimal,
+    fill_of,
+    order_id_of,
+    order_state,
+    settings_of,
+    venue_order,
+)
 
 T = TypeVar("T")
 
@@ -53,26 +62,6 @@ class ClockSkewError(RetryableError):
 
 class ReduceOnlyRejectedError(RejectedError):
     """A reduce-only order with nothing to reduce (Binance -2022): the position is gone."""
-
-
-@dataclass(frozen=True, slots=True)
-class VenueOrderState:
-    """An order as the venue reports it, in domain terms."""
-
-    client_id: str
-    exchange_id: str
-    state: OrderState
-    filled_qty: Decimal
-    avg_price: Decimal | None
-    child_order_id: str | None  # the market order a triggered conditional order became
-
-
-@dataclass(frozen=True, slots=True)
-class SymbolSettings:
-    """A symbol's leverage and margin mode on the venue (None where it did not say)."""
-
-    leverage: int | None
-    margin_mode: MarginMode | None
 
 
 _TRANSLATIONS: tuple[tuple[type[Exception] | tuple[type[Exception], ...], type[Exception]], ...] = (
@@ -105,97 +94,6 @@ async def call(request: Callable[[], Awaitable[T]], write: bool = False) -> T:
         return await request()
     except ccxt.BaseError as e:
         raise translate(e, write) from e
-
-
-def _state(order: dict[str, Any]) -> OrderState:
-    status = order.get("status")
-    filled = order.get("filled") or 0
-    if status == "open":
-        return OrderState.PARTIALLY_FILLED if filled else OrderState.OPEN
-    return {
-        "closed": OrderState.FILLED,
-        "canceled": OrderState.CANCELED,
-        "expired": OrderState.EXPIRED,
-        "rejected": OrderState.REJECTED,
-    }.get(str(status), OrderState.OPEN)
-
-
-def _dec(info: dict[str, Any], key: str, fallback: object) -> Decimal | None:
-    raw = info.get(key)
-    if raw not in (None, ""):
-        return to_decimal(raw, key)
-    return None if fallback is None else to_decimal(fallback, key)
-
-
-def _settings(info: dict[str, Any], position: dict[str, Any]) -> SymbolSettings:
-    leverage = info.get("leverage") or position.get("leverage")
-    mode = str(info.get("marginType") or position.get("marginMode") or "").lower()
-    margin = {"isolated": MarginMode.ISOLATED, "cross": MarginMode.CROSS}.get(
-        "cross" if mode.startswith("cross") else mode
-    )
-    return SymbolSettings(int(float(leverage)) if leverage else None, margin)
-
-
-_KINDS = {"STOP_MARKET": OrderType.STOP_MARKET, "TAKE_PROFIT_MARKET": OrderType.TAKE_PROFIT_MARKET}
-
-
-def venue_order(order: dict[str, Any], *, conditional: bool) -> VenueOrder:
-    """A ccxt open-order dict in domain terms (algo orders keep their kind in ``orderType``)."""
-    info = order.get("info") or {}
-    raw_type = str(info.get("orderType") or info.get("type") or order.get("type") or "").upper()
-    kind = _KINDS.get(raw_type) or (OrderType.LIMIT if raw_type == "LIMIT" else OrderType.MARKET)
-    side = str(order.get("side") or info.get("side") or "").lower()
-    trigger = info.get("triggerPrice") or info.get("stopPrice") or order.get("triggerPrice")
-    return VenueOrder(
-        str(order.get("symbol") or ""),
-        str(order.get("clientOrderId") or ""),
-        str(order.get("id") or ""),
-        conditional,
-        bool(order.get("reduceOnly") or info.get("reduceOnly") in (True, "true")),
-        OrderSide(side) if side in ("buy", "sell") else None,
-        kind,
-        _dec(info, "quantity", order.get("amount") or info.get("origQty") or 0) or Decimal(0),
-        to_decimal(trigger, "trigger") if trigger not in (None, "", "0", 0) else None,
-        info.get("closePosition") in (True, "true"),
-        int(order["timestamp"]) if order.get("timestamp") else None,
-    )
-
-
-def _order_id(trade: dict[str, Any]) -> str:
-    info = trade.get("info") or {}
-    return str(info.get("orderId", trade.get("order")))
-
-
-def _fill(trade: dict[str, Any], symbol: str, client_id: str) -> Fill:
-    info = trade.get("info") or {}
-    fee = trade.get("fee") or {}
-    return Fill(
-        trade_id=str(trade["id"]),
-        client_order_id=client_id,
-        symbol=symbol,
-        side=OrderSide(trade["side"]),
-        qty=_dec(info, "qty", trade.get("amount")) or Decimal(0),
-        price=_dec(info, "price", trade.get("price")) or Decimal(0),
-        fee=_dec(info, "commission", fee.get("cost") or 0) or Decimal(0),
-        fee_currency=str(info.get("commissionAsset") or fee.get("currency") or ""),
-        time=ms_to_datetime(int(trade["timestamp"])),
-        realized_pnl=_dec(info, "realizedPnl", 0) or Decimal(0),
-    )
-
-
-def order_state(order: dict[str, Any]) -> VenueOrderState:
-    """A ccxt order dict in domain terms, amounts from the venue's own strings."""
-    info = order.get("info") or {}
-    avg = _dec(info, "avgPrice", order.get("average"))
-    child = info.get("actualOrderId") or info.get("ai") or None
-    return VenueOrderState(
-        client_id=str(order.get("clientOrderId") or ""),
-        exchange_id=str(order.get("id") or ""),
-        state=_state(order),
-        filled_qty=_dec(info, "executedQty", order.get("filled") or 0) or Decimal(0),
-        avg_price=avg or None,
-        child_order_id=str(child) if child else None,
-    )
 
 
 class CcxtVenue:
@@ -356,8 +254,9 @@ class CcxtVenue:
         rows, so the raw endpoint is asked and its rows parsed here.
         """
         wanted = set(symbols)
-        if self.market_type is MarketType.LINEAR:
-            raw = await call(lambda: self.exchange.fapiPrivateV2GetPositionRisk({}))
+        if self.market_type is MarketType.LINEAR:  # one symbol: one row, not every listing
+            one = {"symbol": self.exchange.market_id(min(wanted))} if len(wanted) == 1 else {}
+            raw = await call(lambda: self.exchange.fapiPrivateV2GetPositionRisk(one))
         else:
             raw = await call(lambda: self.exchange.dapiPrivateGetPositionRisk({}))
         positions, settings = {}, {}
@@ -366,16 +265,16 @@ class CcxtVenue:
             symbol = market.get("symbol")
             if symbol not in wanted:
                 continue
-            settings[symbol] = _settings(info, {})
-            amount = _dec(info, "positionAmt", 0) or Decimal(0)
+            settings[symbol] = settings_of(info, {})
+            amount = answer_decimal(info, "positionAmt", 0) or Decimal(0)
             if amount == 0:
                 continue
-            liquidation = _dec(info, "liquidationPrice", None)
+            liquidation = answer_decimal(info, "liquidationPrice", None)
             positions[symbol] = VenuePosition(
                 symbol,
                 Side.LONG if amount > 0 else Side.SHORT,
                 abs(amount),
-                _dec(info, "entryPrice", 0) or Decimal(0),
+                answer_decimal(info, "entryPrice", 0) or Decimal(0),
                 liquidation or None,
                 settings[symbol].leverage,
                 settings[symbol].margin_mode,
@@ -411,16 +310,16 @@ class CcxtVenue:
     ) -> list[Fill]:
         """The venue's executions of one order (with commission and realised PnL)."""
         return [
-            _fill(t, symbol, client_id)
+            fill_of(t, symbol, client_id)
             for t in await self._trades(symbol, since)
-            if _order_id(t) == exchange_order_id
+            if order_id_of(t) == exchange_order_id
         ]
 
     async def fills_since(self, symbol: str, since: datetime) -> list[tuple[str, Fill]]:
         """Every execution on ``symbol`` since ``since`` — ours, a person's, anyone's — with the
         exchange order id it belongs to (its fill's ``client_order_id`` is ``venue:<id>``)."""
         return [
-            (_order_id(t), _fill(t, symbol, f"venue:{_order_id(t)}"))
+            (order_id_of(t), fill_of(t, symbol, f"venue:{order_id_of(t)}"))
             for t in await self._trades(symbol, since)
         ]
 
@@ -440,7 +339,7 @@ class CcxtVenue:
         payments = []
         for row in rows:
             info = row.get("info") or {}
-            amount = _dec(info, "income", row.get("amount")) or Decimal(0)
+            amount = answer_decimal(info, "income", row.get("amount")) or Decimal(0)
             at = ms_to_datetime(int(row["timestamp"]))
             payments.append(FundingPayment(symbol, at, None, None, None, amount, currency))
         return payments
@@ -452,7 +351,7 @@ class CcxtVenue:
         for row in rows:
             if abs(int(row["timestamp"]) - int(at.timestamp() * 1000)) <= 60_000:
                 info = row.get("info") or {}
-                return _dec(info, "fundingRate", row.get("fundingRate"))
+                return answer_decimal(info, "fundingRate", row.get("fundingRate"))
         return None
 
     async def watch_orders(self) -> list[tuple[str, VenueOrderState]]:
