@@ -314,3 +314,36 @@ async def test_an_absurd_sd_rests_a_bounded_stop(tmp_path: Path) -> None:
         assert await protected(h)
     finally:
         await h.close()
+
+
+async def test_an_outage_while_placing_the_stop_is_repaired_not_closed_blindly(
+    tmp_path: Path,
+) -> None:
+    """The REST API fails for minutes right after the entry fills: the position is neither
+    closed at market into the outage nor forgotten — the repair protects it as soon as the
+    venue answers again."""
+    h = LiveHarness(LINEAR, [QUIET] * 4, tmp_path / "live.sqlite")
+    await h.start()
+    try:
+        await h.next_candle()
+        place = h.broker._venue.conditional_order
+
+        async def down(*_args: Any) -> Any:
+            raise RetryableError("connection refused")
+
+        h.broker._venue.conditional_order = down  # type: ignore[method-assign]
+        h.broker._patiently = _impatient(h.broker._patiently)  # type: ignore[method-assign]
+        await h.broker.open_position(SYM, Side.LONG, QTY, FIXED, h.candle_time)
+        assert h.broker.repair_soon.is_set()
+        assert SYM in await h.broker.positions()
+        assert not await protected(h)
+        h.broker._venue.conditional_order = place  # type: ignore[method-assign]
+        await h.broker.reconcile()  # what protect_forever does when repair_soon is set
+        assert await protected(h)
+        assert await h.resting_protection() == {
+            "stop_loss": Decimal(19800),
+            "take_profit": Decimal(20400),
+        }
+        assert h.store.trades() == []
+    finally:
+        await h.close()
