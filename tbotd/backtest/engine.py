@@ -1,16 +1,15 @@
-"""The exact per-candle step of the paper cycle, and the two ways of driving it.
+"""The exact per-candle step of the paper cycle.
 
 :class:`Simulator.step` does for one closed candle what the daemon does in paper mode, with the
 daemon's own code: exits inside the candle (:func:`~tbotd.execution.paper_model.candle_exit`,
 stop/liquidation before take-profit, gaps at the open), funding at 00/08/16 UTC
-(:func:`~tbotd.execution.paper_model.charge_funding`), then the decision at the close
-(:func:`~tbotd.strategy.manager.decide`) filled at the next candle's open
-(:func:`~tbotd.execution.paper_model.open_position` / ``close_position`` /
+(:func:`~tbotd.execution.paper_model.charge_funding`), then the strategy's decision at the close
+(:meth:`~tbotd.strategy.strategy.Strategy.decide` on that bar's signal) filled at the next
+candle's open (:func:`~tbotd.execution.paper_model.open_position` / ``close_position`` /
 :func:`~tbotd.execution.broker.protection_after_fill`). Money is Decimal throughout.
 
-:func:`run_reference` calls it for every bar. :func:`run_fast` calls it only at the bars
-:mod:`tbotd.backtest.events` finds, and copies the unchanged state over the bars in between;
-both leave identical trades, balances and per-bar records.
+:mod:`tbotd.backtest.drive` runs it for every bar (the reference) or only where something can
+happen (the fast path); both leave identical trades, balances and per-bar records.
 """
 
 from __future__ import annotations
@@ -23,11 +22,9 @@ from decimal import Decimal
 import numpy as np
 from numpy.typing import NDArray
 
-from tbotd.backtest.events import EventIndex, first_crossing
-from tbotd.backtest.predictions import HOLD, PredictionTable
-from tbotd.config.settings import OnNeutral, Settings
-from tbotd.domain.actions import ClosePosition, Hold, MoveProtection, OpenPosition
-from tbotd.domain.enums import MarketType, PredictionSource, Side
+from tbotd.config.settings import Settings
+from tbotd.domain.actions import Action, ClosePosition, Hold, MoveProtection, OpenPosition
+from tbotd.domain.enums import MarketType
 from tbotd.domain.errors import BelowMinimumError, InsufficientMarginError, InvalidDataError
 from tbotd.domain.market import Candle, MarketSpec
 from tbotd.domain.positions import Position, is_funding_time
@@ -35,7 +32,9 @@ from tbotd.domain.values import ms_to_datetime, timeframe_ms
 from tbotd.execution import paper_model as pm
 from tbotd.execution.broker import bounded_prices, order_qty, protection_after_fill
 from tbotd.store.wallet import Trade
-from tbotd.strategy.manager import ENTRY_WINDOW, DecisionInput, ManagerConfig, decide
+from tbotd.strategy.rules import ENTRY_WINDOW, DecisionInput
+from tbotd.strategy.signal import SignalSeries
+from tbotd.strategy.strategy import Strategy
 
 END_OF_DATA = "end_of_data"
 ENTRY_WINDOW_MS = int(ENTRY_WINDOW.total_seconds() * 1000)
@@ -78,22 +77,38 @@ class Candles:
         return self.open_ms + timeframe_ms(self.timeframe)
 
 
+@dataclass(frozen=True, slots=True)
+class Decided:
+    """A decision of the backtest that acted or was refused (bar index and actions); holds
+    where nothing was wanted are not kept (the fast path never asks for them)."""
+
+    bar: int
+    actions: tuple[Action, ...]
+
+
 class Simulator:
-    """The wallet, the position and the per-bar record of one symbol's backtest."""
+    """The wallet, the position and the per-bar record of one symbol's backtest.
+
+    ``series`` is the strategy's signal for every bar; ``protect=False`` leaves positions
+    without TP/SL (the buy-and-hold arm of ``--compare``: held until the end, or liquidated).
+    """
 
     def __init__(
         self,
         candles: Candles,
-        table: PredictionTable | None,
-        rows: NDArray[np.int64],
+        series: SignalSeries,
+        strategy: Strategy,
         settings: Settings,
         market: MarketSpec,
         funding: Mapping[int, Decimal],
+        *,
+        protect: bool = True,
     ) -> None:
-        self.c, self.table, self.rows, self.market = candles, table, rows, market
+        self.c, self.series, self.strategy, self.market = candles, series, strategy, market
         self.symbol, self.n = market.symbol, len(candles)
         self.close_ms = candles.close_ms
-        self.cfg = ManagerConfig.from_settings(settings)
+        self.cfg = strategy.rules
+        self.protect = protect
         self.params = fill_params(settings)
         self.funding_rates = funding
         self.initial = settings.strategy.initial_capital
@@ -105,6 +120,7 @@ class Simulator:
         self.exact_steps = 0
         self.entries: deque[int] = deque()  # candle open times (ms) of the decided entries
         self.skipped: Counter[str] = Counter()
+        self.decided: list[Decided] = []
         self.balance = np.empty(self.n)
         self.sign = np.zeros(self.n, dtype=np.int8)
         self.qty = np.zeros(self.n)
@@ -165,13 +181,7 @@ class Simulator:
         self.funding_payments += 1
 
     def decide_after(self, i: int) -> None:
-        """The manager's decision at candle ``i``'s close, filled at candle ``i + 1``'s open."""
-        prediction = None
-        k = int(self.rows[i])
-        if k >= 0 and self.table is not None:
-            if self.table.signal[k] == HOLD:
-                return  # "hold": no prediction is acted on, the manager is not asked
-            prediction = self.table.prediction(k, self.symbol)
+        """The strategy's decision at candle ``i``'s close, filled at candle ``i + 1``'s open."""
         mark = dec(self.c.open[i + 1])
         at_ms = int(self.c.open_ms[i + 1])
         marks = {self.symbol: mark}
@@ -181,15 +191,17 @@ class Simulator:
             self.entries.popleft()
         inp = DecisionInput(
             self.symbol,
-            prediction,
+            None,
             self.domain_position(),
             equity,
             mark,
             self.market,
             len(self.entries),
         )
-        actions = decide(inp, self.cfg)
+        actions = self.strategy.decide(inp, self.series.vote(i))
         self.entries.extend(decided_ms for a in actions if isinstance(a, OpenPosition))
+        if not (len(actions) == 1 and isinstance(actions[0], Hold) and not actions[0].kind.refusal):
+            self.decided.append(Decided(i, tuple(actions)))
         for action in actions:
             if isinstance(action, ClosePosition):
                 if self.position() is not None:
@@ -200,7 +212,7 @@ class Simulator:
                 self.wallet = pm.protect(
                     self.wallet, self.symbol, action.stop_loss, action.take_profit
                 )
-            elif isinstance(action, Hold) and action.reason.startswith("not opening"):
+            elif action.kind.refusal:
                 self.skipped["manager_refused"] += 1
 
     def domain_position(self) -> Position | None:
@@ -224,14 +236,20 @@ class Simulator:
         except InsufficientMarginError:
             self.skipped["insufficient_margin"] += 1
             return
-        try:
-            bounded_prices(action.exits, action.side, execution.price, self.market, self.cfg.exits)
-        except InvalidDataError:
-            self.exits_fallback += 1  # protection_after_fill falls back to the fixed exits
-        protection = protection_after_fill(
-            action.exits, action.side, execution.price, self.market, self.cfg.exits
-        )
-        self.wallet = pm.protect(wallet, self.symbol, protection.stop_loss, protection.take_profit)
+        self.wallet = wallet
+        if self.protect:
+            try:
+                bounded_prices(
+                    action.exits, action.side, execution.price, self.market, self.cfg.exits
+                )
+            except InvalidDataError:
+                self.exits_fallback += 1  # protection_after_fill falls back to the fixed exits
+            protection = protection_after_fill(
+                action.exits, action.side, execution.price, self.market, self.cfg.exits
+            )
+            self.wallet = pm.protect(
+                wallet, self.symbol, protection.stop_loss, protection.take_profit
+            )
         self.entry_fee, self.funding_open, self.opened_ms = execution.fee, Decimal(0), at_ms
         self.fees += execution.fee
 
@@ -299,70 +317,3 @@ class Simulator:
             with np.errstate(divide="ignore", invalid="ignore"):
                 upnl = np.where(self.sign != 0, size * (1 / self.entry - 1 / self.c.close), 0.0)
         return np.asarray(self.balance + upnl, dtype=np.float64)
-
-
-# -- drivers ----------------------------------------------------------------------------------
-
-
-def run_reference(sim: Simulator) -> None:
-    """Every bar through the exact step: the straightforward loop the fast path must equal."""
-    for i in range(sim.n):
-        sim.step(i)
-    sim.finish()
-
-
-def _levels(p: pm.PaperPosition) -> tuple[float | None, float | None]:
-    """Float copies of the adverse level reached first (SL or liquidation) and the take-profit."""
-    adverse = [float(x) for x in (p.liquidation_price, p.stop_loss) if x is not None]
-    level = None
-    if adverse:
-        level = max(adverse) if p.side is Side.LONG else min(adverse)
-    return level, None if p.take_profit is None else float(p.take_profit)
-
-
-def event_index(sim: Simulator) -> EventIndex:
-    """The next-event lookups for this simulator's predictions and config."""
-    signal = np.full(sim.n, -1, dtype=np.int8)
-    confidence = np.full(sim.n, np.nan)
-    table, seen = sim.table, sim.rows >= 0
-    if table is not None and table.source is not PredictionSource.NEUTRAL:
-        signal[seen] = table.signal[sim.rows[seen]]
-        confidence[seen] = table.confidence[sim.rows[seen]]
-    funding_bar = sim.close_ms % (8 * 3_600_000) == 0
-    cfg = sim.cfg
-    return EventIndex.build(
-        signal,
-        confidence,
-        cfg.threshold,
-        cfg.on_neutral is OnNeutral.CLOSE,
-        cfg.refresh_exits_on_hold,
-        funding_bar,
-    )
-
-
-def run_fast(sim: Simulator, progress: Progress | None = None) -> None:
-    """The exact step only where something can happen; the same result as :func:`run_reference`."""
-    events = event_index(sim)
-    n, start, reported = sim.n, 0, 0
-    low, high = sim.c.low, sim.c.high
-    while start < n:
-        position = sim.position()
-        hit = n
-        if position is None:
-            at = events.decision(None, start)
-        else:
-            at = min(events.decision(position.side, start), int(events.funding[start]))
-            adverse, take = _levels(position)
-            hit = first_crossing(low, high, start, min(at, n - 1) + 1, position.side, adverse, take)
-            at = min(at, hit)
-        sim.record(start, min(at, n))
-        if at >= n:
-            break
-        sim.step(at, may_exit=hit == at)
-        start = at + 1
-        if progress is not None and start - reported >= n // 100:
-            progress(start, n)
-            reported = start
-    sim.finish()
-    if progress is not None:
-        progress(n, n)

@@ -10,6 +10,7 @@ of half-way through.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime
 from decimal import Decimal
@@ -24,6 +25,8 @@ from tbotd.domain.enums import PredictionSource, Regime, Signal
 from tbotd.domain.errors import InvalidDataError
 from tbotd.domain.prediction import Prediction
 from tbotd.domain.values import ms_to_datetime
+from tbotd.strategy.ml_opinion import MLInputs
+from tbotd.strategy.signal import ExitHints
 
 # signal codes; 0-2 follow tbotd.ml.signals.SIGNALS (the direction classes)
 SHORT, NEUTRAL, LONG, HOLD = 0, 1, 2, 3
@@ -32,7 +35,8 @@ _SIGNALS = (Signal.SHORT, Signal.NEUTRAL, Signal.LONG)
 _REGIMES = (Regime.TREND_DOWN, Regime.SIDEWAYS, Regime.TREND_UP)
 
 REQUIRED_COLUMNS = ("timestamp", "signal", "confidence")
-OPTIONAL_COLUMNS = ("stop_loss", "take_profit", "sd")
+REGIME_COLUMNS = ("p_trend_down", "p_sideways", "p_trend_up")  # the regime detector's answer
+OPTIONAL_COLUMNS = ("stop_loss", "take_profit", "sd", *REGIME_COLUMNS)
 MAX_LISTED = 20
 NUMERIC_DTYPES = {
     "timestamp": "str",
@@ -41,6 +45,7 @@ NUMERIC_DTYPES = {
     "sd": "float64",
     "stop_loss": "str",
     "take_profit": "str",
+    **dict.fromkeys(REGIME_COLUMNS, "float64"),
 }
 
 
@@ -198,6 +203,58 @@ class PredictionTable:
         )
 
 
+def _regime(
+    raw: pd.DataFrame,
+    numbers: Callable[[str], tuple[NDArray[np.float64], NDArray[np.bool_]]],
+    flag: Callable[[NDArray[np.bool_], str], None],
+) -> NDArray[np.float64] | None:
+    """The regime columns as [n, 3] probabilities (NaN where a row has none), bad rows flagged."""
+    if REGIME_COLUMNS[0] not in raw.columns:
+        return None
+    parts = [numbers(name) for name in REGIME_COLUMNS]
+    regime = np.stack([values for values, _ in parts], axis=1)
+    bad = np.asarray(np.any([b for _, b in parts], axis=0), dtype=bool)
+    with np.errstate(invalid="ignore"):
+        outside = np.asarray(((regime < 0) | (regime > 1)).any(axis=1), dtype=bool)
+        total = regime.sum(axis=1)
+    given = np.isfinite(regime)
+    some = np.asarray(given.any(axis=1), dtype=bool)
+    every = np.asarray(given.all(axis=1), dtype=bool)
+    flag(bad | (some & ~every), "regime probabilities come together")
+    flag(outside, "regime probabilities must lie in [0, 1]")
+    flag(every & (np.abs(total - 1) > 1e-3), "regime probabilities must sum to 1")
+    return regime
+
+
+def ml_inputs(table: PredictionTable | None, rows: NDArray[np.int64]) -> MLInputs:
+    """What the strategies see of the table on each bar (``rows[i]``: the row the daemon would
+    have had after bar ``i`` closed, -1 for none). A ``hold`` row is no prediction; a table
+    from the neutral source is the degraded fallback throughout."""
+    n = len(rows)
+    if table is None or len(table) == 0:
+        return MLInputs.none(n)
+    seen = rows >= 0
+    k = np.where(seen, rows, 0)
+    code = np.where(seen, table.signal[k], -1)
+    code = np.where(code == HOLD, -1, code).astype(np.int8)
+    confidence = np.where(code >= 0, table.confidence[k], np.nan)
+    sd = np.where(seen, table.sd[k], np.nan)
+
+    def text(values: NDArray[np.str_] | None) -> NDArray[np.str_] | None:
+        return None if values is None else np.where(seen, values[k], "")
+
+    regime = np.full((n, 3), np.nan)
+    if table.regime is not None:
+        regime[seen] = table.regime[k[seen]]
+    return MLInputs(
+        code,
+        confidence,
+        np.full(n, table.source is PredictionSource.NEUTRAL),
+        regime,
+        ExitHints(sd, text(table.stop_loss), text(table.take_profit)),
+    )
+
+
 def _iso(ms: int) -> str:
     return ms_to_datetime(ms).isoformat()
 
@@ -297,6 +354,9 @@ def _columns(raw: pd.DataFrame, origin: str) -> None:
     if len(half) == 1:
         partner = "take_profit" if half[0] == "stop_loss" else "stop_loss"
         problems.append(f"{half[0]} needs its partner column {partner}")
+    regime = [c for c in REGIME_COLUMNS if c in raw.columns]
+    if regime and len(regime) < len(REGIME_COLUMNS):
+        problems.append(f"regime probabilities need all of {', '.join(REGIME_COLUMNS)}")
     if problems:
         raise InvalidDataError(
             f"{origin}: line 1 (header): {'; '.join(problems)}. Expected "
@@ -366,6 +426,7 @@ def prediction_table(
             np.concatenate([[False], order]),
             "timestamp is not after the previous row's (duplicate or out of order)",
         )
+    regime = _regime(raw, numbers, flag)
     if found:
         found.sort()
         raise InvalidDataError(_listing(origin, [f"line {k}: {m}" for k, m in found]))
@@ -377,7 +438,7 @@ def prediction_table(
         sd=sd,
         stop_loss=stop if has_exits else None,
         take_profit=take if has_exits else None,
-        regime=None,
+        regime=regime,
         source=source,
         model_version=f"csv:{Path(origin).name}"[:128],
         origin=origin,

@@ -11,7 +11,7 @@ import csv
 import json
 import shutil
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +21,7 @@ from tbotd.backtest.metrics import DEFINITIONS, REPORT_VERSION, curve_metrics, t
 from tbotd.backtest.run import BacktestResult
 from tbotd.config.settings import Settings
 from tbotd.domain.values import ms_to_datetime, timeframe_ms
+from tbotd.store.wallet import Trade
 
 TRADE_COLUMNS = (
     "entry_time",
@@ -127,11 +128,12 @@ def clean(value: Any) -> Any:
     return value
 
 
-def _write_trades(result: BacktestResult, path: Path) -> None:
+def write_trades(trades: Sequence[Trade], path: Path) -> None:
+    """``trades.csv``: one row per closed trade, money as exact decimals."""
     with path.open("w", newline="", encoding="utf-8") as f:
         writer = csv.writer(f)
         writer.writerow(TRADE_COLUMNS)
-        for t in result.trades:
+        for t in trades:
             writer.writerow(
                 (
                     t.entry_time.isoformat().replace("+00:00", "Z"),
@@ -164,7 +166,7 @@ def write_outputs(out: Path, result: BacktestResult, report: Mapping[str, Any]) 
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
-        _write_trades(result, tmp / "trades.csv")
+        write_trades(result.trades, tmp / "trades.csv")
         _write_equity(result, tmp / "equity.csv")
         from tbotd.backtest.plot import plot_equity
 

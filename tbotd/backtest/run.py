@@ -3,7 +3,9 @@
 This is the entry point for ``tbotd backtest`` and for parity tests against the daemon: give it
 the candles, the predictions, the config and (optionally) funding rates and it returns the
 trades (:class:`tbotd.store.wallet.Trade`, the rows the daemon's store keeps), the exact final
-balance, fees and funding, a per-bar equity curve and counts. No I/O, no clock.
+balance, fees and funding, a per-bar equity curve, the decisions that acted (with where each
+came from) and counts. The strategy is the config's (``build_strategy``) unless one is given.
+No I/O, no clock.
 """
 
 from __future__ import annotations
@@ -17,16 +19,21 @@ import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
-from tbotd.backtest.engine import Candles, Progress, Simulator, run_fast, run_reference
+from tbotd.backtest.drive import run_fast, run_reference
+from tbotd.backtest.engine import Candles, Progress, Simulator
 from tbotd.backtest.inputs import funding_rates
-from tbotd.backtest.predictions import PredictionTable, prediction_table
+from tbotd.backtest.predictions import PredictionTable, ml_inputs, prediction_table
 from tbotd.config.settings import Settings
+from tbotd.domain.actions import Action, DecisionTrace
 from tbotd.domain.errors import InvalidDataError
 from tbotd.domain.market import MarketSpec
 from tbotd.domain.markets import market_spec
 from tbotd.domain.values import timeframe_ms
 from tbotd.ml.data import CandleData, validate_frame
 from tbotd.store.wallet import Trade
+from tbotd.strategy.build import build_strategy
+from tbotd.strategy.signal import SignalSeries
+from tbotd.strategy.strategy import Strategy
 
 
 @dataclass(frozen=True)
@@ -54,6 +61,16 @@ class EquityCurve:
         )
 
 
+@dataclass(frozen=True, slots=True)
+class DecisionRecord:
+    """A decision that acted or was refused: the candle it was made after (open time, ms), its
+    actions and where its signal came from."""
+
+    open_ms: int
+    actions: tuple[Action, ...]
+    trace: DecisionTrace
+
+
 @dataclass(frozen=True)
 class BacktestResult:
     """Everything a backtest produced; money fields are exact Decimals."""
@@ -78,6 +95,8 @@ class BacktestResult:
     exits_fallback: int = 0  # entries whose TP/SL fell back to the fixed percentages
     exact_steps: int = 0  # bars that ran the exact Decimal step (all of them for the reference)
     seconds: float = 0.0
+    strategy: str = ""
+    decisions: tuple[DecisionRecord, ...] = ()
 
 
 def _candles(data: CandleData | pd.DataFrame, timeframe: str) -> Candles:
@@ -127,16 +146,21 @@ def run_backtest(
     max_prediction_age: int = 0,
     progress: Progress | None = None,
     reference: bool = False,
+    strategy: Strategy | None = None,
+    series: SignalSeries | None = None,
+    protect: bool = True,
 ) -> BacktestResult:
     """Replay the paper cycle over ``candles`` (see the module docstring and README).
 
     ``candles``: validated :class:`~tbotd.ml.data.CandleData` or a frame with ``open_time`` (epoch
     ms) and float OHLCV. ``predictions``: a :class:`PredictionTable` or a frame with the CSV
-    columns; ``None`` runs with no predictions (the manager never acts). ``funding``: rates by
+    columns; ``None`` runs with no predictions (ML never has an opinion). ``funding``: rates by
     funding time in epoch ms, or a ``timestamp,funding_rate`` frame. ``market`` defaults to the
     built-in rules of the config's first symbol. ``max_prediction_age`` N > 0 lets a prediction
     up to N bars old stand in when the candle's own is missing. ``reference=True`` runs every bar
-    through the exact step (slow; what the fast path is tested against).
+    through the exact step (slow; what the fast path is tested against). ``strategy`` (default:
+    the config's) and ``series`` (default: computed from the candles and predictions) let
+    ``--compare`` share what its arms have in common; ``protect=False`` places no TP/SL.
     """
     started = time.perf_counter()
     if market is None:
@@ -160,12 +184,20 @@ def run_backtest(
         if table is None
         else table.rows_for(bars.open_ms, step_ms, max_prediction_age)
     )
-    sim = Simulator(bars, table, rows, settings, market, _funding(funding))
+    if strategy is None:
+        strategy = build_strategy(settings)
+    if series is None:
+        series = strategy.series(bars.high, bars.low, bars.close, ml_inputs(table, rows))
+    sim = Simulator(bars, series, strategy, settings, market, _funding(funding), protect=protect)
     if reference:
         run_reference(sim)
     else:
         run_fast(sim, progress)
     threshold = settings.strategy.threshold
+    decisions = tuple(
+        DecisionRecord(int(bars.open_ms[d.bar]), d.actions, strategy.trace(series, d.bar))
+        for d in sim.decided
+    )
     return BacktestResult(
         symbol=market.symbol,
         currency=sim.wallet.currency,
@@ -187,4 +219,6 @@ def run_backtest(
         exits_fallback=sim.exits_fallback,
         exact_steps=sim.exact_steps,
         seconds=time.perf_counter() - started,
+        strategy=strategy.name,
+        decisions=decisions,
     )

@@ -16,12 +16,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
+from typing import Protocol
 
 from tbotd.domain.actions import Clamp, ClampReason, ExitLevel, ExitPlan, ExitSource
 from tbotd.domain.enums import MarketType, Side
 from tbotd.domain.errors import InvalidDataError
 from tbotd.domain.positions import MAINTENANCE_MARGIN_RATE, liquidation_distance
-from tbotd.domain.prediction import Prediction
 from tbotd.domain.values import round_to_tick
 
 _HUNDRED = Decimal(100)
@@ -69,16 +69,33 @@ class Protection:
     clamps: tuple[Clamp, ...] = ()
 
 
-def plan_exits(prediction: Prediction, params: ExitParams) -> ExitPlan:
-    """Choose how the new position will be protected, from the best source the prediction has."""
-    if prediction.stop_loss is not None and prediction.take_profit is not None:
+class ExitSources(Protocol):
+    """What a signal may say about exits (a :class:`~tbotd.domain.prediction.Prediction`, or a
+    vote's :class:`~tbotd.strategy.signal.ExitHint`)."""
+
+    @property
+    def stop_loss(self) -> Decimal | None:
+        """Absolute stop-loss price."""
+
+    @property
+    def take_profit(self) -> Decimal | None:
+        """Absolute take-profit price."""
+
+    @property
+    def sd(self) -> float | None:
+        """Predicted volatility, a fraction of price."""
+
+
+def plan_exits(hint: ExitSources, params: ExitParams) -> ExitPlan:
+    """Choose how the new position will be protected, from the best source the signal has."""
+    if hint.stop_loss is not None and hint.take_profit is not None:
         return ExitPlan(
             ExitSource.PREDICTION,
-            stop_loss=prediction.stop_loss,
-            take_profit=prediction.take_profit,
+            stop_loss=hint.stop_loss,
+            take_profit=hint.take_profit,
         )
-    if prediction.sd is not None:
-        sd = Decimal(repr(prediction.sd))
+    if hint.sd is not None:
+        sd = Decimal(repr(hint.sd))
         return ExitPlan(
             ExitSource.VOLATILITY, sl_distance=params.k_sl * sd, tp_distance=params.k_tp * sd
         )
