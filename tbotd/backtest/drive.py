@@ -71,7 +71,7 @@ def run_fast(sim: Simulator, progress: Progress | None = None) -> None:
         sim.record(start, min(at, n))
         if at >= n:
             break
-        sim.step(at, may_exit=hit == at)
+        sim.step(at, may_exit=hit == at, decides=events.decides)
         start = at + 1
         if progress is not None and start - reported >= n // 100:
             progress(start, n)

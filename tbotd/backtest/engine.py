@@ -24,10 +24,10 @@ from numpy.typing import NDArray
 
 from tbotd.config.settings import Settings
 from tbotd.domain.actions import Action, ClosePosition, Hold, MoveProtection, OpenPosition
-from tbotd.domain.enums import MarketType
+from tbotd.domain.enums import MarketType, Side
 from tbotd.domain.errors import BelowMinimumError, InsufficientMarginError, InvalidDataError
 from tbotd.domain.market import Candle, MarketSpec
-from tbotd.domain.positions import Position, is_funding_time
+from tbotd.domain.positions import Position
 from tbotd.domain.values import ms_to_datetime, timeframe_ms
 from tbotd.execution import paper_model as pm
 from tbotd.execution.broker import bounded_prices, order_qty, protection_after_fill
@@ -37,8 +37,10 @@ from tbotd.strategy.signal import SignalSeries
 from tbotd.strategy.strategy import Strategy
 
 END_OF_DATA = "end_of_data"
+FUNDING_PERIOD_MS = 8 * 3_600_000  # 00:00, 08:00, 16:00 UTC (is_funding_time), in epoch ms
 ENTRY_WINDOW_MS = int(ENTRY_WINDOW.total_seconds() * 1000)
 Progress = Callable[[int, int], None]
+Decides = Callable[[Side | None, int], bool]
 
 
 def dec(value: float) -> Decimal:
@@ -121,6 +123,7 @@ class Simulator:
         self.entries: deque[int] = deque()  # candle open times (ms) of the decided entries
         self.skipped: Counter[str] = Counter()
         self.decided: list[Decided] = []
+        self._known: tuple[object, Position | None, float, int, float, float] | None = None
         self.balance = np.empty(self.n)
         self.sign = np.zeros(self.n, dtype=np.int8)
         self.qty = np.zeros(self.n)
@@ -132,11 +135,13 @@ class Simulator:
         """The open position, if any."""
         return self.wallet.positions.get(self.symbol)
 
-    def step(self, i: int, may_exit: bool = True) -> None:
+    def step(self, i: int, may_exit: bool = True, decides: Decides | None = None) -> None:
         """Candle ``i`` closed: exits inside it, funding at its close, the decision at its close.
 
         ``may_exit=False`` is the fast path's word that candle ``i`` cannot reach any resting
-        level (see :func:`~tbotd.backtest.events.first_crossing`), so the exit test is skipped.
+        level (see :func:`~tbotd.backtest.events.first_crossing`), so the exit test is skipped;
+        ``decides(side, i)`` its word on whether the rules could act at ``i`` with the position
+        left after the exits (where they could not, they would hold, changing nothing).
         """
         self.exact_steps += 1
         position = self.position()
@@ -146,12 +151,13 @@ class Simulator:
                 reason, price = hit
                 slip = reason is not pm.ExitReason.LIQUIDATION
                 self.close(price, int(self.c.open_ms[i]), reason, slip=slip, label=str(reason))
-        close_time = ms_to_datetime(int(self.close_ms[i]))
-        if is_funding_time(close_time) and self.position() is not None:
+        if self.close_ms[i] % FUNDING_PERIOD_MS == 0 and self.position() is not None:
             self.settle_funding(i)
         self.record(i, i + 1)
         if i + 1 < self.n:
-            self.decide_after(i)
+            position = self.position()
+            if decides is None or decides(None if position is None else position.side, i):
+                self.decide_after(i)
 
     def candle(self, i: int) -> Candle:
         """Candle ``i`` as the daemon's Candle (exact decimals)."""
@@ -184,8 +190,10 @@ class Simulator:
         """The strategy's decision at candle ``i``'s close, filled at candle ``i + 1``'s open."""
         mark = dec(self.c.open[i + 1])
         at_ms = int(self.c.open_ms[i + 1])
-        marks = {self.symbol: mark}
-        equity = self.wallet.balance + pm.unrealized(self.wallet, {self.symbol: self.market}, marks)
+        equity = self.wallet.balance
+        if self.wallet.positions:
+            marks = {self.symbol: mark}
+            equity += pm.unrealized(self.wallet, {self.symbol: self.market}, marks)
         decided_ms = int(self.c.open_ms[i])
         while self.entries and self.entries[0] <= decided_ms - ENTRY_WINDOW_MS:
             self.entries.popleft()
@@ -216,11 +224,31 @@ class Simulator:
                 self.skipped["manager_refused"] += 1
 
     def domain_position(self) -> Position | None:
-        """The open position as the broker reports it to the manager."""
+        """The open position as the broker reports it to the rules."""
+        return self._state()[1]
+
+    def _state(self) -> tuple[object, Position | None, float, int, float, float]:
+        """The wallet's position as the rules see it, and the floats the per-bar record keeps
+        (balance, side, quantity, entry), converted once per change of the wallet."""
+        known = self._known
+        if known is not None and known[0] is self.wallet:
+            return known
         p = self.position()
+        balance = float(self.wallet.balance)
         if p is None:
-            return None
-        return p.as_position(self.params.leverage)
+            known = (self.wallet, None, balance, 0, 0.0, 0.0)
+        else:
+            position = p.as_position(self.params.leverage)
+            known = (
+                self.wallet,
+                position,
+                balance,
+                p.side.sign,
+                float(p.qty),
+                float(p.entry_price),
+            )
+        self._known = known
+        return known
 
     def open(self, action: OpenPosition, mark: Decimal, at_ms: int) -> None:
         """Fill an entry at ``mark`` and protect it, or count why it could not be."""
@@ -238,15 +266,14 @@ class Simulator:
             return
         self.wallet = wallet
         if self.protect:
+            exits, price = self.cfg.exits, execution.price
             try:
-                bounded_prices(
-                    action.exits, action.side, execution.price, self.market, self.cfg.exits
-                )
+                protection = bounded_prices(action.exits, action.side, price, self.market, exits)
             except InvalidDataError:
-                self.exits_fallback += 1  # protection_after_fill falls back to the fixed exits
-            protection = protection_after_fill(
-                action.exits, action.side, execution.price, self.market, self.cfg.exits
-            )
+                self.exits_fallback += 1  # the broker's own fallback: the fixed exits
+                protection = protection_after_fill(
+                    action.exits, action.side, price, self.market, exits
+                )
             self.wallet = pm.protect(
                 wallet, self.symbol, protection.stop_loss, protection.take_profit
             )
@@ -286,14 +313,12 @@ class Simulator:
 
     def record(self, start: int, stop: int) -> None:
         """Bars ``[start, stop)`` end with the current balance and position (after their exits)."""
-        self.balance[start:stop] = float(self.wallet.balance)
-        p = self.position()
-        if p is not None:
-            self.sign[start:stop] = p.side.sign
-            self.qty[start:stop] = float(p.qty)
-            self.entry[start:stop] = float(p.entry_price)
-        else:
-            self.sign[start:stop] = 0
+        _, _, balance, sign, qty, entry = self._state()
+        self.balance[start:stop] = balance
+        self.sign[start:stop] = sign
+        if sign:
+            self.qty[start:stop] = qty
+            self.entry[start:stop] = entry
 
     def finish(self) -> None:
         """Close what is still open at the last close (``end_of_data``), slipped and charged."""

@@ -81,6 +81,10 @@ class EventIndex:
             return int(self.flat[i])
         return int((self.long if side is Side.LONG else self.short)[i])
 
+    def decides(self, side: Side | None, i: int) -> bool:
+        """Whether the rules could act at bar ``i`` in this state."""
+        return self.decision(side, i) == i
+
 
 def first_crossing(
     low: NDArray[np.float64],

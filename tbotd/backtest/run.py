@@ -99,6 +99,11 @@ class BacktestResult:
     decisions: tuple[DecisionRecord, ...] = ()
 
 
+def candle_arrays(data: CandleData | pd.DataFrame, timeframe: str) -> Candles:
+    """Validated candles as the simulator's arrays (a frame is checked as a CSV would be)."""
+    return _candles(data, timeframe)
+
+
 def _candles(data: CandleData | pd.DataFrame, timeframe: str) -> Candles:
     if isinstance(data, pd.DataFrame):
         raw = data.rename(columns={"open_time": "timestamp"})
@@ -165,11 +170,6 @@ def run_backtest(
     started = time.perf_counter()
     if market is None:
         market = market_spec(settings.exchange.symbols[0], settings.exchange.market_type)
-    if market.settle != settings.strategy.share_class:
-        raise InvalidDataError(
-            f"{market.symbol} settles in {market.settle}, the config accounts in "
-            f"{settings.strategy.share_class}"
-        )
     if max_prediction_age < 0:
         raise InvalidDataError(f"max_prediction_age must not be negative ({max_prediction_age})")
     bars = _candles(candles, settings.exchange.timeframe)
@@ -178,17 +178,64 @@ def run_backtest(
         if isinstance(predictions, pd.DataFrame)
         else predictions
     )
-    step_ms = timeframe_ms(bars.timeframe)
-    rows = (
-        np.full(len(bars), -1, dtype=np.int64)
-        if table is None
-        else table.rows_for(bars.open_ms, step_ms, max_prediction_age)
-    )
-    if strategy is None:
-        strategy = build_strategy(settings)
+    rows = prediction_rows(table, bars, max_prediction_age)
+    strategy = build_strategy(settings) if strategy is None else strategy
     if series is None:
         series = strategy.series(bars.high, bars.low, bars.close, ml_inputs(table, rows))
-    sim = Simulator(bars, series, strategy, settings, market, _funding(funding), protect=protect)
+    inputs = Inputs(bars, table, rows, market, _funding(funding))
+    return simulate(
+        inputs,
+        settings,
+        strategy,
+        series,
+        progress=progress,
+        reference=reference,
+        protect=protect,
+        started=started,
+    )
+
+
+@dataclass(frozen=True)
+class Inputs:
+    """What every arm of a run shares: candles, predictions (and the row each bar sees), the
+    market's rules and the funding rates."""
+
+    bars: Candles
+    table: PredictionTable | None
+    rows: NDArray[np.int64]
+    market: MarketSpec
+    funding: Mapping[int, Decimal]
+
+
+def prediction_rows(
+    table: PredictionTable | None, bars: Candles, max_prediction_age: int
+) -> NDArray[np.int64]:
+    """The prediction row the daemon would have had after each bar closed (-1: none)."""
+    if table is None:
+        return np.full(len(bars), -1, dtype=np.int64)
+    return table.rows_for(bars.open_ms, timeframe_ms(bars.timeframe), max_prediction_age)
+
+
+def simulate(
+    inputs: Inputs,
+    settings: Settings,
+    strategy: Strategy,
+    series: SignalSeries,
+    *,
+    progress: Progress | None = None,
+    reference: bool = False,
+    protect: bool = True,
+    started: float | None = None,
+) -> BacktestResult:
+    """One run of ``strategy`` (whose signal is ``series``) over ``inputs``."""
+    started = time.perf_counter() if started is None else started
+    bars, table, rows, market = inputs.bars, inputs.table, inputs.rows, inputs.market
+    if market.settle != settings.strategy.share_class:
+        raise InvalidDataError(
+            f"{market.symbol} settles in {market.settle}, the config accounts in "
+            f"{settings.strategy.share_class}"
+        )
+    sim = Simulator(bars, series, strategy, settings, market, inputs.funding, protect=protect)
     if reference:
         run_reference(sim)
     else:

@@ -79,10 +79,12 @@ class ExitPlan:
                 f"a {self.source} exit plan needs exactly {' and '.join(wanted)}"
             )
         for name in wanted:
-            value = to_decimal(getattr(self, name), f"exit plan {name}")
+            value = getattr(self, name)
+            if type(value) is not Decimal or not value.is_finite():  # parse what is not one yet
+                value = to_decimal(value, f"exit plan {name}")
+                object.__setattr__(self, name, value)
             if value <= 0:
                 raise InvalidDataError(f"exit plan {name} {value} must be positive")
-            object.__setattr__(self, name, value)
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
+from functools import lru_cache
 from typing import Protocol
 
 from tbotd.domain.actions import Clamp, ClampReason, ExitLevel, ExitPlan, ExitSource
@@ -42,11 +43,20 @@ class ExitBounds:
 
     def stop_range(self, market_type: MarketType, side: Side) -> tuple[Decimal, Decimal, bool]:
         """(nearest, farthest, farthest-is-set-by-liquidation) stop distance for ``side``."""
-        far, by_liquidation = self.max_stop, False
-        distance = liquidation_distance(market_type, side, self.leverage, self.mmr)
-        if distance is not None and distance * LIQUIDATION_SHARE < far:
-            far, by_liquidation = distance * LIQUIDATION_SHARE, True
-        return self.min_stop, far, by_liquidation
+        return _stop_range(self, market_type, side)
+
+
+@lru_cache(maxsize=64)
+def _stop_range(
+    bounds: ExitBounds, market_type: MarketType, side: Side
+) -> tuple[Decimal, Decimal, bool]:
+    """:meth:`ExitBounds.stop_range`, computed once per bounds, market type and side (every
+    entry and every refresh asks)."""
+    far, by_liquidation = bounds.max_stop, False
+    distance = liquidation_distance(market_type, side, bounds.leverage, bounds.mmr)
+    if distance is not None and distance * LIQUIDATION_SHARE < far:
+        far, by_liquidation = distance * LIQUIDATION_SHARE, True
+    return bounds.min_stop, far, by_liquidation
 
 
 @dataclass(frozen=True, slots=True)

@@ -121,6 +121,11 @@ def _open(inp: DecisionInput, vote: Vote, side: Side, cfg: ManagerConfig) -> Act
             f"(max_entries_per_hour {cfg.max_entries_per_hour})",
             HoldKind.ENTRY_CAP,
         )
+    size = position_size(
+        inp.market, inp.equity, cfg.position_fraction, cfg.leverage, inp.mark_price, cfg.cost_rate
+    )
+    if not size.ok:
+        return Hold(inp.symbol, f"not opening {side}: {size.refusal}", HoldKind.SIZE_REFUSED)
     plan = plan_exits(vote.exits, cfg.exits)
     try:  # the exits must make sense around the current price before we commit
         planned = _prices(inp, plan, side, cfg, inp.mark_price)
@@ -132,11 +137,6 @@ def _open(inp: DecisionInput, vote: Vote, side: Side, cfg: ManagerConfig) -> Act
         )
     if planned.clamps:
         plan = replace(plan, clamps=planned.clamps)
-    size = position_size(
-        inp.market, inp.equity, cfg.position_fraction, cfg.leverage, inp.mark_price, cfg.cost_rate
-    )
-    if not size.ok:
-        return Hold(inp.symbol, f"not opening {side}: {size.refusal}", HoldKind.SIZE_REFUSED)
     return OpenPosition(inp.symbol, side, size.qty, plan, f"{side} at {vote.confidence:.3f}")
 
 

@@ -49,11 +49,14 @@ class Strategy:
     classic: ClassicStrategy | None = None
     enhance: EnhanceParams | None = None
     secondary: SecondaryModel = SecondaryModel.NONE
+    label: str = ""  # a name of its own (the buy-and-hold arm of --compare)
 
     @property
     def name(self) -> str:
         """What decisions record as their strategy: ``ml_directional``,
         ``classic:mean_reversion``, ``ml_enhanced:boost:mean_reversion``."""
+        if self.label:
+            return self.label
         if self.kind is StrategyKind.ML_DIRECTIONAL or self.classic is None:
             return str(self.kind)
         if self.enhance is None:
