@@ -54,6 +54,59 @@ def settings(inverse: bool = False, **sections: dict[str, Any]) -> Settings:
     )
 
 
+# strategy sections of every kind, with parameters that trade often on short random histories
+MEAN_REVERSION = {
+    "name": "mean_reversion",
+    "bollinger_window_bars": 12,
+    "bollinger_width_sd": 1.0,
+    "rsi_window_bars": 6,
+    "rsi_oversold": 45.0,
+    "rsi_overbought": 55.0,
+}
+MOMENTUM = {"name": "momentum", "fast_ema_bars": 4, "slow_ema_bars": 15, "atr_window_bars": 6}
+KINDS: dict[str, dict[str, Any]] = {
+    "ml_directional": {},
+    "classic_mean_reversion": {"kind": "classic", "classic": MEAN_REVERSION, "threshold": 0.55},
+    "classic_momentum": {"kind": "classic", "classic": MOMENTUM, "threshold": 0.3},
+    "boost": {
+        "kind": "ml_enhanced",
+        "classic": MEAN_REVERSION,
+        "enhance": {"mode": "boost", "confidence_threshold": 0.6},
+        "threshold": 0.6,
+    },
+    "filter": {
+        "kind": "ml_enhanced",
+        "classic": MOMENTUM,
+        "enhance": {"mode": "filter", "confidence_threshold": 0.5},
+        "threshold": 0.3,
+    },
+    "filter_fail_open": {
+        "kind": "ml_enhanced",
+        "classic": MEAN_REVERSION,
+        "enhance": {"mode": "filter", "fail_open": True, "confidence_threshold": 0.8},
+        "threshold": 0.55,
+    },
+    "replace": {
+        "kind": "ml_enhanced",
+        "classic": MEAN_REVERSION,
+        "enhance": {"mode": "replace"},
+        "threshold": 0.6,
+    },
+    "replace_all_bars": {
+        "kind": "ml_enhanced",
+        "classic": MOMENTUM,
+        "enhance": {"mode": "replace", "replace_on": "all_bars", "confidence_threshold": 0.75},
+        "threshold": 0.7,
+    },
+    "hybrid": {
+        "kind": "ml_enhanced",
+        "classic": MOMENTUM,
+        "enhance": {"mode": "hybrid", "ml_weight": 0.5},
+        "threshold": 0.35,
+    },
+}
+
+
 def candles(*rows: tuple[str, str, str, str], start: datetime = T0) -> pd.DataFrame:
     """A candle frame from (open, high, low, close) rows, 5 minutes apart from ``start``."""
     t0 = datetime_to_ms(start)
