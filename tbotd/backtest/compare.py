@@ -110,12 +110,12 @@ def arm_strategies(settings: Settings) -> dict[str, Strategy]:
     return out
 
 
-def buy_and_hold_series(n: int) -> SignalSeries:
-    """Long at full confidence after the first candle, no opinion afterwards."""
+def buy_and_hold_series(n: int, first: int = 0) -> SignalSeries:
+    """Long at full confidence after candle ``first``, no opinion otherwise."""
     direction = np.full(n, ABSTAIN, dtype=np.int8)
-    direction[0] = LONG
     confidence = np.zeros(n)
-    confidence[0] = 1.0
+    if first < n:
+        direction[first], confidence[first] = LONG, 1.0
     reasons = np.full(n, BIT[Reason.NO_SETUP], dtype=np.int64)
     return SignalSeries(Opinions(direction, confidence, reasons), ExitHints.none(n))
 
@@ -127,6 +127,7 @@ def run_compare(
     block_bars: int = DAY_BARS,
     resamples: int = RESAMPLES,
     seed: int = 0,
+    warmup_bars: int = 0,
 ) -> Comparison:
     """Every arm over ``inputs``, and the bootstrap differences to the classic arm."""
     if block_bars < 1 or resamples < 1:
@@ -140,11 +141,10 @@ def run_compare(
     arms: dict[str, BacktestResult] = {}
     for name, strategy in strategies.items():
         series = strategy.combine(None if name == "ml_directional" else base, ml)
-        arms[name] = simulate(inputs, settings, strategy, series)
+        arms[name] = simulate(inputs, settings, strategy, series.warming_up(warmup_bars))
     hold = replace(classic, label="buy_and_hold")
-    arms["buy_and_hold"] = simulate(
-        inputs, settings, hold, buy_and_hold_series(len(bars)), protect=False
-    )
+    hold_series = buy_and_hold_series(len(bars), warmup_bars)
+    arms["buy_and_hold"] = simulate(inputs, settings, hold, hold_series, protect=False)
     per_year = bars_per_year(bars.timeframe)
     differences = {
         name: difference(arms[name], arms["classic"], per_year, block_bars, resamples, seed)

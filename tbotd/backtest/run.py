@@ -154,6 +154,7 @@ def run_backtest(
     strategy: Strategy | None = None,
     series: SignalSeries | None = None,
     protect: bool = True,
+    warmup_bars: int = 0,
 ) -> BacktestResult:
     """Replay the paper cycle over ``candles`` (see the module docstring and README).
 
@@ -166,6 +167,8 @@ def run_backtest(
     through the exact step (slow; what the fast path is tested against). ``strategy`` (default:
     the config's) and ``series`` (default: computed from the candles and predictions) let
     ``--compare`` share what its arms have in common; ``protect=False`` places no TP/SL.
+    ``warmup_bars`` N: the first N candles only warm the indicators up, nothing is decided on
+    them (as the history a daemon loads before its first cycle).
     """
     started = time.perf_counter()
     if market is None:
@@ -182,6 +185,9 @@ def run_backtest(
     strategy = build_strategy(settings) if strategy is None else strategy
     if series is None:
         series = strategy.series(bars.high, bars.low, bars.close, ml_inputs(table, rows))
+    if warmup_bars < 0:
+        raise InvalidDataError(f"warmup_bars must not be negative ({warmup_bars})")
+    series = series.warming_up(warmup_bars)
     inputs = Inputs(bars, table, rows, market, _funding(funding))
     return simulate(
         inputs,

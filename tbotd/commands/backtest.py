@@ -99,6 +99,14 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument(
         "--allow-gaps", action="store_true", help="backtest across missing candles (warns)"
     )
+    p.add_argument(
+        "--warmup-bars",
+        type=_count,
+        default=0,
+        metavar="N",
+        help="the first N candles only warm the indicators up: nothing is decided on them (as "
+        "the history a daemon loads before its first cycle)",
+    )
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), help="for --models (config)")
     p.add_argument(
         "--compare",
@@ -222,6 +230,7 @@ def _load(args: argparse.Namespace) -> LoadedInputs:
         "data": str(args.data),
         "funding": str(args.funding) if args.funding else None,
         "max_prediction_age": args.max_prediction_age,
+        "warmup_bars": args.warmup_bars,
         "gaps": len(gaps),
     }
     table: PredictionTable | None = None
@@ -274,6 +283,7 @@ def _simulate(args: argparse.Namespace, inp: LoadedInputs) -> BacktestResult:
             inp.market,
             max_prediction_age=args.max_prediction_age,
             progress=progress,
+            warmup_bars=args.warmup_bars,
         )
     finally:
         if bar is not None:

@@ -34,6 +34,7 @@ def run_compare_command(args: argparse.Namespace, inp: LoadedInputs) -> int:
         block_bars=args.block_bars,
         resamples=args.resamples,
         seed=args.seed,
+        warmup_bars=args.warmup_bars,
     )
     timings = inp.timings | {"compare_s": time.perf_counter() - clock}
     about = inp.about | {"compare": True}

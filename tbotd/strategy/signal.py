@@ -14,7 +14,7 @@ carries any number of them in one integer.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal
 
 import numpy as np
@@ -153,6 +153,17 @@ class SignalSeries:
 
     def __len__(self) -> int:
         return len(self.result)
+
+    def warming_up(self, bars: int) -> SignalSeries:
+        """This series with no opinion on its first ``bars`` bars (they only warm indicators
+        up, like the history a daemon has before its first cycle)."""
+        if bars <= 0:
+            return self
+        r = self.result
+        direction, confidence, reasons = r.direction.copy(), r.confidence.copy(), r.reasons.copy()
+        direction[:bars], confidence[:bars] = ABSTAIN, 0.0
+        reasons[:bars] = BIT[Reason.WARMUP]
+        return replace(self, result=Opinions(direction, confidence, reasons))
 
     def vote(self, i: int) -> Vote:
         """Bar ``i`` as the rules see it."""
