@@ -123,7 +123,8 @@ class Simulator:
         self.entries: deque[int] = deque()  # candle open times (ms) of the decided entries
         self.skipped: Counter[str] = Counter()
         self.decided: list[Decided] = []
-        self._known: tuple[object, Position | None, float, int, float, float] | None = None
+        self._known: tuple[object, float, int, float, float] | None = None
+        self._position: tuple[object, Position | None] = (None, None)
         self.balance = np.empty(self.n)
         self.sign = np.zeros(self.n, dtype=np.int8)
         self.qty = np.zeros(self.n)
@@ -224,29 +225,26 @@ class Simulator:
                 self.skipped["manager_refused"] += 1
 
     def domain_position(self) -> Position | None:
-        """The open position as the broker reports it to the rules."""
-        return self._state()[1]
+        """The open position as the broker reports it to the rules (built once per change)."""
+        p = self.position()
+        if p is None:
+            return None
+        if self._position[0] is not p:
+            self._position = (p, p.as_position(self.params.leverage))
+        return self._position[1]
 
-    def _state(self) -> tuple[object, Position | None, float, int, float, float]:
-        """The wallet's position as the rules see it, and the floats the per-bar record keeps
-        (balance, side, quantity, entry), converted once per change of the wallet."""
+    def _state(self) -> tuple[object, float, int, float, float]:
+        """The floats the per-bar record keeps (balance, side, quantity, entry), converted once
+        per change of the wallet."""
         known = self._known
         if known is not None and known[0] is self.wallet:
             return known
         p = self.position()
         balance = float(self.wallet.balance)
         if p is None:
-            known = (self.wallet, None, balance, 0, 0.0, 0.0)
+            known = (self.wallet, balance, 0, 0.0, 0.0)
         else:
-            position = p.as_position(self.params.leverage)
-            known = (
-                self.wallet,
-                position,
-                balance,
-                p.side.sign,
-                float(p.qty),
-                float(p.entry_price),
-            )
+            known = (self.wallet, balance, p.side.sign, float(p.qty), float(p.entry_price))
         self._known = known
         return known
 
@@ -313,7 +311,9 @@ class Simulator:
 
     def record(self, start: int, stop: int) -> None:
         """Bars ``[start, stop)`` end with the current balance and position (after their exits)."""
-        _, _, balance, sign, qty, entry = self._state()
+        if stop <= start:
+            return
+        _, balance, sign, qty, entry = self._state()
         self.balance[start:stop] = balance
         self.sign[start:stop] = sign
         if sign:

@@ -14,13 +14,14 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
+from functools import cached_property
 
 import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
 from tbotd.backtest.drive import run_fast, run_reference
-from tbotd.backtest.engine import Candles, Progress, Simulator
+from tbotd.backtest.engine import Candles, Decided, Progress, Simulator
 from tbotd.backtest.inputs import funding_rates
 from tbotd.backtest.predictions import PredictionTable, ml_inputs, prediction_table
 from tbotd.config.settings import Settings
@@ -61,6 +62,9 @@ class EquityCurve:
         )
 
 
+Traced = tuple[Strategy, SignalSeries, NDArray[np.int64]]  # what the records are built from
+
+
 @dataclass(frozen=True, slots=True)
 class DecisionRecord:
     """A decision that acted or was refused: the candle it was made after (open time, ms), its
@@ -96,7 +100,20 @@ class BacktestResult:
     exact_steps: int = 0  # bars that ran the exact Decimal step (all of them for the reference)
     seconds: float = 0.0
     strategy: str = ""
-    decisions: tuple[DecisionRecord, ...] = ()
+    decided: tuple[Decided, ...] = field(default=(), repr=False, compare=False)
+    traced: Traced | None = field(default=None, repr=False, compare=False)
+
+    @cached_property
+    def decisions(self) -> tuple[DecisionRecord, ...]:
+        """Every decision that acted or was refused, with where its signal came from (built on
+        first use: a busy year has tens of thousands)."""
+        if self.traced is None:
+            return ()
+        strategy, series, open_ms = self.traced
+        return tuple(
+            DecisionRecord(int(open_ms[d.bar]), d.actions, strategy.trace(series, d.bar))
+            for d in self.decided
+        )
 
 
 def candle_arrays(data: CandleData | pd.DataFrame, timeframe: str) -> Candles:
@@ -247,10 +264,6 @@ def simulate(
     else:
         run_fast(sim, progress)
     threshold = settings.strategy.threshold
-    decisions = tuple(
-        DecisionRecord(int(bars.open_ms[d.bar]), d.actions, strategy.trace(series, d.bar))
-        for d in sim.decided
-    )
     return BacktestResult(
         symbol=market.symbol,
         currency=sim.wallet.currency,
@@ -273,5 +286,6 @@ def simulate(
         exact_steps=sim.exact_steps,
         seconds=time.perf_counter() - started,
         strategy=strategy.name,
-        decisions=decisions,
+        decided=tuple(sim.decided),
+        traced=(strategy, series, bars.open_ms),
     )

@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, replace
 from decimal import Decimal
+from functools import lru_cache
 
 import numpy as np
 from numpy.typing import NDArray
@@ -39,6 +40,7 @@ def signed(direction: Codes) -> NDArray[np.float64]:
     return np.where(direction == LONG, 1.0, np.where(direction == SHORT, -1.0, 0.0))
 
 
+@lru_cache(maxsize=256)
 def reasons_of(mask: int) -> tuple[Reason, ...]:
     """The reasons set in ``mask``, in declaration order."""
     return tuple(r for i, r in enumerate(REASONS) if mask >> i & 1)
