@@ -294,7 +294,7 @@ def main() -> int:
         out["report_threshold_0_55"] = {k: low[k] for k in HEADLINE}
         out["cli_report_timings"] = {"models": by_models["timings"], "csv": by_csv["timings"]}
         out["compare_model_predictions"] = compare_with_models(year, funding, model_csv, tmp)
-    out["strategies"] = strategies_bench.run(candles, funding)
+        out["strategies"] = strategies_bench.run(candles, funding, model_csv)
     if args.json:
         print(json.dumps(out))
         return 0

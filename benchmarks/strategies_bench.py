@@ -13,7 +13,10 @@ Needs the real Binance BTC/USDT candles and funding of ``../shared/data``. On th
    where half the bars are confident, the issue's busy ML case).
 2. **``--compare``**: the real command (a subprocess) with ``ml_enhanced_mean_reversion.toml``
    against the same command without ``--compare`` (one arm), wall time of each, best of 3; and
-   in-process, ``run_compare`` against one ``run_backtest`` of the enhanced config.
+   in-process, ``run_compare`` against one ``run_backtest`` of the enhanced config. Once with the
+   out-of-sample predictions of models trained (``tbotd train``, seed 0) on the bars before the
+   year — realistic: the model is rarely confident — and once with the seeded 5 % CSV, where
+   the ``ml_directional`` arm at the config's threshold 0.55 is a busy backtest of its own.
 3. **Per-cycle cost in the daemon**: ``Session.decide`` (indicator streams fed the new candle,
    the rule and the enhancement layer on the newest bar, the position rules) per symbol, over
    2,000 cycles after a 1,000-candle history, for a classic and an enhanced config.
@@ -184,6 +187,32 @@ def compare(year: Path, funding: Path, predictions: Path, tmp: Path) -> dict[str
     }
 
 
+def model_predictions(full: pd.DataFrame, year_frame: pd.DataFrame, tmp: Path) -> Path:
+    """Out-of-sample predictions for the year, with regime probabilities, from models trained
+    on the bars before it."""
+    from tbotd.predictor.local import LocalPredictor
+
+    before = tmp / "before.csv.gz"
+    full.iloc[: len(full) - len(year_frame)].to_csv(before, index=False)
+    models = tmp / "models"
+    tbotd("train", "--data", str(before), "--out", str(models), "--json")
+    data, _ = read_candles(tmp / "year.csv.gz", "5m")
+    with LocalPredictor.load(models, device="cpu") as predictor:
+        history = predictor.predict_history(data.frame)
+    ready = history["ready"].to_numpy(dtype=bool)
+    columns = ["confidence", "sd", "p_trend_down", "p_sideways", "p_trend_up"]
+    frame = pd.DataFrame(
+        {
+            "timestamp": data.frame["open_time"][ready],
+            "signal": history["signal"][ready],
+            **{c: [repr(float(x)) for x in history[c][ready]] for c in columns},
+        }
+    )
+    path = tmp / "model_predictions.csv"
+    frame.to_csv(path, index=False)
+    return path
+
+
 def per_cycle(year: Path, config: str, history: int = 1000, cycles: int = 2000) -> dict[str, Any]:
     """``Session.decide`` per symbol and cycle, after ``history`` candles, in microseconds."""
     settings = load_settings(CONFIGS / config)
@@ -240,8 +269,8 @@ def unchanged(year: Path, funding: Path, csvs: dict[int, Path], tmp: Path) -> di
     return out
 
 
-def run(candles: Path, funding: Path) -> dict[str, Any]:
-    """Every measurement above."""
+def run(candles: Path, funding: Path, models_csv: Path | None = None) -> dict[str, Any]:
+    """Every measurement above (``models_csv``: the year's model predictions, if made already)."""
     full = pd.read_csv(candles)
     with tempfile.TemporaryDirectory() as name:
         tmp = Path(name)
@@ -249,6 +278,8 @@ def run(candles: Path, funding: Path) -> dict[str, Any]:
         frame = full.tail(YEAR)
         frame.to_csv(year, index=False)
         csvs = seeded_predictions(frame, tmp)
+        if models_csv is None:
+            models_csv = model_predictions(full, frame, tmp)
         return {
             "busy": {
                 "classic_mean_reversion": busy(year, funding, "classic_mean_reversion.toml", None),
@@ -260,7 +291,8 @@ def run(candles: Path, funding: Path) -> dict[str, Any]:
                     year, funding, "ml_enhanced_mean_reversion.toml", csvs[5]
                 ),
             },
-            "compare": compare(year, funding, csvs[5], tmp),
+            "compare_model_predictions": compare(year, funding, models_csv, tmp / "m"),
+            "compare_random_5_percent": compare(year, funding, csvs[5], tmp / "r"),
             "per_cycle": {
                 c: per_cycle(year, f"{c}.toml")
                 for c in ("classic_mean_reversion", "classic_momentum", "ml_enhanced_hybrid")

@@ -109,6 +109,9 @@ class Simulator:
         self.c, self.series, self.strategy, self.market = candles, series, strategy, market
         self.symbol, self.n = market.symbol, len(candles)
         self.close_ms = candles.close_ms
+        # per-bar scalars as Python lists: the exact step reads one bar at a time
+        self._open_ms, self._close_ms = candles.open_ms.tolist(), self.close_ms.tolist()
+        self._open, self._close = candles.open.tolist(), candles.close.tolist()
         self.cfg = strategy.rules
         self.protect = protect
         self.params = fill_params(settings)
@@ -146,13 +149,13 @@ class Simulator:
         """
         self.exact_steps += 1
         position = self.position()
-        if may_exit and position is not None and self.opened_ms < self.close_ms[i]:
+        if may_exit and position is not None and self.opened_ms < self._close_ms[i]:
             hit = pm.candle_exit(position, self.candle(i))
             if hit is not None:
                 reason, price = hit
                 slip = reason is not pm.ExitReason.LIQUIDATION
-                self.close(price, int(self.c.open_ms[i]), reason, slip=slip, label=str(reason))
-        if self.close_ms[i] % FUNDING_PERIOD_MS == 0 and self.position() is not None:
+                self.close(price, self._open_ms[i], reason, slip=slip, label=str(reason))
+        if self._close_ms[i] % FUNDING_PERIOD_MS == 0 and self.position() is not None:
             self.settle_funding(i)
         self.record(i, i + 1)
         if i + 1 < self.n:
@@ -161,41 +164,46 @@ class Simulator:
                 self.decide_after(i)
 
     def candle(self, i: int) -> Candle:
-        """Candle ``i`` as the daemon's Candle (exact decimals)."""
+        """Candle ``i`` as the daemon's Candle (exact decimals).
+
+        Built without re-running ``Candle``'s checks: every row passed them (as a CSV row) when
+        the candles were loaded, and a stop or target touched is the commonest event there is.
+        """
         c = self.c
-        return Candle(
-            self.symbol,
-            c.timeframe,
-            ms_to_datetime(int(c.open_ms[i])),
-            dec(c.open[i]),
-            dec(c.high[i]),
-            dec(c.low[i]),
-            dec(c.close[i]),
-            dec(c.volume[i]),
-        )
+        candle = object.__new__(Candle)
+        for name, value in (
+            ("symbol", self.symbol),
+            ("timeframe", c.timeframe),
+            ("open_time", ms_to_datetime(self._open_ms[i])),
+            ("open", dec(self._open[i])),
+            ("high", dec(c.high[i])),
+            ("low", dec(c.low[i])),
+            ("close", dec(self._close[i])),
+            ("volume", dec(c.volume[i])),
+        ):
+            object.__setattr__(candle, name, value)
+        return candle
 
     def settle_funding(self, i: int) -> None:
         """Charge the funding rate of candle ``i``'s close time; no rate known, no charge."""
-        rate = self.funding_rates.get(int(self.close_ms[i]))
+        rate = self.funding_rates.get(self._close_ms[i])
         if rate is None:
             self.funding_missing += 1
             return
-        self.wallet, amount = pm.charge_funding(
-            self.wallet, self.market, rate, dec(self.c.close[i])
-        )
+        self.wallet, amount = pm.charge_funding(self.wallet, self.market, rate, dec(self._close[i]))
         self.funding_open += amount
         self.funding += amount
         self.funding_payments += 1
 
     def decide_after(self, i: int) -> None:
         """The strategy's decision at candle ``i``'s close, filled at candle ``i + 1``'s open."""
-        mark = dec(self.c.open[i + 1])
-        at_ms = int(self.c.open_ms[i + 1])
+        mark = dec(self._open[i + 1])
+        at_ms = self._open_ms[i + 1]
         equity = self.wallet.balance
         if self.wallet.positions:
             marks = {self.symbol: mark}
             equity += pm.unrealized(self.wallet, {self.symbol: self.market}, marks)
-        decided_ms = int(self.c.open_ms[i])
+        decided_ms = self._open_ms[i]
         while self.entries and self.entries[0] <= decided_ms - ENTRY_WINDOW_MS:
             self.entries.popleft()
         inp = DecisionInput(

@@ -112,8 +112,10 @@ def plan_exits(hint: ExitSources, params: ExitParams) -> ExitPlan:
     return fixed_exits(params)
 
 
+@lru_cache(maxsize=64)
 def fixed_exits(params: ExitParams) -> ExitPlan:
-    """The configured fixed-percentage exits (also the fallback when others are unusable)."""
+    """The configured fixed-percentage exits (also the fallback when others are unusable); one
+    frozen plan per configuration."""
     return ExitPlan(
         ExitSource.FIXED,
         sl_distance=params.stop_loss_pct / _HUNDRED,
