@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from decimal import Decimal
 
@@ -83,6 +82,7 @@ class Difference:
 class Comparison:
     """Every arm's backtest and each enhanced arm's difference to the classic arm."""
 
+    strategy: str  # the compared strategy, e.g. "ml_enhanced:mean_reversion"
     arms: dict[str, BacktestResult]
     differences: dict[str, Difference]
     block_bars: int
@@ -150,7 +150,10 @@ def run_compare(
         name: difference(arms[name], arms["classic"], per_year, block_bars, resamples, seed)
         for name in ENHANCED
     }
-    return Comparison(arms, differences, block_bars, resamples, seed, time.perf_counter() - started)
+    name = f"{StrategyKind.ML_ENHANCED}:{classic.name.removeprefix('classic:')}"
+    return Comparison(
+        name, arms, differences, block_bars, resamples, seed, time.perf_counter() - started
+    )
 
 
 def bar_returns(result: BacktestResult) -> NDArray[np.float64]:
@@ -225,12 +228,3 @@ def accounts(result: BacktestResult) -> dict[str, object]:
     net = sum((t.net for t in result.trades), Decimal(0))
     change = result.final_equity - result.initial_equity
     return {"final_minus_initial": str(change), "net_pnl": str(net), "adds_up": change == net}
-
-
-def arm_counts(result: BacktestResult) -> Mapping[str, Mapping[str, int]]:
-    """What the arm's acting decisions were, by provenance (how ML shaped each)."""
-    provenance: dict[str, int] = {}
-    for record in result.decisions:
-        key = "none" if record.trace.provenance is None else str(record.trace.provenance)
-        provenance[key] = provenance.get(key, 0) + 1
-    return {"decisions_by_provenance": provenance}

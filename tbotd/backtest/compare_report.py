@@ -55,7 +55,7 @@ def compare_report(
         "symbol": first.symbol,
         "currency": first.currency,
         "bars": first.bars,
-        "strategy": comparison.arms["boost"].strategy.replace(":boost", ""),
+        "strategy": comparison.strategy,
         "arms": arms,
         "differences": {name: comparison.differences[name].as_dict() for name in ENHANCED},
         "bootstrap": {
@@ -127,7 +127,7 @@ def plot_compare(comparison: Comparison, path: Path) -> None:
     top.legend(loc="upper left", fontsize=8)
     top.set_title(
         f"tbotd backtest --compare {first.symbol} {first.timeframe}: "
-        f"{comparison.arms['boost'].strategy.replace(':boost', '')}, after fees and funding"
+        f"{comparison.strategy}, after fees and funding"
     )
     bottom.set_ylabel("drawdown (%)")
     bottom.set_xlabel("time (UTC)")

@@ -57,7 +57,7 @@ def run_compare_command(args: argparse.Namespace, inp: LoadedInputs) -> int:
 
 
 def _pct(value: Any) -> str:
-    return "n/a" if value is None else f"{100 * float(value):+.2f} %"
+    return "n/a" if value is None else f"{100 * float(value):+.1f}%"
 
 
 def _num(value: Any) -> str:
@@ -68,7 +68,7 @@ def _ci(part: dict[str, Any], scale: float, fmt: str) -> str:
     low, high = part["ci95_low"], part["ci95_high"]
     if low is None or high is None:
         return "n/a"
-    return f"[{low * scale:{fmt}}, {high * scale:{fmt}}]"
+    return f"{low * scale:{fmt}}..{high * scale:{fmt}}"
 
 
 def _table(report: dict[str, Any], out: Path | None) -> None:
@@ -83,9 +83,9 @@ def _table(report: dict[str, Any], out: Path | None) -> None:
         ("Sharpe", "right"),
         ("max DD", "right"),
         ("trades", "right"),
-        (f"fees / funding ({cur})", "right"),
-        ("Δ bar return vs classic (bp, 95 % CI)", "right"),
-        ("Δ Sharpe vs classic (95 % CI)", "right"),
+        (f"fees/funding {cur}", "right"),
+        ("Δ bp/bar 95%", "right"),
+        ("Δ Sharpe 95%", "right"),
     ):
         table.add_column(name, justify=justify)  # type: ignore[arg-type]
     for name, arm in report["arms"].items():
@@ -94,19 +94,19 @@ def _table(report: dict[str, Any], out: Path | None) -> None:
             name,
             _pct(arm["total_return"]),
             _num(arm["sharpe"]),
-            _pct(arm["max_drawdown"]).lstrip("+"),
+            _pct(arm["max_drawdown"]).lstrip("+").replace(" ", ""),
             f"{arm['trades']:,}",
-            f"{_round(arm['fees'])} / {_round(arm['funding'])}",
+            f"{_round(arm['fees'])}/{_round(arm['funding'])}",
             "" if diff is None else _ci(diff["mean_bar_return"], 1e4, "+.3f"),
             "" if diff is None else _ci(diff["sharpe"], 1.0, "+.2f"),
         )
-    console = Console()
+    console = Console(width=None if sys.stdout.isatty() else 130)  # the table is wide
     console.print(table)
     console.print(
-        "An interval containing 0 means this history cannot tell the arm from the classic "
-        "strategy (paired block bootstrap, "
-        f"{report['bootstrap']['block_bars']}-bar blocks, {report['bootstrap']['resamples']} "
-        "resamples)."
+        "Δ: the arm minus the classic arm, per-bar return (basis points) and annualised Sharpe, "
+        "95 % interval of a paired block bootstrap "
+        f"({report['bootstrap']['block_bars']}-bar blocks, {report['bootstrap']['resamples']} "
+        "resamples); an interval containing 0 means this history cannot tell them apart."
     )
     if out is not None:
         console.print(
@@ -115,4 +115,4 @@ def _table(report: dict[str, Any], out: Path | None) -> None:
 
 
 def _round(text: str) -> str:
-    return f"{Decimal(text):.2f}"
+    return f"{Decimal(text):.0f}"
