@@ -2,8 +2,9 @@
 
 A prediction row says what a model thought after the candle that opened at ``timestamp`` closed.
 The table keeps rows as arrays (a year of bars is 105,120 rows; building a pydantic object per
-row would dominate the run) and builds a real :class:`~tbotd.domain.prediction.Prediction` only
-for the rows the manager is actually asked about. Every CSV row is checked up front against the
+row would dominate the run), the strategies read them as arrays (:func:`ml_inputs`, the same
+inputs the daemon makes of one :class:`~tbotd.domain.prediction.Prediction`), and
+:meth:`PredictionTable.prediction` builds the real Prediction of a row. Every CSV row is checked up front against the
 rules of the Prediction schema, so a bad row fails the run at once with its line number instead
 of half-way through.
 """
@@ -84,7 +85,7 @@ class PredictionTable:
         return {name: int(found[i]) for i, name in enumerate(names)}
 
     def prediction(self, k: int, symbol: str) -> Prediction | None:
-        """The Prediction of row ``k`` (None for a ``hold`` row: the manager is not asked)."""
+        """The Prediction of row ``k`` (None for a ``hold`` row: no prediction)."""
         code = int(self.signal[k])
         if code == HOLD:
             return None
@@ -108,7 +109,7 @@ class PredictionTable:
         )
 
     def rows_for(self, open_ms: NDArray[np.int64], step_ms: int, max_age: int) -> NDArray[np.int64]:
-        """The row the manager sees after each candle closes (-1: none), never a later one.
+        """The row a decision sees after each candle closes (-1: none), never a later one.
 
         Every row must belong to one of the candles (``timestamp`` equal to a candle's open time,
         inside the candle range) or the whole table is refused with line numbers. ``max_age`` 0
