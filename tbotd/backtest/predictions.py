@@ -4,9 +4,9 @@ A prediction row says what a model thought after the candle that opened at ``tim
 The table keeps rows as arrays (a year of bars is 105,120 rows; building a pydantic object per
 row would dominate the run), the strategies read them as arrays (:func:`ml_inputs`, the same
 inputs the daemon makes of one :class:`~tbotd.domain.prediction.Prediction`), and
-:meth:`PredictionTable.prediction` builds the real Prediction of a row. Every CSV row is checked up front against the
-rules of the Prediction schema, so a bad row fails the run at once with its line number instead
-of half-way through.
+:meth:`PredictionTable.prediction` builds the real Prediction of a row. Every CSV row is checked
+up front against the rules of the Prediction schema, so a bad row fails the run at once with
+its line number instead of half-way through.
 """
 
 from __future__ import annotations
