@@ -16,7 +16,7 @@ import ccxt.async_support as ccxt
 
 from benchmarks.reliability.checks import BOUNDS, TICKS, client_order_id_for
 from benchmarks.reliability.procs import DaemonProcess
-from tbotd.config.settings import StrategyConfig
+from tbotd.config.settings import MLDirectionalConfig
 from tbotd.domain.enums import MarketType
 from tbotd.execution.protection import StopBounds, verdict
 from tbotd.execution.venue import CcxtVenue
@@ -120,7 +120,7 @@ def entries_per_hour(state: dict[str, Any]) -> int:
 
 def stops_out_of_bounds(db: Path) -> list[str]:
     """Trades whose stop risked outside [min_stop_pct, max_stop_pct] of their entry."""
-    fields = StrategyConfig.model_fields
+    fields = MLDirectionalConfig.model_fields
     low = Decimal(str(fields["min_stop_pct"].default)) / 100
     high = Decimal(str(fields["max_stop_pct"].default)) / 100
     found = []
