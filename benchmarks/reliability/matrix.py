@@ -175,6 +175,7 @@ class Matrix:
         # the client timeout scaled like the candles (10 s of 300), but at least 0.25 s of wall
         # time, so loopback latency under load never looks like a timeout
         self.request_timeout_s = max(0.25, REQUEST_TIMEOUT_S / options.speed)
+        self.ml_deadline_s = min(0.5, 0.3 * self.candle_s)
         self.db = workdir / "matrix.sqlite"
         self.oracle = Oracle(TOKEN, slow_s=5.0)
         self.sim = SimProcess(workdir, options.speed, seed=SIM_SEED)
@@ -219,7 +220,7 @@ class Matrix:
             symbols=SYMBOLS,
             instance=INSTANCE,
             request_timeout_s=self.request_timeout_s,
-            ml_deadline_s=min(0.5, 0.3 * self.candle_s),
+            ml_deadline_s=self.ml_deadline_s,
             ml_extra=models,
             history_bars=1000 if self.o.models_dir else 100,  # local models need their warm-up
         )
@@ -228,9 +229,9 @@ class Matrix:
         return self.daemon
 
     async def _phase(self, fault: Fault) -> None:
-        start = await self.sim.time_ms()
         self.drops = 0
         await fault.on(self)
+        start = await self.sim.time_ms()  # after: a candle closing meanwhile saw no fault
         task = asyncio.create_task(fault.background(self)) if fault.background else None
         try:
             await asyncio.sleep(self.o.cycles * self.candle_s)
@@ -239,8 +240,9 @@ class Matrix:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+            end = await self.sim.time_ms()  # before: a candle closing later may not see it
             await fault.off(self)
-        window = Window(fault, start, await self.sim.time_ms(), drops=self.drops)
+        window = Window(fault, start, end, drops=self.drops)
         window.unprotected = await self._unprotected_after()
         self.windows.append(window)
 
@@ -257,7 +259,8 @@ class Matrix:
             return not missing
 
         with contextlib.suppress(TimeoutError):
-            await wait_for(protected, 2 * self.candle_s, "protected after the fault")
+            window_s = max(2 * self.candle_s, 3.0)  # wall time: a loaded machine is slower
+            await wait_for(protected, window_s, "protected after the fault")
         return missing
 
     def _figures(self, exit_code: int, wall_s: float, state: dict[str, Any]) -> dict[str, Any]:
@@ -283,10 +286,13 @@ class Matrix:
         }
 
     def _row(self, w: Window, state: dict[str, Any]) -> dict[str, Any]:
+        # a candle counts for the fault when its whole cycle (up to the ML deadline) ran inside
+        # the window: under load the switch and a close can otherwise straddle each other
+        margin_ms = int(self.ml_deadline_s * self.o.speed * 1000)
         closes = [
             t
             for t in range(w.start_ms - w.start_ms % CANDLE_MS, w.end_ms, CANDLE_MS)
-            if w.start_ms <= t < w.end_ms
+            if w.start_ms <= t and t + margin_ms < w.end_ms
         ]
         expected = {(s, t - CANDLE_MS) for t in closes for s in SYMBOLS}
         decided = self._decided(expected)
