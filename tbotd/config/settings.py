@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from tbotd.config.notify import NotifyConfig
 from tbotd.domain.enums import MarginMode, MarketType, TradingMode
 from tbotd.domain.values import timeframe_ms
 
@@ -285,6 +286,7 @@ class Settings(BaseSettings):
     ops: OpsConfig = OpsConfig()
     daemon: DaemonConfig = DaemonConfig()
     log: LogConfig = LogConfig()
+    notify: NotifyConfig = NotifyConfig()
 
     @field_validator("instance")
     @classmethod
@@ -343,4 +345,5 @@ SECRET_FIELDS: tuple[tuple[str, str], ...] = (
     ("exchange", "api_secret"),
     ("ml", "token"),
     ("ops", "token"),
+    ("notify", "urls"),
 )

@@ -146,3 +146,31 @@ def bounded_prices(
     return protective_prices(
         plan, side, reference, market.tick_size, params.bounds, market.market_type, entry
     )
+
+
+def entry_facts(position: Position, candle_time: datetime) -> dict[str, str]:
+    """The ``entry`` event's data (both brokers): what filled, its protection, its candle."""
+    return {
+        "side": str(position.side),
+        "qty": str(position.qty),
+        "price": str(position.entry_price),
+        "stop": "" if position.stop_loss is None else str(position.stop_loss),
+        "target": "" if position.take_profit is None else str(position.take_profit),
+        "candle_time": candle_time.isoformat(),
+    }
+
+
+def trade_facts(trade: Trade) -> dict[str, str]:
+    """The ``trade`` event's data (both brokers): why it closed, where, and what it made."""
+    return {
+        "reason": trade.exit_reason,
+        "side": str(trade.side),
+        "qty": str(trade.qty),
+        "entry_price": str(trade.entry_price),
+        "exit_price": str(trade.exit_price),
+        "pnl": str(trade.pnl),
+        "fees": str(trade.fees),
+        "funding": str(trade.funding),
+        "net": str(trade.net),
+        "currency": trade.currency,
+    }

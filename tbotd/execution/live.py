@@ -28,7 +28,13 @@ from tbotd.domain.errors import OutcomeUnknownError, RejectedError, RetryableErr
 from tbotd.domain.market import Candle, MarketSpec
 from tbotd.domain.orders import OrderState
 from tbotd.domain.positions import Position, is_funding_time
-from tbotd.execution.broker import Equity, PriceSource, order_qty, protection_after_fill
+from tbotd.execution.broker import (
+    Equity,
+    PriceSource,
+    entry_facts,
+    order_qty,
+    protection_after_fill,
+)
 from tbotd.execution.live_recovery import LiveRecovery
 from tbotd.execution.orders import new_order
 from tbotd.execution.protection import VenueOrder, VenuePosition, Verdict, verdict
@@ -163,11 +169,17 @@ class LiveBroker(LiveRecovery):
             if placed.closed:
                 return position
             return await self._book_entry(
-                entry, state, position, protection.stop_loss, protection.take_profit
+                entry, state, position, protection.stop_loss, protection.take_profit, candle_time
             )
 
     async def _book_entry(
-        self, entry: Any, state: Any, position: Position, stop: Decimal, take: Decimal
+        self,
+        entry: Any,
+        state: Any,
+        position: Position,
+        stop: Decimal,
+        take: Decimal,
+        candle_time: datetime,
     ) -> Position:
         """Fills, position and event, once the venue already holds the stop."""
         try:
@@ -188,6 +200,7 @@ class LiveBroker(LiveRecovery):
                 "entry",
                 f"{booked.side} {booked.qty} at {booked.entry_price}",
                 booked.symbol,
+                **entry_facts(booked, candle_time),
             )
         return booked
 

@@ -38,6 +38,7 @@ from tbotd.domain.errors import (
 from tbotd.domain.market import MarketSpec
 from tbotd.domain.orders import Fill, Order, OrderState, owner_tag
 from tbotd.domain.positions import Position
+from tbotd.execution.broker import trade_facts
 from tbotd.execution.venue import CcxtVenue
 from tbotd.execution.venue_answers import VenueOrderState
 from tbotd.ops.clock import Clock
@@ -230,8 +231,7 @@ class LiveOrders:
                 "trade",
                 f"position closed: {reason}",
                 position.symbol,
-                pnl=str(trade.pnl),
-                fees=str(trade.fees),
+                **trade_facts(trade),
             )
         return trade
 

@@ -26,8 +26,10 @@ from tbotd.execution.broker import (
     Equity,
     FundingSource,
     PriceSource,
+    entry_facts,
     order_qty,
     protection_after_fill,
+    trade_facts,
 )
 from tbotd.execution.orders import new_order
 from tbotd.execution.protection import StopBounds, VenuePosition, as_venue_order, verdict
@@ -112,11 +114,19 @@ class PaperBroker:
             raise
         protection = protection_after_fill(exits, side, execution.price, market, self._fallback)
         wallet = pm.protect(wallet, symbol, protection.stop_loss, protection.take_profit)
+        opened = self._position(wallet.positions[symbol])
         with self._store.transaction():
             self._record_fill(entry, execution)
             self._place_protection(wallet.positions[symbol], protection, candle_time, ref.time)
             self._commit(wallet, ref.time)
-        return self._position(wallet.positions[symbol])
+            self._store.record_event(
+                ref.time,
+                "entry",
+                f"{side} {opened.qty} at {opened.entry_price}",
+                symbol,
+                **entry_facts(opened, candle_time),
+            )
+        return opened
 
     async def close_position(self, symbol: str, reason: str, candle_time: datetime) -> Trade | None:
         """Close at the next price; cancels the protective orders in the same transaction."""
@@ -287,6 +297,9 @@ class PaperBroker:
                 )
             self._store.record_trade(trade)
             self._commit(wallet, at)
+            self._store.record_event(
+                at, "trade", f"position closed: {reason}", position.symbol, **trade_facts(trade)
+            )
         log.info(
             "paper position closed",
             symbol=position.symbol,
