@@ -14,6 +14,7 @@ writes no client of its own. What this module adds:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import re
 import threading
@@ -187,7 +188,8 @@ class AppriseTarget:
 
         def work() -> None:
             result = self._send_now(message)
-            loop.call_soon_threadsafe(_settle, future, result)
+            with contextlib.suppress(RuntimeError):  # the loop is gone: nobody waits any more
+                loop.call_soon_threadsafe(_settle, future, result)
 
         threading.Thread(target=work, name=f"notify-{self.name}", daemon=True).start()
         try:
