@@ -14,6 +14,7 @@ import pytest
 from prometheus_client import CollectorRegistry
 from pydantic import SecretStr
 
+from benchmarks.reliability.webhook import Receiver, receiver
 from tbotd.config import NotifyConfig
 from tbotd.domain.errors import StorageUnavailableError
 from tbotd.domain.notices import EventRecord, Notice, NoticeKind, Severity
@@ -22,7 +23,6 @@ from tbotd.notify.targets import AppriseTarget
 from tbotd.ops.clock import ManualClock
 from tbotd.ops.metrics import NotifyMetrics
 from tbotd.store import Store
-from tests.notify_support import Receiver, receiver
 
 T0 = datetime(2025, 1, 1, 12, tzinfo=UTC)
 SYM = "BTC/USDT:USDT"

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from benchmarks.reliability.webhook import Receiver, receiver
 from tests.conftest import REPO, tbotd_env
-from tests.notify_support import Receiver, receiver
 from tests.unit.test_config import MINIMAL
 
 SECRET_PATH = "hook-4f9d2c7e1a8b"  # a webhook's path is its secret

@@ -14,9 +14,9 @@ from typing import Any
 import pytest
 
 from benchmarks.reliability.oracle import Oracle, prediction_for
+from benchmarks.reliability.webhook import Received, Receiver, receiver
 from tests.conftest import CONFIGS
 from tests.e2e_support import ORACLE_TOKEN, free_port, sim_process, spawn
-from tests.notify_support import Received, Receiver, receiver
 
 pytestmark = pytest.mark.slow
 SPEED = "600"  # a 5-minute candle every 0.5 s

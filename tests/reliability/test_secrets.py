@@ -35,10 +35,10 @@ from benchmarks.reliability.procs import (
     wait_for,
     write_daemon_config,
 )
+from benchmarks.reliability.webhook import receiver
 from tbotd.config import OpsConfig
 from tbotd.domain.errors import ConfigError
 from tbotd.ops.http import OpsServer
-from tests.notify_support import receiver
 
 
 def planted(name: str) -> str:
