@@ -257,14 +257,22 @@ class Daemon:
         if scheduler is not None:
             scheduler.shutdown(wait=False)
         await self.supervisor.close()
+        try:
+            await self._announce_stop(app)
+        except Exception:  # saying it is best effort: the stop itself must go on
+            log.exception("could not announce the stop")
+        await app.close()
+        log.info("stopped", cycles=self.cycles)
+
+    async def _announce_stop(self, app: App) -> None:
+        """The stop (after a failure, if any), sent before the process ends; then this run's
+        clean-stop mark (without it, the next start says "crash")."""
         failure = self.supervisor.failure or self._crashing
         why = None if failure is None else f"{type(failure).__name__}: {failure}"
         self.notifications.notify(said.stopping(app.clock.now(), self.cycles, why))
         await self.notifications.close()
-        with contextlib.suppress(StorageUnavailableError):  # the next start says "crash"
+        with contextlib.suppress(StorageUnavailableError):
             app.store.set_meta(said.RUN_KEY, said.RunMark("stopped", os.getpid(), _now()).text())
-        await app.close()
-        log.info("stopped", cycles=self.cycles)
 
     def _announce_start(self, app: App) -> None:
         """Start-up (or a crash-restart: the last run never marked a clean stop), and this

@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from typing import Protocol
+from typing import Any, Protocol
 
 from tbotd.domain.actions import ExitPlan
 from tbotd.domain.enums import Side
@@ -146,6 +146,30 @@ def bounded_prices(
     return protective_prices(
         plan, side, reference, market.tick_size, params.bounds, market.market_type, entry
     )
+
+
+class EventRecorder(Protocol):
+    """Where the brokers' entry and trade events go (:class:`tbotd.store.Store`)."""
+
+    def record_event(
+        self, at: datetime, kind: str, message: str, symbol: str | None = None, **data: Any
+    ) -> None:
+        """Append an audit event."""
+        ...
+
+
+def record_entry(
+    store: EventRecorder, at: datetime, position: Position, candle_time: datetime
+) -> None:
+    """The ``entry`` event (both brokers): the notifier's "entry filled"."""
+    message = f"{position.side} {position.qty} at {position.entry_price}"
+    store.record_event(at, "entry", message, position.symbol, **entry_facts(position, candle_time))
+
+
+def record_trade(store: EventRecorder, at: datetime, trade: Trade) -> None:
+    """The ``trade`` event (both brokers): the notifier's stop, target, liquidation or close."""
+    message = f"position closed: {trade.exit_reason}"
+    store.record_event(at, "trade", message, trade.symbol, **trade_facts(trade))
 
 
 def entry_facts(position: Position, candle_time: datetime) -> dict[str, str]:

@@ -31,9 +31,9 @@ from tbotd.domain.positions import Position, is_funding_time
 from tbotd.execution.broker import (
     Equity,
     PriceSource,
-    entry_facts,
     order_qty,
     protection_after_fill,
+    record_entry,
 )
 from tbotd.execution.live_recovery import LiveRecovery
 from tbotd.execution.orders import new_order
@@ -195,13 +195,7 @@ class LiveBroker(LiveRecovery):
         )
         with self._recording():
             self._store.save_position(booked, self._clock.now())
-            self._store.record_event(
-                self._clock.now(),
-                "entry",
-                f"{booked.side} {booked.qty} at {booked.entry_price}",
-                booked.symbol,
-                **entry_facts(booked, candle_time),
-            )
+            record_entry(self._store, self._clock.now(), booked, candle_time)
         return booked
 
     async def close_position(self, symbol: str, reason: str, candle_time: datetime) -> Trade | None:

@@ -26,10 +26,10 @@ from tbotd.execution.broker import (
     Equity,
     FundingSource,
     PriceSource,
-    entry_facts,
     order_qty,
     protection_after_fill,
-    trade_facts,
+    record_entry,
+    record_trade,
 )
 from tbotd.execution.orders import new_order
 from tbotd.execution.protection import StopBounds, VenuePosition, as_venue_order, verdict
@@ -119,13 +119,7 @@ class PaperBroker:
             self._record_fill(entry, execution)
             self._place_protection(wallet.positions[symbol], protection, candle_time, ref.time)
             self._commit(wallet, ref.time)
-            self._store.record_event(
-                ref.time,
-                "entry",
-                f"{side} {opened.qty} at {opened.entry_price}",
-                symbol,
-                **entry_facts(opened, candle_time),
-            )
+            record_entry(self._store, ref.time, opened, candle_time)
         return opened
 
     async def close_position(self, symbol: str, reason: str, candle_time: datetime) -> Trade | None:
@@ -297,9 +291,7 @@ class PaperBroker:
                 )
             self._store.record_trade(trade)
             self._commit(wallet, at)
-            self._store.record_event(
-                at, "trade", f"position closed: {reason}", position.symbol, **trade_facts(trade)
-            )
+            record_trade(self._store, at, trade)
         log.info(
             "paper position closed",
             symbol=position.symbol,

@@ -21,6 +21,7 @@ import threading
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any, Protocol
 
 from tbotd.config.notify import NotifyConfig
@@ -32,7 +33,13 @@ from tbotd.notify.classify import notice_for
 from tbotd.notify.enrich import enrich
 from tbotd.notify.queue import SeverityQueue
 from tbotd.notify.render import render
-from tbotd.notify.summary import figures, next_summary_at, summary_notice
+from tbotd.notify.summary import (
+    DailyFigures,
+    figures,
+    figures_from_file,
+    next_summary_at,
+    summary_notice,
+)
 from tbotd.notify.targets import Message, SendResult
 from tbotd.ops.clock import Clock, SystemClock
 from tbotd.ops.logs import get_logger
@@ -331,11 +338,17 @@ class Notifications:
             if self._records is None:
                 continue
             try:
-                numbers = figures(self._records, due, self.currency)
+                numbers = await self._figures(self._records, due)
             except Exception:  # a summary that cannot be read is skipped, not fatal
                 log.exception("daily summary: could not read the records")
                 continue
             self.notify(summary_notice(numbers))
+
+    async def _figures(self, records: Records, due: datetime) -> DailyFigures:
+        path = getattr(records, "path", None)
+        if isinstance(path, Path):  # a day of rows: scanned off the event loop
+            return await asyncio.to_thread(figures_from_file, path, due, self.currency)
+        return figures(records, due, self.currency)
 
     # -- status ------------------------------------------------------------------------------
 

@@ -1,16 +1,20 @@
 """The daily summary: the last 24 hours in one message, at a configured UTC time.
 
-:func:`figures` reads the store (trades closed, funding paid, equity, predictions by source);
-:func:`summary_notice` and :func:`next_summary_at` are pure. A summary that fell due while the
-daemon was down is not sent late.
+:func:`figures` reads the store (trades closed, funding paid, equity, predictions by source) —
+a scan of a day of rows, so the daemon runs it in a thread on a read-only connection of its own
+(:func:`figures_from_file`), never on the event loop; :func:`summary_notice` and
+:func:`next_summary_at` are pure. A summary that fell due while the daemon was down is not sent
+late.
 """
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
 from decimal import Decimal
+from pathlib import Path
 from typing import Any, Protocol
 
 from tbotd.domain.notices import Notice, NoticeKind, Severity
@@ -131,6 +135,31 @@ def figures(records: Records, until: datetime, currency: str) -> DailyFigures:
         sources={str(r["source"]): int(r["n"]) for r in sources},
         stops=sum(1 for t in trades if t["exit_reason"] == "stop_loss"),
     )
+
+
+class _ReadOnly:
+    """A read-only connection to the database file (for a thread of its own)."""
+
+    def __init__(self, path: Path) -> None:
+        self._conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        self._conn.row_factory = sqlite3.Row
+
+    def query(
+        self, sql: str, params: dict[str, Any] | tuple[Any, ...] = ()
+    ) -> list[dict[str, Any]]:
+        return [dict(r) for r in self._conn.execute(sql, params)]
+
+    def close(self) -> None:
+        self._conn.close()
+
+
+def figures_from_file(path: Path, until: datetime, currency: str) -> DailyFigures:
+    """:func:`figures` on a read-only connection of its own (blocking: call it in a thread)."""
+    records = _ReadOnly(path)
+    try:
+        return figures(records, until, currency)
+    finally:
+        records.close()
 
 
 def _n(value: Decimal) -> str:
