@@ -126,6 +126,22 @@ async def test_refusing_targets_are_an_event_and_a_metric_and_the_others_still_h
     await rig.n.close()
 
 
+async def test_a_target_that_does_not_answer_in_time_is_a_failure(
+    rx: Receiver, store: Store
+) -> None:
+    """A timeout is retried, then counted and recorded like a refusal."""
+    rig = Rig(rx, store, {"slow": "slow"}, timeout_s=0.3, retries=1)
+    rx.modes["slow"] = "hang"
+    rig.n.notify(Notice(NoticeKind.ALERT, Severity.CRITICAL, "nobody hears this", T0))
+    await rx.wait_for(lambda r: r.held == 2)  # the first try and the retry
+    await rig.n._targets["slow"].queue.drained()
+    assert rig.metric("tbotd_notifications_total", target="slow", result="failed") == 1
+    [failed] = rig.events("notify-failed")
+    assert failed["message"].startswith("target slow (json) failed: ")
+    assert rig.n.status()["targets"][0]["up"] is False
+    await rig.n.close(flush_s=0)
+
+
 async def test_a_hanging_target_delays_nothing_but_itself(rx: Receiver, store: Store) -> None:
     """While one target holds every request: recording events returns at once, the other
     target gets every message, and the hanging target's full queue drops the least severe
