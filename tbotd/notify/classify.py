@@ -19,7 +19,6 @@ K, S = NoticeKind, Severity
 # event kinds that are one notice each: (kind, severity, how the text starts)
 _SIMPLE: dict[str, tuple[NoticeKind, Severity, str]] = {
     "protect": (K.PROTECTION, S.CRITICAL, "position found unprotected, protecting it"),
-    "unprotected": (K.PROTECTION, S.CRITICAL, "position NOT protected yet"),
     "protected": (K.PROTECTION, S.INFO, "position protected again"),
     "reconcile": (K.PROTECTION, S.WARNING, "reconciliation"),
     "adopt": (K.RECONCILIATION, S.WARNING, "a position changed by hand was adopted"),
@@ -187,6 +186,14 @@ def _storage(event: EventRecord) -> Notice:
     return storage_notice(event.at, writable=True, why=event.message)
 
 
+def _unprotected(event: EventRecord) -> Notice:
+    """Said once per symbol per de-duplication window: the repair loop retries every few
+    seconds while the exchange is unreachable, each time with the error's own words."""
+    text = f"position NOT protected yet: {event.message}"
+    key = f"unprotected|{event.symbol}"
+    return _notice(event, K.PROTECTION, S.CRITICAL, text, key=key)
+
+
 def _cycle_failed(event: EventRecord) -> Notice:
     text = f"a cycle failed ({event.message}); the next one starts clean"
     return _notice(event, K.CYCLE, S.WARNING, text, key="cycle-failed")
@@ -213,4 +220,5 @@ _SPECIAL: dict[str, Callable[[EventRecord], Notice]] = {
     "model_state": _model_state,
     "storage": _storage,
     "cycle-failed": _cycle_failed,
+    "unprotected": _unprotected,
 }

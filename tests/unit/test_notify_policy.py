@@ -101,6 +101,15 @@ def test_a_repeated_alert_is_sent_once_per_window() -> None:
     assert [r for v in verdicts for r, _ in v.dropped] == ["duplicate"]
 
 
+def test_a_repair_loop_retrying_is_one_message_per_symbol() -> None:
+    """ "not protected yet" with a new error every few seconds: one message per symbol."""
+    notices = [
+        notice_for(EventRecord.of(at(i), "unprotected", f"timeout #{i}", sym, {}))
+        for i, sym in enumerate(["BTC/USDT:USDT", "BTC/USDT:USDT", "ETH/USDT:USDT"])
+    ]
+    assert len(sent(run([n for n in notices if n is not None])[1])) == 2
+
+
 def test_entries_at_different_times_are_never_merged() -> None:
     """Two entries with identical text but different fill times are two messages."""
     data = {"side": "long", "qty": "1", "price": "100", "stop": "99", "target": "102"}
