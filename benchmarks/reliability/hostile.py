@@ -27,23 +27,29 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import sqlite3
-import subprocess
 import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
-from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from benchmarks.reliability.checks import client_order_id_for, compare, read_db, unprotected
+from benchmarks.reliability.checks import compare, read_db, unprotected
 from benchmarks.reliability.hostile_parts import (
     Hands,
+    absurd_entries,
     entries_per_hour,
+    flat_in_db,
+    hostile_answer,
+    mount_tmpfs,
+    not_ready_because_of_disk,
     read_query,
+    run_command,
+    steady_answer,
     stops_out_of_bounds,
+    truncate_wal,
+    venue_id,
 )
 from benchmarks.reliability.oracle import Oracle
 from benchmarks.reliability.procs import (
@@ -61,52 +67,6 @@ INITIAL = Decimal(10000)
 TOKEN = "hostile-oracle-token-9d2e"  # noqa: S105 - a throwaway token for the local oracle
 CANDLE_MS = 300_000
 SYMBOLS = ("BTC/USDT:USDT", "ETH/USDT:USDT")
-KINDS = ("sd-percent", "sd-tiny", "absurd-prices", "flip")
-
-
-def hostile_answer(request: dict[str, Any]) -> dict[str, Any]:
-    """The hostile prediction for one candle: its kind by turns, its side flipping each candle."""
-    symbol = str(request["symbol"])
-    stamp = datetime.fromisoformat(str(request["timestamp"]))
-    index = int(stamp.timestamp()) // 300
-    kind = KINDS[index % len(KINDS)]
-    signal = "long" if index % 2 else "short"
-    body: dict[str, Any] = {
-        "schema_version": 1,
-        "symbol": symbol,
-        "timestamp": stamp.isoformat(),
-        "signal": signal,
-        "confidence": 0.9,
-        "model_version": "hostile-1",
-    }
-    if kind == "sd-percent":
-        body["sd"] = 0.45
-    elif kind == "sd-tiny":
-        body["sd"] = 1e-5
-    elif kind == "absurd-prices":
-        low, high = "1", "100000000"
-        body["stop_loss"], body["take_profit"] = (low, high) if signal == "long" else (high, low)
-    else:
-        body["sd"] = 0.003
-    return body
-
-
-def steady_answer(signal: str, confidence: float) -> Any:
-    """A constant prediction (to hold positions still while hands and a second daemon act)."""
-
-    def answer(request: dict[str, Any]) -> dict[str, Any]:
-        stamp = datetime.fromisoformat(str(request["timestamp"])).isoformat()
-        return {
-            "schema_version": 1,
-            "symbol": str(request["symbol"]),
-            "timestamp": stamp,
-            "signal": signal,
-            "confidence": confidence,
-            "sd": 0.02,  # stops 3 % away: positions stay put while hands and daemons act
-            "model_version": "steady-1",
-        }
-
-    return answer
 
 
 @dataclass
@@ -163,7 +123,7 @@ class Hostile:
         self.report = HostileReport(workdir=str(workdir))
         self.disk = workdir / "disk"
         self.disk.mkdir(exist_ok=True)
-        self.mounted = options.disk and _mount_tmpfs(self.disk)
+        self.mounted = options.disk and mount_tmpfs(self.disk)
         self.db = self.disk / "hostile.sqlite"
         self.oracle = Oracle(TOKEN)
         self.sim = SimProcess(workdir, options.speed, seed=11)
@@ -198,8 +158,8 @@ class Hostile:
             await self.sim.stop()
             await self.oracle.stop()
             if self.mounted:  # keep the database for a post-mortem, then free the tmpfs
-                _run(["cp", "-a", str(self.disk), str(self.workdir / "disk-copy")])
-                _run(["umount", "-l", str(self.disk)])
+                run_command(["cp", "-a", str(self.disk), str(self.workdir / "disk-copy")])
+                run_command(["umount", "-l", str(self.disk)])
             self.report.wall_s = time.monotonic() - started
         return self.report
 
@@ -264,7 +224,7 @@ class Hostile:
         async def held() -> bool:
             state = await self.sim.state()
             for p in state["accounts"][0]["positions"]:
-                if p["symbol"] == _venue_id(symbol) and not unprotected(state):
+                if p["symbol"] == venue_id(symbol) and not unprotected(state):
                     found.update(p)
                     return True
             return False
@@ -299,14 +259,14 @@ class Hostile:
         )
         await hands.close_all(symbol)
         times["closed by hand"] = await wait_for(
-            _flat_in_db(self.db, symbol), 3 * self.candle_s + 5, "hand close booked"
+            flat_in_db(self.db, symbol), 3 * self.candle_s + 5, "hand close booked"
         )
         self.report.phases["hands"] = {k: round(v, 3) for k, v in times.items()}
 
     def _leverage_is(self, symbol: str, leverage: int) -> Any:
         async def check() -> bool:
             [account] = (await self.sim.state())["accounts"]
-            return int(account["leverage"].get(_venue_id(symbol), 0)) == leverage
+            return int(account["leverage"].get(venue_id(symbol), 0)) == leverage
 
         return check
 
@@ -359,11 +319,11 @@ class Hostile:
             return
         entries = self._entries_on_venue
         ballast = self.disk / "ballast"
-        _truncate_wal(self.db)  # else the WAL's spare room would absorb writes for a long time
-        _run(["dd", "if=/dev/zero", f"of={ballast}", "bs=4k"])  # stops at "No space left"
+        truncate_wal(self.db)  # else the WAL's spare room would absorb writes for a long time
+        run_command(["dd", "if=/dev/zero", f"of={ballast}", "bs=4k"])  # stops at "No space left"
         before = await entries()
         refused = await wait_for(
-            lambda: _not_ready_because_of_disk(daemon), 10 * self.candle_s + 10, "readyz says disk"
+            lambda: not_ready_because_of_disk(daemon), 10 * self.candle_s + 10, "readyz says disk"
         )
         await self._hands().cancel_stops(SYMBOLS[0])
         back = await self._protected_again("a stop cancelled on a full disk")
@@ -404,7 +364,7 @@ class Hostile:
             "bookkeeping_equal": db.booked_pnl == db.realized,
             "max_entries_per_hour": entries_per_hour(state),
             "stops_out_of_bounds": stops_out_of_bounds(self.db),
-            "entries_on_absurd_prices": _absurd_entries(state, db),
+            "entries_on_absurd_prices": absurd_entries(state, db, INSTANCE),
             "final_exit_code": code,
             "details": {
                 "duplicates": findings.duplicates[:20],
@@ -413,54 +373,6 @@ class Hostile:
                 "unprotected_at_end": findings.unprotected,
             },
         }
-
-
-def _venue_id(symbol: str) -> str:
-    """BTC/USDT:USDT → BTCUSDT (the sim's records use exchange ids)."""
-    return symbol.split(":", maxsplit=1)[0].replace("/", "")
-
-
-def _absurd_entries(state: dict[str, Any], db: Any) -> int:
-    """Entries the daemon made on candles whose prediction had absurd absolute prices."""
-    absurd = {
-        client_order_id_for(INSTANCE, db.owner, symbol, ms)
-        for symbol, ms, _ in db.decisions
-        if KINDS[(ms // 1000 // 300) % len(KINDS)] == "absurd-prices"
-    }
-    return sum(1 for o in state["orders"] if o["client_id"] in absurd)
-
-
-def _flat_in_db(db: Path, symbol: str) -> Any:
-    async def check() -> bool:
-        rows = read_query(db, "SELECT COUNT(*) FROM positions WHERE symbol = ?", (symbol,))
-        return rows[0][0] == 0
-
-    return check
-
-
-async def _not_ready_because_of_disk(daemon: DaemonProcess) -> bool:
-    body = await daemon.readiness()
-    return "database cannot be written" in str(body.get("reason", ""))
-
-
-def _truncate_wal(db: Path) -> None:
-    """Checkpoint the daemon's WAL into the database and truncate it to nothing (SQLite lets
-    another process do this), so the next write must grow it — on a disk that is full."""
-    conn = sqlite3.connect(db, timeout=10)
-    try:
-        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-    finally:
-        conn.close()
-
-
-def _mount_tmpfs(path: Path) -> bool:
-    """A 16 MiB tmpfs at ``path`` (a disk that can fill up); False when not permitted."""
-    return _run(["mount", "-t", "tmpfs", "-o", "size=16m,mode=0700", "tmpfs", str(path)]) == 0
-
-
-def _run(command: list[str]) -> int:
-    """A short system command (mount, dd, umount); its exit code."""
-    return subprocess.run(command, capture_output=True, check=False).returncode
 
 
 async def run_hostile(options: HostileOptions) -> HostileReport:

@@ -6,13 +6,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sqlite3
+import subprocess
+from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import ccxt.async_support as ccxt
 
-from benchmarks.reliability.checks import BOUNDS, TICKS
+from benchmarks.reliability.checks import BOUNDS, TICKS, client_order_id_for
+from benchmarks.reliability.procs import DaemonProcess
 from tbotd.config.settings import StrategyConfig
 from tbotd.domain.enums import MarketType
 from tbotd.execution.protection import StopBounds, verdict
@@ -130,3 +133,101 @@ def stops_out_of_bounds(db: Path) -> list[str]:
         if not low - tick <= risk <= high + tick:
             found.append(f"{symbol} {side} at {entry}: stop {stop} ({risk:.4%})")
     return found
+
+
+KINDS = ("sd-percent", "sd-tiny", "absurd-prices", "flip")
+
+
+def hostile_answer(request: dict[str, Any]) -> dict[str, Any]:
+    """The hostile prediction for one candle: its kind by turns, its side flipping each candle."""
+    symbol = str(request["symbol"])
+    stamp = datetime.fromisoformat(str(request["timestamp"]))
+    index = int(stamp.timestamp()) // 300
+    kind = KINDS[index % len(KINDS)]
+    signal = "long" if index % 2 else "short"
+    body: dict[str, Any] = {
+        "schema_version": 1,
+        "symbol": symbol,
+        "timestamp": stamp.isoformat(),
+        "signal": signal,
+        "confidence": 0.9,
+        "model_version": "hostile-1",
+    }
+    if kind == "sd-percent":
+        body["sd"] = 0.45
+    elif kind == "sd-tiny":
+        body["sd"] = 1e-5
+    elif kind == "absurd-prices":
+        low, high = "1", "100000000"
+        body["stop_loss"], body["take_profit"] = (low, high) if signal == "long" else (high, low)
+    else:
+        body["sd"] = 0.003
+    return body
+
+
+def steady_answer(signal: str, confidence: float) -> Any:
+    """A constant prediction (to hold positions still while hands and a second daemon act)."""
+
+    def answer(request: dict[str, Any]) -> dict[str, Any]:
+        stamp = datetime.fromisoformat(str(request["timestamp"])).isoformat()
+        return {
+            "schema_version": 1,
+            "symbol": str(request["symbol"]),
+            "timestamp": stamp,
+            "signal": signal,
+            "confidence": confidence,
+            "sd": 0.02,  # stops 3 % away: positions stay put while hands and daemons act
+            "model_version": "steady-1",
+        }
+
+    return answer
+
+
+def venue_id(symbol: str) -> str:
+    """BTC/USDT:USDT → BTCUSDT (the sim's records use exchange ids)."""
+    return symbol.split(":", maxsplit=1)[0].replace("/", "")
+
+
+def absurd_entries(state: dict[str, Any], db: Any, instance: str) -> int:
+    """Entries the daemon made on candles whose prediction had absurd absolute prices."""
+    absurd = {
+        client_order_id_for(instance, db.owner, symbol, ms)
+        for symbol, ms, _ in db.decisions
+        if KINDS[(ms // 1000 // 300) % len(KINDS)] == "absurd-prices"
+    }
+    return sum(1 for o in state["orders"] if o["client_id"] in absurd)
+
+
+def flat_in_db(db: Path, symbol: str) -> Any:
+    async def check() -> bool:
+        rows = read_query(db, "SELECT COUNT(*) FROM positions WHERE symbol = ?", (symbol,))
+        return rows[0][0] == 0
+
+    return check
+
+
+async def not_ready_because_of_disk(daemon: DaemonProcess) -> bool:
+    body = await daemon.readiness()
+    return "database cannot be written" in str(body.get("reason", ""))
+
+
+def truncate_wal(db: Path) -> None:
+    """Checkpoint the daemon's WAL into the database and truncate it to nothing (SQLite lets
+    another process do this), so the next write must grow it — on a disk that is full."""
+    conn = sqlite3.connect(db, timeout=10)
+    try:
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    finally:
+        conn.close()
+
+
+def mount_tmpfs(path: Path) -> bool:
+    """A 16 MiB tmpfs at ``path`` (a disk that can fill up); False when not permitted."""
+    return (
+        run_command(["mount", "-t", "tmpfs", "-o", "size=16m,mode=0700", "tmpfs", str(path)]) == 0
+    )
+
+
+def run_command(command: list[str]) -> int:
+    """A short system command (mount, dd, umount); its exit code."""
+    return subprocess.run(command, capture_output=True, check=False).returncode

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import datetime
 from decimal import Decimal
 from functools import partial
@@ -35,12 +35,10 @@ from tbotd.execution.broker import (
     protection_after_fill,
     record_entry,
 )
-from tbotd.execution.live_recovery import LiveRecovery
+from tbotd.execution.live_checks import CloseChecks, Snapshot, known
 from tbotd.execution.orders import new_order
-from tbotd.execution.protection import VenueOrder, VenuePosition, Verdict, verdict
-from tbotd.execution.reconcile import ReportUnknown
+from tbotd.execution.protection import Verdict
 from tbotd.execution.venue import CcxtVenue
-from tbotd.execution.venue_answers import SymbolSettings
 from tbotd.ops.clock import Clock
 from tbotd.ops.logs import get_logger
 from tbotd.ops.retry import Backoff
@@ -52,16 +50,7 @@ USER_STREAM = Backoff(attempts=1_000_000, base_s=0.5, cap_s=30.0)
 REPAIR = Backoff(attempts=1_000_000, base_s=1.0, cap_s=10.0)
 
 
-@dataclass(frozen=True, slots=True)
-class Snapshot:
-    """The venue's state at one candle close, for every symbol (two requests)."""
-
-    positions: dict[str, VenuePosition]
-    settings: dict[str, SymbolSettings]
-    conditional: list[VenueOrder]
-
-
-class LiveBroker(LiveRecovery):
+class LiveBroker(CloseChecks):
     """The Broker protocol over a ccxt venue (see module docstring)."""
 
     def __init__(
@@ -83,7 +72,8 @@ class LiveBroker(LiveRecovery):
         self._symbols, self._prices = symbols, prices
         self._leverage, self._margin_mode, self._fallback = leverage, margin_mode, fallback_exits
         self._locks: dict[str, asyncio.Lock] = {s: asyncio.Lock() for s in symbols}
-        self._snapshots: dict[datetime, asyncio.Future[Snapshot]] = {}
+        self._last: tuple[datetime, Snapshot] | None = None
+        self._checks: dict[str, asyncio.Task[None]] = {}  # each symbol's check of the last close
         self.synced = asyncio.Condition()  # notified after every sync (tests and status wait on it)
         self.repair_soon = asyncio.Event()
         self.entry_blocked: dict[str, str] = {}
@@ -117,6 +107,7 @@ class LiveBroker(LiveRecovery):
 
     async def stop(self) -> None:
         """Close connections; protective orders stay on the venue."""
+        await self.cancel_checks()
         await self._venue.close()
 
     def market(self, symbol: str) -> MarketSpec:
@@ -134,6 +125,7 @@ class LiveBroker(LiveRecovery):
         self, symbol: str, side: Side, qty: Decimal, exits: ExitPlan, candle_time: datetime
     ) -> Position:
         """Enter at market, place the stop (then the target) from the fill price, then book."""
+        await self.checked(symbol)  # this close's check (venue leverage, hand changes) first
         async with self._locks[symbol]:
             refused = self.entries_refused(symbol)
             if refused:
@@ -240,50 +232,19 @@ class LiveBroker(LiveRecovery):
     async def on_closed_candle(self, candle: Candle) -> None:
         """Safety net for the user-data stream, and the per-close protection check.
 
-        One snapshot (positions, and every open conditional order for all symbols) is taken per
-        close; an order missing from it is looked up, and the symbol is reconciled at once if
-        its position or protection differs from ours. Funding is fetched at funding times only.
+        One snapshot per close for all symbols: the open conditional orders (an order of ours
+        missing from them is looked up — a stop that fired) and, in parallel, the positions
+        with leverage, margin mode and liquidation price. The check of each symbol against it
+        runs off the decision's path; an entry waits for its symbol's check (leverage verified
+        before each entry), and any difference is reconciled at once. Funding is fetched at
+        funding times only.
         """
-        snapshot = await self._snapshot(candle.close_time)
+        snapshot = self._snapshot(candle.close_time)
+        conditional = await known(snapshot.conditional)
         async with self._locks[candle.symbol]:
-            still_open = None if snapshot is None else {o.client_id for o in snapshot.conditional}
+            still_open = None if conditional is None else {o.client_id for o in conditional}
             await self.sync(candle.symbol, still_open, funding=is_funding_time(candle.close_time))
-            if snapshot is not None:
-                await self._check(candle.symbol, snapshot)
-
-    async def _check(self, symbol: str, snapshot: Snapshot) -> None:
-        """Judge ``symbol`` on the close's snapshot; reconcile it when anything differs."""
-        position = snapshot.positions.get(symbol)
-        if position is None:
-            self.verdicts.pop(symbol, None)
-        else:
-            self.verdicts[symbol] = verdict(
-                position, snapshot.conditional, self.stop_bounds(symbol)
-            )
-        settings = snapshot.settings.get(symbol, SymbolSettings(None, None))
-        await self.check_settings(symbol, settings, position is None)
-        fixes = self.position_fixes([symbol], snapshot.positions, snapshot.conditional)
-        if any(not isinstance(f, ReportUnknown) for f in fixes):
-            log.warning("venue differs at the close; reconciling", symbol=symbol, fixes=len(fixes))
-            await self.reconcile_symbols([symbol])
-
-    async def _snapshot(self, close_time: datetime) -> Snapshot | None:
-        """The venue's state, fetched once per candle close for all symbols (None: unknown)."""
-        task = self._snapshots.get(close_time)
-        if task is None:
-            task = asyncio.ensure_future(self._fetch_snapshot())
-            self._snapshots = {close_time: task}
-        try:
-            return await asyncio.shield(task)
-        except RetryableError:
-            self._snapshots.pop(close_time, None)
-            return None  # unknown: every protective order is looked up
-
-    async def _fetch_snapshot(self) -> Snapshot:
-        (positions, settings), conditional = await asyncio.gather(
-            self._venue.account(self._symbols), self._venue.open_conditional(self._symbols)
-        )
-        return Snapshot(positions, settings, conditional)
+        self.spawn_check(candle.symbol, snapshot)
 
     async def on_order_update(self, symbol: str) -> None:
         """The user-data stream reported a change on ``symbol``: sync it now."""

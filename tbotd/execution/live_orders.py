@@ -77,6 +77,7 @@ class LiveOrders:
         self._markets = dict(markets)
         self._tag = owner_tag(instance)
         self._traded: set[str] | None = None  # symbols we ever sent an order for
+        self._activity: dict[str, int] = {}  # orders sent per symbol (snapshots go stale)
 
     def traded(self) -> frozenset[str]:
         """Symbols this database ever sent an order for (read once, then kept up to date)."""
@@ -182,6 +183,7 @@ class LiveOrders:
         for protective orders and closes best effort — protection never waits for the disk."""
         if self._traded is not None:
             self._traded.add(order.symbol)
+        self._activity[order.symbol] = self._activity.get(order.symbol, 0) + 1
         if strict:
             self._store.record_order_intent(order)
             return

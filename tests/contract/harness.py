@@ -237,6 +237,7 @@ class LiveHarness(_Script):
     async def finish(self) -> Candle:
         await self.sim.advance_to(self.candle.close_time, step_s=15)
         await self.broker.on_closed_candle(self.candle)
+        await self.broker.checked(self.venue.symbol)  # the close's protection check, done
         return self.candle
 
     async def restart(self) -> None:
