@@ -16,6 +16,10 @@ README). What it does:
 4. Runs ``tbotd backtest`` (the real command, a subprocess) with configs/ml_usdt_directional.toml
    on the year with ``--models`` and with the predictions CSV, checks both give the same trades,
    and prints the headline report (also at threshold 0.55, via TBOTD_STRATEGY__THRESHOLD).
+5. The strategies part (benchmarks/strategies_bench.py): busy classic and 50 %-confident
+   backtests with reading, ``--compare`` against one arm, the daemon's per-cycle strategy cost,
+   ``ml_directional`` trades against the branch point; and ``--compare`` with this run's model
+   predictions (``--strategies-only`` runs just the strategies part, about a minute).
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
@@ -199,13 +204,42 @@ def cli_report(
     return report, wall, (out / "trades.csv").read_text()
 
 
+def compare_with_models(year: Path, funding: Path, csv: Path, tmp: Path) -> dict[str, Any]:
+    """``tbotd backtest --compare`` with the out-of-sample model's predictions: each arm's
+    headline numbers and the bootstrap differences to the classic arm."""
+    results = {}
+    for config in ("ml_enhanced_mean_reversion.toml", "ml_enhanced_momentum.toml"):
+        out = tmp / f"compare_{config}"
+        args = ["backtest", "--compare", "--config", str(REPO / "configs" / config)]
+        args += ["--data", str(year), "--funding", str(funding), "--predictions", str(csv)]
+        started = time.perf_counter()
+        tbotd(*args, "--out", str(out), "--json")
+        report = json.loads((out / "compare.json").read_text())
+        keys = ("total_return", "sharpe", "max_drawdown", "trades", "fees", "funding")
+        results[config] = {
+            "wall_s": time.perf_counter() - started,
+            "arms": {n: {k: a[k] for k in keys} for n, a in report["arms"].items()},
+            "differences": report["differences"],
+        }
+    return results
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument("--data", help=f"candle CSV (default ../shared/data/{CANDLES})")
     parser.add_argument("--funding", help=f"funding CSV (default ../shared/data/{FUNDING})")
+    parser.add_argument(
+        "--strategies-only", action="store_true", help="only the strategies part (step 5)"
+    )
     args = parser.parse_args()
     candles, funding = find(CANDLES, args.data), find(FUNDING, args.funding)
+    import strategies_bench
+
+    if args.strategies_only:
+        out_only = {"machine": machine(), "strategies": strategies_bench.run(candles, funding)}
+        print(json.dumps(out_only) if args.json else json.dumps(out_only, indent=2))
+        return 0
     full = pd.read_csv(candles)
     year_frame, before = full.tail(YEAR), full.iloc[: len(full) - YEAR]
     out: dict[str, Any] = {"machine": machine()}
@@ -259,6 +293,8 @@ def main() -> int:
         )
         out["report_threshold_0_55"] = {k: low[k] for k in HEADLINE}
         out["cli_report_timings"] = {"models": by_models["timings"], "csv": by_csv["timings"]}
+        out["compare_model_predictions"] = compare_with_models(year, funding, model_csv, tmp)
+        out["strategies"] = strategies_bench.run(candles, funding, model_csv)
     if args.json:
         print(json.dumps(out))
         return 0

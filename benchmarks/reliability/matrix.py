@@ -40,6 +40,7 @@ from benchmarks.reliability.procs import (
     SimProcess,
     daemon_env,
     start_stack,
+    wait_for,
 )
 
 INSTANCE = "matrix"
@@ -244,9 +245,20 @@ class Matrix:
         self.windows.append(window)
 
     async def _unprotected_after(self) -> list[str]:
-        """Positions without a stop after one quiet candle (which also separates the faults)."""
+        """Positions still unprotected (strict definition) once the fault is off: one quiet
+        candle separates the faults, and the repair that follows a fault may take up to two
+        more (the bounded window) before a position counts as left unprotected."""
         await asyncio.sleep(self.candle_s)
-        return unprotected(await self.sim.state())
+        missing: list[str] = []
+
+        async def protected() -> bool:
+            nonlocal missing
+            missing = unprotected(await self.sim.state())
+            return not missing
+
+        with contextlib.suppress(TimeoutError):
+            await wait_for(protected, 2 * self.candle_s, "protected after the fault")
+        return missing
 
     def _figures(self, exit_code: int, wall_s: float, state: dict[str, Any]) -> dict[str, Any]:
         db = read_db(self.db)

@@ -1,16 +1,15 @@
-"""The exact per-candle step of the paper cycle, and the two ways of driving it.
+"""The exact per-candle step of the paper cycle.
 
 :class:`Simulator.step` does for one closed candle what the daemon does in paper mode, with the
 daemon's own code: exits inside the candle (:func:`~tbotd.execution.paper_model.candle_exit`,
 stop/liquidation before take-profit, gaps at the open), funding at 00/08/16 UTC
-(:func:`~tbotd.execution.paper_model.charge_funding`), then the decision at the close
-(:func:`~tbotd.strategy.manager.decide`) filled at the next candle's open
-(:func:`~tbotd.execution.paper_model.open_position` / ``close_position`` /
+(:func:`~tbotd.execution.paper_model.charge_funding`), then the strategy's decision at the close
+(:meth:`~tbotd.strategy.strategy.Strategy.decide` on that bar's signal) filled at the next
+candle's open (:func:`~tbotd.execution.paper_model.open_position` / ``close_position`` /
 :func:`~tbotd.execution.broker.protection_after_fill`). Money is Decimal throughout.
 
-:func:`run_reference` calls it for every bar. :func:`run_fast` calls it only at the bars
-:mod:`tbotd.backtest.events` finds, and copies the unchanged state over the bars in between;
-both leave identical trades, balances and per-bar records.
+:mod:`tbotd.backtest.drive` runs it for every bar (the reference) or only where something can
+happen (the fast path); both leave identical trades, balances and per-bar records.
 """
 
 from __future__ import annotations
@@ -23,23 +22,25 @@ from decimal import Decimal
 import numpy as np
 from numpy.typing import NDArray
 
-from tbotd.backtest.events import EventIndex, first_crossing
-from tbotd.backtest.predictions import HOLD, PredictionTable
-from tbotd.config.settings import OnNeutral, Settings
-from tbotd.domain.actions import ClosePosition, Hold, MoveProtection, OpenPosition
-from tbotd.domain.enums import MarketType, PredictionSource, Side
+from tbotd.config.settings import Settings
+from tbotd.domain.actions import Action, ClosePosition, Hold, MoveProtection, OpenPosition
+from tbotd.domain.enums import MarketType, Side
 from tbotd.domain.errors import BelowMinimumError, InsufficientMarginError, InvalidDataError
 from tbotd.domain.market import Candle, MarketSpec
-from tbotd.domain.positions import Position, is_funding_time
+from tbotd.domain.positions import Position
 from tbotd.domain.values import ms_to_datetime, timeframe_ms
 from tbotd.execution import paper_model as pm
 from tbotd.execution.broker import bounded_prices, order_qty, protection_after_fill
 from tbotd.store.wallet import Trade
-from tbotd.strategy.manager import ENTRY_WINDOW, DecisionInput, ManagerConfig, decide
+from tbotd.strategy.rules import ENTRY_WINDOW, DecisionInput
+from tbotd.strategy.signal import SignalSeries
+from tbotd.strategy.strategy import Strategy
 
 END_OF_DATA = "end_of_data"
+FUNDING_PERIOD_MS = 8 * 3_600_000  # 00:00, 08:00, 16:00 UTC (is_funding_time), in epoch ms
 ENTRY_WINDOW_MS = int(ENTRY_WINDOW.total_seconds() * 1000)
 Progress = Callable[[int, int], None]
+Decides = Callable[[Side | None, int], bool]
 
 
 def dec(value: float) -> Decimal:
@@ -78,22 +79,41 @@ class Candles:
         return self.open_ms + timeframe_ms(self.timeframe)
 
 
+@dataclass(frozen=True, slots=True)
+class Decided:
+    """A decision of the backtest that acted or was refused (bar index and actions); holds
+    where nothing was wanted are not kept (the fast path never asks for them)."""
+
+    bar: int
+    actions: tuple[Action, ...]
+
+
 class Simulator:
-    """The wallet, the position and the per-bar record of one symbol's backtest."""
+    """The wallet, the position and the per-bar record of one symbol's backtest.
+
+    ``series`` is the strategy's signal for every bar; ``protect=False`` leaves positions
+    without TP/SL (the buy-and-hold arm of ``--compare``: held until the end, or liquidated).
+    """
 
     def __init__(
         self,
         candles: Candles,
-        table: PredictionTable | None,
-        rows: NDArray[np.int64],
+        series: SignalSeries,
+        strategy: Strategy,
         settings: Settings,
         market: MarketSpec,
         funding: Mapping[int, Decimal],
+        *,
+        protect: bool = True,
     ) -> None:
-        self.c, self.table, self.rows, self.market = candles, table, rows, market
+        self.c, self.series, self.strategy, self.market = candles, series, strategy, market
         self.symbol, self.n = market.symbol, len(candles)
         self.close_ms = candles.close_ms
-        self.cfg = ManagerConfig.from_settings(settings)
+        # per-bar scalars as Python lists: the exact step reads one bar at a time
+        self._open_ms, self._close_ms = candles.open_ms.tolist(), self.close_ms.tolist()
+        self._open, self._close = candles.open.tolist(), candles.close.tolist()
+        self.cfg = strategy.rules
+        self.protect = protect
         self.params = fill_params(settings)
         self.funding_rates = funding
         self.initial = settings.strategy.initial_capital
@@ -105,6 +125,9 @@ class Simulator:
         self.exact_steps = 0
         self.entries: deque[int] = deque()  # candle open times (ms) of the decided entries
         self.skipped: Counter[str] = Counter()
+        self.decided: list[Decided] = []
+        self._known: tuple[object, float, int, float, float] | None = None
+        self._position: tuple[object, Position | None] = (None, None)
         self.balance = np.empty(self.n)
         self.sign = np.zeros(self.n, dtype=np.int8)
         self.qty = np.zeros(self.n)
@@ -116,80 +139,86 @@ class Simulator:
         """The open position, if any."""
         return self.wallet.positions.get(self.symbol)
 
-    def step(self, i: int, may_exit: bool = True) -> None:
+    def step(self, i: int, may_exit: bool = True, decides: Decides | None = None) -> None:
         """Candle ``i`` closed: exits inside it, funding at its close, the decision at its close.
 
         ``may_exit=False`` is the fast path's word that candle ``i`` cannot reach any resting
-        level (see :func:`~tbotd.backtest.events.first_crossing`), so the exit test is skipped.
+        level (see :func:`~tbotd.backtest.events.first_crossing`), so the exit test is skipped;
+        ``decides(side, i)`` its word on whether the rules could act at ``i`` with the position
+        left after the exits (where they could not, they would hold, changing nothing).
         """
         self.exact_steps += 1
         position = self.position()
-        if may_exit and position is not None and self.opened_ms < self.close_ms[i]:
+        if may_exit and position is not None and self.opened_ms < self._close_ms[i]:
             hit = pm.candle_exit(position, self.candle(i))
             if hit is not None:
                 reason, price = hit
                 slip = reason is not pm.ExitReason.LIQUIDATION
-                self.close(price, int(self.c.open_ms[i]), reason, slip=slip, label=str(reason))
-        close_time = ms_to_datetime(int(self.close_ms[i]))
-        if is_funding_time(close_time) and self.position() is not None:
+                self.close(price, self._open_ms[i], reason, slip=slip, label=str(reason))
+        if self._close_ms[i] % FUNDING_PERIOD_MS == 0 and self.position() is not None:
             self.settle_funding(i)
         self.record(i, i + 1)
         if i + 1 < self.n:
-            self.decide_after(i)
+            position = self.position()
+            if decides is None or decides(None if position is None else position.side, i):
+                self.decide_after(i)
 
     def candle(self, i: int) -> Candle:
-        """Candle ``i`` as the daemon's Candle (exact decimals)."""
+        """Candle ``i`` as the daemon's Candle (exact decimals).
+
+        Built without re-running ``Candle``'s checks: every row passed them (as a CSV row) when
+        the candles were loaded, and a stop or target touched is the commonest event there is.
+        """
         c = self.c
-        return Candle(
-            self.symbol,
-            c.timeframe,
-            ms_to_datetime(int(c.open_ms[i])),
-            dec(c.open[i]),
-            dec(c.high[i]),
-            dec(c.low[i]),
-            dec(c.close[i]),
-            dec(c.volume[i]),
-        )
+        candle = object.__new__(Candle)
+        for name, value in (
+            ("symbol", self.symbol),
+            ("timeframe", c.timeframe),
+            ("open_time", ms_to_datetime(self._open_ms[i])),
+            ("open", dec(self._open[i])),
+            ("high", dec(c.high[i])),
+            ("low", dec(c.low[i])),
+            ("close", dec(self._close[i])),
+            ("volume", dec(c.volume[i])),
+        ):
+            object.__setattr__(candle, name, value)
+        return candle
 
     def settle_funding(self, i: int) -> None:
         """Charge the funding rate of candle ``i``'s close time; no rate known, no charge."""
-        rate = self.funding_rates.get(int(self.close_ms[i]))
+        rate = self.funding_rates.get(self._close_ms[i])
         if rate is None:
             self.funding_missing += 1
             return
-        self.wallet, amount = pm.charge_funding(
-            self.wallet, self.market, rate, dec(self.c.close[i])
-        )
+        self.wallet, amount = pm.charge_funding(self.wallet, self.market, rate, dec(self._close[i]))
         self.funding_open += amount
         self.funding += amount
         self.funding_payments += 1
 
     def decide_after(self, i: int) -> None:
-        """The manager's decision at candle ``i``'s close, filled at candle ``i + 1``'s open."""
-        prediction = None
-        k = int(self.rows[i])
-        if k >= 0 and self.table is not None:
-            if self.table.signal[k] == HOLD:
-                return  # "hold": no prediction is acted on, the manager is not asked
-            prediction = self.table.prediction(k, self.symbol)
-        mark = dec(self.c.open[i + 1])
-        at_ms = int(self.c.open_ms[i + 1])
-        marks = {self.symbol: mark}
-        equity = self.wallet.balance + pm.unrealized(self.wallet, {self.symbol: self.market}, marks)
-        decided_ms = int(self.c.open_ms[i])
+        """The strategy's decision at candle ``i``'s close, filled at candle ``i + 1``'s open."""
+        mark = dec(self._open[i + 1])
+        at_ms = self._open_ms[i + 1]
+        equity = self.wallet.balance
+        if self.wallet.positions:
+            marks = {self.symbol: mark}
+            equity += pm.unrealized(self.wallet, {self.symbol: self.market}, marks)
+        decided_ms = self._open_ms[i]
         while self.entries and self.entries[0] <= decided_ms - ENTRY_WINDOW_MS:
             self.entries.popleft()
         inp = DecisionInput(
             self.symbol,
-            prediction,
+            None,
             self.domain_position(),
             equity,
             mark,
             self.market,
             len(self.entries),
         )
-        actions = decide(inp, self.cfg)
+        actions = self.strategy.decide(inp, self.series.vote(i))
         self.entries.extend(decided_ms for a in actions if isinstance(a, OpenPosition))
+        if not (len(actions) == 1 and isinstance(actions[0], Hold) and not actions[0].kind.refusal):
+            self.decided.append(Decided(i, tuple(actions)))
         for action in actions:
             if isinstance(action, ClosePosition):
                 if self.position() is not None:
@@ -200,15 +229,32 @@ class Simulator:
                 self.wallet = pm.protect(
                     self.wallet, self.symbol, action.stop_loss, action.take_profit
                 )
-            elif isinstance(action, Hold) and action.reason.startswith("not opening"):
+            elif action.kind.refusal:
                 self.skipped["manager_refused"] += 1
 
     def domain_position(self) -> Position | None:
-        """The open position as the broker reports it to the manager."""
+        """The open position as the broker reports it to the rules (built once per change)."""
         p = self.position()
         if p is None:
             return None
-        return p.as_position(self.params.leverage)
+        if self._position[0] is not p:
+            self._position = (p, p.as_position(self.params.leverage))
+        return self._position[1]
+
+    def _state(self) -> tuple[object, float, int, float, float]:
+        """The floats the per-bar record keeps (balance, side, quantity, entry), converted once
+        per change of the wallet."""
+        known = self._known
+        if known is not None and known[0] is self.wallet:
+            return known
+        p = self.position()
+        balance = float(self.wallet.balance)
+        if p is None:
+            known = (self.wallet, balance, 0, 0.0, 0.0)
+        else:
+            known = (self.wallet, balance, p.side.sign, float(p.qty), float(p.entry_price))
+        self._known = known
+        return known
 
     def open(self, action: OpenPosition, mark: Decimal, at_ms: int) -> None:
         """Fill an entry at ``mark`` and protect it, or count why it could not be."""
@@ -224,14 +270,19 @@ class Simulator:
         except InsufficientMarginError:
             self.skipped["insufficient_margin"] += 1
             return
-        try:
-            bounded_prices(action.exits, action.side, execution.price, self.market, self.cfg.exits)
-        except InvalidDataError:
-            self.exits_fallback += 1  # protection_after_fill falls back to the fixed exits
-        protection = protection_after_fill(
-            action.exits, action.side, execution.price, self.market, self.cfg.exits
-        )
-        self.wallet = pm.protect(wallet, self.symbol, protection.stop_loss, protection.take_profit)
+        self.wallet = wallet
+        if self.protect:
+            exits, price = self.cfg.exits, execution.price
+            try:
+                protection = bounded_prices(action.exits, action.side, price, self.market, exits)
+            except InvalidDataError:
+                self.exits_fallback += 1  # the broker's own fallback: the fixed exits
+                protection = protection_after_fill(
+                    action.exits, action.side, price, self.market, exits
+                )
+            self.wallet = pm.protect(
+                wallet, self.symbol, protection.stop_loss, protection.take_profit
+            )
         self.entry_fee, self.funding_open, self.opened_ms = execution.fee, Decimal(0), at_ms
         self.fees += execution.fee
 
@@ -268,14 +319,14 @@ class Simulator:
 
     def record(self, start: int, stop: int) -> None:
         """Bars ``[start, stop)`` end with the current balance and position (after their exits)."""
-        self.balance[start:stop] = float(self.wallet.balance)
-        p = self.position()
-        if p is not None:
-            self.sign[start:stop] = p.side.sign
-            self.qty[start:stop] = float(p.qty)
-            self.entry[start:stop] = float(p.entry_price)
-        else:
-            self.sign[start:stop] = 0
+        if stop <= start:
+            return
+        _, balance, sign, qty, entry = self._state()
+        self.balance[start:stop] = balance
+        self.sign[start:stop] = sign
+        if sign:
+            self.qty[start:stop] = qty
+            self.entry[start:stop] = entry
 
     def finish(self) -> None:
         """Close what is still open at the last close (``end_of_data``), slipped and charged."""
@@ -299,70 +350,3 @@ class Simulator:
             with np.errstate(divide="ignore", invalid="ignore"):
                 upnl = np.where(self.sign != 0, size * (1 / self.entry - 1 / self.c.close), 0.0)
         return np.asarray(self.balance + upnl, dtype=np.float64)
-
-
-# -- drivers ----------------------------------------------------------------------------------
-
-
-def run_reference(sim: Simulator) -> None:
-    """Every bar through the exact step: the straightforward loop the fast path must equal."""
-    for i in range(sim.n):
-        sim.step(i)
-    sim.finish()
-
-
-def _levels(p: pm.PaperPosition) -> tuple[float | None, float | None]:
-    """Float copies of the adverse level reached first (SL or liquidation) and the take-profit."""
-    adverse = [float(x) for x in (p.liquidation_price, p.stop_loss) if x is not None]
-    level = None
-    if adverse:
-        level = max(adverse) if p.side is Side.LONG else min(adverse)
-    return level, None if p.take_profit is None else float(p.take_profit)
-
-
-def event_index(sim: Simulator) -> EventIndex:
-    """The next-event lookups for this simulator's predictions and config."""
-    signal = np.full(sim.n, -1, dtype=np.int8)
-    confidence = np.full(sim.n, np.nan)
-    table, seen = sim.table, sim.rows >= 0
-    if table is not None and table.source is not PredictionSource.NEUTRAL:
-        signal[seen] = table.signal[sim.rows[seen]]
-        confidence[seen] = table.confidence[sim.rows[seen]]
-    funding_bar = sim.close_ms % (8 * 3_600_000) == 0
-    cfg = sim.cfg
-    return EventIndex.build(
-        signal,
-        confidence,
-        cfg.threshold,
-        cfg.on_neutral is OnNeutral.CLOSE,
-        cfg.refresh_exits_on_hold,
-        funding_bar,
-    )
-
-
-def run_fast(sim: Simulator, progress: Progress | None = None) -> None:
-    """The exact step only where something can happen; the same result as :func:`run_reference`."""
-    events = event_index(sim)
-    n, start, reported = sim.n, 0, 0
-    low, high = sim.c.low, sim.c.high
-    while start < n:
-        position = sim.position()
-        hit = n
-        if position is None:
-            at = events.decision(None, start)
-        else:
-            at = min(events.decision(position.side, start), int(events.funding[start]))
-            adverse, take = _levels(position)
-            hit = first_crossing(low, high, start, min(at, n - 1) + 1, position.side, adverse, take)
-            at = min(at, hit)
-        sim.record(start, min(at, n))
-        if at >= n:
-            break
-        sim.step(at, may_exit=hit == at)
-        start = at + 1
-        if progress is not None and start - reported >= n // 100:
-            progress(start, n)
-            reported = start
-    sim.finish()
-    if progress is not None:
-        progress(n, n)

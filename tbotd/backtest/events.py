@@ -1,11 +1,13 @@
 """Finding the bars where something can happen, in numpy, so exact code runs only there.
 
-Between two such bars the state of a backtest provably stays as it is:
+The signal of every bar is known before the run (whatever the strategy's kind: ML, classic or
+enhanced), and the position rules read only the signal and the state, so between two such bars
+the state of a backtest provably stays as it is:
 
 * **flat**: only a confident ``long``/``short`` can open a position; everything else makes the
-  manager hold (below threshold, absent, ``hold``, ``neutral`` with nothing to close);
-* **in a position**: the manager can only act on a confident opposite signal (flip), a confident
-  ``neutral`` when ``on_neutral = "close"``, or a confident same-side signal when
+  rules hold (below threshold, abstaining, ``flat`` with nothing to close);
+* **in a position**: the rules can only act on a confident opposite signal (flip), a confident
+  ``flat`` when ``on_neutral = "close"``, or a confident same-side signal when
   ``refresh_exits_on_hold`` (new TP/SL); a same-direction or below-threshold bar holds. Funding is
   settled at funding times; the resting stop-loss, take-profit or liquidation level can be hit.
 
@@ -22,8 +24,9 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-from tbotd.backtest.predictions import LONG, NEUTRAL, SHORT
 from tbotd.domain.enums import Side
+from tbotd.strategy.signal import FLAT as NEUTRAL
+from tbotd.strategy.signal import LONG, SHORT
 
 TOLERANCE = 1e-9  # relative; far below any tick, far above float64's 1e-16 rounding
 FIRST_WINDOW = 64
@@ -56,9 +59,9 @@ class EventIndex:
         refresh_on_hold: bool,
         funding_bar: NDArray[np.bool_],
     ) -> EventIndex:
-        """From the per-bar signal (-1 none, or a code) and confidence the manager would see."""
+        """From the per-bar signal (-1 none, or a code) and confidence the rules would see."""
         with np.errstate(invalid="ignore"):
-            sure = confidence >= threshold  # the manager's own test: not (confidence < threshold)
+            sure = confidence >= threshold  # the rules' own test: not (confidence < threshold)
         long_, short, neutral = (
             sure & (signal == LONG),
             sure & (signal == SHORT),
@@ -73,10 +76,14 @@ class EventIndex:
         )
 
     def decision(self, side: Side | None, i: int) -> int:
-        """The first bar at or after ``i`` where the manager could act, in this state."""
+        """The first bar at or after ``i`` where the rules could act, in this state."""
         if side is None:
             return int(self.flat[i])
         return int((self.long if side is Side.LONG else self.short)[i])
+
+    def decides(self, side: Side | None, i: int) -> bool:
+        """Whether the rules could act at bar ``i`` in this state."""
+        return self.decision(side, i) == i
 
 
 def first_crossing(

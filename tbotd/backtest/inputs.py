@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
-from tbotd.backtest.predictions import _listing, parse_floats, parse_times
+from tbotd.backtest.cells import listing, parse_floats, parse_times
 from tbotd.domain.errors import InvalidDataError
 from tbotd.domain.values import ms_to_datetime, timeframe_ms
 from tbotd.ml.data import CSV_COLUMNS, CandleData, validate_frame
@@ -97,7 +97,7 @@ def read_candles(
     if gaps and not allow_gaps:
         problems = [str(g) for g in gaps]
         raise InvalidDataError(
-            _listing(str(path), problems, "gap(s) between candles")
+            listing(str(path), problems, "gap(s) between candles")
             + "\n  (pass --allow-gaps to backtest across them: orders then fill at the next "
             "candle present)"
         )
@@ -151,5 +151,5 @@ def funding_rates(raw: pd.DataFrame, origin: str, first_line: int = 2) -> dict[i
         )
     if found:
         found.sort()
-        raise InvalidDataError(_listing(origin, [f"line {k}: {m}" for k, m in found]))
+        raise InvalidDataError(listing(origin, [f"line {k}: {m}" for k, m in found]))
     return rates

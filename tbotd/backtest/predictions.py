@@ -2,16 +2,17 @@
 
 A prediction row says what a model thought after the candle that opened at ``timestamp`` closed.
 The table keeps rows as arrays (a year of bars is 105,120 rows; building a pydantic object per
-row would dominate the run) and builds a real :class:`~tbotd.domain.prediction.Prediction` only
-for the rows the manager is actually asked about. Every CSV row is checked up front against the
-rules of the Prediction schema, so a bad row fails the run at once with its line number instead
-of half-way through.
+row would dominate the run), the strategies read them as arrays (:func:`ml_inputs`, the same
+inputs the daemon makes of one :class:`~tbotd.domain.prediction.Prediction`), and
+:meth:`PredictionTable.prediction` builds the real Prediction of a row. Every CSV row is checked
+up front against the rules of the Prediction schema, so a bad row fails the run at once with
+its line number instead of half-way through.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
-from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -20,10 +21,13 @@ import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
+from tbotd.backtest.cells import listing, parse_floats, parse_times, plain_times
 from tbotd.domain.enums import PredictionSource, Regime, Signal
 from tbotd.domain.errors import InvalidDataError
 from tbotd.domain.prediction import Prediction
 from tbotd.domain.values import ms_to_datetime
+from tbotd.strategy.ml_opinion import MLInputs
+from tbotd.strategy.signal import ExitHints
 
 # signal codes; 0-2 follow tbotd.ml.signals.SIGNALS (the direction classes)
 SHORT, NEUTRAL, LONG, HOLD = 0, 1, 2, 3
@@ -32,8 +36,8 @@ _SIGNALS = (Signal.SHORT, Signal.NEUTRAL, Signal.LONG)
 _REGIMES = (Regime.TREND_DOWN, Regime.SIDEWAYS, Regime.TREND_UP)
 
 REQUIRED_COLUMNS = ("timestamp", "signal", "confidence")
-OPTIONAL_COLUMNS = ("stop_loss", "take_profit", "sd")
-MAX_LISTED = 20
+REGIME_COLUMNS = ("p_trend_down", "p_sideways", "p_trend_up")  # the regime detector's answer
+OPTIONAL_COLUMNS = ("stop_loss", "take_profit", "sd", *REGIME_COLUMNS)
 NUMERIC_DTYPES = {
     "timestamp": "str",
     "signal": "str",
@@ -41,6 +45,7 @@ NUMERIC_DTYPES = {
     "sd": "float64",
     "stop_loss": "str",
     "take_profit": "str",
+    **dict.fromkeys(REGIME_COLUMNS, "float64"),
 }
 
 
@@ -80,7 +85,7 @@ class PredictionTable:
         return {name: int(found[i]) for i, name in enumerate(names)}
 
     def prediction(self, k: int, symbol: str) -> Prediction | None:
-        """The Prediction of row ``k`` (None for a ``hold`` row: the manager is not asked)."""
+        """The Prediction of row ``k`` (None for a ``hold`` row: no prediction)."""
         code = int(self.signal[k])
         if code == HOLD:
             return None
@@ -104,7 +109,7 @@ class PredictionTable:
         )
 
     def rows_for(self, open_ms: NDArray[np.int64], step_ms: int, max_age: int) -> NDArray[np.int64]:
-        """The row the manager sees after each candle closes (-1: none), never a later one.
+        """The row a decision sees after each candle closes (-1: none), never a later one.
 
         Every row must belong to one of the candles (``timestamp`` equal to a candle's open time,
         inside the candle range) or the whole table is refused with line numbers. ``max_age`` 0
@@ -166,7 +171,7 @@ class PredictionTable:
             else:
                 why = "is not the open time of any candle in the candle data"
             problems.append(f"{self.unit} {int(self.lines[j])}: timestamp {_iso(t)} {why}")
-        raise InvalidDataError(_listing(self.origin, problems, "prediction(s) outside the candles"))
+        raise InvalidDataError(listing(self.origin, problems, "prediction(s) outside the candles"))
 
     @classmethod
     def from_history(
@@ -198,66 +203,60 @@ class PredictionTable:
         )
 
 
+def _regime(
+    raw: pd.DataFrame,
+    numbers: Callable[[str], tuple[NDArray[np.float64], NDArray[np.bool_]]],
+    flag: Callable[[NDArray[np.bool_], str], None],
+) -> NDArray[np.float64] | None:
+    """The regime columns as [n, 3] probabilities (NaN where a row has none), bad rows flagged."""
+    if REGIME_COLUMNS[0] not in raw.columns:
+        return None
+    parts = [numbers(name) for name in REGIME_COLUMNS]
+    regime = np.stack([values for values, _ in parts], axis=1)
+    bad = np.asarray(np.any([b for _, b in parts], axis=0), dtype=bool)
+    with np.errstate(invalid="ignore"):
+        outside = np.asarray(((regime < 0) | (regime > 1)).any(axis=1), dtype=bool)
+        total = regime.sum(axis=1)
+    given = np.isfinite(regime)
+    some = np.asarray(given.any(axis=1), dtype=bool)
+    every = np.asarray(given.all(axis=1), dtype=bool)
+    flag(bad | (some & ~every), "regime probabilities come together")
+    flag(outside, "regime probabilities must lie in [0, 1]")
+    flag(every & (np.abs(total - 1) > 1e-3), "regime probabilities must sum to 1")
+    return regime
+
+
+def ml_inputs(table: PredictionTable | None, rows: NDArray[np.int64]) -> MLInputs:
+    """What the strategies see of the table on each bar (``rows[i]``: the row the daemon would
+    have had after bar ``i`` closed, -1 for none). A ``hold`` row is no prediction; a table
+    from the neutral source is the degraded fallback throughout."""
+    n = len(rows)
+    if table is None or len(table) == 0:
+        return MLInputs.none(n)
+    seen = rows >= 0
+    k = np.where(seen, rows, 0)
+    code = np.where(seen, table.signal[k], -1)
+    code = np.where(code == HOLD, -1, code).astype(np.int8)
+    confidence = np.where(code >= 0, table.confidence[k], np.nan)
+    sd = np.where(seen, table.sd[k], np.nan)
+
+    def text(values: NDArray[np.str_] | None) -> NDArray[np.str_] | None:
+        return None if values is None else np.where(seen, values[k], "")
+
+    regime = np.full((n, 3), np.nan)
+    if table.regime is not None:
+        regime[seen] = table.regime[k[seen]]
+    return MLInputs(
+        code,
+        confidence,
+        np.full(n, table.source is PredictionSource.NEUTRAL),
+        regime,
+        ExitHints(sd, text(table.stop_loss), text(table.take_profit)),
+    )
+
+
 def _iso(ms: int) -> str:
     return ms_to_datetime(ms).isoformat()
-
-
-def _listing(source: str, problems: list[str], what: str = "bad row(s)") -> str:
-    listed = "\n  ".join(problems[:MAX_LISTED])
-    more = f"\n  … and {len(problems) - MAX_LISTED} more" if len(problems) > MAX_LISTED else ""
-    return f"{source}: {len(problems)} {what}:\n  {listed}{more}"
-
-
-def parse_times(
-    values: NDArray[np.str_], lines: NDArray[np.int64]
-) -> tuple[NDArray[np.int64], list[tuple[int, str]]]:
-    """Integer epoch milliseconds or ISO-8601 with a time zone → ms; problems as (line, text)."""
-    text = np.char.strip(values.astype(str))
-    ascii_ = np.fromiter((t.isascii() for t in text.tolist()), dtype=bool, count=len(text))
-    # str.isdigit is true for '²' and other Unicode digits int() refuses: ASCII only
-    digits = ascii_ & np.char.isdigit(text) & (np.char.str_len(text) <= 16)
-    out = np.zeros(len(text), dtype=np.int64)
-    if digits.any():
-        out[digits] = text[digits].astype(np.int64)
-    problems: list[tuple[int, str]] = []
-    for j in np.flatnonzero(~digits):
-        value = str(text[j])
-        try:
-            parsed = datetime.fromisoformat(value)
-        except ValueError:
-            problems.append(
-                (int(lines[j]), f"timestamp {value!r} is neither integer ms nor ISO-8601")
-            )
-            continue
-        if parsed.tzinfo is None or parsed.utcoffset() is None:
-            problems.append(
-                (int(lines[j]), f"timestamp {value!r} has no time zone (use Z or +00:00)")
-            )
-            continue
-        delta = parsed - ms_to_datetime(0)
-        out[j] = (delta.days * 86_400 + delta.seconds) * 1000 + delta.microseconds // 1000
-    return out, problems
-
-
-def parse_floats(values: NDArray[np.str_]) -> tuple[NDArray[np.float64], NDArray[np.bool_]]:
-    """Decimal text → float64 (exactly as Python's float() rounds it); empty → NaN.
-
-    Returns the values and a mask of non-empty cells that are not numbers.
-    """
-    text = np.char.strip(values.astype(str))
-    empty = text == ""
-    out = np.full(len(text), np.nan)
-    bad = np.zeros(len(text), dtype=bool)
-    filled = np.flatnonzero(~empty)
-    try:
-        out[filled] = text[filled].astype(np.float64)
-    except ValueError:
-        for j in filled:
-            try:
-                out[j] = float(text[j])
-            except ValueError:
-                bad[j] = True
-    return out, bad
 
 
 def read_predictions_csv(
@@ -297,6 +296,9 @@ def _columns(raw: pd.DataFrame, origin: str) -> None:
     if len(half) == 1:
         partner = "take_profit" if half[0] == "stop_loss" else "stop_loss"
         problems.append(f"{half[0]} needs its partner column {partner}")
+    regime = [c for c in REGIME_COLUMNS if c in raw.columns]
+    if regime and len(regime) < len(REGIME_COLUMNS):
+        problems.append(f"regime probabilities need all of {', '.join(REGIME_COLUMNS)}")
     if problems:
         raise InvalidDataError(
             f"{origin}: line 1 (header): {'; '.join(problems)}. Expected "
@@ -332,12 +334,17 @@ def prediction_table(
             return raw[name].to_numpy(np.float64, copy=True), np.zeros(n, dtype=bool)
         return parse_floats(col(name))
 
-    times, time_problems = parse_times(col("timestamp"), lines)
+    plain = plain_times(raw["timestamp"])
+    time_problems: list[tuple[int, str]] = []
+    if plain is None:
+        times, time_problems = parse_times(col("timestamp"), lines)
+    else:
+        times = plain
     found.extend(time_problems)
-    names = np.char.lower(col("signal"))
-    signal = np.full(n, -1, dtype=np.int8)
-    for code, name in enumerate(SIGNAL_NAMES):
-        signal[names == name] = code
+    found_codes, distinct = pd.factorize(raw["signal"].fillna(""))  # a handful of distinct words
+    known = {name: code for code, name in enumerate(SIGNAL_NAMES)}
+    lookup = np.array([known.get(str(w).strip().lower(), -1) for w in distinct] + [-1], np.int8)
+    signal = lookup[found_codes]
     flag(signal < 0, "signal must be one of long, short, neutral, hold")
     hold = signal == HOLD
     confidence, bad = numbers("confidence")
@@ -366,9 +373,10 @@ def prediction_table(
             np.concatenate([[False], order]),
             "timestamp is not after the previous row's (duplicate or out of order)",
         )
+    regime = _regime(raw, numbers, flag)
     if found:
         found.sort()
-        raise InvalidDataError(_listing(origin, [f"line {k}: {m}" for k, m in found]))
+        raise InvalidDataError(listing(origin, [f"line {k}: {m}" for k, m in found]))
     confidence[hold] = np.nan
     return PredictionTable(
         time_ms=times,
@@ -377,7 +385,7 @@ def prediction_table(
         sd=sd,
         stop_loss=stop if has_exits else None,
         take_profit=take if has_exits else None,
-        regime=None,
+        regime=regime,
         source=source,
         model_version=f"csv:{Path(origin).name}"[:128],
         origin=origin,

@@ -1,4 +1,5 @@
-"""``report.json``, ``trades.csv``, ``equity.csv`` and ``equity.png``, written all or nothing.
+"""``report.json``, ``trades.csv``, ``decisions.csv``, ``equity.csv`` and ``equity.png``, written
+all or nothing.
 
 Outputs are written into a fresh temporary directory beside the destination and moved into place
 only when every file is complete, ``report.json`` last; an interrupted or failed run leaves the
@@ -11,16 +12,19 @@ import csv
 import json
 import shutil
 import tempfile
-from collections.abc import Mapping
+from collections import Counter
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from tbotd.backtest.metrics import DEFINITIONS, REPORT_VERSION, curve_metrics, trade_metrics
-from tbotd.backtest.run import BacktestResult
+from tbotd.backtest.run import BacktestResult, DecisionRecord
 from tbotd.config.settings import Settings
+from tbotd.domain.actions import Action, ClosePosition, MoveProtection, OpenPosition
 from tbotd.domain.values import ms_to_datetime, timeframe_ms
+from tbotd.store.wallet import Trade
 
 TRADE_COLUMNS = (
     "entry_time",
@@ -36,7 +40,18 @@ TRADE_COLUMNS = (
     "stop_loss",
     "take_profit",
 )
-OUTPUT_FILES = ("trades.csv", "equity.csv", "equity.png", "report.json")
+DECISION_COLUMNS = (
+    "time",
+    "actions",
+    "strategy",
+    "provenance",
+    *(
+        f"{who}_{what}"
+        for who in ("base", "ml", "result")
+        for what in ("direction", "confidence", "reasons")
+    ),
+)
+OUTPUT_FILES = ("trades.csv", "decisions.csv", "equity.csv", "equity.png", "report.json")
 
 
 def _iso(ms: int) -> str:
@@ -64,6 +79,7 @@ def build_report(
         "end": _iso(last + timeframe_ms(result.timeframe)),
         "bars": result.bars,
         "trades": len(result.trades),
+        "strategy": result.strategy,
         **curve_metrics(result),
         **trade_metrics(result),
         "initial_equity": str(result.initial_equity),
@@ -79,6 +95,7 @@ def build_report(
         },
         "confident_predictions": result.confident,
         "skipped_orders": result.skipped,
+        "decisions": decision_counts(result.decisions),
         "exits_replaced_by_fixed": result.exits_fallback,
         "exact_steps": result.exact_steps,
         "seconds": seconds,
@@ -95,6 +112,8 @@ def build_report(
             "contract_size": str(m.contract_size),
         },
         "config": {
+            "kind": str(s.kind),
+            **strategy_params(s),
             "mode": str(s.mode),
             "threshold": s.threshold,
             "on_neutral": str(s.on_neutral),
@@ -114,6 +133,64 @@ def build_report(
     }
 
 
+def strategy_params(section: Any) -> dict[str, Any]:
+    """The classic strategy's and the enhancement layer's settings, when the kind has them."""
+    out = {}
+    for name in ("classic", "enhance"):
+        part = getattr(section, name, None)
+        if part is not None:
+            out[name] = part.model_dump(mode="json")
+    return out
+
+
+def decision_counts(records: Sequence[DecisionRecord]) -> dict[str, Any]:
+    """Decisions that acted or were refused: how many, by what they did and by provenance."""
+    by_action: Counter[str] = Counter()
+    by_provenance: Counter[str] = Counter()
+    for record in records:
+        by_action[_actions(record.actions)] += 1
+        provenance = record.trace.provenance
+        by_provenance["none" if provenance is None else str(provenance)] += 1
+    return {
+        "total": len(records),
+        "by_actions": dict(by_action),
+        "by_provenance": dict(by_provenance),
+    }
+
+
+def _actions(actions: Sequence[Action]) -> str:
+    """``close long + open short``, ``open long``, ``refused entry_cap``, ``move exits``."""
+    words = []
+    for a in actions:
+        if isinstance(a, OpenPosition):
+            words.append(f"open {a.side}")
+        elif isinstance(a, ClosePosition):
+            words.append(f"close {a.side}")
+        elif isinstance(a, MoveProtection):
+            words.append("move exits")
+        else:
+            words.append(f"refused {a.kind}" if a.kind.refusal else f"hold {a.kind}")
+    return " + ".join(words)
+
+
+def write_decisions(records: Sequence[DecisionRecord], path: Path) -> None:
+    """``decisions.csv``: every decision that acted or was refused, with where it came from."""
+    with path.open("w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow(DECISION_COLUMNS)
+        for r in records:
+            t = r.trace
+            cells: list[object] = [_iso(r.open_ms), _actions(r.actions), t.strategy]
+            cells.append("" if t.provenance is None else str(t.provenance))
+            for opinion in (t.base, t.ml, t.result):
+                if opinion is None:
+                    cells.extend(("", "", ""))
+                else:
+                    reasons = "+".join(str(x) for x in opinion.reasons)
+                    cells.extend((str(opinion.direction), f"{opinion.confidence:.6g}", reasons))
+            writer.writerow(cells)
+
+
 def clean(value: Any) -> Any:
     """Strict JSON: NaN/inf → null, numpy scalars → Python numbers, recursively."""
     if isinstance(value, dict):
@@ -127,11 +204,12 @@ def clean(value: Any) -> Any:
     return value
 
 
-def _write_trades(result: BacktestResult, path: Path) -> None:
+def write_trades(trades: Sequence[Trade], path: Path) -> None:
+    """``trades.csv``: one row per closed trade, money as exact decimals."""
     with path.open("w", newline="", encoding="utf-8") as f:
         writer = csv.writer(f)
         writer.writerow(TRADE_COLUMNS)
-        for t in result.trades:
+        for t in trades:
             writer.writerow(
                 (
                     t.entry_time.isoformat().replace("+00:00", "Z"),
@@ -164,7 +242,8 @@ def write_outputs(out: Path, result: BacktestResult, report: Mapping[str, Any]) 
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
-        _write_trades(result, tmp / "trades.csv")
+        write_trades(result.trades, tmp / "trades.csv")
+        write_decisions(result.decisions, tmp / "decisions.csv")
         _write_equity(result, tmp / "equity.csv")
         from tbotd.backtest.plot import plot_equity
 

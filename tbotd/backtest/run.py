@@ -3,7 +3,9 @@
 This is the entry point for ``tbotd backtest`` and for parity tests against the daemon: give it
 the candles, the predictions, the config and (optionally) funding rates and it returns the
 trades (:class:`tbotd.store.wallet.Trade`, the rows the daemon's store keeps), the exact final
-balance, fees and funding, a per-bar equity curve and counts. No I/O, no clock.
+balance, fees and funding, a per-bar equity curve, the decisions that acted (with where each
+came from) and counts. The strategy is the config's (``build_strategy``) unless one is given.
+No I/O, no clock.
 """
 
 from __future__ import annotations
@@ -12,21 +14,27 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
+from functools import cached_property
 
 import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
-from tbotd.backtest.engine import Candles, Progress, Simulator, run_fast, run_reference
+from tbotd.backtest.drive import run_fast, run_reference
+from tbotd.backtest.engine import Candles, Decided, Progress, Simulator
 from tbotd.backtest.inputs import funding_rates
-from tbotd.backtest.predictions import PredictionTable, prediction_table
+from tbotd.backtest.predictions import PredictionTable, ml_inputs, prediction_table
 from tbotd.config.settings import Settings
+from tbotd.domain.actions import Action, DecisionTrace
 from tbotd.domain.errors import InvalidDataError
 from tbotd.domain.market import MarketSpec
 from tbotd.domain.markets import market_spec
 from tbotd.domain.values import timeframe_ms
 from tbotd.ml.data import CandleData, validate_frame
 from tbotd.store.wallet import Trade
+from tbotd.strategy.build import build_strategy
+from tbotd.strategy.signal import SignalSeries
+from tbotd.strategy.strategy import Strategy
 
 
 @dataclass(frozen=True)
@@ -54,6 +62,19 @@ class EquityCurve:
         )
 
 
+Traced = tuple[Strategy, SignalSeries, NDArray[np.int64]]  # what the records are built from
+
+
+@dataclass(frozen=True, slots=True)
+class DecisionRecord:
+    """A decision that acted or was refused: the candle it was made after (open time, ms), its
+    actions and where its signal came from."""
+
+    open_ms: int
+    actions: tuple[Action, ...]
+    trace: DecisionTrace
+
+
 @dataclass(frozen=True)
 class BacktestResult:
     """Everything a backtest produced; money fields are exact Decimals."""
@@ -78,6 +99,26 @@ class BacktestResult:
     exits_fallback: int = 0  # entries whose TP/SL fell back to the fixed percentages
     exact_steps: int = 0  # bars that ran the exact Decimal step (all of them for the reference)
     seconds: float = 0.0
+    strategy: str = ""
+    decided: tuple[Decided, ...] = field(default=(), repr=False, compare=False)
+    traced: Traced | None = field(default=None, repr=False, compare=False)
+
+    @cached_property
+    def decisions(self) -> tuple[DecisionRecord, ...]:
+        """Every decision that acted or was refused, with where its signal came from (built on
+        first use: a busy year has tens of thousands)."""
+        if self.traced is None:
+            return ()
+        strategy, series, open_ms = self.traced
+        return tuple(
+            DecisionRecord(int(open_ms[d.bar]), d.actions, strategy.trace(series, d.bar))
+            for d in self.decided
+        )
+
+
+def candle_arrays(data: CandleData | pd.DataFrame, timeframe: str) -> Candles:
+    """Validated candles as the simulator's arrays (a frame is checked as a CSV would be)."""
+    return _candles(data, timeframe)
 
 
 def _candles(data: CandleData | pd.DataFrame, timeframe: str) -> Candles:
@@ -127,25 +168,28 @@ def run_backtest(
     max_prediction_age: int = 0,
     progress: Progress | None = None,
     reference: bool = False,
+    strategy: Strategy | None = None,
+    series: SignalSeries | None = None,
+    protect: bool = True,
+    warmup_bars: int = 0,
 ) -> BacktestResult:
     """Replay the paper cycle over ``candles`` (see the module docstring and README).
 
     ``candles``: validated :class:`~tbotd.ml.data.CandleData` or a frame with ``open_time`` (epoch
     ms) and float OHLCV. ``predictions``: a :class:`PredictionTable` or a frame with the CSV
-    columns; ``None`` runs with no predictions (the manager never acts). ``funding``: rates by
+    columns; ``None`` runs with no predictions (ML never has an opinion). ``funding``: rates by
     funding time in epoch ms, or a ``timestamp,funding_rate`` frame. ``market`` defaults to the
     built-in rules of the config's first symbol. ``max_prediction_age`` N > 0 lets a prediction
     up to N bars old stand in when the candle's own is missing. ``reference=True`` runs every bar
-    through the exact step (slow; what the fast path is tested against).
+    through the exact step (slow; what the fast path is tested against). ``strategy`` (default:
+    the config's) and ``series`` (default: computed from the candles and predictions) let
+    ``--compare`` share what its arms have in common; ``protect=False`` places no TP/SL.
+    ``warmup_bars`` N: the first N candles only warm the indicators up, nothing is decided on
+    them (as the history a daemon loads before its first cycle).
     """
     started = time.perf_counter()
     if market is None:
         market = market_spec(settings.exchange.symbols[0], settings.exchange.market_type)
-    if market.settle != settings.strategy.share_class:
-        raise InvalidDataError(
-            f"{market.symbol} settles in {market.settle}, the config accounts in "
-            f"{settings.strategy.share_class}"
-        )
     if max_prediction_age < 0:
         raise InvalidDataError(f"max_prediction_age must not be negative ({max_prediction_age})")
     bars = _candles(candles, settings.exchange.timeframe)
@@ -154,13 +198,67 @@ def run_backtest(
         if isinstance(predictions, pd.DataFrame)
         else predictions
     )
-    step_ms = timeframe_ms(bars.timeframe)
-    rows = (
-        np.full(len(bars), -1, dtype=np.int64)
-        if table is None
-        else table.rows_for(bars.open_ms, step_ms, max_prediction_age)
+    rows = prediction_rows(table, bars, max_prediction_age)
+    strategy = build_strategy(settings) if strategy is None else strategy
+    if series is None:
+        series = strategy.series(bars.high, bars.low, bars.close, ml_inputs(table, rows))
+    if warmup_bars < 0:
+        raise InvalidDataError(f"warmup_bars must not be negative ({warmup_bars})")
+    series = series.warming_up(warmup_bars)
+    inputs = Inputs(bars, table, rows, market, _funding(funding))
+    return simulate(
+        inputs,
+        settings,
+        strategy,
+        series,
+        progress=progress,
+        reference=reference,
+        protect=protect,
+        started=started,
     )
-    sim = Simulator(bars, table, rows, settings, market, _funding(funding))
+
+
+@dataclass(frozen=True)
+class Inputs:
+    """What every arm of a run shares: candles, predictions (and the row each bar sees), the
+    market's rules and the funding rates."""
+
+    bars: Candles
+    table: PredictionTable | None
+    rows: NDArray[np.int64]
+    market: MarketSpec
+    funding: Mapping[int, Decimal]
+
+
+def prediction_rows(
+    table: PredictionTable | None, bars: Candles, max_prediction_age: int
+) -> NDArray[np.int64]:
+    """The prediction row the daemon would have had after each bar closed (-1: none)."""
+    if table is None:
+        return np.full(len(bars), -1, dtype=np.int64)
+    return table.rows_for(bars.open_ms, timeframe_ms(bars.timeframe), max_prediction_age)
+
+
+def simulate(
+    inputs: Inputs,
+    settings: Settings,
+    strategy: Strategy,
+    series: SignalSeries,
+    *,
+    progress: Progress | None = None,
+    reference: bool = False,
+    protect: bool = True,
+    started: float | None = None,
+) -> BacktestResult:
+    """One run of ``strategy`` (whose signal is ``series``) over ``inputs``."""
+    started = time.perf_counter() if started is None else started
+    bars, table, rows, market = inputs.bars, inputs.table, inputs.rows, inputs.market
+    if market.settle != settings.strategy.share_class:
+        raise InvalidDataError(
+            f"{market.symbol} settles in {market.settle}, the config accounts in "
+            f"{settings.strategy.share_class}"
+        )
+    sim = Simulator(bars, series, strategy, settings, market, inputs.funding, protect=protect)
     if reference:
         run_reference(sim)
     else:
@@ -187,4 +285,7 @@ def run_backtest(
         exits_fallback=sim.exits_fallback,
         exact_steps=sim.exact_steps,
         seconds=time.perf_counter() - started,
+        strategy=strategy.name,
+        decided=tuple(sim.decided),
+        traced=(strategy, series, bars.open_ms),
     )

@@ -1,7 +1,8 @@
-"""`tbotd backtest`: the daemon's own decision and fill code over historical candles.
+"""`tbotd backtest`: the daemon's own strategy and fill code over historical candles.
 
 Exit codes: 0 ok, 2 bad input (config, CSV rows — named by file and line —, model directory),
-1 runtime failure. Outputs are written all or nothing (see :mod:`tbotd.backtest.report`).
+1 runtime failure. Outputs are written all or nothing (see :mod:`tbotd.backtest.report`, and
+:mod:`tbotd.backtest.compare_report` for ``--compare``).
 """
 
 from __future__ import annotations
@@ -32,6 +33,13 @@ def _count(value: str) -> int:
     return number
 
 
+def _positive(value: str) -> int:
+    number = int(value)
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {number}")
+    return number
+
+
 def _decimal(value: str) -> Decimal:
     try:
         number = Decimal(value)
@@ -46,11 +54,14 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add the backtest subcommand."""
     p = sub.add_parser(
         "backtest",
-        help="replay candles and predictions through the daemon's manager and paper fill model",
-        description="Backtest with the same decision (strategy manager) and fill code (paper "
-        "model: fees, slippage, funding, liquidation, stop-loss before take-profit) the daemon "
-        "runs. Predictions come from a CSV or from local models. Exit 0 ok, 2 bad input (bad "
-        "rows are listed by file and line), 1 runtime failure.",
+        help="replay candles (and predictions) through the daemon's strategy and paper fill model",
+        description="Backtest with the same strategy (strategy.kind: signal source + position "
+        "rules) and fill code (paper model: fees, slippage, funding, liquidation, stop-loss "
+        "before take-profit) the daemon runs. Predictions come from a CSV or from local models "
+        "(a classic strategy needs none). --compare runs an ml_enhanced config as seven arms "
+        "(classic alone, each enhancement mode, ML alone, buy and hold) and says whether ML "
+        "helped. Exit 0 ok, 2 bad input (bad rows are listed by file and line), 1 runtime "
+        "failure.",
     )
     p.add_argument("--config", type=Path, required=True, metavar="FILE", help="tbotd TOML config")
     p.add_argument(
@@ -60,12 +71,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         metavar="CANDLES.csv",
         help="candles: timestamp,open,high,low,close,volume (.csv or .csv.gz)",
     )
-    src = p.add_mutually_exclusive_group(required=True)
+    src = p.add_mutually_exclusive_group()
     src.add_argument(
         "--predictions",
         type=Path,
         metavar="PRED.csv",
-        help="timestamp,signal,confidence plus stop_loss,take_profit or sd",
+        help="timestamp,signal,confidence plus stop_loss,take_profit or sd, and optionally "
+        "p_trend_down,p_sideways,p_trend_up (needed unless strategy.kind is classic)",
     )
     src.add_argument(
         "--models", type=Path, metavar="DIR", help="a model directory written by `tbotd train`"
@@ -87,7 +99,37 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument(
         "--allow-gaps", action="store_true", help="backtest across missing candles (warns)"
     )
+    p.add_argument(
+        "--warmup-bars",
+        type=_count,
+        default=0,
+        metavar="N",
+        help="the first N candles only warm the indicators up: nothing is decided on them (as "
+        "the history a daemon loads before its first cycle)",
+    )
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), help="for --models (config)")
+    p.add_argument(
+        "--compare",
+        action="store_true",
+        help="(an ml_enhanced config) run classic, boost, filter, replace, hybrid, "
+        "ml_directional and buy_and_hold on the same inputs; write compare.json, "
+        "trades/<arm>.csv, decisions/<arm>.csv, compare.png",
+    )
+    p.add_argument(
+        "--block-bars",
+        type=_positive,
+        default=288,
+        metavar="N",
+        help="--compare: bootstrap block length in bars (default 288: one day of 5m bars)",
+    )
+    p.add_argument(
+        "--resamples",
+        type=_positive,
+        default=2000,
+        metavar="N",
+        help="--compare: bootstrap resamples (default 2000)",
+    )
+    p.add_argument("--seed", type=_count, default=0, help="--compare: bootstrap seed (default 0)")
     for name in ("tick-size", "step-size", "min-qty", "min-notional", "contract-size"):
         p.add_argument(f"--{name}", type=_decimal, help=f"override the market's {name}")
     p.set_defaults(handler=run)
@@ -146,17 +188,17 @@ def _model_predictions(
 
 
 @dataclass
-class _Inputs:
+class LoadedInputs:
     settings: Settings
     market: MarketSpec
     data: CandleData
     funding: dict[int, Decimal]
-    table: PredictionTable
+    table: PredictionTable | None
     about: dict[str, Any]
     timings: dict[str, float]
 
 
-def _load(args: argparse.Namespace) -> _Inputs:
+def _load(args: argparse.Namespace) -> LoadedInputs:
     """Config, market rules, candles, funding and predictions; bad input raises (exit 2)."""
     from tbotd.backtest import read_candles, read_funding, read_predictions_csv
     from tbotd.config.loader import load_settings
@@ -188,9 +230,16 @@ def _load(args: argparse.Namespace) -> _Inputs:
         "data": str(args.data),
         "funding": str(args.funding) if args.funding else None,
         "max_prediction_age": args.max_prediction_age,
+        "warmup_bars": args.warmup_bars,
         "gaps": len(gaps),
     }
-    if args.predictions:
+    table: PredictionTable | None = None
+    if not args.predictions and not args.models:
+        if args.compare or settings.strategy.kind != "classic":
+            need = "--compare" if args.compare else f"strategy.kind {settings.strategy.kind}"
+            raise InvalidDataError(f"{need} needs predictions: pass --predictions or --models")
+        timings = {"load_s": time.perf_counter() - clock}
+    elif args.predictions:
         table = read_predictions_csv(args.predictions)
         about["predictions"] = str(args.predictions)
         if gaps:
@@ -209,10 +258,10 @@ def _load(args: argparse.Namespace) -> _Inputs:
         table, models = _model_predictions(args, settings, data)
         about |= models
         timings["predict_s"] = time.perf_counter() - clock
-    return _Inputs(settings, market, data, funding, table, about, timings)
+    return LoadedInputs(settings, market, data, funding, table, about, timings)
 
 
-def _simulate(args: argparse.Namespace, inp: _Inputs) -> BacktestResult:
+def _simulate(args: argparse.Namespace, inp: LoadedInputs) -> BacktestResult:
     """run_backtest, with a progress bar when stderr is a terminal."""
     from tbotd.backtest import run_backtest
 
@@ -234,6 +283,7 @@ def _simulate(args: argparse.Namespace, inp: _Inputs) -> BacktestResult:
             inp.market,
             max_prediction_age=args.max_prediction_age,
             progress=progress,
+            warmup_bars=args.warmup_bars,
         )
     finally:
         if bar is not None:
@@ -247,6 +297,10 @@ def run(args: argparse.Namespace) -> int:
 
     configure_logging("error", "console", sys.stderr)  # fallbacks are counted in the report
     inp = _load(args)
+    if args.compare:
+        from tbotd.commands.backtest_compare import run_compare_command
+
+        return run_compare_command(args, inp)
     result = _simulate(args, inp)
     timings = inp.timings | {"simulate_s": result.seconds}
     clock = time.perf_counter()
@@ -286,6 +340,7 @@ def _summary(report: dict[str, Any], result: BacktestResult, out: Path | None) -
     table.add_column("metric")
     table.add_column("value", justify="right")
     rows = [
+        ("strategy", report["strategy"]),
         ("bars", f"{report['bars']:,}"),
         ("trades", f"{report['trades']:,}  {report['trades_by_exit_reason']}"),
         ("initial → final equity", f"{report['initial_equity']} → {_money(result)} {cur}"),
@@ -308,7 +363,7 @@ def _summary(report: dict[str, Any], result: BacktestResult, out: Path | None) -
     console = Console()
     console.print(table)
     if out is not None:
-        console.print(f"wrote {out}/report.json, trades.csv, equity.csv, equity.png")
+        console.print(f"wrote {out}/report.json, trades.csv, decisions.csv, equity.csv, equity.png")
 
 
 def _round(text: str) -> str:

@@ -111,6 +111,11 @@ def _table(summary: dict[str, Any]) -> None:
 
     table = Table("", "", title=f"tbotd demo ({summary['mode']})", show_header=False)
     table.add_row("cycles", str(summary["cycles"]))
+    table.add_row("strategy", str(summary["strategy"]))
+    table.add_row(
+        "decisions by provenance",
+        ", ".join(f"{k}: {v}" for k, v in summary["decisions_by_provenance"].items()),
+    )
     table.add_row(
         "predictions by source",
         ", ".join(f"{k}: {v}" for k, v in summary["predictions_by_source"].items()),

@@ -9,13 +9,13 @@ from tbotd.config.settings import (
     ExecutionConfig,
     LogFormat,
     MLConfig,
-    OnNeutral,
     OpsConfig,
     Settings,
     StrategyConfig,
     StrategyMode,
     WireFormat,
 )
+from tbotd.strategy.kinds import OnNeutral
 
 __all__ = [
     "SECRET_FIELDS",

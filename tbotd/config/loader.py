@@ -16,7 +16,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import UnionType
-from typing import Any, Union, get_args, get_origin
+from typing import Annotated, Any, Union, get_args, get_origin
 
 from pydantic import BaseModel, ValidationError
 from pydantic.fields import FieldInfo
@@ -208,13 +208,29 @@ def read_ml_token(environ: Mapping[str, str] | None = None) -> str | None:
     return token or None
 
 
+def _models(annotation: Any) -> list[type[BaseModel]]:
+    """The config sections an annotation allows: the model itself, or each member of a union
+    (``strategy`` is a union on ``kind``, ``strategy.classic`` one on ``name``)."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    origin = get_origin(annotation)
+    if origin is Annotated:
+        return _models(get_args(annotation)[0])
+    if origin in (Union, UnionType):
+        return [m for a in get_args(annotation) for m in _models(a)]
+    return []
+
+
 def _known_paths(model: type[BaseModel], prefix: tuple[str, ...] = ()) -> Iterator[tuple[str, ...]]:
+    seen: set[tuple[str, ...]] = set()
     for name, field in model.model_fields.items():
         path = (*prefix, name)
         yield path
-        annotation = field.annotation
-        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-            yield from _known_paths(annotation, path)
+        for section in _models(field.annotation):
+            for known in _known_paths(section, path):
+                if known not in seen:
+                    seen.add(known)
+                    yield known
 
 
 def _unknown_env_keys(environ: Mapping[str, str]) -> Iterator[ConfigProblem]:
@@ -232,7 +248,7 @@ def _unknown_env_keys(environ: Mapping[str, str]) -> Iterator[ConfigProblem]:
 
 def _takes_json(annotation: Any) -> bool:
     """Keys whose environment value pydantic-settings parses as JSON (lists, tables)."""
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+    if _models(annotation):
         return True
     origin = get_origin(annotation)
     if origin in (Union, UnionType):
@@ -266,12 +282,29 @@ def _not_json_env_values(environ: Mapping[str, str]) -> Iterator[tuple[str, Conf
 
 
 def _annotation(path: tuple[str, ...]) -> Any:
-    model: Any = Settings
+    models: list[type[BaseModel]] = [Settings]
     annotation: Any = None
     for name in path:
-        annotation = model.model_fields[name].annotation
-        model = annotation
+        annotation = next(m.model_fields[name] for m in models if name in m.model_fields).annotation
+        models = _models(annotation)
     return annotation
+
+
+def _config_key(loc: tuple[str, ...]) -> tuple[str, ...]:
+    """A validation error's location as the config's key: the union tags pydantic inserts
+    (``strategy.classic.momentum.fast_ema_bars``) dropped, so the key is the one in the file."""
+    key: list[str] = []
+    models: list[type[BaseModel]] = [Settings]
+    tag_expected = False  # just entered a union: pydantic's next location is the member's tag
+    for part in loc:
+        if tag_expected:
+            tag_expected = False
+            continue
+        fields = [m.model_fields[part] for m in models if part in m.model_fields]
+        key.append(part)
+        models = [s for f in fields for s in _models(f.annotation)]
+        tag_expected = len(models) > 1
+    return tuple(key)
 
 
 def _env_name(loc: tuple[str, ...]) -> str:
@@ -282,7 +315,9 @@ def _explain(error: ValidationError, path: Path, environ: Mapping[str, str]) -> 
     problems = []
     env_upper = {k.upper(): k for k in environ}
     for err in error.errors():
-        loc = tuple(str(p) for p in err["loc"])
+        loc = _config_key(tuple(str(p) for p in err["loc"]))
+        if err["type"] == "config_tag":  # a union's tag (strategy.kind, classic.name)
+            loc = (*loc, str(err.get("ctx", {}).get("key", "")))
         key = ".".join(loc)
         source = str(path)
         for depth in range(len(loc), 0, -1):
@@ -295,6 +330,9 @@ def _explain(error: ValidationError, path: Path, environ: Mapping[str, str]) -> 
         given = err.get("input")
         if err["type"] == "missing":
             value, expected = "", "missing required value"
+        elif err["type"] == "config_tag" and isinstance(given, dict):
+            tag = given.get(loc[-1])
+            value, expected = ("" if tag is None else _short(tag)), _expected(err)
         elif isinstance(given, dict):  # a check of a whole section: its contents hold secrets
             value, expected = "", _expected(err)
         else:

@@ -12,15 +12,32 @@ import re
 from decimal import Decimal
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    SecretStr,
+    Tag,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from tbotd.config.notify import NotifyConfig
 from tbotd.domain.enums import MarginMode, MarketType, TradingMode
 from tbotd.domain.values import timeframe_ms
+from tbotd.strategy.kinds import (
+    ClassicName,
+    EnhanceMode,
+    OnNeutral,
+    ReplaceOn,
+    SecondaryModel,
+    StrategyKind,
+)
 
 _SYMBOL = re.compile(r"^[A-Z0-9]+/[A-Z0-9]+:[A-Z0-9]+$")
 _INSTANCE = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
@@ -49,13 +66,6 @@ class StrategyMode(StrEnum):
 
     ML_USDT_DIRECTIONAL = "ml_usdt_directional"
     ML_BTC_DIRECTIONAL = "ml_btc_directional"
-
-
-class OnNeutral(StrEnum):
-    """What a confident neutral prediction does to an open position."""
-
-    CLOSE = "close"
-    HOLD = "hold"
 
 
 class WireFormat(StrEnum):
@@ -124,8 +134,9 @@ class ExchangeConfig(_Section):
         return value.rstrip("/")
 
 
-class StrategyConfig(_Section):
-    """The ML directional manager (DESIGN §2)."""
+class _StrategyBase(_Section):
+    """What every ``strategy.kind`` shares: the share class, and the position rules (DESIGN §2,
+    §10): threshold, flat/neutral handling, TP/SL and their bounds, the entry cap."""
 
     mode: StrategyMode
     share_class: Annotated[str, Field(pattern=r"^[A-Z0-9]{2,10}$")]
@@ -148,7 +159,7 @@ class StrategyConfig(_Section):
     max_entries_per_hour: Annotated[int, Field(ge=1, le=60)] = 4  # per symbol
 
     @model_validator(mode="after")
-    def _bounds(self) -> StrategyConfig:
+    def _bounds(self) -> _StrategyBase:
         for low, value, high in (
             ("min_stop_pct", "stop_loss_pct", "max_stop_pct"),
             ("min_take_profit_pct", "take_profit_pct", "max_take_profit_pct"),
@@ -159,6 +170,125 @@ class StrategyConfig(_Section):
                     f"({getattr(self, low)}) and {high} ({getattr(self, high)})"
                 )
         return self
+
+
+Bars = Annotated[int, Field(ge=2, le=10_000)]  # an indicator window: a window of 1 means nothing
+
+
+class MeanReversionConfig(_Section):
+    """``[strategy.classic]`` with ``name = "mean_reversion"``: Bollinger bands + RSI."""
+
+    name: Literal[ClassicName.MEAN_REVERSION]
+    bollinger_window_bars: Bars = 20
+    bollinger_width_sd: Annotated[float, Field(gt=0, le=10)] = 2.0
+    rsi_window_bars: Bars = 14
+    rsi_oversold: Annotated[float, Field(gt=0, lt=100)] = 30.0
+    rsi_overbought: Annotated[float, Field(gt=0, lt=100)] = 70.0
+    exit_at_middle_band: bool = True
+
+    @model_validator(mode="after")
+    def _levels(self) -> MeanReversionConfig:
+        if not self.rsi_oversold < self.rsi_overbought:
+            raise ValueError(
+                f"rsi_oversold ({self.rsi_oversold}) must be below rsi_overbought "
+                f"({self.rsi_overbought})"
+            )
+        return self
+
+
+class MomentumConfig(_Section):
+    """``[strategy.classic]`` with ``name = "momentum"``: EMA crossover, strength in ATRs."""
+
+    name: Literal[ClassicName.MOMENTUM]
+    fast_ema_bars: Bars = 12
+    slow_ema_bars: Bars = 48
+    atr_window_bars: Bars = 14
+    full_confidence_atr: Annotated[float, Field(gt=0, le=100)] = 1.0
+
+    @model_validator(mode="after")
+    def _windows(self) -> MomentumConfig:
+        if not self.fast_ema_bars < self.slow_ema_bars:
+            raise ValueError(
+                f"fast_ema_bars ({self.fast_ema_bars}) must be below slow_ema_bars "
+                f"({self.slow_ema_bars})"
+            )
+        return self
+
+
+def _tag(key: str, default: str | None = None) -> Any:
+    """A union's member by the value of ``key`` (``default`` when absent), and an error that
+    names the key and the choices when the value is unknown."""
+
+    def tag(value: Any) -> str | None:
+        found = value.get(key) if isinstance(value, dict) else getattr(value, key, None)
+        return str(found) if found is not None else default
+
+    return tag
+
+
+ClassicConfig = Annotated[
+    Annotated[MeanReversionConfig, Tag(ClassicName.MEAN_REVERSION.value)]
+    | Annotated[MomentumConfig, Tag(ClassicName.MOMENTUM.value)],
+    Discriminator(
+        _tag("name"),
+        custom_error_type="config_tag",
+        custom_error_message="unknown or missing classic strategy (expected mean_reversion or "
+        "momentum)",
+        custom_error_context={"key": "name"},
+    ),
+]
+
+
+class EnhanceConfig(_Section):
+    """``[strategy.enhance]``: how ML changes the classic signal (DESIGN §10, README truth table).
+
+    ``confidence_threshold``: below it the model abstains (never a vote of 0.5);
+    ``fail_open``: ``filter`` passes the classic signal while ML abstains instead of blocking it;
+    ``replace_on``: where ``replace`` lets ML stand in; ``secondary_model``: a model that must
+    confirm the ML opinion (``regime``: the regime detector must not lean against it).
+    """
+
+    mode: EnhanceMode
+    ml_weight: Annotated[float, Field(ge=0, le=1)] = 0.3
+    confidence_threshold: Annotated[float, Field(ge=0, le=1)] = 0.6
+    fail_open: bool = False
+    replace_on: ReplaceOn = ReplaceOn.CLASSIC_BARS
+    secondary_model: SecondaryModel = SecondaryModel.NONE
+
+
+class MLDirectionalConfig(_StrategyBase):
+    """``kind = "ml_directional"`` (the default): the ML prediction is the signal (DESIGN §2)."""
+
+    kind: Literal[StrategyKind.ML_DIRECTIONAL] = StrategyKind.ML_DIRECTIONAL
+
+
+class ClassicStrategyConfig(_StrategyBase):
+    """``kind = "classic"``: a rule strategy alone."""
+
+    kind: Literal[StrategyKind.CLASSIC]
+    classic: ClassicConfig
+
+
+class MLEnhancedConfig(_StrategyBase):
+    """``kind = "ml_enhanced"``: a classic strategy with the ML enhancement layer over it."""
+
+    kind: Literal[StrategyKind.ML_ENHANCED]
+    classic: ClassicConfig
+    enhance: EnhanceConfig
+
+
+StrategyConfig = Annotated[
+    Annotated[MLDirectionalConfig, Tag(StrategyKind.ML_DIRECTIONAL.value)]
+    | Annotated[ClassicStrategyConfig, Tag(StrategyKind.CLASSIC.value)]
+    | Annotated[MLEnhancedConfig, Tag(StrategyKind.ML_ENHANCED.value)],
+    Discriminator(
+        _tag("kind", StrategyKind.ML_DIRECTIONAL.value),
+        custom_error_type="config_tag",
+        custom_error_message="unknown strategy kind (expected ml_directional, classic or "
+        "ml_enhanced)",
+        custom_error_context={"key": "kind"},
+    ),
+]
 
 
 class MLConfig(_Section):

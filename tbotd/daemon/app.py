@@ -27,7 +27,7 @@ from tbotd.ops.clock import Clock, ScaledClock
 from tbotd.ops.logs import get_logger
 from tbotd.store import Store
 from tbotd.store.lock import DatabaseLock
-from tbotd.strategy.manager import ManagerConfig
+from tbotd.strategy.build import exit_params
 
 log = get_logger(__name__)
 
@@ -162,7 +162,7 @@ async def _broker(
     settings: Settings, store: Store, venue: CcxtVenue, feed: CandleFeed, clock: Clock
 ) -> Broker:
     execution, strategy = settings.execution, settings.strategy
-    exits = ManagerConfig.from_settings(settings).exits
+    exits = exit_params(settings)
     if execution.mode is TradingMode.LIVE:
         return LiveBroker(
             store=store,

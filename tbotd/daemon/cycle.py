@@ -2,8 +2,10 @@
 
 The order matches the backtest exactly (DESIGN §2 exit priority): the broker first settles what
 happened inside the candle that just closed (stops, targets, liquidation, funding), then the
-predictions for that candle are made, then the manager decides at the close and the broker fills
-at the next price. Each candle of each symbol is decided at most once, even across restarts.
+predictions for that candle are made, then the strategy (``build_strategy``: its signal source
+over the candles and the prediction, then the shared position rules) decides at the close and
+the broker fills at the next price. Each candle of each symbol is decided at most once, even
+across restarts.
 """
 
 from __future__ import annotations
@@ -18,7 +20,6 @@ from decimal import Decimal
 from typing import Protocol
 
 from tbotd.config.settings import Settings
-from tbotd.domain.enums import PredictionSource
 from tbotd.domain.market import Candle
 from tbotd.domain.prediction import Prediction
 from tbotd.execution.broker import Broker, PriceRef
@@ -26,7 +27,9 @@ from tbotd.execution.executor import ActionResult, execute
 from tbotd.ops.clock import Clock
 from tbotd.ops.logs import get_logger
 from tbotd.store import Store
-from tbotd.strategy.manager import ENTRY_WINDOW, DecisionInput, ManagerConfig, decide
+from tbotd.strategy.build import build_strategy
+from tbotd.strategy.rules import ENTRY_WINDOW, DecisionInput
+from tbotd.strategy.strategy import Strategy
 
 log = get_logger(__name__)
 
@@ -112,10 +115,15 @@ class Cycle:
     ) -> None:
         self.settings, self.store, self.feed, self.broker = settings, store, feed, broker
         self.predictor, self.clock = predictor, clock
-        self.manager = ManagerConfig.from_settings(settings)
+        self.use_strategy(build_strategy(settings))
         self.histories = Histories(store, settings.exchange.timeframe, settings.daemon.history_bars)
         self.symbols = list(settings.exchange.symbols)
         self.last: CycleReport | None = None
+
+    def use_strategy(self, strategy: Strategy) -> None:
+        """Decide with ``strategy`` from the next cycle on (start-up, and SIGHUP reload)."""
+        self.strategy = strategy
+        self.session = strategy.session()
 
     async def run(self, candle_time: datetime) -> CycleReport:
         """Decide the candle that opened at ``candle_time`` for every symbol."""
@@ -146,7 +154,7 @@ class Cycle:
         report.symbols.extend(
             await asyncio.gather(
                 *(
-                    self._decide(s, candle_time, outcomes.get(s), positions, share)
+                    self._decide(s, candle_time, outcomes.get(s), positions, share, histories[s])
                     for s in sorted(candles)
                 )
             )
@@ -169,22 +177,23 @@ class Cycle:
         outcome: Outcome | None,
         positions: Mapping[str, object],
         equity_share: Decimal,
+        history: Sequence[Candle],
     ) -> SymbolResult:
         prediction = outcome.prediction if outcome is not None else None
         if self.store.decision_exists(symbol, candle_time):
             return SymbolResult(symbol, prediction, skipped="already decided (restart)")
-        degraded = prediction is None or prediction.source is PredictionSource.NEUTRAL
         inp = DecisionInput(
             symbol,
-            None if degraded else prediction,
+            prediction,  # the neutral fallback's is the degraded state: ML abstains
             positions.get(symbol),  # type: ignore[arg-type]
             equity_share,
             self.feed.price(symbol).price,
             self.broker.market(symbol),
             self.store.entries_decided(symbol, candle_time - ENTRY_WINDOW, candle_time),
         )
-        actions = decide(inp, self.manager)
-        self.store.record_decision(symbol, candle_time, actions, self.clock.now())
+        decision = self.session.decide(inp, history)
+        actions = decision.actions
+        self.store.record_decision(symbol, candle_time, actions, self.clock.now(), decision.trace)
         results = await execute(self.broker, actions, candle_time)
         return SymbolResult(symbol, prediction, tuple(results))
 

@@ -2,8 +2,8 @@
 
 It starts the local exchange in-process (the bundled generator, or a CSV of candles) running
 accelerated, trains small local models on the history before "now" unless the config names a
-model directory, runs the real daemon against it (paper broker, or the live broker through
-ccxt → sim) for N cycles, and writes a summary, an equity-curve PNG and the database under
+model directory that exists, runs the real daemon against it (paper broker, or the live broker
+through ccxt → sim) for N cycles, and writes a summary, an equity-curve PNG and the database under
 ``--out``. Nothing here is a second implementation: the daemon is :class:`Daemon` itself.
 """
 
@@ -30,6 +30,7 @@ from tbotd.domain.values import datetime_to_ms, ms_to_datetime
 from tbotd.ops.logs import get_logger
 from tbotd.sim import SimConfig, SimExchange
 from tbotd.store import Store
+from tbotd.strategy.build import build_strategy
 
 log = get_logger(__name__)
 TRAIN_BARS = 20_000
@@ -134,6 +135,8 @@ async def run_demo(
     url = await sim.start("127.0.0.1", 0)
     try:
         configured = demo_settings(options, url, None).ml.models_dir
+        if configured is not None and not configured.is_dir():
+            configured = None  # e.g. a shipped config's "models/usdt": train the demo's own
         models = configured or await asyncio.to_thread(
             train_models, sim, options.out, train_progress
         )
@@ -175,6 +178,13 @@ def summarise(db: Path, settings: Settings, cycles: int) -> dict[str, Any]:
         trades = store.trades()
         fees = sum((t.fees for t in trades), Decimal(0))
         pnl = sum((t.net for t in trades), Decimal(0))
+        provenance = {
+            r["p"]: r["n"]
+            for r in store.query(
+                "SELECT COALESCE(provenance, 'none') AS p, COUNT(*) AS n FROM decisions "
+                "GROUP BY p ORDER BY p"
+            )
+        }
         rows = store.query("SELECT * FROM equity ORDER BY time DESC LIMIT 1")
         equity = rows[0]["equity"] if rows else str(settings.strategy.initial_capital)
         positions = len(store.positions())
@@ -182,6 +192,8 @@ def summarise(db: Path, settings: Settings, cycles: int) -> dict[str, Any]:
         store.close()
     return {
         "cycles": cycles,
+        "strategy": build_strategy(settings).name,
+        "decisions_by_provenance": provenance,
         "predictions_by_source": sources,
         "trades": len(trades),
         "open_positions": positions,

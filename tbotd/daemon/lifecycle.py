@@ -4,7 +4,7 @@
   READY=1 and before the first cycle; cycles missed while down are logged, never replayed.
 * SIGTERM/SIGINT: stop taking new decisions, let the in-flight cycle finish, leave protective
   orders where they are, flush the store, exit 0. A second signal exits at once.
-* SIGHUP: reload the config file; if it validates, the strategy knobs and log level change now
+* SIGHUP: reload the config file; if it validates, the strategy is rebuilt and the log level set
   (a change that needs a restart is reported, not half-applied).
 """
 
@@ -37,7 +37,7 @@ from tbotd.ops.logs import configure_for, get_logger
 from tbotd.ops.metrics import DAEMON_METRICS, REGISTRY
 from tbotd.ops.retry import Backoff
 from tbotd.ops.tasks import TaskSupervisor
-from tbotd.strategy.manager import ManagerConfig
+from tbotd.strategy.build import build_strategy
 
 log = get_logger(__name__)
 RESTART_KEYS = ("instance", "exchange", "store", "ops", "daemon", "notify")
@@ -331,7 +331,7 @@ class Daemon:
         if self.app is not None:
             self.app.settings = new
             self.app.cycle.settings = new
-            self.app.cycle.manager = ManagerConfig.from_settings(new)
+            self.app.cycle.use_strategy(build_strategy(new))  # its streams restart from history
         log.info("config reloaded")
 
 

@@ -1,7 +1,10 @@
-"""What the ML directional manager decides: a list of actions per symbol per candle.
+"""What a strategy decides: a list of actions per symbol per candle, and why.
 
-Actions are plain data. The manager (a pure function) produces them; execution carries them out.
-A flip is ``[ClosePosition, OpenPosition]`` in one decision.
+Actions are plain data. The position rules (a pure function) produce them; execution carries
+them out. A flip is ``[ClosePosition, OpenPosition]`` in one decision. Why is structured too: a
+:class:`Hold` carries a :class:`HoldKind`, and every decision a :class:`DecisionTrace` (the
+classic signal, the ML opinion, what the enhancement layer made of them) — values to count and
+compare, never text to match.
 """
 
 from __future__ import annotations
@@ -76,10 +79,12 @@ class ExitPlan:
                 f"a {self.source} exit plan needs exactly {' and '.join(wanted)}"
             )
         for name in wanted:
-            value = to_decimal(getattr(self, name), f"exit plan {name}")
+            value = getattr(self, name)
+            if type(value) is not Decimal or not value.is_finite():  # parse what is not one yet
+                value = to_decimal(value, f"exit plan {name}")
+                object.__setattr__(self, name, value)
             if value <= 0:
                 raise InvalidDataError(f"exit plan {name} {value} must be positive")
-            object.__setattr__(self, name, value)
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,12 +119,98 @@ class MoveProtection:
     clamps: tuple[Clamp, ...] = ()
 
 
+class HoldKind(StrEnum):
+    """Why the position rules did nothing; the ``refusal`` kinds wanted to open and could not."""
+
+    ABSTAIN = "abstain"  # the signal source had no opinion (degraded ML, warm-up, ML abstained)
+    BELOW_THRESHOLD = "below_threshold"
+    FLAT_SIGNAL = "flat_signal"  # flat with nothing to close, or on_neutral = hold
+    ALREADY_IN_POSITION = "already_in_position"
+    EXITS_UNCHANGED = "exits_unchanged"  # refresh on hold: the levels would not move
+    EXITS_NOT_REFRESHED = "exits_not_refreshed"  # refresh on hold: the new levels are unusable
+    ENTRY_CAP = "entry_cap"  # max_entries_per_hour reached
+    EXITS_UNUSABLE = "exits_unusable"  # no valid TP/SL around the price
+    SIZE_REFUSED = "size_refused"  # below the market minimum, or no equity
+
+    @property
+    def refusal(self) -> bool:
+        """The rules wanted to open a position and could not."""
+        return self in _REFUSALS
+
+
+_REFUSALS = frozenset({HoldKind.ENTRY_CAP, HoldKind.EXITS_UNUSABLE, HoldKind.SIZE_REFUSED})
+
+
 @dataclass(frozen=True, slots=True)
 class Hold:
-    """Do nothing, and say why (below threshold, degraded prediction, below minimum, ...)."""
+    """Do nothing: ``kind`` says why as a value, ``reason`` in words for people."""
 
     symbol: str
     reason: str
+    kind: HoldKind
 
 
 Action = OpenPosition | ClosePosition | MoveProtection | Hold
+
+
+class Direction(StrEnum):
+    """What a signal source wants: a side, no position, or no opinion at all."""
+
+    LONG = "long"
+    SHORT = "short"
+    FLAT = "flat"
+    ABSTAIN = "abstain"
+
+
+class Reason(StrEnum):
+    """Why a signal source said what it said (structured, one code per fact)."""
+
+    ML_SIGNAL = "ml_signal"  # the model's call, as given
+    ML_NO_PREDICTION = "ml_no_prediction"
+    ML_DEGRADED = "ml_degraded"  # the chain fell back to its neutral "no new risk" signal
+    ML_LOW_CONFIDENCE = "ml_low_confidence"  # below enhance.confidence_threshold
+    SECONDARY_MISSING = "secondary_missing"  # the confirming model gave no answer
+    SECONDARY_UNCONFIRMED = "secondary_unconfirmed"  # the confirming model disagreed
+    WARMUP = "warmup"  # too few candles for an indicator
+    NO_SETUP = "no_setup"
+    BELOW_LOWER_BAND = "below_lower_band"
+    ABOVE_UPPER_BAND = "above_upper_band"
+    RSI_OVERSOLD = "rsi_oversold"
+    RSI_OVERBOUGHT = "rsi_overbought"
+    CROSSED_MIDDLE_BAND = "crossed_middle_band"
+    FAST_ABOVE_SLOW = "fast_above_slow"
+    FAST_BELOW_SLOW = "fast_below_slow"
+
+
+class Provenance(StrEnum):
+    """What the ML enhancement layer did to the classic signal (DESIGN §10)."""
+
+    CLASSIC_ONLY = "classic_only"  # no ML involved (classic kind, or no classic signal)
+    ML_CONFIRMED = "ml_confirmed"  # filter: ML agreed, the signal passed
+    BOOSTED = "boosted"  # boost: ML agreed, confidence blended up
+    REDUCED = "reduced"  # boost: ML disagreed, confidence cut
+    VETOED = "vetoed"  # filter: ML disagreed, the signal dropped
+    REPLACED = "replaced"  # replace: ML's direction and confidence stand in
+    BLENDED = "blended"  # hybrid: weighted blend of the two signed confidences
+    ML_ABSTAINED = "ml_abstained"  # ML had no usable opinion: the mode's fallback applied
+
+
+@dataclass(frozen=True, slots=True)
+class Opinion:
+    """One signal: a direction, a confidence in [0, 1] (0 when abstaining) and its reasons."""
+
+    direction: Direction
+    confidence: float
+    reasons: tuple[Reason, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class DecisionTrace:
+    """Where a decision came from: the strategy, what the enhancement layer did, the classic
+    (``base``) signal, the ML opinion and the signal the position rules acted on."""
+
+    strategy: str
+    result: Opinion
+    provenance: Provenance | None = None
+    base: Opinion | None = None
+    ml: Opinion | None = None

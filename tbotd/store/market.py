@@ -12,7 +12,7 @@ from typing import Any
 
 import sqlite_utils
 
-from tbotd.domain.actions import Action, OpenPosition
+from tbotd.domain.actions import Action, DecisionTrace, OpenPosition
 from tbotd.domain.market import Candle
 from tbotd.domain.notices import EventRecord
 from tbotd.domain.positions import FundingPayment
@@ -137,19 +137,35 @@ class MarketRecords:
         )
 
     def record_decision(
-        self, symbol: str, candle_time: datetime, actions: Sequence[Action], at: datetime
+        self,
+        symbol: str,
+        candle_time: datetime,
+        actions: Sequence[Action],
+        at: datetime,
+        trace: DecisionTrace | None = None,
     ) -> int:
-        """Record the manager's actions for a candle; returns the decision id."""
+        """Record the strategy's actions for a candle, and where its signal came from; returns
+        the decision id."""
         entries = sum(1 for a in actions if isinstance(a, OpenPosition))
+        why: tuple[str | None, ...] = (None,) * 5
+        if trace is not None:
+            why = (
+                trace.strategy,
+                None if trace.provenance is None else trace.provenance.value,
+                None if trace.base is None else to_json(trace.base),
+                None if trace.ml is None else to_json(trace.ml),
+                to_json(trace.result),
+            )
         cursor = self.db.execute(
-            "INSERT INTO decisions (symbol, candle_time, actions, created_at, entries) "
-            "VALUES (?,?,?,?,?)",
+            "INSERT INTO decisions (symbol, candle_time, actions, created_at, entries, "
+            "strategy, provenance, base, ml, result) VALUES (?,?,?,?,?,?,?,?,?,?)",
             (
                 symbol,
                 datetime_to_ms(candle_time),
                 to_json(list(actions)),
                 datetime_to_ms(at),
                 entries,
+                *why,
             ),
         )
         return int(cursor.lastrowid or 0)

@@ -134,4 +134,12 @@ def _v5(db: sqlite_utils.Database) -> None:
     db.execute("ALTER TABLE trades ADD COLUMN take_profit TEXT")
 
 
-MIGRATIONS: list[Migration] = [_v1, _v2, _v3, _v4, _v5]
+def _decision_provenance(db: sqlite_utils.Database) -> None:
+    """Decision provenance (DESIGN §10): which strategy decided, what the ML enhancement layer
+    did (``provenance``), and the classic signal, the ML opinion and the signal acted on, as
+    JSON opinions ``{direction, confidence, reasons}``; NULL for decisions made before."""
+    for column in ("strategy", "provenance", "base", "ml", "result"):
+        db.execute(f"ALTER TABLE decisions ADD COLUMN {column} TEXT")
+
+
+MIGRATIONS: list[Migration] = [_v1, _v2, _v3, _v4, _v5, _decision_provenance]

@@ -16,12 +16,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
+from functools import lru_cache
+from typing import Protocol
 
 from tbotd.domain.actions import Clamp, ClampReason, ExitLevel, ExitPlan, ExitSource
 from tbotd.domain.enums import MarketType, Side
 from tbotd.domain.errors import InvalidDataError
 from tbotd.domain.positions import MAINTENANCE_MARGIN_RATE, liquidation_distance
-from tbotd.domain.prediction import Prediction
 from tbotd.domain.values import round_to_tick
 
 _HUNDRED = Decimal(100)
@@ -42,11 +43,20 @@ class ExitBounds:
 
     def stop_range(self, market_type: MarketType, side: Side) -> tuple[Decimal, Decimal, bool]:
         """(nearest, farthest, farthest-is-set-by-liquidation) stop distance for ``side``."""
-        far, by_liquidation = self.max_stop, False
-        distance = liquidation_distance(market_type, side, self.leverage, self.mmr)
-        if distance is not None and distance * LIQUIDATION_SHARE < far:
-            far, by_liquidation = distance * LIQUIDATION_SHARE, True
-        return self.min_stop, far, by_liquidation
+        return _stop_range(self, market_type, side)
+
+
+@lru_cache(maxsize=64)
+def _stop_range(
+    bounds: ExitBounds, market_type: MarketType, side: Side
+) -> tuple[Decimal, Decimal, bool]:
+    """:meth:`ExitBounds.stop_range`, computed once per bounds, market type and side (every
+    entry and every refresh asks)."""
+    far, by_liquidation = bounds.max_stop, False
+    distance = liquidation_distance(market_type, side, bounds.leverage, bounds.mmr)
+    if distance is not None and distance * LIQUIDATION_SHARE < far:
+        far, by_liquidation = distance * LIQUIDATION_SHARE, True
+    return bounds.min_stop, far, by_liquidation
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,24 +79,43 @@ class Protection:
     clamps: tuple[Clamp, ...] = ()
 
 
-def plan_exits(prediction: Prediction, params: ExitParams) -> ExitPlan:
-    """Choose how the new position will be protected, from the best source the prediction has."""
-    if prediction.stop_loss is not None and prediction.take_profit is not None:
+class ExitSources(Protocol):
+    """What a signal may say about exits (a :class:`~tbotd.domain.prediction.Prediction`, or a
+    vote's :class:`~tbotd.strategy.signal.ExitHint`)."""
+
+    @property
+    def stop_loss(self) -> Decimal | None:
+        """Absolute stop-loss price."""
+
+    @property
+    def take_profit(self) -> Decimal | None:
+        """Absolute take-profit price."""
+
+    @property
+    def sd(self) -> float | None:
+        """Predicted volatility, a fraction of price."""
+
+
+def plan_exits(hint: ExitSources, params: ExitParams) -> ExitPlan:
+    """Choose how the new position will be protected, from the best source the signal has."""
+    if hint.stop_loss is not None and hint.take_profit is not None:
         return ExitPlan(
             ExitSource.PREDICTION,
-            stop_loss=prediction.stop_loss,
-            take_profit=prediction.take_profit,
+            stop_loss=hint.stop_loss,
+            take_profit=hint.take_profit,
         )
-    if prediction.sd is not None:
-        sd = Decimal(repr(prediction.sd))
+    if hint.sd is not None:
+        sd = Decimal(repr(hint.sd))
         return ExitPlan(
             ExitSource.VOLATILITY, sl_distance=params.k_sl * sd, tp_distance=params.k_tp * sd
         )
     return fixed_exits(params)
 
 
+@lru_cache(maxsize=64)
 def fixed_exits(params: ExitParams) -> ExitPlan:
-    """The configured fixed-percentage exits (also the fallback when others are unusable)."""
+    """The configured fixed-percentage exits (also the fallback when others are unusable); one
+    frozen plan per configuration."""
     return ExitPlan(
         ExitSource.FIXED,
         sl_distance=params.stop_loss_pct / _HUNDRED,

@@ -1,9 +1,11 @@
-"""The backtest and the daemon make the same trades: same candles, same predictions, paper mode.
+"""The backtest and the daemon make the same trades: same candles, same predictions, paper mode,
+for every strategy kind.
 
 The daemon side is the real thing — `tbotd sim` replaying a candle CSV, ccxt, the candle feed,
-the prediction chain asking a remote service (which serves the predictions CSV), the cycle and
-the paper broker — driven candle by candle (the same ``Cycle.run`` the scheduler calls). The
-backtest side is ``run_backtest`` over the same CSVs. Every trade must match field by field.
+the prediction chain asking a remote service (which serves the predictions CSV), the cycle with
+its strategy (indicators streamed candle by candle) and the paper broker — driven candle by
+candle (the same ``Cycle.run`` the scheduler calls). The backtest side is ``run_backtest`` over
+the same CSVs. Every trade must match field by field.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pytest
 from aiohttp import web
 
 from tbotd.backtest import run_backtest
@@ -28,6 +31,7 @@ from tbotd.sim import SimConfig, SimExchange
 from tests.conftest import CONFIGS
 from tests.e2e_support import free_port
 from tests.synthetic import START_MS, STEP_MS, random_walk
+from tests.unit.backtest_support import KINDS
 
 HISTORY = 648  # the first decided candle opens at 2023-01-03 06:00 UTC
 PLAYED = 40  # ... and the last at 09:15, across the 08:00 funding
@@ -100,11 +104,13 @@ async def prediction_service(predictions: pd.DataFrame) -> AsyncIterator[str]:
         await runner.cleanup()
 
 
-def settings(tmp_path: Path, sim_url: str, ml_url: str) -> Settings:
+def settings(
+    tmp_path: Path, sim_url: str, ml_url: str, strategy: dict[str, Any] | None = None
+) -> Settings:
     base = load_settings(CONFIGS / "ml_usdt_directional.toml", {"BASIS_ML_API_TOKEN": TOKEN})
     data: dict[str, Any] = base.model_dump()
     data["exchange"] |= {"base_url": sim_url}
-    data["strategy"] |= {"threshold": 0.6}
+    data["strategy"] |= {"threshold": 0.6} | (strategy or {})
     data["ml"] |= {
         "remote_url": ml_url,
         "remote_candles": 0,
@@ -116,9 +122,10 @@ def settings(tmp_path: Path, sim_url: str, ml_url: str) -> Settings:
     return Settings.model_validate(data)
 
 
-async def test_daemon_paper_trades_equal_backtest_trades(tmp_path: Path) -> None:
-    """Replaying the same candles and predictions through the daemon and the backtest."""
-    frame, predictions, csv = market_data(tmp_path)
+async def daemon_run(
+    tmp_path: Path, frame: pd.DataFrame, predictions: pd.DataFrame, csv: Path, config: Settings
+) -> tuple[list[Any], list[dict[str, Any]], Any]:
+    """The daemon over the played candles: its trades, its decisions, its market rules."""
     first = ms_to_datetime(int(frame["open_time"].iloc[HISTORY]))
     sim = SimExchange(
         SimConfig(data=csv, start=first, manual_clock=True, funding_rate=FUNDING_RATE)
@@ -126,8 +133,10 @@ async def test_daemon_paper_trades_equal_backtest_trades(tmp_path: Path) -> None
     url = await sim.start("127.0.0.1", 0)
     try:
         async with prediction_service(predictions) as ml_url:
-            config = settings(tmp_path, url, ml_url)
-            app = await build(config)
+            data = config.model_dump()
+            data["exchange"]["base_url"] = url
+            data["ml"]["remote_url"] = ml_url
+            app = await build(Settings.model_validate(data))
             await app.recover()
             feed = asyncio.create_task(app.feed.run())
             await asyncio.wait_for(app.feed.live.wait(), 30)
@@ -141,19 +150,72 @@ async def test_daemon_paper_trades_equal_backtest_trades(tmp_path: Path) -> None
                 else:  # the candle after the last decision: only its exits settle
                     closed = await app.feed.wait_closed(candle_time, 20)
                     await app.broker.on_closed_candle(closed[config.exchange.symbols[0]])
-            daemon_trades = app.store.trades()
+            trades = app.store.trades()
+            decisions = app.store.query("SELECT * FROM decisions ORDER BY candle_time")
             market = app.broker.market(config.exchange.symbols[0])
             feed.cancel()
             await asyncio.gather(feed, return_exceptions=True)
             await app.close()
     finally:
         await sim.stop()
+    return trades, decisions, market
+
+
+def backtest(frame: pd.DataFrame, predictions: pd.DataFrame, config: Settings, market: Any) -> Any:
     candles = frame.iloc[: HISTORY + PLAYED + 1].reset_index(drop=True)
     times = range(START_MS, int(candles["open_time"].iloc[-1]) + 1, 8 * 3_600_000)
     funding = dict.fromkeys(times, FUNDING_RATE)
-    result = run_backtest(candles, predictions, config, funding, market)
+    return run_backtest(candles, predictions, config, funding, market, warmup_bars=HISTORY)
+
+
+async def test_daemon_paper_trades_equal_backtest_trades(tmp_path: Path) -> None:
+    """Replaying the same candles and predictions through the daemon and the backtest."""
+    frame, predictions, csv = market_data(tmp_path)
+    config = settings(tmp_path, "http://127.0.0.1:1", "http://127.0.0.1:1")
+    daemon_trades, _, market = await daemon_run(tmp_path, frame, predictions, csv, config)
+    result = backtest(frame, predictions, config, market)
     backtest_trades = [t for t in result.trades if t.exit_reason != "end_of_data"]
     assert len(daemon_trades) >= 5, "the scenario must trade"
     assert {t.exit_reason for t in daemon_trades} == {"decision", "stop_loss", "take_profit"}
     assert any(t.funding for t in daemon_trades), "one trade is held through the 08:00 funding"
     assert daemon_trades == backtest_trades
+
+
+@pytest.mark.parametrize(
+    "kind",
+    [
+        "classic_mean_reversion",
+        "classic_momentum",
+        "boost",
+        "filter_fail_open",
+        "replace",
+        "hybrid",
+    ],
+)
+async def test_every_kind_trades_alike_in_the_daemon_and_the_backtest(
+    tmp_path: Path, kind: str
+) -> None:
+    """The daemon (indicators streamed from the candles the feed stored, the enhancement layer
+    over each served prediction) and the backtest (indicators in batch) on the same candles and
+    predictions: the same trades, and the same provenance recorded for every decision."""
+    frame, predictions, csv = market_data(tmp_path)
+    config = settings(tmp_path, "http://127.0.0.1:1", "http://127.0.0.1:1", KINDS[kind])
+    daemon_trades, decisions, market = await daemon_run(tmp_path, frame, predictions, csv, config)
+    result = backtest(frame, predictions, config, market)
+    assert len(result.trades) >= 2, "the scenario must trade"
+    assert daemon_trades == [t for t in result.trades if t.exit_reason != "end_of_data"]
+    recorded = {
+        d["candle_time"]: (d["strategy"], d["provenance"])
+        for d in decisions
+        if d["entries"] or "ClosePosition" in d["actions"]
+    }
+    acted = {
+        r.open_ms: (
+            r.trace.strategy,
+            None if r.trace.provenance is None else str(r.trace.provenance),
+        )
+        for r in result.decisions
+        if any(type(a).__name__ != "Hold" for a in r.actions)
+    }
+    assert recorded == acted
+    assert len({d["strategy"] for d in decisions}) == 1

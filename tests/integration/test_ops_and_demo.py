@@ -115,3 +115,27 @@ def test_demo_runs_to_a_summary_and_a_plot(
     assert sum(summary["predictions_by_source"].values()) == 6
     for name in ("equity.png", "summary.json", "demo.sqlite"):
         assert (out / name).exists(), name
+
+
+@pytest.mark.slow
+def test_demo_runs_an_ml_enhanced_strategy(
+    run_tbotd: RunTbotd, models_dir: Path, tmp_path: Path
+) -> None:
+    """`tbotd demo --config configs/ml_enhanced_mean_reversion.toml` (the local models as its
+    ML): the daemon runs the boosted mean reversion and says how ML shaped its decisions."""
+    config = tmp_path / "enhanced.toml"
+    text = (CONFIGS / "ml_enhanced_mean_reversion.toml").read_text()
+    config.write_text(text.replace('models_dir = "models/usdt"', f'models_dir = "{models_dir}"'))
+    out = tmp_path / "out"
+    result = run_tbotd(
+        "demo", "--cycles", "6", "--speed", "1500", "--config", str(config), "--out", str(out),
+        "--json", timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    summary = json.loads(result.stdout.strip().splitlines()[-1])
+    assert summary["strategy"] == "ml_enhanced:boost:mean_reversion"
+    assert sum(summary["decisions_by_provenance"].values()) == 6
+    assert set(summary["decisions_by_provenance"]) <= {
+        "classic_only", "boosted", "reduced", "ml_abstained",
+    }  # fmt: skip
+    assert summary["predictions_by_source"]

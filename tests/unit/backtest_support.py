@@ -1,5 +1,6 @@
 """Shared by the backtest tests: configs, hand-written candles, random scenarios and the paper
-cycle driven through :class:`tbotd.execution.paper.PaperBroker` (the model of the daemon)."""
+cycle driven through :class:`tbotd.execution.paper.PaperBroker` and the daemon's strategy seam
+(``build_strategy`` → ``Session.decide``, as :class:`tbotd.daemon.cycle.Cycle` calls it)."""
 
 from __future__ import annotations
 
@@ -20,7 +21,8 @@ from tbotd.execution.paper import PaperBroker
 from tbotd.execution.paper_model import FillParams
 from tbotd.ops.clock import ManualClock
 from tbotd.store import Store, Trade
-from tbotd.strategy.manager import ENTRY_WINDOW, DecisionInput, ManagerConfig, decide
+from tbotd.strategy.build import build_strategy, exit_params
+from tbotd.strategy.rules import ENTRY_WINDOW, DecisionInput
 from tests.synthetic import random_walk
 
 T0 = datetime(2024, 3, 4, 7, 30, tzinfo=UTC)  # the 07:55 candle closes on the 08:00 funding time
@@ -50,6 +52,59 @@ def settings(inverse: bool = False, **sections: dict[str, Any]) -> Settings:
             "execution": execution,
         }
     )
+
+
+# strategy sections of every kind, with parameters that trade often on short random histories
+MEAN_REVERSION = {
+    "name": "mean_reversion",
+    "bollinger_window_bars": 12,
+    "bollinger_width_sd": 1.0,
+    "rsi_window_bars": 6,
+    "rsi_oversold": 45.0,
+    "rsi_overbought": 55.0,
+}
+MOMENTUM = {"name": "momentum", "fast_ema_bars": 4, "slow_ema_bars": 15, "atr_window_bars": 6}
+KINDS: dict[str, dict[str, Any]] = {
+    "ml_directional": {},
+    "classic_mean_reversion": {"kind": "classic", "classic": MEAN_REVERSION, "threshold": 0.55},
+    "classic_momentum": {"kind": "classic", "classic": MOMENTUM, "threshold": 0.3},
+    "boost": {
+        "kind": "ml_enhanced",
+        "classic": MEAN_REVERSION,
+        "enhance": {"mode": "boost", "confidence_threshold": 0.6},
+        "threshold": 0.6,
+    },
+    "filter": {
+        "kind": "ml_enhanced",
+        "classic": MOMENTUM,
+        "enhance": {"mode": "filter", "confidence_threshold": 0.5},
+        "threshold": 0.3,
+    },
+    "filter_fail_open": {
+        "kind": "ml_enhanced",
+        "classic": MEAN_REVERSION,
+        "enhance": {"mode": "filter", "fail_open": True, "confidence_threshold": 0.8},
+        "threshold": 0.55,
+    },
+    "replace": {
+        "kind": "ml_enhanced",
+        "classic": MEAN_REVERSION,
+        "enhance": {"mode": "replace"},
+        "threshold": 0.6,
+    },
+    "replace_all_bars": {
+        "kind": "ml_enhanced",
+        "classic": MOMENTUM,
+        "enhance": {"mode": "replace", "replace_on": "all_bars", "confidence_threshold": 0.75},
+        "threshold": 0.7,
+    },
+    "hybrid": {
+        "kind": "ml_enhanced",
+        "classic": MOMENTUM,
+        "enhance": {"mode": "hybrid", "ml_weight": 0.5},
+        "threshold": 0.35,
+    },
+}
 
 
 def candles(*rows: tuple[str, str, str, str], start: datetime = T0) -> pd.DataFrame:
@@ -151,8 +206,9 @@ async def paper_cycle(
     funding: dict[int, Decimal],
     db: Path,
 ) -> tuple[list[Trade], Decimal]:
-    """The lead's paper cycle through PaperBroker: per candle, settle it, then decide at its close
-    with the next open as the price (``predict``: {open ms: Prediction, or None for "hold"})."""
+    """The daemon's paper cycle through PaperBroker: per candle, settle it, then let the config's
+    strategy decide at its close (over the candles so far and the candle's prediction; ``predict``:
+    {open ms: Prediction, or None where none came}) with the next open as the price."""
     symbol = market.symbol
     bars = to_candles(frame, symbol)
     clock = ManualClock(bars[0].open_time)
@@ -177,10 +233,10 @@ async def paper_cycle(
         clock=clock,
         prices=lambda _s: price["ref"],
         funding=rate,
-        fallback_exits=ManagerConfig.from_settings(config).exits,
+        fallback_exits=exit_params(config),
     )
     await broker.start()
-    cfg = ManagerConfig.from_settings(config)
+    session = build_strategy(config).session()
     for i, candle in enumerate(bars):
         await clock.set(candle.close_time)
         await broker.on_closed_candle(candle)
@@ -189,16 +245,16 @@ async def paper_cycle(
         nxt = bars[i + 1]
         price["ref"] = PriceRef(nxt.open, nxt.open_time)
         key = datetime_to_ms(candle.open_time)
-        if key in predict and predict[key] is None:
-            continue  # "hold": the manager is not asked
         position = (await broker.positions()).get(symbol)
         equity = (await broker.equity()).total
         since = candle.open_time - ENTRY_WINDOW
         entries = store.entries_decided(symbol, since, candle.open_time)
         inp = DecisionInput(symbol, predict.get(key), position, equity, nxt.open, market, entries)
-        actions = decide(inp, cfg)
-        store.record_decision(symbol, candle.open_time, actions, candle.close_time)
-        await execute(broker, actions, candle.open_time)
+        decision = session.decide(inp, bars[: i + 1])
+        store.record_decision(
+            symbol, candle.open_time, decision.actions, candle.close_time, decision.trace
+        )
+        await execute(broker, decision.actions, candle.open_time)
     last = bars[-1]
     price["ref"] = PriceRef(last.close, last.close_time)
     await broker.close_position(symbol, "end of data", last.open_time)

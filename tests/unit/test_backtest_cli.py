@@ -211,7 +211,11 @@ def test_a_run_writes_every_output_consistently(
     equity = pd.read_csv(out / "equity.csv")
     assert len(equity) == BARS
     assert (out / "equity.png").read_bytes()[:4] == b"\x89PNG"
+    decisions = pd.read_csv(out / "decisions.csv")
+    assert (decisions["actions"].str.contains("open")).sum() == len(trades)
+    assert set(decisions["strategy"]) == {"ml_directional"}
     assert sorted(p.name for p in out.iterdir()) == [
+        "decisions.csv",
         "equity.csv",
         "equity.png",
         "report.json",

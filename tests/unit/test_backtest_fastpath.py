@@ -1,4 +1,5 @@
-"""The event-driven fast path equals the per-bar loop over the same exact step, on random data."""
+"""The event-driven fast path equals the per-bar loop over the same exact step, on random data,
+for every strategy kind and enhancement mode."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from tbotd.backtest import BacktestResult, run_backtest
 from tbotd.backtest.events import first_crossing, next_index
 from tbotd.domain import Side
 from tbotd.domain.markets import BTCUSD_PERP, BTCUSDT_PERP
-from tests.unit.backtest_support import random_scenario
+from tests.unit.backtest_support import KINDS, random_scenario
 from tests.unit.backtest_support import settings as make_settings
 
 CONFIGS: list[dict[str, Any]] = [
@@ -37,6 +38,7 @@ def same(fast: BacktestResult, ref: BacktestResult) -> None:
     assert np.array_equal(fast.equity.equity, ref.equity.equity)
     assert np.array_equal(fast.equity.balance, ref.equity.balance)
     assert np.array_equal(fast.equity.position, ref.equity.position)
+    assert fast.decisions == ref.decisions
     assert ref.exact_steps == ref.bars
 
 
@@ -68,6 +70,35 @@ def test_fast_path_equals_the_per_bar_reference_loop(
     fast = run_backtest(*args, max_prediction_age=max_age)
     ref = run_backtest(*args, max_prediction_age=max_age, reference=True)
     same(fast, ref)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    seed=st.integers(0, 10_000),
+    kind=st.sampled_from(sorted(KINDS)),
+    config=st.sampled_from(CONFIGS),
+    inverse=st.booleans(),
+    exits=st.sampled_from(["sd", "absolute", "fixed"]),
+    sure=st.sampled_from([0.1, 0.5]),
+    grid=st.sampled_from([0.1, 10.0]),
+)
+def test_fast_path_equals_the_reference_loop_for_every_kind(
+    seed: int,
+    kind: str,
+    config: dict[str, Any],
+    inverse: bool,
+    exits: str,
+    sure: float,
+    grid: float,
+) -> None:
+    """Classic and ML-enhanced signals (known for every bar before the run, like ML's) skip
+    only bars where the rules hold: the same trades, balances, curves and decision records."""
+    frame, preds, funding = random_scenario(seed, 400, inverse, exits, sure, grid)
+    strategy = KINDS[kind] | config.get("strategy", {})
+    config = make_settings(inverse, strategy=strategy, execution=config.get("execution", {}))
+    market = BTCUSD_PERP if inverse else BTCUSDT_PERP
+    fast = run_backtest(frame, preds, config, funding, market)
+    same(fast, run_backtest(frame, preds, config, funding, market, reference=True))
 
 
 def test_the_fast_path_skips_most_bars() -> None:

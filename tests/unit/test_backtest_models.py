@@ -70,6 +70,7 @@ def test_models_and_their_predictions_csv_give_the_same_backtest(
     assert report["predictions"]["bars_without_prediction"] == WARMUP - 1
     assert report["trades"] > 0
     assert sorted(p.name for p in (tmp_path / "m").iterdir()) == [
+        "decisions.csv",
         "equity.csv",
         "equity.png",
         "report.json",

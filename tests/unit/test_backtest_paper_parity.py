@@ -1,4 +1,5 @@
-"""The backtest and the paper broker driven through the lead's paper cycle trade identically."""
+"""The backtest and the paper broker driven through the daemon's strategy seam trade identically,
+for every strategy kind."""
 
 from __future__ import annotations
 
@@ -13,7 +14,8 @@ import pytest
 from tbotd.backtest import run_backtest
 from tbotd.domain import Prediction
 from tbotd.domain.markets import BTCUSD_PERP, BTCUSDT_PERP
-from tests.unit.backtest_support import paper_cycle, random_scenario, settings
+from tbotd.store import Store
+from tests.unit.backtest_support import KINDS, paper_cycle, random_scenario, settings
 
 
 def daemon_predictions(preds: pd.DataFrame, symbol: str) -> dict[int, Prediction | None]:
@@ -107,3 +109,44 @@ def test_the_parity_scenarios_reach_every_path() -> None:
     assert fallback > 0
     assert paid > 0
     assert missing > 0
+
+
+@pytest.mark.parametrize("kind", sorted(set(KINDS) - {"ml_directional"}))
+@pytest.mark.parametrize("inverse", [False, True])
+async def test_every_kind_trades_alike_in_the_paper_cycle_and_the_backtest(
+    tmp_path: Path, kind: str, inverse: bool
+) -> None:
+    """A classic or ML-enhanced strategy: the daemon's way (indicators streamed candle by
+    candle, the enhancement layer on one prediction at a time, PaperBroker) and the backtest's
+    (indicators in batch, the layer over arrays, the fast path) make the same trades, end with
+    the same balance, and record the same provenance for every entry."""
+    config = settings(inverse, strategy=KINDS[kind], execution={"slippage_bps": "2"})
+    market = BTCUSD_PERP if inverse else BTCUSDT_PERP
+    frame, preds, funding = random_scenario(3, 500, inverse=inverse, exits="sd", sure=0.5)
+    result = run_backtest(frame, preds, config, funding, market)
+    db = tmp_path / "p.db"
+    trades, balance = await paper_cycle(
+        frame, daemon_predictions(preds, market.symbol), config, market, funding, db
+    )
+    assert len(result.trades) >= 8, kind
+    expected = list(result.trades)
+    if expected[-1].exit_reason == "end_of_data":
+        expected[-1] = replace(expected[-1], exit_reason="decision")
+    assert trades == expected
+    assert balance == result.final_equity
+    store = Store.open(db)
+    rows = store.query(
+        "SELECT candle_time, strategy, provenance FROM decisions WHERE entries > 0 "
+        "ORDER BY candle_time"
+    )
+    store.close()
+    entries = [
+        (
+            d.open_ms,
+            d.trace.strategy,
+            None if d.trace.provenance is None else str(d.trace.provenance),
+        )
+        for d in result.decisions
+        if any(type(a).__name__ == "OpenPosition" for a in d.actions)
+    ]
+    assert [(r["candle_time"], r["strategy"], r["provenance"]) for r in rows] == entries

@@ -113,3 +113,33 @@ def test_sighup_reload_applies_strategy_changes_and_refuses_restart_ones(tmp_pat
     config.write_text("this is not toml [")
     daemon.reload()
     assert daemon.settings.strategy.threshold == 0.80
+
+
+def test_sighup_reload_rebuilds_the_strategy_of_any_kind(tmp_path: Path) -> None:
+    """Reloading a config whose strategy changed kind (ML alone → mean reversion boosted by ML)
+    hands the running cycle a new strategy built by build_strategy; a broken one keeps the old."""
+    from types import SimpleNamespace
+
+    from tbotd.config import load_settings
+    from tbotd.daemon.lifecycle import Daemon
+    from tbotd.strategy.strategy import Strategy
+    from tests.conftest import CONFIGS
+
+    config = tmp_path / "tbotd.toml"
+    config.write_text((CONFIGS / "ml_usdt_directional.toml").read_text())
+    daemon = Daemon(load_settings(config, {}), config)
+    used: list[Strategy] = []
+    cycle = SimpleNamespace(settings=daemon.settings, use_strategy=used.append)
+    daemon.app = SimpleNamespace(settings=daemon.settings, cycle=cycle)  # type: ignore[assignment]
+    enhanced = (CONFIGS / "ml_enhanced_mean_reversion.toml").read_text()
+    config.write_text(
+        enhanced.replace(
+            'instance = "ml-enhanced-mean-reversion"', 'instance = "usdt-directional"'
+        ).replace('path = "ml-enhanced-mean-reversion.sqlite"', 'path = "usdt-directional.sqlite"')
+    )
+    daemon.reload()
+    assert [s.name for s in used] == ["ml_enhanced:boost:mean_reversion"]
+    config.write_text(enhanced.replace('mode = "boost"', 'mode = "sideways"'))
+    daemon.reload()
+    assert len(used) == 1
+    assert daemon.settings.strategy.kind == "ml_enhanced"

@@ -33,6 +33,7 @@ from tbotd.domain import (
     Side,
     client_order_id,
 )
+from tbotd.domain.actions import HoldKind
 from tbotd.store import SCHEMA_VERSION, Store, StoreError
 from tests.conftest import REPO, tbotd_env
 
@@ -155,7 +156,7 @@ def entry(qty: str = "3") -> Order:
 def test_orders_keep_their_state_history(store: Store) -> None:
     """The intent is stored before sending; each transition is kept in order."""
     order = entry()
-    decision = store.record_decision(SYMBOL, T0, [Hold(SYMBOL, "test")], T0)
+    decision = store.record_decision(SYMBOL, T0, [Hold(SYMBOL, "test", HoldKind.ABSTAIN)], T0)
     store.record_order_intent(order, decision)
     assert [o.client_id for o in store.live_orders()] == [order.client_id]
     unknown = order.transition(OrderState.UNKNOWN, T0 + timedelta(seconds=1))

@@ -1,0 +1,230 @@
+"""``tbotd backtest --compare``: did ML improve my strategy?
+
+On the same candles, predictions and funding, one ``ml_enhanced`` config is run as seven arms
+with the daemon's own code, after fees and funding:
+
+* ``classic`` — the classic strategy alone (it never sees a prediction, so it cannot change
+  when only the predictions do);
+* ``boost``, ``filter``, ``replace``, ``hybrid`` — the same classic strategy with the ML
+  enhancement layer in each mode (the config's weight, threshold, secondary model);
+* ``ml_directional`` — the ML prediction alone;
+* ``buy_and_hold`` — long from the first price any arm can trade at (the second candle's open)
+  to the last close, sized like the others, no TP/SL.
+
+Every arm shares the position rules (threshold, sizing, exits, entry cap). The indicators are
+computed once and shared by the five arms that use them. For each enhanced arm the difference to
+the classic arm is given with a paired circular block bootstrap 95 % interval (blocks of whole
+days by default, the same resampled blocks for both arms) of the per-bar return difference and
+of the Sharpe difference: an interval that contains 0 means this history cannot tell them apart.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, replace
+from decimal import Decimal
+
+import numpy as np
+from numpy.typing import NDArray
+
+from tbotd.backtest.metrics import bars_per_year
+from tbotd.backtest.predictions import ml_inputs
+from tbotd.backtest.run import BacktestResult, Inputs, simulate
+from tbotd.config.settings import MLEnhancedConfig, Settings
+from tbotd.domain.actions import Reason
+from tbotd.domain.errors import InvalidDataError
+from tbotd.strategy.build import build_strategy
+from tbotd.strategy.kinds import EnhanceMode, StrategyKind
+from tbotd.strategy.signal import ABSTAIN, BIT, LONG, ExitHints, Opinions, SignalSeries
+from tbotd.strategy.strategy import Strategy
+
+ENHANCED = tuple(str(m) for m in EnhanceMode)
+ARMS = ("classic", *ENHANCED, "ml_directional", "buy_and_hold")
+DAY_BARS = 288  # 5-minute bars; the block length of the bootstrap by default
+RESAMPLES = 2000
+
+
+@dataclass(frozen=True)
+class Interval:
+    """A point estimate and its bootstrap 95 % interval."""
+
+    estimate: float | None
+    low: float | None
+    high: float | None
+
+    def as_dict(self) -> dict[str, float | None]:
+        """For compare.json."""
+        return {"estimate": self.estimate, "ci95_low": self.low, "ci95_high": self.high}
+
+
+@dataclass(frozen=True)
+class Difference:
+    """One enhanced arm against the classic arm."""
+
+    mean_bar_return: Interval  # per-bar return of the arm minus the classic arm's
+    sharpe: Interval  # annualised Sharpe of the arm minus the classic arm's
+    total_return: float
+    trades: int
+
+    def as_dict(self) -> dict[str, object]:
+        """For compare.json."""
+        return {
+            "versus": "classic",
+            "mean_bar_return": self.mean_bar_return.as_dict(),
+            "sharpe": self.sharpe.as_dict(),
+            "total_return": self.total_return,
+            "trades": self.trades,
+        }
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """Every arm's backtest and each enhanced arm's difference to the classic arm."""
+
+    strategy: str  # the compared strategy, e.g. "ml_enhanced:mean_reversion"
+    arms: dict[str, BacktestResult]
+    differences: dict[str, Difference]
+    block_bars: int
+    resamples: int
+    seed: int
+    seconds: float
+
+
+def arm_strategies(settings: Settings) -> dict[str, Strategy]:
+    """The strategy of every arm but buy-and-hold, from one ``ml_enhanced`` config."""
+    if not isinstance(settings.strategy, MLEnhancedConfig):
+        raise InvalidDataError(
+            f'--compare needs a config with strategy.kind = "ml_enhanced" (this one is '
+            f"{settings.strategy.kind}): it compares a classic strategy with and without ML"
+        )
+    enhanced = build_strategy(settings)
+    if enhanced.enhance is None:  # build_strategy always sets it for ml_enhanced
+        raise InvalidDataError("an ml_enhanced strategy without its enhancement layer")
+    out = {"classic": replace(enhanced, kind=StrategyKind.CLASSIC, enhance=None)}
+    for mode in EnhanceMode:
+        out[str(mode)] = replace(enhanced, enhance=replace(enhanced.enhance, mode=mode))
+    out["ml_directional"] = replace(
+        enhanced, kind=StrategyKind.ML_DIRECTIONAL, classic=None, enhance=None
+    )
+    return out
+
+
+def buy_and_hold_series(n: int, first: int = 0) -> SignalSeries:
+    """Long at full confidence after candle ``first``, no opinion otherwise."""
+    direction = np.full(n, ABSTAIN, dtype=np.int8)
+    confidence = np.zeros(n)
+    if first < n:
+        direction[first], confidence[first] = LONG, 1.0
+    reasons = np.full(n, BIT[Reason.NO_SETUP], dtype=np.int64)
+    return SignalSeries(Opinions(direction, confidence, reasons), ExitHints.none(n))
+
+
+def run_compare(
+    inputs: Inputs,
+    settings: Settings,
+    *,
+    block_bars: int = DAY_BARS,
+    resamples: int = RESAMPLES,
+    seed: int = 0,
+    warmup_bars: int = 0,
+) -> Comparison:
+    """Every arm over ``inputs``, and the bootstrap differences to the classic arm."""
+    if block_bars < 1 or resamples < 1:
+        raise InvalidDataError("block_bars and resamples must be at least 1")
+    started = time.perf_counter()
+    strategies = arm_strategies(settings)
+    bars = inputs.bars
+    ml = ml_inputs(inputs.table, inputs.rows)
+    classic = strategies["classic"]
+    base = classic.base(bars.high, bars.low, bars.close)  # the indicators, once
+    arms: dict[str, BacktestResult] = {}
+    for name, strategy in strategies.items():
+        series = strategy.combine(None if name == "ml_directional" else base, ml)
+        arms[name] = simulate(inputs, settings, strategy, series.warming_up(warmup_bars))
+    hold = replace(classic, label="buy_and_hold")
+    hold_series = buy_and_hold_series(len(bars), warmup_bars)
+    arms["buy_and_hold"] = simulate(inputs, settings, hold, hold_series, protect=False)
+    per_year = bars_per_year(bars.timeframe)
+    differences = {
+        name: difference(arms[name], arms["classic"], per_year, block_bars, resamples, seed)
+        for name in ENHANCED
+    }
+    name = f"{StrategyKind.ML_ENHANCED}:{classic.name.removeprefix('classic:')}"
+    return Comparison(
+        name, arms, differences, block_bars, resamples, seed, time.perf_counter() - started
+    )
+
+
+def bar_returns(result: BacktestResult) -> NDArray[np.float64]:
+    """Per-bar equity returns (the first against the initial equity)."""
+    equity = result.equity.equity
+    before = np.concatenate([[float(result.initial_equity)], equity[:-1]])
+    out = np.zeros(len(equity))
+    np.divide(equity, before, out=out, where=before > 0)
+    return np.where(before > 0, out - 1.0, 0.0)
+
+
+def difference(
+    arm: BacktestResult,
+    classic: BacktestResult,
+    per_year: float,
+    block_bars: int,
+    resamples: int,
+    seed: int,
+) -> Difference:
+    """``arm`` minus ``classic``: per-bar return and Sharpe, each with a paired circular block
+    bootstrap 95 % interval (percentiles of ``resamples`` resampled histories)."""
+    a, c = bar_returns(arm), bar_returns(classic)
+    n = len(a)
+    length = min(block_bars, n)
+    blocks = math.ceil(n / length)
+    rng = np.random.default_rng(seed)
+    starts = rng.integers(0, n, size=(resamples, blocks))
+    size = blocks * length
+    sums = {k: _block_sums(x, length)[starts].sum(axis=1) for k, x in (("a", a), ("c", c))}
+    squares = {k: _block_sums(x * x, length)[starts].sum(axis=1) for k, x in (("a", a), ("c", c))}
+    mean_diff = (sums["a"] - sums["c"]) / size
+    sharpe_diff = _sharpe(sums["a"], squares["a"], size, per_year) - _sharpe(
+        sums["c"], squares["c"], size, per_year
+    )
+    point_sharpe = _sharpe(np.array([a.sum()]), np.array([(a * a).sum()]), n, per_year) - _sharpe(
+        np.array([c.sum()]), np.array([(c * c).sum()]), n, per_year
+    )
+    return Difference(
+        _interval(float(np.mean(a - c)), mean_diff),
+        _interval(float(point_sharpe[0]), sharpe_diff),
+        float((arm.final_equity - classic.final_equity) / classic.initial_equity),
+        len(arm.trades),
+    )
+
+
+def _block_sums(x: NDArray[np.float64], length: int) -> NDArray[np.float64]:
+    """Sum of ``x`` over the (circular) block of ``length`` bars starting at each bar."""
+    wrapped = np.concatenate([x, x[: length - 1]])
+    total = np.concatenate([[0.0], np.cumsum(wrapped)])
+    return np.asarray(total[length : length + len(x)] - total[: len(x)], dtype=np.float64)
+
+
+def _sharpe(
+    sums: NDArray[np.float64], squares: NDArray[np.float64], size: int, per_year: float
+) -> NDArray[np.float64]:
+    """Annualised Sharpe from sums; 0 where returns never vary (an arm that never trades)."""
+    mean = sums / size
+    var = np.maximum(squares - size * mean * mean, 0.0) / max(size - 1, 1)
+    sd = np.sqrt(var)
+    out = np.zeros(len(sums))
+    np.divide(mean, sd, out=out, where=sd > 1e-15)
+    return out * math.sqrt(per_year)
+
+
+def _interval(estimate: float, samples: NDArray[np.float64]) -> Interval:
+    low, high = np.percentile(samples, [2.5, 97.5])
+    return Interval(estimate, float(low), float(high))
+
+
+def accounts(result: BacktestResult) -> dict[str, object]:
+    """The ledger check of an arm: final − initial equity = net PnL (pnl − fees + funding)."""
+    net = sum((t.net for t in result.trades), Decimal(0))
+    change = result.final_equity - result.initial_equity
+    return {"final_minus_initial": str(change), "net_pnl": str(net), "adds_up": change == net}

@@ -1,0 +1,101 @@
+"""``build_strategy(settings)``: the one place a config becomes a :class:`Strategy`.
+
+The daemon's cycle, its SIGHUP reload, the wiring of the brokers (their fallback exits) and the
+backtest (every arm of ``--compare`` too) all build their strategy here, so no rule is read from
+the config twice. This is the only strategy module that imports the config: the strategy, its
+signal sources, the enhancement layer, sizing and TP/SL stay pure.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from tbotd.config.settings import (
+    ClassicStrategyConfig,
+    MeanReversionConfig,
+    MLEnhancedConfig,
+    MomentumConfig,
+    Settings,
+)
+from tbotd.strategy.classic import (
+    ClassicStrategy,
+    MeanReversion,
+    MeanReversionParams,
+    Momentum,
+    MomentumParams,
+)
+from tbotd.strategy.enhance import EnhanceParams
+from tbotd.strategy.exits import ExitBounds, ExitParams
+from tbotd.strategy.kinds import SecondaryModel
+from tbotd.strategy.rules import ManagerConfig
+from tbotd.strategy.strategy import Strategy
+
+
+def build_strategy(settings: Settings) -> Strategy:
+    """The strategy of one tbotd instance: its signal source and position rules."""
+    s = settings.strategy
+    rules = rules_config(settings)
+    if isinstance(s, ClassicStrategyConfig):
+        return Strategy(s.kind, rules, classic_strategy(s.classic))
+    if isinstance(s, MLEnhancedConfig):
+        e = s.enhance
+        params = EnhanceParams(
+            e.mode, e.ml_weight, e.confidence_threshold, e.fail_open, e.replace_on
+        )
+        return Strategy(s.kind, rules, classic_strategy(s.classic), params, e.secondary_model)
+    return Strategy(s.kind, rules, secondary=SecondaryModel.NONE)
+
+
+def classic_strategy(cfg: MeanReversionConfig | MomentumConfig) -> ClassicStrategy:
+    """A classic rule strategy from its ``[strategy.classic]`` table."""
+    if isinstance(cfg, MeanReversionConfig):
+        return MeanReversion(
+            MeanReversionParams(
+                cfg.bollinger_window_bars,
+                cfg.bollinger_width_sd,
+                cfg.rsi_window_bars,
+                cfg.rsi_oversold,
+                cfg.rsi_overbought,
+                cfg.exit_at_middle_band,
+            )
+        )
+    return Momentum(
+        MomentumParams(
+            cfg.fast_ema_bars, cfg.slow_ema_bars, cfg.atr_window_bars, cfg.full_confidence_atr
+        )
+    )
+
+
+def exit_params(settings: Settings) -> ExitParams:
+    """TP/SL knobs and bounds (also the brokers' fallback when a plan's prices are unusable)."""
+    strategy, execution = settings.strategy, settings.execution
+    return ExitParams(
+        strategy.k_sl,
+        strategy.k_tp,
+        strategy.stop_loss_pct,
+        strategy.take_profit_pct,
+        ExitBounds(
+            min_stop=strategy.min_stop_pct / 100,
+            max_stop=strategy.max_stop_pct / 100,
+            min_take=strategy.min_take_profit_pct / 100,
+            max_take=strategy.max_take_profit_pct / 100,
+            prediction_band=strategy.prediction_price_band_pct / 100,
+            leverage=Decimal(execution.leverage),
+        ),
+    )
+
+
+def rules_config(settings: Settings) -> ManagerConfig:
+    """The position rules' knobs from the strategy and execution sections."""
+    strategy, execution = settings.strategy, settings.execution
+    return ManagerConfig(
+        threshold=strategy.threshold,
+        on_neutral=strategy.on_neutral,
+        refresh_exits_on_hold=strategy.refresh_exits_on_hold,
+        position_fraction=execution.position_fraction,
+        leverage=Decimal(execution.leverage),
+        exits=exit_params(settings),
+        cost_rate=(execution.taker_fee_bps + execution.slippage_bps + execution.size_buffer_bps)
+        / 10_000,
+        max_entries_per_hour=strategy.max_entries_per_hour,
+    )

@@ -1,0 +1,51 @@
+"""The names a config chooses a strategy by (DESIGN §10); plain enums, so config and strategy
+code can share them without the strategy ever importing the config."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class StrategyKind(StrEnum):
+    """Which signal source drives the shared position rules (``strategy.kind``)."""
+
+    ML_DIRECTIONAL = "ml_directional"  # the ML prediction alone (DESIGN §2)
+    CLASSIC = "classic"  # a rule strategy over indicators of closed candles
+    ML_ENHANCED = "ml_enhanced"  # a classic strategy with the ML enhancement layer over it
+
+
+class ClassicName(StrEnum):
+    """The classic rule strategies (``strategy.classic.name``)."""
+
+    MEAN_REVERSION = "mean_reversion"  # Bollinger bands + RSI
+    MOMENTUM = "momentum"  # EMA crossover, strength in ATRs
+
+
+class EnhanceMode(StrEnum):
+    """How the ML opinion changes the classic signal (``strategy.enhance.mode``, DESIGN §10)."""
+
+    BOOST = "boost"
+    FILTER = "filter"
+    REPLACE = "replace"
+    HYBRID = "hybrid"
+
+
+class ReplaceOn(StrEnum):
+    """Where ``replace`` lets the ML opinion stand in for the classic signal."""
+
+    CLASSIC_BARS = "classic_bars"  # only on bars where the classic strategy has a setup
+    ALL_BARS = "all_bars"  # on every bar
+
+
+class SecondaryModel(StrEnum):
+    """The optional model that must confirm the ML opinion before it counts."""
+
+    NONE = "none"
+    REGIME = "regime"  # the regime detector's probabilities carried by the prediction
+
+
+class OnNeutral(StrEnum):
+    """What a confident neutral (flat) signal does to an open position."""
+
+    CLOSE = "close"
+    HOLD = "hold"
