@@ -134,6 +134,7 @@ def check_messages(rx: Receiver, db: Path, cycles: int) -> None:
     for message in kinds(trading, "entry"):
         assert message.fields["stop"] < message.fields["price"] < message.fields["target"]
         assert message.fields["prediction"].startswith("long 0.90 from remote")
+        assert message.fields["strategy"], "the decision's record names its strategy"
 
     closes = kinds(everything, "stop_loss") + kinds(everything, "take_profit")
     assert len(closes) == len(trades)
