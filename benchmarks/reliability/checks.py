@@ -28,7 +28,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from tbotd.config.settings import StrategyConfig
+from tbotd.config.settings import MLDirectionalConfig
 from tbotd.domain.enums import OrderRole, OrderSide, OrderType, Side
 from tbotd.domain.orders import client_order_id
 from tbotd.domain.values import ms_to_datetime
@@ -114,7 +114,7 @@ class Findings:
         return not (self.duplicates or self.unknown or self.unprotected or self.mismatches)
 
 
-_STRATEGY = StrategyConfig.model_fields
+_STRATEGY = MLDirectionalConfig.model_fields  # the bounds every strategy kind shares
 BOUNDS = (
     Decimal(str(_STRATEGY["min_stop_pct"].default)) / 100,
     Decimal(str(_STRATEGY["max_stop_pct"].default)) / 100,
