@@ -114,7 +114,7 @@ class Findings:
         return not (self.duplicates or self.unknown or self.unprotected or self.mismatches)
 
 
-_STRATEGY = MLDirectionalConfig.model_fields  # the bounds every strategy kind shares
+_STRATEGY = MLDirectionalConfig.model_fields
 BOUNDS = (
     Decimal(str(_STRATEGY["min_stop_pct"].default)) / 100,
     Decimal(str(_STRATEGY["max_stop_pct"].default)) / 100,

@@ -16,6 +16,7 @@ import ccxt.async_support as ccxt
 
 from benchmarks.reliability.checks import BOUNDS, TICKS, client_order_id_for
 from benchmarks.reliability.procs import DaemonProcess
+from tbotd.config.settings import MLDirectionalConfig
 from tbotd.domain.enums import MarketType
 from tbotd.execution.protection import StopBounds, verdict
 from tbotd.execution.venue import CcxtVenue
@@ -119,7 +120,9 @@ def entries_per_hour(state: dict[str, Any]) -> int:
 
 def stops_out_of_bounds(db: Path) -> list[str]:
     """Trades whose stop risked outside [min_stop_pct, max_stop_pct] of their entry."""
-    low, high = BOUNDS  # the daemon's default stop bounds (every strategy kind shares them)
+    fields = MLDirectionalConfig.model_fields
+    low = Decimal(str(fields["min_stop_pct"].default)) / 100
+    high = Decimal(str(fields["max_stop_pct"].default)) / 100
     found = []
     for symbol, side, entry, stop in read_query(
         db, "SELECT symbol, side, entry_price, stop_loss FROM trades WHERE stop_loss IS NOT NULL"
