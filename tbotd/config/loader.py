@@ -33,6 +33,7 @@ CREDENTIAL_FILES: dict[str, tuple[str, str]] = {
     "exchange_api_secret": ("exchange", "api_secret"),
     "basis_ml_api_token": ("ml", "token"),
     "ops_token": ("ops", "token"),
+    "notify_urls": ("notify", "urls"),
 }
 
 # a misspelt secret (``[ml] tokn = "..."``) is an unknown key: its value is masked all the same

@@ -27,6 +27,7 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from tbotd.config.notify import NotifyConfig
 from tbotd.domain.enums import MarginMode, MarketType, TradingMode
 from tbotd.domain.values import timeframe_ms
 from tbotd.strategy.kinds import (
@@ -415,6 +416,7 @@ class Settings(BaseSettings):
     ops: OpsConfig = OpsConfig()
     daemon: DaemonConfig = DaemonConfig()
     log: LogConfig = LogConfig()
+    notify: NotifyConfig = NotifyConfig()
 
     @field_validator("instance")
     @classmethod
@@ -473,4 +475,5 @@ SECRET_FIELDS: tuple[tuple[str, str], ...] = (
     ("exchange", "api_secret"),
     ("ml", "token"),
     ("ops", "token"),
+    ("notify", "urls"),
 )

@@ -15,9 +15,11 @@ import contextlib
 import os
 import signal
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from tbotd import __version__
 from tbotd.config import ConfigInvalidError, Settings, load_settings
 from tbotd.daemon.app import App, build
 from tbotd.daemon.cycle import Predictor
@@ -27,6 +29,9 @@ from tbotd.daemon.systemd import Notifier
 from tbotd.domain.errors import StorageUnavailableError
 from tbotd.domain.values import datetime_to_ms, ms_to_datetime, timeframe_delta
 from tbotd.execution.live import LiveBroker
+from tbotd.notify import lifecycle as said
+from tbotd.notify.classify import storage_notice
+from tbotd.notify.service import Notifications
 from tbotd.ops.http import OpsServer
 from tbotd.ops.logs import configure_for, get_logger
 from tbotd.ops.metrics import DAEMON_METRICS, REGISTRY
@@ -35,7 +40,7 @@ from tbotd.ops.tasks import TaskSupervisor
 from tbotd.strategy.build import build_strategy
 
 log = get_logger(__name__)
-RESTART_KEYS = ("instance", "exchange", "store", "ops", "daemon")
+RESTART_KEYS = ("instance", "exchange", "store", "ops", "daemon", "notify")
 STORAGE_RETRY = Backoff(attempts=1_000_000, base_s=2.0, cap_s=60.0)
 
 
@@ -52,20 +57,29 @@ class Daemon:
         self.settings, self.config_path = settings, config_path
         self._predictor, self._on_cycle = predictor, on_cycle
         self.notifier = Notifier()
+        self.notifications = Notifications.from_settings(settings)
         self.supervisor = TaskSupervisor()
         self.stop_requested = asyncio.Event()
         self.ready = asyncio.Event()
         self._cycle_lock = asyncio.Lock()
         self._signals = 0
         self.app: App | None = None
+        self._crashing: BaseException | None = None
         self.cycles = 0
         self.ops_url = ""
 
     async def run(self) -> int:
         """Run until a stop signal (exit 0) or a critical failure (exit 1)."""
         self._install_signals()
+        self.notifications.start()
         holder = f"tbotd run --config {self.config_path}, instance {self.settings.instance}"
-        self.app = app = await build(self.settings, self._predictor, holder)
+        try:
+            self.app = app = await build(self.settings, self._predictor, holder)
+        except BaseException as e:
+            self.notifications.notify(said.failed_to_start(_now(), f"{type(e).__name__}: {e}"))
+            await self.notifications.close()
+            raise
+        self._announce_start(app)
         scheduler = None
         ops = self._ops_server()
         try:
@@ -82,6 +96,8 @@ class Daemon:
             scheduler.start()
             self.ready.set()
             self.notifier.ready("recovered; cycling")
+            symbols, positions = len(self.settings.exchange.symbols), len(app.store.positions())
+            self.notifications.notify(said.ready(app.clock.now(), symbols, positions))
             log.info(
                 "ready",
                 instance=self.settings.instance,
@@ -93,6 +109,9 @@ class Daemon:
             await asyncio.wait({stop, failed}, return_when=asyncio.FIRST_COMPLETED)
             for task in (stop, failed):
                 task.cancel()
+        except Exception as e:
+            self._crashing = e
+            raise
         finally:
             await self._shutdown(app, scheduler)
             await ops.stop()
@@ -119,6 +138,7 @@ class Daemon:
         log.error("database cannot be written: no new entries, protecting", error=why)
         DAEMON_METRICS.errors.labels("storage").inc()
         self.notifier.status(f"database cannot be written ({why}); protecting positions")
+        self.notifications.notify(storage_notice(app.clock.now(), writable=False, why=why))
         repair = getattr(app.broker, "repair_soon", None)
         if repair is not None:
             repair.set()
@@ -143,6 +163,7 @@ class Daemon:
             async with self._cycle_lock:
                 await app.broker.reconcile()
             self.notifier.status("database writable again; cycling")
+            self.notifications.notify(storage_notice(app.clock.now(), writable=True))
 
     async def _tick(self) -> None:
         """The scheduled job: decide the candle that just closed (never two cycles at once)."""
@@ -236,8 +257,41 @@ class Daemon:
         if scheduler is not None:
             scheduler.shutdown(wait=False)
         await self.supervisor.close()
+        try:
+            await self._announce_stop(app)
+        except Exception:  # saying it is best effort: the stop itself must go on
+            log.exception("could not announce the stop")
         await app.close()
         log.info("stopped", cycles=self.cycles)
+
+    async def _announce_stop(self, app: App) -> None:
+        """The stop (after a failure, if any), sent before the process ends; then this run's
+        clean-stop mark (without it, the next start says "crash")."""
+        failure = self.supervisor.failure or self._crashing
+        why = None if failure is None else f"{type(failure).__name__}: {failure}"
+        self.notifications.notify(said.stopping(app.clock.now(), self.cycles, why))
+        await self.notifications.close()
+        with contextlib.suppress(StorageUnavailableError):
+            app.store.set_meta(said.RUN_KEY, said.RunMark("stopped", os.getpid(), _now()).text())
+
+    def _announce_start(self, app: App) -> None:
+        """Start-up (or a crash-restart: the last run never marked a clean stop), and this
+        run's mark."""
+        previous = said.RunMark.parse(app.store.meta(said.RUN_KEY))
+        settings = self.settings
+        self.notifications.attach(app.store, app.clock)
+        app.store.add_event_listener(self.notifications.offer)
+        self.notifications.notify(
+            said.starting(
+                app.clock.now(),
+                str(settings.execution.mode),
+                settings.exchange.symbols,
+                __version__,
+                previous,
+            )
+        )
+        with contextlib.suppress(StorageUnavailableError):
+            app.store.set_meta(said.RUN_KEY, said.RunMark("running", os.getpid(), _now()).text())
 
     # -- signals -------------------------------------------------------------------------------
 
@@ -279,3 +333,7 @@ class Daemon:
             self.app.cycle.settings = new
             self.app.cycle.use_strategy(build_strategy(new))  # its streams restart from history
         log.info("config reloaded")
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)

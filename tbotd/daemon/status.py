@@ -56,6 +56,8 @@ async def status(daemon: Daemon) -> dict[str, Any]:
         "reason": why,
         "cycles": daemon.cycles,
     }
+    if daemon.notifications.enabled:  # names and schemes only: the URLs are secrets
+        body["notifications"] = daemon.notifications.status()
     if app is None:
         return body
     store = app.store

@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from typing import Protocol
+from typing import Any, Protocol
 
 from tbotd.domain.actions import ExitPlan
 from tbotd.domain.enums import Side
@@ -146,3 +146,55 @@ def bounded_prices(
     return protective_prices(
         plan, side, reference, market.tick_size, params.bounds, market.market_type, entry
     )
+
+
+class EventRecorder(Protocol):
+    """Where the brokers' entry and trade events go (:class:`tbotd.store.Store`)."""
+
+    def record_event(
+        self, at: datetime, kind: str, message: str, symbol: str | None = None, **data: Any
+    ) -> None:
+        """Append an audit event."""
+        ...
+
+
+def record_entry(
+    store: EventRecorder, at: datetime, position: Position, candle_time: datetime
+) -> None:
+    """The ``entry`` event (both brokers): the notifier's "entry filled"."""
+    message = f"{position.side} {position.qty} at {position.entry_price}"
+    store.record_event(at, "entry", message, position.symbol, **entry_facts(position, candle_time))
+
+
+def record_trade(store: EventRecorder, at: datetime, trade: Trade) -> None:
+    """The ``trade`` event (both brokers): the notifier's stop, target, liquidation or close."""
+    message = f"position closed: {trade.exit_reason}"
+    store.record_event(at, "trade", message, trade.symbol, **trade_facts(trade))
+
+
+def entry_facts(position: Position, candle_time: datetime) -> dict[str, str]:
+    """The ``entry`` event's data (both brokers): what filled, its protection, its candle."""
+    return {
+        "side": str(position.side),
+        "qty": str(position.qty),
+        "price": str(position.entry_price),
+        "stop": "" if position.stop_loss is None else str(position.stop_loss),
+        "target": "" if position.take_profit is None else str(position.take_profit),
+        "candle_time": candle_time.isoformat(),
+    }
+
+
+def trade_facts(trade: Trade) -> dict[str, str]:
+    """The ``trade`` event's data (both brokers): why it closed, where, and what it made."""
+    return {
+        "reason": trade.exit_reason,
+        "side": str(trade.side),
+        "qty": str(trade.qty),
+        "entry_price": str(trade.entry_price),
+        "exit_price": str(trade.exit_price),
+        "pnl": str(trade.pnl),
+        "fees": str(trade.fees),
+        "funding": str(trade.funding),
+        "net": str(trade.net),
+        "currency": trade.currency,
+    }

@@ -28,7 +28,13 @@ from tbotd.domain.errors import OutcomeUnknownError, RejectedError, RetryableErr
 from tbotd.domain.market import Candle, MarketSpec
 from tbotd.domain.orders import OrderState
 from tbotd.domain.positions import Position, is_funding_time
-from tbotd.execution.broker import Equity, PriceSource, order_qty, protection_after_fill
+from tbotd.execution.broker import (
+    Equity,
+    PriceSource,
+    order_qty,
+    protection_after_fill,
+    record_entry,
+)
 from tbotd.execution.live_checks import CloseChecks, Snapshot, known
 from tbotd.execution.orders import new_order
 from tbotd.execution.protection import Verdict
@@ -155,11 +161,17 @@ class LiveBroker(CloseChecks):
             if placed.closed:
                 return position
             return await self._book_entry(
-                entry, state, position, protection.stop_loss, protection.take_profit
+                entry, state, position, protection.stop_loss, protection.take_profit, candle_time
             )
 
     async def _book_entry(
-        self, entry: Any, state: Any, position: Position, stop: Decimal, take: Decimal
+        self,
+        entry: Any,
+        state: Any,
+        position: Position,
+        stop: Decimal,
+        take: Decimal,
+        candle_time: datetime,
     ) -> Position:
         """Fills, position and event, once the venue already holds the stop."""
         try:
@@ -175,12 +187,7 @@ class LiveBroker(CloseChecks):
         )
         with self._recording():
             self._store.save_position(booked, self._clock.now())
-            self._store.record_event(
-                self._clock.now(),
-                "entry",
-                f"{booked.side} {booked.qty} at {booked.entry_price}",
-                booked.symbol,
-            )
+            record_entry(self._store, self._clock.now(), booked, candle_time)
         return booked
 
     async def close_position(self, symbol: str, reason: str, candle_time: datetime) -> Trade | None:

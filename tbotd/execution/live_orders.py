@@ -38,6 +38,7 @@ from tbotd.domain.errors import (
 from tbotd.domain.market import MarketSpec
 from tbotd.domain.orders import Fill, Order, OrderState, owner_tag
 from tbotd.domain.positions import Position
+from tbotd.execution.broker import record_trade
 from tbotd.execution.venue import CcxtVenue
 from tbotd.execution.venue_answers import VenueOrderState
 from tbotd.ops.clock import Clock
@@ -227,14 +228,7 @@ class LiveOrders:
         with self._recording():
             self._store.record_trade(trade)
             self._store.remove_position(position.symbol)
-            self._store.record_event(
-                at,
-                "trade",
-                f"position closed: {reason}",
-                position.symbol,
-                pnl=str(trade.pnl),
-                fees=str(trade.fees),
-            )
+            record_trade(self._store, at, trade)
         return trade
 
     async def _cancel_protection(

@@ -245,6 +245,8 @@ class LiveProtection(LiveOrders):
         replaced = [o for o in mine if _role_of(o) in levels and o.client_id not in placed.ids]
         for order in replaced:
             await self._cancel(symbol, order.client_id)
+        placed_levels = ", ".join(f"{k} {v}" for k, v in levels.items())
+        self._event("protected", f"protected again ({placed_levels})", symbol)
         if held is not None:
             stop = levels.get(OrderRole.STOP_LOSS, held.stop_loss)
             take = levels.get(OrderRole.TAKE_PROFIT, held.take_profit)

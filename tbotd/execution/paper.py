@@ -28,6 +28,8 @@ from tbotd.execution.broker import (
     PriceSource,
     order_qty,
     protection_after_fill,
+    record_entry,
+    record_trade,
 )
 from tbotd.execution.orders import new_order
 from tbotd.execution.protection import StopBounds, VenuePosition, as_venue_order, verdict
@@ -112,11 +114,13 @@ class PaperBroker:
             raise
         protection = protection_after_fill(exits, side, execution.price, market, self._fallback)
         wallet = pm.protect(wallet, symbol, protection.stop_loss, protection.take_profit)
+        opened = self._position(wallet.positions[symbol])
         with self._store.transaction():
             self._record_fill(entry, execution)
             self._place_protection(wallet.positions[symbol], protection, candle_time, ref.time)
             self._commit(wallet, ref.time)
-        return self._position(wallet.positions[symbol])
+            record_entry(self._store, ref.time, opened, candle_time)
+        return opened
 
     async def close_position(self, symbol: str, reason: str, candle_time: datetime) -> Trade | None:
         """Close at the next price; cancels the protective orders in the same transaction."""
@@ -287,6 +291,7 @@ class PaperBroker:
                 )
             self._store.record_trade(trade)
             self._commit(wallet, at)
+            record_trade(self._store, at, trade)
         log.info(
             "paper position closed",
             symbol=position.symbol,

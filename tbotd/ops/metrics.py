@@ -22,6 +22,11 @@ Daemon metrics (the cycle, :mod:`tbotd.daemon`): ``tbotd_cycles_total``,
 ``tbotd_decision_seconds``, ``tbotd_actions_total{kind,result}``, ``tbotd_errors_total{where}``,
 ``tbotd_equity{currency}``, ``tbotd_position_contracts{symbol}``, ``tbotd_candles_missing_total``.
 
+Notification metrics (:mod:`tbotd.notify`): ``tbotd_notifications_total{target,result}`` (sent,
+failed), ``tbotd_notifications_dropped_total{reason,severity}`` (duplicate, cooling_down,
+unchanged, rate_limited, queue_full), ``tbotd_notification_send_seconds{target}``,
+``tbotd_notification_target_up{target}`` and ``tbotd_notification_queue{target}``.
+
 Serving metrics (``tbotd serve``, :mod:`tbotd.serving`):
 
 * ``tbotd_serve_requests_total{route,status}``, ``tbotd_serve_request_seconds{route}``,
@@ -190,9 +195,59 @@ class DaemonMetrics:
         )
 
 
+@dataclass(frozen=True)
+class NotifyMetrics:
+    """What the notifier counts: messages per target, drops by reason, failing targets."""
+
+    sent: Counter
+    dropped: Counter
+    seconds: Histogram
+    target_up: Gauge
+    queued: Gauge
+
+    @classmethod
+    def create(cls, registry: CollectorRegistry) -> NotifyMetrics:
+        """Register the notification metrics in ``registry``."""
+        return cls(
+            sent=Counter(
+                "tbotd_notifications_total",
+                "Messages handed to a notification target, by target and result (sent, failed)",
+                ["target", "result"],
+                registry=registry,
+            ),
+            dropped=Counter(
+                "tbotd_notifications_dropped",
+                "Notices not sent, by why (duplicate, cooling_down, unchanged, rate_limited, "
+                "queue_full) and severity",
+                ["reason", "severity"],
+                registry=registry,
+            ),
+            seconds=Histogram(
+                "tbotd_notification_send_seconds",
+                "Duration of each send attempt, by target",
+                ["target"],
+                buckets=_LATENCY_BUCKETS_S,
+                registry=registry,
+            ),
+            target_up=Gauge(
+                "tbotd_notification_target_up",
+                "1 while the target's last message went through, 0 after a failure",
+                ["target"],
+                registry=registry,
+            ),
+            queued=Gauge(
+                "tbotd_notification_queue",
+                "Messages waiting for the target",
+                ["target"],
+                registry=registry,
+            ),
+        )
+
+
 PREDICTOR_METRICS = PredictorMetrics.create(REGISTRY)
 DAEMON_METRICS = DaemonMetrics.create(REGISTRY)
 SERVE_METRICS = ServeMetrics.create(REGISTRY)
+NOTIFY_METRICS = NotifyMetrics.create(REGISTRY)
 
 
 def render(registry: CollectorRegistry = REGISTRY) -> tuple[bytes, str]:

@@ -13,7 +13,9 @@ it did not answer go to the local models (on CUDA when present; a CUDA failure r
 CPU copy); what is left becomes the neutral "no new risk" prediction (``source=neutral``). Each
 :class:`PredictionOutcome` carries its latency and the failures of the sources tried before it,
 which are also counted (``tbotd_prediction_failures_total{source,reason}``). A refused token
-(401/403) is an operator alert: an ``ml_auth_failed`` event row plus an error log line.
+(401/403) is an operator alert: an ``ml_auth_failed`` event row plus an error log line. When
+the chain's state changes (the worst source any symbol got: remote, local, neutral) an
+``ml-source`` event says so — the notifier's "ML down" and "ML back".
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ from tbotd.ops.metrics import PREDICTOR_METRICS, PredictorMetrics
 from tbotd.predictor.errors import RemoteAuthError, RemoteError, SchemaMismatchError
 from tbotd.predictor.outcome import PredictionOutcome, SourceFailure
 from tbotd.predictor.remote import RemotePredictor
+from tbotd.predictor.sources import SourceWatch
 
 if TYPE_CHECKING:
     pass
@@ -122,6 +125,7 @@ class FallbackPredictor:
         self._clock = clock or SystemClock()
         self._metrics = metrics
         self._alerted: set[str] = set()
+        self._sources = SourceWatch(_best_source(remote, self.local))
 
     @classmethod
     def from_settings(
@@ -187,6 +191,9 @@ class FallbackPredictor:
             reason = "; ".join(str(f) for f in cycle.failures[symbol]) or "no source configured"
             cycle.done(symbol, Prediction.neutral(symbol, candle_time, reason), loop.time())
         self._count(cycle)
+        change = self._sources.observe(cycle.outcomes)
+        if change is not None:
+            self._alert("ml-source", change.message, **change.data)
         return cycle.outcomes
 
     async def _remote(
@@ -364,6 +371,13 @@ def _describe(error: BaseException) -> str:
         tb = tb.tb_next
     where = f" ({Path(tb.tb_frame.f_code.co_filename).name}:{tb.tb_lineno})" if tb else ""
     return f"{type(error).__name__}: {error}{where}"
+
+
+def _best_source(remote: RemotePredictor | None, local: Sequence[LocalModel]) -> PredictionSource:
+    """The source the chain uses when nothing fails."""
+    if remote is not None:
+        return PredictionSource.REMOTE
+    return local[0].source if local else PredictionSource.NEUTRAL
 
 
 def _hopeless(failures: Sequence[SourceFailure]) -> bool:

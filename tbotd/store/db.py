@@ -128,6 +128,15 @@ class Database:
             conn.unwritable = None
         return True
 
+    def meta(self, key: str) -> str | None:
+        """A fact about this database or its runs (``meta`` table), or None."""
+        row = self.db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def set_meta(self, key: str, value: str) -> None:
+        """Record a fact about this database or its runs."""
+        self.db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value))
+
     @property
     def version(self) -> int:
         """The schema version (``PRAGMA user_version``)."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from decimal import Decimal
 from enum import Enum
@@ -14,10 +14,15 @@ import sqlite_utils
 
 from tbotd.domain.actions import Action, DecisionTrace, OpenPosition
 from tbotd.domain.market import Candle
+from tbotd.domain.notices import EventRecord
 from tbotd.domain.positions import FundingPayment
 from tbotd.domain.prediction import Prediction
 from tbotd.domain.values import datetime_to_ms, ms_to_datetime
+from tbotd.ops.logs import get_logger
 from tbotd.store.db import dec
+
+log = get_logger(__name__)
+EventListener = Callable[[EventRecord], None]
 
 
 def to_json(value: Any) -> str:
@@ -47,6 +52,7 @@ class MarketRecords:
     """Mixin of :class:`tbotd.store.Store` for market data, model output and the audit trail."""
 
     db: sqlite_utils.Database
+    _event_listeners: tuple[EventListener, ...] = ()
 
     def record_candles(self, candles: Iterable[Candle]) -> int:
         """Upsert closed candles; returns how many rows were written."""
@@ -216,11 +222,31 @@ class MarketRecords:
     def record_event(
         self, at: datetime, kind: str, message: str, symbol: str | None = None, **data: Any
     ) -> None:
-        """Append to the audit trail of everything unusual (gaps, mismatches, alerts)."""
-        self.db.execute(
-            "INSERT INTO events (time, kind, symbol, message, data) VALUES (?,?,?,?,?)",
-            (datetime_to_ms(at), kind, symbol, message, to_json(data) if data else None),
-        )
+        """Append to the audit trail of everything unusual (gaps, mismatches, alerts).
+
+        Every listener hears of the event even when the database refuses to record it (that
+        is when an operator most needs to hear): see :meth:`add_event_listener`.
+        """
+        try:
+            self.db.execute(
+                "INSERT INTO events (time, kind, symbol, message, data) VALUES (?,?,?,?,?)",
+                (datetime_to_ms(at), kind, symbol, message, to_json(data) if data else None),
+            )
+        finally:
+            if self._event_listeners:
+                self._tell(EventRecord.of(at, kind, message, symbol, data))
+
+    def add_event_listener(self, listener: EventListener) -> None:
+        """Hand every future event to ``listener`` (e.g. the notifier), in the recording
+        thread. A listener must be quick; its exceptions are logged, never raised here."""
+        self._event_listeners = (*self._event_listeners, listener)
+
+    def _tell(self, event: EventRecord) -> None:
+        for listener in self._event_listeners:
+            try:
+                listener(event)
+            except Exception:
+                log.exception("event listener failed", kind=event.kind)
 
     def events(self, kind: str | None = None) -> list[dict[str, Any]]:
         """Audit events, oldest first, optionally of one kind."""

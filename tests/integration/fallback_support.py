@@ -38,6 +38,16 @@ class Events:
         assert symbol is None
         self.rows.append((at, kind, message, data))
 
+    @property
+    def alerts(self) -> list[tuple[datetime, str, str, dict[str, Any]]]:
+        """The rows that are not the chain's ``ml-source`` state changes."""
+        return [r for r in self.rows if r[1] != "ml-source"]
+
+    @property
+    def sources(self) -> list[dict[str, Any]]:
+        """The data of each ``ml-source`` event (the chain's state changes)."""
+        return [r[3] for r in self.rows if r[1] == "ml-source"]
+
 
 class FaultServer:
     """A JSON-API server whose answer the test chooses; counts the requests it got."""

@@ -136,7 +136,10 @@ async def test_every_fault_ends_in_a_valid_prediction_within_the_deadline(
     labels = {"source": "remote", "reason": reason}
     assert count(registry, "tbotd_prediction_failures_total", **labels) == n
     assert count(registry, "tbotd_predictions_total", source=source.value) == n
-    assert (reason == "auth") == bool(events.rows)
+    assert (reason == "auth") == bool(events.alerts)
+    [change] = events.sources  # one state: the fallback source, not the expected one
+    assert (change["source"], change["expected"]) == (source.value, False)
+    assert change["reason"].startswith(f"remote: {reason}")
 
 
 async def test_401_raises_an_operator_alert(
@@ -155,7 +158,7 @@ async def test_401_raises_an_operator_alert(
         await chain.predict(histories, candle_time)
     finally:
         await finish(chain)
-    [(_at, kind, message, data)] = events.rows
+    [(_at, kind, message, data)] = events.alerts
     assert kind == "ml_auth_failed"
     assert "BASIS_ML_API_TOKEN" in message
     assert data["status"] == 401
@@ -280,7 +283,7 @@ async def test_an_oip_model_of_another_feature_schema_is_refused_once(
     assert {o.reasons for o in second.values()} == {("remote: breaker_open",)}
     assert all(o.source is PredictionSource.LOCAL_CPU for o in second.values())
     assert len(hits) == 3  # the handshake of the first cycle only; no infer was ever sent
-    assert [kind for _, kind, _, _ in events.rows] == ["ml_schema_mismatch"]
+    assert [kind for _, kind, _, _ in events.alerts] == ["ml_schema_mismatch"]
     logged = [json.loads(line) for line in out.getvalue().splitlines()]
     mismatch = [e for e in logged if "schema mismatch" in e["event"]]
     assert len(mismatch) == 1

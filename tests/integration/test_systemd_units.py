@@ -90,3 +90,14 @@ def test_units_declare_what_the_design_asks(unit: str) -> None:
     ):
         assert line in text, line
     assert "%i" in text or unit == "tbotd.service"
+
+
+@pytest.mark.parametrize("unit", ["tbotd.service", "tbotd@.service"])
+def test_units_load_every_credential_the_config_loader_reads(unit: str) -> None:
+    """The LoadCredential= names are exactly the secrets tbotd reads from $CREDENTIALS_DIRECTORY
+    (notification URLs included)."""
+    from tbotd.config.loader import CREDENTIAL_FILES
+
+    names = re.findall(r"^LoadCredential=([a-z_]+):", (UNITS / unit).read_text(), re.MULTILINE)
+    assert sorted(names) == sorted(CREDENTIAL_FILES)
+    assert "notify_urls" in names

@@ -2,10 +2,12 @@
 
 A live daemon trades against `tbotd sim` with a planted exchange key and secret, a planted ML
 token (the ML service is careless: its errors and one wrong answer quote the Authorization header
-back) and a planted ops token. Its log, its database (and WAL), ``/status``, ``/metrics``,
-``/readyz``, ``tbotd status`` and ``tbotd check-config`` (valid and invalid configs, text and
-JSON) are then searched byte for byte for each secret. The files it creates are 0600 even under a
-permissive umask, and the ops endpoint is loopback-only without a token.
+back), a planted ops token and planted notification targets (a webhook whose password and path
+are secrets, one that refuses with 401, one nobody listens on). Its log, its database (and
+WAL), ``/status``, ``/metrics``, ``/readyz``, ``tbotd status``, ``tbotd notify test`` and
+``tbotd check-config`` (valid and invalid configs, text and JSON) are then searched byte for
+byte for each secret. The files it creates are 0600 even under a permissive umask, and the ops
+endpoint is loopback-only without a token.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from benchmarks.reliability.procs import (
     wait_for,
     write_daemon_config,
 )
+from benchmarks.reliability.webhook import receiver
 from tbotd.config import OpsConfig
 from tbotd.domain.errors import ConfigError
 from tbotd.ops.http import OpsServer
@@ -80,16 +83,47 @@ def fills(db: Path) -> int:
 
 @pytest.mark.slow
 async def test_planted_secrets_appear_in_no_output(tmp_path: Path) -> None:
-    """Exchange key and secret, ML token and ops token: in no log line, database byte, ops
-    answer or CLI output — while all four were really used."""
+    """Exchange key and secret, ML token, ops token and notification URLs: in no log line,
+    database byte, ops answer or CLI output — while all of them were really used."""
     key, secret = planted("key"), planted("secret")
     ml_token, ops_token = planted("mltoken"), planted("opstoken")
-    env = {
-        "TBOTD_EXCHANGE__API_KEY": key,
-        "TBOTD_EXCHANGE__API_SECRET": secret,
-        "BASIS_ML_API_TOKEN": ml_token,
-        "TBOTD_OPS__TOKEN": ops_token,
-    }
+    hook_password, hook_path = planted("hookpw"), planted("hookpath")
+    async with receiver() as rx:
+        rx.modes[f"refused{hook_path}"] = "refuse"
+        urls = (
+            f"phone=json://user:{hook_password}@127.0.0.1:{rx.port}/{hook_path}\n"
+            f"pager=json://127.0.0.1:{rx.port}/refused{hook_path}\n"
+            f"json://127.0.0.1:{free_port()}/nobody{hook_path}"
+        )
+        env = {
+            "TBOTD_EXCHANGE__API_KEY": key,
+            "TBOTD_EXCHANGE__API_SECRET": secret,
+            "BASIS_ML_API_TOKEN": ml_token,
+            "TBOTD_OPS__TOKEN": ops_token,
+            "TBOTD_NOTIFY__URLS": urls,
+        }
+        planted_secrets = (
+            ("key", key),
+            ("secret", secret),
+            ("ML", ml_token),
+            ("ops", ops_token),
+            ("notification password", hook_password),
+            ("notification path", hook_path),
+        )
+        await _run_and_scan(tmp_path, env, planted_secrets, ops_token, ml_token, key, secret)
+        assert rx.of(hook_path), "the webhook with the planted secrets really was used"
+        assert rx.attempts.get(f"refused{hook_path}"), "the refusing target was tried"
+
+
+async def _run_and_scan(
+    tmp_path: Path,
+    env: dict[str, str],
+    planted_secrets: tuple[tuple[str, str], ...],
+    ops_token: str,
+    ml_token: str,
+    key: str,
+    secret: str,
+) -> None:
     oracle = Oracle(ml_token, echo=True)
     sim = SimProcess(
         tmp_path, speed=300, seed=5, args=("--account", f"{key}:{secret}"), account=key
@@ -144,6 +178,10 @@ async def test_planted_secrets_appear_in_no_output(tmp_path: Path) -> None:
     outputs["check-config --json"] = tbotd("check-config", str(config), "--json", env=env)
     outputs["check-config (invalid)"] = tbotd("check-config", str(bad), env=env)
     outputs["check-config --json (invalid)"] = tbotd("check-config", str(bad), "--json", env=env)
+    bad_url = env | {"TBOTD_NOTIFY__URLS": env["TBOTD_NOTIFY__URLS"] + " discord://" + key}
+    outputs["check-config (invalid notify URL)"] = tbotd("check-config", str(config), env=bad_url)
+    outputs["notify test"] = tbotd("notify", "test", "--config", str(config), env=env)
+    outputs["notify test --json"] = tbotd("notify", "test", "--json", env=env)
     outputs["daemon log"] = log.read_text()
     for file in data.iterdir():
         outputs[f"database file {file.name}"] = file.read_bytes()
@@ -161,7 +199,9 @@ async def test_planted_secrets_appear_in_no_output(tmp_path: Path) -> None:
     assert "Bearer ***" in str(outputs["daemon log"])  # the quoted token reached a log line, masked
     assert json.loads(str(outputs["/status"]))["mode"] == "live"
     assert "threshold" in str(outputs["check-config (invalid)"])
-    for name, value in (("key", key), ("secret", secret), ("ML", ml_token), ("ops", ops_token)):
+    assert "pager (json): error" in str(outputs["notify test"])
+    assert "notify.urls" in str(outputs["check-config (invalid notify URL)"])
+    for name, value in planted_secrets:
         for where, text in outputs.items():
             haystack = text if isinstance(text, bytes) else text.encode()
             assert value.encode() not in haystack, f"the {name} secret leaked into {where}"

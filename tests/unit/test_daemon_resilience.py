@@ -106,7 +106,8 @@ async def test_sigterm_lets_the_in_flight_cycle_finish() -> None:
     async def close() -> None:
         return None
 
-    app: Any = SimpleNamespace(close=close)
+    store = SimpleNamespace(set_meta=lambda _key, _value: None)
+    app: Any = SimpleNamespace(close=close, clock=ManualClock(T0), store=store)
     stopping = asyncio.create_task(daemon._shutdown(app, scheduler))
     await asyncio.wait_for(halted.wait(), 10)
     release.set()  # the cycle's last request answers only now

@@ -1,0 +1,65 @@
+"""The prediction chain's state, watched for changes: "ML down" and "ML back" (pure).
+
+The chain's state after a cycle is the worst source any symbol got (remote < local-gpu <
+local-cpu < neutral): one symbol on the fallback is already a degraded service. A change is
+reported once, with the failures' codes (never their text: a service's error may quote a
+secret), and whether the new state is the expected one (the best configured source).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from tbotd.domain.enums import PredictionSource
+from tbotd.ops.logs import get_logger
+from tbotd.predictor.outcome import PredictionOutcome
+
+log = get_logger(__name__)
+ORDER = (
+    PredictionSource.REMOTE,
+    PredictionSource.LOCAL_GPU,
+    PredictionSource.LOCAL_CPU,
+    PredictionSource.NEUTRAL,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class SourceChange:
+    """The ``ml-source`` event: its message and data."""
+
+    message: str
+    data: Mapping[str, Any]
+
+
+class SourceWatch:
+    """Remembers the chain's last state; :meth:`observe` says when it changed."""
+
+    def __init__(self, expected: PredictionSource) -> None:
+        self.expected = expected
+        self.state: PredictionSource | None = None
+
+    def observe(self, outcomes: Mapping[str, PredictionOutcome]) -> SourceChange | None:
+        """The change this cycle's outcomes make, if any (logged once)."""
+        if not outcomes:
+            return None
+        worst = max(outcomes.values(), key=lambda o: ORDER.index(o.source))
+        if worst.source is self.state:
+            return None
+        previous, self.state = self.state, worst.source
+        expected = worst.source is self.expected
+        reason = ", ".join(worst.reasons)
+        before = previous.value if previous is not None else "none"
+        (log.info if expected else log.warning)(
+            "ML source changed", source=worst.source.value, previous=before, reason=reason or None
+        )
+        return SourceChange(
+            f"ML source {before} -> {worst.source.value}" + (f" ({reason})" if reason else ""),
+            {
+                "source": worst.source.value,
+                "previous": "" if previous is None else previous.value,
+                "expected": expected,
+                "reason": reason,
+            },
+        )
