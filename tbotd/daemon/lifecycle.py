@@ -53,9 +53,12 @@ class Daemon:
         config_path: Path | None = None,
         predictor: Predictor | None = None,
         on_cycle: Callable[[Any], None] | None = None,
+        *,
+        scheduled: bool = True,
     ) -> None:
         self.settings, self.config_path = settings, config_path
         self._predictor, self._on_cycle = predictor, on_cycle
+        self._scheduled = scheduled  # False: whoever drives the market calls :meth:`tick`
         self.notifier = Notifier()
         self.notifications = Notifications.from_settings(settings)
         self.supervisor = TaskSupervisor()
@@ -87,13 +90,15 @@ class Daemon:
             await self._recover(app)
             self._report_missed(app)
             self._spawn_background(app)
-            scheduler = cycle_scheduler(
-                app.clock,
-                self.settings.exchange.timeframe,
-                self.settings.daemon.grace_s,
-                self._tick,
-            )
-            scheduler.start()
+            await app.resync_clock()  # recovery may have been long: schedule from the venue's now
+            if self._scheduled:
+                scheduler = cycle_scheduler(
+                    app.clock,
+                    self.settings.exchange.timeframe,
+                    self.settings.daemon.grace_s,
+                    self._tick,
+                )
+                scheduler.start()
             self.ready.set()
             self.notifier.ready("recovered; cycling")
             symbols, positions = len(self.settings.exchange.symbols), len(app.store.positions())
@@ -164,6 +169,11 @@ class Daemon:
                 await app.broker.reconcile()
             self.notifier.status("database writable again; cycling")
             self.notifications.notify(storage_notice(app.clock.now(), writable=True))
+
+    async def tick(self) -> None:
+        """One cycle now, as the scheduler would run it: the demo drives its paused market in
+        lockstep with this (a candle closes, the daemon decides it, the market moves on)."""
+        await self._tick()
 
     async def _tick(self) -> None:
         """The scheduled job: decide the candle that just closed (never two cycles at once)."""
