@@ -204,28 +204,30 @@ def clean(value: Any) -> Any:
     return value
 
 
+def trade_row(t: Trade) -> tuple[object, ...]:
+    """One trade in ``TRADE_COLUMNS`` order, money as exact decimals, times in UTC ``Z``."""
+    return (
+        t.entry_time.isoformat().replace("+00:00", "Z"),
+        t.exit_time.isoformat().replace("+00:00", "Z"),
+        str(t.side),
+        t.qty,
+        t.entry_price,
+        t.exit_price,
+        t.exit_reason,
+        t.pnl,
+        t.fees,
+        t.funding,
+        "" if t.stop_loss is None else t.stop_loss,
+        "" if t.take_profit is None else t.take_profit,
+    )
+
+
 def write_trades(trades: Sequence[Trade], path: Path) -> None:
     """``trades.csv``: one row per closed trade, money as exact decimals."""
     with path.open("w", newline="", encoding="utf-8") as f:
         writer = csv.writer(f)
         writer.writerow(TRADE_COLUMNS)
-        for t in trades:
-            writer.writerow(
-                (
-                    t.entry_time.isoformat().replace("+00:00", "Z"),
-                    t.exit_time.isoformat().replace("+00:00", "Z"),
-                    str(t.side),
-                    t.qty,
-                    t.entry_price,
-                    t.exit_price,
-                    t.exit_reason,
-                    t.pnl,
-                    t.fees,
-                    t.funding,
-                    "" if t.stop_loss is None else t.stop_loss,
-                    "" if t.take_profit is None else t.take_profit,
-                )
-            )
+        writer.writerows(trade_row(t) for t in trades)
 
 
 def _write_equity(result: BacktestResult, path: Path) -> None:

@@ -18,6 +18,7 @@ from tbotd.ops.metrics import DAEMON_METRICS, DaemonMetrics
 
 if TYPE_CHECKING:
     from tbotd.daemon.lifecycle import Daemon
+    from tbotd.store import Store
 
 
 def readiness(daemon: Daemon) -> tuple[bool, str]:
@@ -60,55 +61,63 @@ async def status(daemon: Daemon) -> dict[str, Any]:
         body["notifications"] = daemon.notifications.status()
     if app is None:
         return body
-    store = app.store
-    body["positions"] = [
-        {
-            "symbol": p.symbol,
-            "side": str(p.side),
-            "qty": str(p.qty),
-            "entry_price": str(p.entry_price),
-            "stop_loss": _s(p.stop_loss),
-            "take_profit": _s(p.take_profit),
-            "opened_at": p.opened_at.isoformat(),
-        }
-        for p in store.positions().values()
-    ]
+    body |= recorded(app.store)
     protection = getattr(app.broker, "protection_status", None)
     if protection is not None:
         body["protection"] = protection()
-    body["open_orders"] = [
-        {
-            "client_id": o.client_id,
-            "symbol": o.symbol,
-            "role": str(o.role),
-            "type": str(o.type),
-            "side": str(o.side),
-            "qty": str(o.qty),
-            "trigger_price": _s(o.trigger_price),
-            "state": str(o.state),
-        }
-        for o in store.live_orders()
-    ]
-    body["predictions"] = {
-        r["symbol"]: {
-            "candle_time": ms_to_datetime(r["candle_time"]).isoformat(),
-            "signal": r["signal"],
-            "confidence": r["confidence"],
-            "source": r["source"],
-            "model_version": r["model_version"],
-        }
-        for r in store.query(
-            "SELECT * FROM predictions p WHERE candle_time = "
-            "(SELECT MAX(candle_time) FROM predictions q WHERE q.symbol = p.symbol)"
-        )
-    }
-    rows = store.query("SELECT * FROM equity ORDER BY time DESC LIMIT 1")
-    body["equity"] = rows[0] if rows else None
     body["last_cycle"] = _cycle(app.cycle.last)
     predictor_status = getattr(app.predictor, "status", None)
     if predictor_status is not None:
         body["predictor"] = predictor_status()
     return body
+
+
+def recorded(store: Store) -> dict[str, Any]:
+    """What the database says: positions, open orders, each symbol's last prediction, equity.
+
+    The running daemon's `/status` and `tbotd status` on a stopped daemon's database share it.
+    """
+    return {
+        "positions": [
+            {
+                "symbol": p.symbol,
+                "side": str(p.side),
+                "qty": str(p.qty),
+                "entry_price": str(p.entry_price),
+                "stop_loss": _s(p.stop_loss),
+                "take_profit": _s(p.take_profit),
+                "opened_at": p.opened_at.isoformat(),
+            }
+            for p in store.positions().values()
+        ],
+        "open_orders": [
+            {
+                "client_id": o.client_id,
+                "symbol": o.symbol,
+                "role": str(o.role),
+                "type": str(o.type),
+                "side": str(o.side),
+                "qty": str(o.qty),
+                "trigger_price": _s(o.trigger_price),
+                "state": str(o.state),
+            }
+            for o in store.live_orders()
+        ],
+        "predictions": {
+            r["symbol"]: {
+                "candle_time": ms_to_datetime(r["candle_time"]).isoformat(),
+                "signal": r["signal"],
+                "confidence": r["confidence"],
+                "source": r["source"],
+                "model_version": r["model_version"],
+            }
+            for r in store.query(
+                "SELECT * FROM predictions p WHERE candle_time = "
+                "(SELECT MAX(candle_time) FROM predictions q WHERE q.symbol = p.symbol)"
+            )
+        },
+        "equity": next(iter(store.query("SELECT * FROM equity ORDER BY time DESC LIMIT 1")), None),
+    }
 
 
 def record_metrics(daemon: Daemon, report: CycleReport, m: DaemonMetrics = DAEMON_METRICS) -> None:
