@@ -54,6 +54,7 @@ def run(args: argparse.Namespace) -> int:
         url = f"http://{settings.ops.host}:{settings.ops.port}"
         token = settings.ops.token.get_secret_value() if settings.ops.token else token
         db = (Path(settings.store.path), settings.instance, str(settings.execution.mode))
+    body: dict[str, Any] | None
     try:
         body = asyncio.run(_fetch(url.rstrip("/") + "/status", token))
     except OSError as e:
