@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
+from tbotd.backtest.honesty import MIN_TRADES, small_sample
 from tbotd.backtest.run import BacktestResult
 from tbotd.domain.enums import Side
 from tbotd.domain.values import datetime_to_ms
@@ -67,13 +68,15 @@ def plot_equity(result: BacktestResult, path: Path) -> None:
     top.legend(loc="upper left", fontsize=8)
     growth = float(result.final_equity / result.initial_equity - 1)
     unmarked = " (too many to mark)" if len(trades) > MAX_MARKED else ""
+    few = f" — fewer than {MIN_TRADES} trades: not evidence" if small_sample(len(trades)) else ""
     top.set_title(
         f"tbotd backtest {result.symbol} {result.timeframe}: {len(trades)} trades{unmarked}, "
-        f"return {growth:+.2%}, max drawdown {drawdown.max():.2%}"
+        f"return {growth:+.2%}, max drawdown {drawdown.max():.2%}{few}"
     )
     bottom.fill_between(times, -100 * drawdown, 0, color="#c62828", alpha=0.4, linewidth=0)
     bottom.set_ylabel("drawdown (%)")
     bottom.set_xlabel("time (UTC)")
+    fig.autofmt_xdate()  # dates slanted, never on top of each other
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

@@ -14,11 +14,13 @@ import shutil
 import tempfile
 from collections import Counter
 from collections.abc import Mapping, Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from tbotd.backtest.honesty import Span, warnings
 from tbotd.backtest.metrics import DEFINITIONS, REPORT_VERSION, curve_metrics, trade_metrics
 from tbotd.backtest.run import BacktestResult, DecisionRecord
 from tbotd.config.settings import Settings
@@ -69,6 +71,7 @@ def build_report(
     simulate = timings.get("simulate_s", result.seconds)
     m, s, ex = result.market, settings.strategy, settings.execution
     first, last = int(result.equity.open_ms[0]), int(result.equity.open_ms[-1])
+    span = Span(ms_to_datetime(first), ms_to_datetime(last + timeframe_ms(result.timeframe)))
     return {
         "report_version": REPORT_VERSION,
         "complete": True,
@@ -80,6 +83,7 @@ def build_report(
         "bars": result.bars,
         "trades": len(result.trades),
         "strategy": result.strategy,
+        "warnings": warnings(len(result.trades), span, _training_span(inputs)),
         **curve_metrics(result),
         **trade_metrics(result),
         "initial_equity": str(result.initial_equity),
@@ -131,6 +135,14 @@ def build_report(
         "inputs": dict(inputs),
         "definitions": DEFINITIONS,
     }
+
+
+def _training_span(inputs: Mapping[str, Any]) -> Span | None:
+    """The models' training window, when the predictions came from models with a manifest."""
+    window = inputs.get("training_window")
+    if not window:
+        return None
+    return Span(datetime.fromisoformat(window["start"]), datetime.fromisoformat(window["end"]))
 
 
 def strategy_params(section: Any) -> dict[str, Any]:
