@@ -107,9 +107,14 @@ def _progress(enabled: bool) -> tuple[ProgressFn | None, Any]:
 def run(args: argparse.Namespace) -> int:
     """Load and check candles, train, write the model directory, print the summary."""
     from tbotd.domain.errors import InvalidDataError
-    from tbotd.ml.data import read_csv, read_store
+    from tbotd.marketdata.candle_csv import read_candle_csv
+    from tbotd.ml.data import read_store
 
-    data = read_csv(args.data) if args.data else read_store(args.db, args.symbol, args.timeframe)
+    data = (
+        read_candle_csv(args.data)
+        if args.data
+        else read_store(args.db, args.symbol, args.timeframe)
+    )
     if args.max_rows:
         data = type(data)(
             data.frame.tail(args.max_rows).reset_index(drop=True),
