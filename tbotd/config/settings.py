@@ -62,7 +62,7 @@ def sends_secrets_safely(url: str) -> bool:
 
 
 class StrategyMode(StrEnum):
-    """The two ML directional modes of DESIGN §2; both are configs, not code branches."""
+    """The two ML directional modes of README: Strategies; both are configs, not code branches."""
 
     ML_USDT_DIRECTIONAL = "ml_usdt_directional"
     ML_BTC_DIRECTIONAL = "ml_btc_directional"
@@ -135,8 +135,8 @@ class ExchangeConfig(_Section):
 
 
 class _StrategyBase(_Section):
-    """What every ``strategy.kind`` shares: the share class, and the position rules (DESIGN §2,
-    §10): threshold, flat/neutral handling, TP/SL and their bounds, the entry cap."""
+    """What every ``strategy.kind`` shares: the share class, and the position rules (README:
+    Strategies): threshold, flat/neutral handling, TP/SL and their bounds, the entry cap."""
 
     mode: StrategyMode
     share_class: Annotated[str, Field(pattern=r"^[A-Z0-9]{2,10}$")]
@@ -148,9 +148,9 @@ class _StrategyBase(_Section):
     k_tp: Annotated[Decimal, Field(gt=0, le=100)] = Decimal("2.0")
     stop_loss_pct: Annotated[Decimal, Field(gt=0, lt=100)] = Decimal("1.0")
     take_profit_pct: Annotated[Decimal, Field(gt=0, le=1000)] = Decimal("2.0")
-    # DESIGN §13: whatever a model says, a stop risks between these shares of the entry (also at
-    # most half the way to the liquidation price at execution.leverage), a target lies between
-    # the take-profit bounds, and a model's absolute price farther than the band is refused.
+    # README: Protection: whatever a model says, a stop risks between these shares of the entry
+    # (also at most half the way to the liquidation price at execution.leverage), a target lies
+    # between the take-profit bounds, and a model's absolute price farther than the band is refused.
     min_stop_pct: Annotated[Decimal, Field(gt=0, lt=100)] = Decimal("0.3")
     max_stop_pct: Annotated[Decimal, Field(gt=0, lt=100)] = Decimal("5.0")
     min_take_profit_pct: Annotated[Decimal, Field(gt=0, le=1000)] = Decimal("0.3")
@@ -240,7 +240,8 @@ ClassicConfig = Annotated[
 
 
 class EnhanceConfig(_Section):
-    """``[strategy.enhance]``: how ML changes the classic signal (DESIGN §10, README truth table).
+    """``[strategy.enhance]``: how ML changes the classic signal (README: Strategies, its truth
+    table).
 
     ``confidence_threshold``: below it the model abstains (never a vote of 0.5);
     ``fail_open``: ``filter`` passes the classic signal while ML abstains instead of blocking it;
@@ -257,7 +258,8 @@ class EnhanceConfig(_Section):
 
 
 class MLDirectionalConfig(_StrategyBase):
-    """``kind = "ml_directional"`` (the default): the ML prediction is the signal (DESIGN §2)."""
+    """``kind = "ml_directional"`` (the default): the ML prediction is the signal (README:
+    Strategies)."""
 
     kind: Literal[StrategyKind.ML_DIRECTIONAL] = StrategyKind.ML_DIRECTIONAL
 

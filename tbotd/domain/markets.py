@@ -2,7 +2,8 @@
 
 The daemon loads the real rules from the exchange at start-up; the backtest (and tests) have no
 exchange to ask, so they use these. The figures are Binance's published filters for the two
-markets of DESIGN §2. Anything else must be given explicitly (``tbotd backtest --tick-size ...``).
+markets of the shipped configs. Anything else must be given explicitly (``tbotd backtest
+--tick-size ...``).
 """
 
 from __future__ import annotations

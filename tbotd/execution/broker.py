@@ -1,4 +1,4 @@
-"""The one Broker interface (DESIGN §4), shared by the paper and the live broker.
+"""The one Broker interface (ARCHITECTURE: orders), shared by the paper and the live broker.
 
 The daemon and the contract tests speak only this protocol. Both brokers derive deterministic
 client order ids, write each order's intent to the store before "sending" it, place take-profit

@@ -1,4 +1,4 @@
-"""The HTTP ops endpoint (DESIGN §7): health, readiness, Prometheus metrics, status.
+"""The HTTP ops endpoint (README: Operations): health, readiness, Prometheus metrics, status.
 
 Bound to loopback by default. ``/healthz`` is always open (systemd, load balancers). Everything
 else needs ``Authorization: Bearer <ops token>`` when a token is configured; without a token the

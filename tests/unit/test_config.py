@@ -36,7 +36,8 @@ def problems(path: Path, env: dict[str, str] | None = None) -> list[tuple[str, s
 
 
 def test_shipped_mode_configs_carry_the_design_values() -> None:
-    """The two strategy modes are configs with DESIGN §2's capital, market and threshold."""
+    """The two strategy modes are configs with the capital, market and threshold of README:
+    Strategies."""
     usdt = load_settings(CONFIGS / "ml_usdt_directional.toml", {})
     btc = load_settings(CONFIGS / "ml_btc_directional.toml", {})
     assert (usdt.strategy.mode, usdt.exchange.market_type) == (
