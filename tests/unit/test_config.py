@@ -243,3 +243,25 @@ def test_a_misspelt_secret_in_a_file_is_reported_masked(tmp_path: Path) -> None:
     """``[ml] tokn = "..."`` is an unknown key whose value looks like a secret: masked."""
     path = write(tmp_path, MINIMAL + '[ml]\napi_tokn = "PLANTED-tok"\n')
     assert problems(path) == [(str(path), "ml.api_tokn", "***")]
+
+
+def test_a_misspelt_key_is_answered_with_the_nearest_real_one(tmp_path: Path) -> None:
+    """``threshhold`` → "did you mean strategy.threshold?"; nothing near → no guess."""
+    path = write(tmp_path, MINIMAL + "threshhold = 0.5\nzzz = 1\n")
+    with pytest.raises(ConfigInvalidError) as info:
+        load_settings(path, {})
+    said = {p.key: p.expected for p in info.value.problems}
+    assert said["strategy.threshhold"] == "unknown key — did you mean strategy.threshold?"
+    assert "did you mean" not in said["strategy.zzz"]
+
+
+def test_a_misspelt_secret_is_named_as_a_secret_to_set_elsewhere(tmp_path: Path) -> None:
+    """``[ml] tokn`` in a file: masked, and the answer names ml.token as a secret with its
+    environment variable."""
+    path = write(tmp_path, MINIMAL + '[ml]\ntokn = "PLANTED-tok"\n')
+    with pytest.raises(ConfigInvalidError) as info:
+        load_settings(path, {})
+    (problem,) = info.value.problems
+    assert problem.value == "***"
+    assert "did you mean ml.token? It is a secret" in problem.expected
+    assert "TBOTD_ML__TOKEN" in problem.expected
