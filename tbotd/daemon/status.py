@@ -131,12 +131,26 @@ def record_metrics(daemon: Daemon, report: CycleReport, m: DaemonMetrics = DAEMO
             m.orders.labels(kind, "ok" if result.done else "failed").inc()
     if report.equity is not None:
         m.equity.labels(daemon.settings.strategy.share_class).set(float(report.equity))
+    m.last_cycle.set_to_current_time()
     if daemon.app is not None:
+        record_trade_totals(daemon.app.store, daemon.settings.strategy.share_class, m)
         positions = daemon.app.store.positions()
         for symbol in daemon.settings.exchange.symbols:
             p = positions.get(symbol)
             signed = Decimal(0) if p is None else p.qty * (1 if p.side is Side.LONG else -1)
             m.position.labels(symbol).set(float(signed))
+
+
+def record_trade_totals(store: Store, currency: str, m: DaemonMetrics = DAEMON_METRICS) -> None:
+    """Closed trades, realised PnL and fees from the database (one aggregate query)."""
+    (row,) = store.query(
+        "SELECT COUNT(*) AS n, "
+        "COALESCE(SUM(CAST(pnl AS REAL) - CAST(fees AS REAL) + CAST(funding AS REAL)), 0) AS net, "
+        "COALESCE(SUM(CAST(fees AS REAL)), 0) AS fees FROM trades"
+    )
+    m.trades.set(row["n"])
+    m.realized.labels(currency).set(row["net"])
+    m.fees.labels(currency).set(row["fees"])
 
 
 def _cycle(report: CycleReport | None) -> dict[str, Any] | None:
