@@ -22,6 +22,7 @@ import numpy as np
 
 from tbotd.backtest.honesty import Span, warnings
 from tbotd.backtest.metrics import DEFINITIONS, REPORT_VERSION, curve_metrics, trade_metrics
+from tbotd.backtest.plot_market import MarketTrack
 from tbotd.backtest.run import BacktestResult, DecisionRecord
 from tbotd.config.settings import Settings
 from tbotd.domain.actions import Action, ClosePosition, MoveProtection, OpenPosition
@@ -251,8 +252,11 @@ def _write_equity(result: BacktestResult, path: Path) -> None:
     frame.to_csv(path, index=False, float_format="%.10g")
 
 
-def write_outputs(out: Path, result: BacktestResult, report: Mapping[str, Any]) -> list[Path]:
-    """Write every output into ``out`` (created if needed), all or nothing; report.json last."""
+def write_outputs(
+    out: Path, result: BacktestResult, report: Mapping[str, Any], track: MarketTrack | None = None
+) -> list[Path]:
+    """Write every output into ``out`` (created if needed), all or nothing; report.json last.
+    ``track`` (prices, confidence, threshold) adds the market panels to the plot."""
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
@@ -261,7 +265,7 @@ def write_outputs(out: Path, result: BacktestResult, report: Mapping[str, Any]) 
         _write_equity(result, tmp / "equity.csv")
         from tbotd.backtest.plot import plot_equity
 
-        plot_equity(result, tmp / "equity.png")
+        plot_equity(result, tmp / "equity.png", track)
         text = json.dumps(clean(dict(report)), indent=2, sort_keys=False)
         (tmp / "report.json").write_text(text + "\n", encoding="utf-8")
         if out.exists() and not out.is_dir():

@@ -21,6 +21,7 @@ from tbotd.commands import EXIT_FAILURE, EXIT_OK
 
 if TYPE_CHECKING:
     from tbotd.backtest import BacktestResult, PredictionTable
+    from tbotd.backtest.plot_market import MarketTrack
     from tbotd.config.settings import Settings
     from tbotd.domain.market import MarketSpec
     from tbotd.ml.data import CandleData
@@ -319,7 +320,7 @@ def run(args: argparse.Namespace) -> int:
     report["timings"]["report_s"] = time.perf_counter() - clock
     if args.out is not None:
         try:
-            write_outputs(args.out, result, report)
+            write_outputs(args.out, result, report, _track(inp))
         except OSError as e:
             print(f"tbotd backtest: cannot write {args.out}: {e}", file=sys.stderr)
             return EXIT_FAILURE
@@ -330,6 +331,24 @@ def run(args: argparse.Namespace) -> int:
     else:
         _summary(report, result, args.out)
     return EXIT_OK
+
+
+def _track(inp: LoadedInputs) -> MarketTrack:
+    """What the plot's market panels show: closes, the predictions' confidence, the threshold."""
+    import numpy as np
+
+    from tbotd.backtest.plot_market import MarketTrack
+
+    frame, table = inp.data.frame, inp.table
+    times = table.time_ms if table is not None else np.zeros(0, dtype=np.int64)
+    confidence = table.confidence if table is not None else np.zeros(0)
+    return MarketTrack(
+        frame["open_time"].to_numpy(np.int64),
+        frame["close"].to_numpy(np.float64),
+        times,
+        confidence,
+        inp.settings.strategy.threshold,
+    )
 
 
 def _fmt(value: Any, pct: bool = False) -> str:

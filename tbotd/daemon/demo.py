@@ -26,7 +26,7 @@ import pandas as pd
 from tbotd.config import Settings
 from tbotd.daemon.cycle import CycleReport
 from tbotd.daemon.lifecycle import Daemon
-from tbotd.domain.values import datetime_to_ms, ms_to_datetime, timeframe_delta
+from tbotd.domain.values import timeframe_delta
 from tbotd.ops.logs import get_logger
 from tbotd.sim import SimConfig, SimExchange
 from tbotd.store import Store
@@ -177,7 +177,7 @@ async def run_demo(
         else f"from {models}"
     )
     summary["exit_code"] = code
-    plot_equity(Path(settings.store.path), options.out / "equity.png")
+    plot_equity(Path(settings.store.path), options.out / "equity.png", settings)
     summary["files"] = {
         "database": str(settings.store.path),
         "plot": str(options.out / "equity.png"),
@@ -255,57 +255,55 @@ def summarise(db: Path, settings: Settings, cycles: int) -> dict[str, Any]:
     }
 
 
-def plot_equity(db: Path, path: Path) -> None:
-    """Equity over the run with entries (▲ long, ▼ short) and exits (●) marked."""
+def plot_equity(db: Path, path: Path, settings: Settings) -> None:
+    """Price with the trades and their stop/target levels, confidence against the threshold, and
+    equity with entries (▲ long, ▼ short) and exits (●) marked."""
     import matplotlib as mpl
 
     mpl.use("Agg")
     import matplotlib.pyplot as plt
+    import numpy as np
 
+    from tbotd.backtest.plot_market import MarketTrack, draw_confidence, draw_price
+
+    symbol, timeframe = settings.exchange.symbols[0], settings.exchange.timeframe
     store = Store.open(db)
     try:
         rows = store.query("SELECT time, equity FROM equity ORDER BY time")
-        trades = store.trades()
-        entries = [
-            (o.created_at, o.side.value)
-            for o in store.orders()
-            if o.role.value == "entry" and o.state.value == "filled"
-        ]
+        trades = store.trades(symbol)
+        first = rows[0]["time"] - 3_600_000 if rows else 0  # an hour of price before the first
+        candles = store.query(
+            "SELECT open_time, close FROM candles WHERE symbol = ? AND timeframe = ? "
+            "AND open_time >= ? ORDER BY open_time",
+            (symbol, timeframe, first),
+        )
+        predictions = store.query(
+            "SELECT candle_time, confidence FROM predictions WHERE symbol = ? ORDER BY candle_time",
+            (symbol,),
+        )
     finally:
         store.close()
-    fig, ax = plt.subplots(figsize=(10, 4), dpi=100)
-    times = [ms_to_datetime(r["time"]) for r in rows]
-    values = [float(r["equity"]) for r in rows]
-    ax.plot(times, values, color="tab:blue", label="equity")  # type: ignore[arg-type]
-    for at, side in entries:
-        y = _value_at(times, values, at)
-        ax.scatter(
-            [at],  # type: ignore[arg-type]  # matplotlib plots datetimes; its stubs say floats
-            [y],
-            marker="^" if side == "buy" else "v",
-            color="tab:green" if side == "buy" else "tab:red",
-            zorder=3,
-        )
-    for trade in trades:
-        ax.scatter(
-            [trade.exit_time],  # type: ignore[arg-type]
-            [_value_at(times, values, trade.exit_time)],
-            marker="o",
-            color="black",
-            s=12,
-            zorder=3,
-        )
-    ax.set_title("tbotd demo: equity (▲ long entry, ▼ short entry, ● exit)")
-    ax.grid(alpha=0.3)
+    track = MarketTrack(
+        np.array([c["open_time"] for c in candles], dtype=np.int64),
+        np.array([float(c["close"]) for c in candles]),
+        np.array([p["candle_time"] for p in predictions], dtype=np.int64),
+        np.array([float(p["confidence"]) for p in predictions]),
+        settings.strategy.threshold,
+    )
+    fig, (price, confidence, equity) = plt.subplots(
+        3, 1, figsize=(11, 8), sharex=True, gridspec_kw={"height_ratios": [3, 1, 2]}, dpi=100
+    )
+    draw_price(price, track, trades)
+    draw_confidence(confidence, track)
+    times = np.array([r["time"] for r in rows], dtype=np.int64).astype("datetime64[ms]")
+    equity.plot(times, [float(r["equity"]) for r in rows], color="tab:blue", label="equity")
+    equity.set_ylabel(f"equity ({settings.strategy.share_class})")
+    price.set_title(
+        f"tbotd demo {symbol}: {len(trades)} closed trades (toy models on a synthetic market)"
+    )
+    for ax in (price, confidence, equity):
+        ax.grid(alpha=0.3)
     fig.autofmt_xdate()
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
-
-
-def _value_at(times: list[Any], values: list[float], at: Any) -> float:
-    if not values:
-        return 0.0
-    ms = datetime_to_ms(at)
-    best = min(range(len(times)), key=lambda i: abs(datetime_to_ms(times[i]) - ms))
-    return values[best]
