@@ -365,12 +365,36 @@ class StoreConfig(_Section):
     path: Path = Path("tbotd.sqlite")
 
 
+MIN_OPS_TOKEN_CHARS = 24  # a short or guessable token guards nothing on an open port
+
+
 class OpsConfig(_Section):
-    """The HTTP ops endpoint; loopback by default, a token for anything beyond health."""
+    """The HTTP ops endpoint; loopback by default, a token for anything beyond health.
+
+    Checked here so that `check-config` refuses what the run would: a bind beyond loopback
+    without a token (anyone on the network could read positions), and a token too short to
+    guard anything.
+    """
 
     host: str = "127.0.0.1"
     port: Annotated[int, Field(ge=0, le=65535)] = 8787
     token: SecretStr | None = None
+
+    @model_validator(mode="after")
+    def _guarded(self) -> OpsConfig:
+        if self.token is not None and len(self.token.get_secret_value().strip()) < (
+            MIN_OPS_TOKEN_CHARS
+        ):
+            raise ValueError(
+                f"ops.token is shorter than {MIN_OPS_TOKEN_CHARS} characters; make one with "
+                "`python3 -c 'import secrets; print(secrets.token_urlsafe(32))'`"
+            )
+        if self.token is None and not is_loopback_host(self.host):
+            raise ValueError(
+                f"ops.host = {self.host!r} is beyond loopback: set an ops token "
+                "(TBOTD_OPS__TOKEN or the ops_token credential), or bind 127.0.0.1"
+            )
+        return self
 
 
 class DaemonConfig(_Section):

@@ -100,7 +100,7 @@ def test_secrets_come_from_environment_and_credentials(tmp_path: Path) -> None:
     """API keys from TBOTD_ variables, the ML token from BASIS_ML_API_TOKEN or systemd."""
     creds = tmp_path / "creds"
     creds.mkdir()
-    (creds / "ops_token").write_text("ops-token-from-systemd\n")
+    (creds / "ops_token").write_text("ops-token-from-systemd-credential\n")
     env = {
         "TBOTD_EXCHANGE__API_KEY": "key-123",
         "TBOTD_EXCHANGE__API_SECRET": "secret-456",
@@ -109,7 +109,7 @@ def test_secrets_come_from_environment_and_credentials(tmp_path: Path) -> None:
     }
     settings = load_settings(write(tmp_path, MINIMAL), env)
     assert sorted(secret_values(settings)) == sorted(
-        ["key-123", "secret-456", "ml-token-789", "ops-token-from-systemd"]
+        ["key-123", "secret-456", "ml-token-789", "ops-token-from-systemd-credential"]
     )
     assert "key-123" not in repr(settings)
     assert "ml-token-789" not in settings.model_dump_json()
@@ -145,16 +145,42 @@ def test_settle_currency_must_match_share_class(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("name", ["ml_usdt_directional.toml", "ml_btc_directional.toml"])
-def test_check_config_accepts_shipped_configs(run_tbotd: RunTbotd, name: str) -> None:
-    """`tbotd check-config` exits 0 on the shipped mode configs."""
-    result = run_tbotd("check-config", str(CONFIGS / name))
+def test_check_config_accepts_shipped_configs(
+    run_tbotd: RunTbotd, name: str, models_dir: Path
+) -> None:
+    """`tbotd check-config` exits 0 on the shipped mode configs (with trained models)."""
+    result = run_tbotd(
+        "check-config", str(CONFIGS / name), env={"TBOTD_ML__MODELS_DIR": str(models_dir)}
+    )
     assert result.returncode == 0, result.stderr
     assert "[strategy]" in result.stdout
 
 
-def test_check_config_masks_secrets(run_tbotd: RunTbotd) -> None:
+def test_check_config_refuses_what_the_run_could_not_trade_with(
+    run_tbotd: RunTbotd, tmp_path: Path
+) -> None:
+    """A missing models directory, an open ops port without a token, a short token: exit 2,
+    each named."""
+    missing = run_tbotd(
+        "check-config", str(CONFIGS / "ml_usdt_directional.toml"),
+        env={"TBOTD_ML__MODELS_DIR": str(tmp_path / "none")},
+    )  # fmt: skip
+    assert missing.returncode == 2
+    assert "ml.models_dir" in missing.stderr
+    assert str(tmp_path / "none") in missing.stderr
+    open_port = problems(write(tmp_path, MINIMAL + '[ops]\nhost = "0.0.0.0"\n'))
+    assert [key for _, key, _ in open_port] == ["ops"]
+    with pytest.raises(ConfigInvalidError, match="shorter than 24"):
+        load_settings(write(tmp_path, MINIMAL), {"TBOTD_OPS__TOKEN": "short"})
+
+
+def test_check_config_masks_secrets(run_tbotd: RunTbotd, models_dir: Path) -> None:
     """The effective config never shows a secret's value."""
-    env = {"TBOTD_EXCHANGE__API_KEY": "planted-key-AAA", "BASIS_ML_API_TOKEN": "planted-tok-BBB"}
+    env = {
+        "TBOTD_EXCHANGE__API_KEY": "planted-key-AAA",
+        "BASIS_ML_API_TOKEN": "planted-tok-BBB",
+        "TBOTD_ML__MODELS_DIR": str(models_dir),
+    }
     result = run_tbotd("check-config", str(CONFIGS / "ml_usdt_directional.toml"), "--json", env=env)
     assert result.returncode == 0, result.stderr
     assert "planted" not in result.stdout + result.stderr
