@@ -66,10 +66,13 @@ def test_every_shipped_config_builds_its_strategy(name: str) -> None:
     assert build_strategy(settings).name == NAMES[name]
 
 
-def test_check_config_accepts_every_kind_and_mode(run_tbotd: RunTbotd) -> None:
-    """`tbotd check-config` exits 0 on the classic and enhanced configs and shows their
-    sections in the effective config."""
-    result = run_tbotd("check-config", str(CONFIGS / "ml_enhanced_replace.toml"), "--json")
+def test_check_config_accepts_every_kind_and_mode(run_tbotd: RunTbotd, models_dir: Path) -> None:
+    """`tbotd check-config` exits 0 on the classic and enhanced configs (with trained models)
+    and shows their sections in the effective config."""
+    result = run_tbotd(
+        "check-config", str(CONFIGS / "ml_enhanced_replace.toml"), "--json",
+        env={"TBOTD_ML__MODELS_DIR": str(models_dir)},
+    )  # fmt: skip
     assert result.returncode == 0, result.stderr
     config = json.loads(result.stdout)["config"]["strategy"]
     assert config["kind"] == "ml_enhanced"
