@@ -69,7 +69,7 @@ def runtime_problems(settings: Settings) -> list[tuple[str, str]]:
     if models_dir is None:
         return []
     from tbotd.ml.errors import ModelLoadError
-    from tbotd.ml.manifest import read_manifest
+    from tbotd.ml.manifest import history_shortfall, read_manifest
 
     if not models_dir.is_dir():
         return [("ml.models_dir", f"{models_dir} is not a directory (train one: tbotd train)")]
@@ -81,9 +81,9 @@ def runtime_problems(settings: Settings) -> list[tuple[str, str]]:
     if manifest.timeframe != settings.exchange.timeframe:
         why = f"{models_dir} holds {manifest.timeframe} models, exchange.timeframe is "
         found.append(("ml.models_dir", why + settings.exchange.timeframe))
-    if settings.daemon.history_bars < manifest.required_history:
-        why = f"{settings.daemon.history_bars} is below the candles the models need: "
-        found.append(("daemon.history_bars", why + str(manifest.required_history)))
+    short = history_shortfall(settings.daemon.history_bars, manifest)
+    if short is not None:
+        found.append(("daemon.history_bars", short))
     return found
 
 

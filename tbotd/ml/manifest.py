@@ -19,7 +19,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from tbotd.features import FEATURE_NAMES, FEATURE_SCHEMA_HASH
+from tbotd.features import FEATURE_NAMES, FEATURE_SCHEMA_HASH, WARMUP
 from tbotd.ml.errors import (
     FeatureSchemaMismatchError,
     FormatVersionError,
@@ -167,3 +167,15 @@ def write_json_atomic(path: Path, payload: dict[str, Any]) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text(json.dumps(payload, indent=2, sort_keys=False) + "\n", encoding="utf-8")
     tmp.replace(path)
+
+
+def history_shortfall(history_bars: int, manifest: Manifest) -> str | None:
+    """Why ``daemon.history_bars`` cannot feed these models (None when it can): the one rule
+    `check-config` and the daemon's local fallback both apply."""
+    needed = max(manifest.required_history, WARMUP)
+    if history_bars >= needed:
+        return None
+    return (
+        f"daemon.history_bars ({history_bars}) is below the {needed} closed candles these "
+        "models need: they could never predict; raise daemon.history_bars"
+    )

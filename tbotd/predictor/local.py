@@ -61,7 +61,7 @@ from tbotd.ml.errors import (
     ModelNotFoundError,
     WeightsIntegrityError,
 )
-from tbotd.ml.manifest import Manifest
+from tbotd.ml.manifest import Manifest, history_shortfall
 from tbotd.ml.models import MODEL_OUTPUTS, run_models
 from tbotd.ml.outputs import ModelOutputs
 from tbotd.ml.signals import SIGNALS, clamp_sd, prediction_from_outputs, signal_indices
@@ -266,14 +266,9 @@ def load_local_models(
         failure = SourceFailure("local", "models_missing", str(e))
     except ModelLoadError as e:
         failure = SourceFailure("local", "models_invalid", str(e))
-    if failure is None and settings.daemon.history_bars < primary.required_history:
-        failure = SourceFailure(
-            "local",
-            "history_too_short",
-            f"daemon.history_bars ({settings.daemon.history_bars}) is below the "
-            f"{primary.required_history} closed candles these models need: they could never "
-            "predict; raise daemon.history_bars",
-        )
+    short = None if failure else history_shortfall(settings.daemon.history_bars, primary.manifest)
+    if short is not None:
+        failure = SourceFailure("local", "history_too_short", short)
         for model in models:
             model.close()
     if failure is not None:
