@@ -28,6 +28,7 @@ from pydantic import (
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from tbotd.config.notify import NotifyConfig
+from tbotd.config.risk import RiskConfig
 from tbotd.domain.enums import MarginMode, MarketType, TradingMode
 from tbotd.domain.values import timeframe_ms
 from tbotd.strategy.kinds import (
@@ -417,6 +418,7 @@ class Settings(BaseSettings):
     daemon: DaemonConfig = DaemonConfig()
     log: LogConfig = LogConfig()
     notify: NotifyConfig = NotifyConfig()
+    risk: RiskConfig = RiskConfig()
 
     @field_validator("instance")
     @classmethod
