@@ -105,6 +105,7 @@ async def status(daemon: Daemon) -> dict[str, Any]:
     rows = store.query("SELECT * FROM equity ORDER BY time DESC LIMIT 1")
     body["equity"] = rows[0] if rows else None
     body["last_cycle"] = _cycle(app.cycle.last)
+    body["risk"] = app.cycle.risk.status()
     predictor_status = getattr(app.predictor, "status", None)
     if predictor_status is not None:
         body["predictor"] = predictor_status()
