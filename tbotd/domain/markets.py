@@ -1,8 +1,11 @@
 """Trading rules of the perpetual markets tbotd knows without asking an exchange.
 
 The daemon loads the real rules from the exchange at start-up; the backtest (and tests) have no
-exchange to ask, so they use these. The figures are Binance's published filters for the two
-markets of DESIGN §2. Anything else must be given explicitly (``tbotd backtest --tick-size ...``).
+exchange to ask, so they use this bundled table of Binance's published filters (tick, step and
+minimum quantity, minimum notional, contract size) for its most traded perpetuals, or a table
+``tbotd markets --refresh`` wrote from the exchange itself (``tbotd backtest --markets FILE``).
+A symbol in neither is an error naming it — never BTC's rules assumed — unless its rules are
+given explicitly (``tbotd backtest --tick-size ...``).
 """
 
 from __future__ import annotations
@@ -42,7 +45,53 @@ BTCUSD_PERP = MarketSpec(
 )
 """Binance COIN-M BTCUSD_PERP: tick 0.1 USD, whole contracts of 100 USD each."""
 
-KNOWN_MARKETS: dict[str, MarketSpec] = {m.symbol: m for m in (BTCUSDT_PERP, BTCUSD_PERP)}
+
+
+def _usdm(base: str, tick: str, step: str, min_notional: str) -> MarketSpec:
+    """A Binance USDⓈ-M perpetual (linear, settled in USDT, contract size 1)."""
+    return MarketSpec(
+        symbol=f"{base}/USDT:USDT",
+        market_type=MarketType.LINEAR,
+        settle="USDT",
+        tick_size=Decimal(tick),
+        step_size=Decimal(step),
+        min_qty=Decimal(step),
+        min_notional=Decimal(min_notional),
+        contract_size=Decimal(1),
+        exchange_id="binanceusdm",
+    )
+
+
+def _coinm(base: str, tick: str, contract_usd: int) -> MarketSpec:
+    """A Binance COIN-M perpetual (inverse, settled in the coin, whole contracts)."""
+    return MarketSpec(
+        symbol=f"{base}/USD:{base}",
+        market_type=MarketType.INVERSE,
+        settle=base,
+        tick_size=Decimal(tick),
+        step_size=Decimal(1),
+        min_qty=Decimal(1),
+        min_notional=Decimal(0),
+        contract_size=Decimal(contract_usd),
+        exchange_id="binancecoinm",
+    )
+
+
+BUNDLED: tuple[MarketSpec, ...] = (
+    BTCUSDT_PERP,
+    BTCUSD_PERP,
+    _usdm("ETH", "0.01", "0.001", "20"),
+    _usdm("BNB", "0.01", "0.01", "5"),
+    _usdm("SOL", "0.01", "1", "5"),
+    _usdm("XRP", "0.0001", "0.1", "5"),
+    _usdm("DOGE", "0.00001", "1", "5"),
+    _usdm("ADA", "0.0001", "1", "5"),
+    _coinm("ETH", "0.01", 10),
+)
+"""The bundled table, as Binance listed these filters when it was written (the ETH figures are
+also what ``tbotd sim`` lists). Venues change them: refresh with ``tbotd markets --refresh``."""
+
+KNOWN_MARKETS: dict[str, MarketSpec] = {m.symbol: m for m in BUNDLED}
 
 
 def market_spec(

@@ -29,7 +29,13 @@ BAR = 300_000
 
 
 def entry(symbol: str = "BTC/USDT:USDT", qty: str = "1") -> OpenPosition:
-    return OpenPosition(symbol, Side.LONG, D(qty), ExitPlan(ExitSource.FIXED, sl_distance=D("0.01"), tp_distance=D("0.02")), "long")
+    return OpenPosition(
+        symbol,
+        Side.LONG,
+        D(qty),
+        ExitPlan(ExitSource.FIXED, sl_distance=D("0.01"), tp_distance=D("0.02")),
+        "long",
+    )
 
 
 def run(limits: RiskLimits, equities: list[str], start: int = T0) -> tuple[RiskState, list[int]]:
