@@ -19,6 +19,7 @@ COMMAND_MODULES = (
     "tbotd.commands.demo",
     "tbotd.commands.run",
     "tbotd.commands.status",
+    "tbotd.commands.halt",
     "tbotd.commands.check_config",
     "tbotd.commands.notify",
     "tbotd.commands.sim",
