@@ -25,6 +25,7 @@ COMMAND_MODULES = (
     "tbotd.commands.sim",
     "tbotd.commands.train",
     "tbotd.commands.backtest",
+    "tbotd.commands.markets",
     "tbotd.commands.serve",
 )
 
