@@ -21,6 +21,8 @@ PURE = (
     "tbotd.strategy.classic",
     "tbotd.strategy.classic.mean_reversion",
     "tbotd.strategy.classic.momentum",
+    "tbotd.risk.guard",
+    "tbotd.risk.codec",
 )
 FORBIDDEN_TBOTD = (
     "tbotd.config",
