@@ -171,4 +171,5 @@ async def test_two_symbols_with_a_risk_trip_trade_alike_in_the_daemon_and_the_ba
     assert {t.symbol for t in expected} == {BTC, ETH}, "both symbols trade"
     assert ("risk-trip", result.risk[0].at_ms) in events, "the guard trips"
     assert events == [(c.kind, c.at_ms) for c in result.risk]
-    assert sorted(trades, key=lambda t: (t.exit_time, t.symbol)) == [replace(t) for t in expected]
+    assert len(expected) >= 2
+    assert sorted(trades, key=lambda t: (t.exit_time, t.symbol)) == expected
