@@ -53,6 +53,8 @@ class Portfolio:
 
     def __init__(self, sims: Sequence[Simulator], limits: RiskLimits, first_bar: int = 0) -> None:
         self.legs = [_Leg(s, event_index(s)) for s in sorted(sims, key=lambda s: s.symbol)]
+        self.by_symbol = {leg.sim.symbol: leg for leg in self.legs}
+        self.markets = {leg.sim.symbol: leg.sim.market for leg in self.legs}
         self.n = self.legs[0].sim.n
         self.close_ms = self.legs[0].sim.close_ms
         self.limits = limits
@@ -141,8 +143,8 @@ class Portfolio:
         for leg in deciding:
             leg.sim.decide_after(i, share)
             leg.at = -1
-        if self.limits.watches_equity:  # the fills moved the balance: look again at the next
-            self.wake = i + 1
+        if self.limits.watches_equity and not self.wallet.positions and self._trips_flat():
+            self.wake = i + 1  # the fills moved the balance past a limit: the next close trips
 
     @staticmethod
     def _decides(leg: _Leg, i: int) -> bool:
@@ -204,6 +206,17 @@ class Portfolio:
         self.exposure = replace(self.exposure, gross=gated.gross)
         return gated.actions
 
+    def _trips_flat(self) -> bool:
+        """With no position open the equity is the balance: would it trip a rule?"""
+        state, limits, equity = self.state, self.limits, self.wallet.balance
+        peak = equity if state.peak is None or equity > state.peak else state.peak
+        dd, loss, start = limits.max_drawdown, limits.daily_loss, state.day_start
+        if dd is not None and peak > 0 and (peak - equity) / peak > dd:
+            return True
+        return (
+            loss is not None and start is not None and start > 0 and (start - equity) / start > loss
+        )
+
     def _wake(self, t: int, limit: int) -> int:
         """The first bar in ``[t, limit)`` where the guard must look (else ``limit``)."""
         wake = max(self.wake, self.first, t)
@@ -249,6 +262,8 @@ class Portfolio:
         else:
             e = self._float_equity(a, b)
             top = float(e.max())
+            if top < float(self.state.peak) * (1 - TOLERANCE):
+                return  # no bar comes near the peak: nothing exact to compute
             near = np.flatnonzero(e >= top - abs(top) * TOLERANCE)
             best = max(self._equity(a + int(k)) for k in near)
         if best > self.state.peak:
@@ -259,16 +274,15 @@ class Portfolio:
         wallet = self.wallet
         equity = wallet.balance
         if wallet.positions:
-            markets = {leg.sim.symbol: leg.sim.market for leg in self.legs}
-            marks = {s: self._leg(s).sim.mark(i) for s in wallet.positions}
-            equity += pm.unrealized(wallet, markets, marks)
+            marks = {s: self.by_symbol[s].sim.mark(i) for s in wallet.positions}
+            equity += pm.unrealized(wallet, self.markets, marks)
         return equity
 
     def _float_equity(self, a: int, b: int) -> NDArray[np.float64]:
         """The book's equity for bars ``[a, b)`` in float64 (the positions stay as they are)."""
         e = np.full(b - a, float(self.wallet.balance))
         for symbol, p in self.wallet.positions.items():
-            sim = self._leg(symbol).sim
+            sim = self.by_symbol[symbol].sim
             mark = sim.c.open[a + 1 : b + 1]
             size = (1 if p.side is Side.LONG else -1) * float(p.qty * sim.market.contract_size)
             entry = float(p.entry_price)
@@ -284,6 +298,3 @@ class Portfolio:
             return Decimal(0)
         market = sim.market
         return notional(market.market_type, p.qty, market.contract_size, sim.mark(i))
-
-    def _leg(self, symbol: str) -> _Leg:
-        return next(leg for leg in self.legs if leg.sim.symbol == symbol)

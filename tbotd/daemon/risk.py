@@ -90,15 +90,15 @@ class RiskKeeper:
             changes.extend(done.changes)
             flatten = flatten or done.flatten
             seen = Observed(done.state)
-        self.state = seen.state
         at = ms_to_datetime(close_ms)
-        with self.store.transaction():
+        with self.store.transaction():  # kept only once recorded: a failed write is redone
             for change in changes:
                 trip = change.trip
                 symbol = trip.symbol if isinstance(trip, Trip) else None
                 rule = str(trip.rule) if isinstance(trip, Trip) else "halt"
                 self.store.record_event(at, change.kind, change.message, symbol, rule=rule)
-            self.store.set_meta(META_STATE, json.dumps(state_data(self.state)))
+            self.store.set_meta(META_STATE, json.dumps(state_data(seen.state)))
+        self.state = seen.state
         for change in changes:
             if change.tripped:
                 self.metrics.risk_trips.labels(_rule(change.trip)).inc()
@@ -115,8 +115,8 @@ class RiskKeeper:
             value = notional(market.market_type, entry.qty, market.contract_size, mark)
         gated = guard.gate(self.state, self.limits, actions, exposure, value)
         if gated.state != self.state:
+            self.store.set_meta(META_STATE, json.dumps(state_data(gated.state)))
             self.state = gated.state
-            self.store.set_meta(META_STATE, json.dumps(state_data(self.state)))
         return gated
 
     def _publish(self) -> None:

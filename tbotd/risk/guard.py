@@ -194,7 +194,6 @@ def observe(
     state = _expire(state, close_ms, changes)
     if state.seen_ms is not None:
         state = _streaks(state, limits, close_ms, closed, changes)
-    state = replace(state, seen_ms=close_ms)
     before = len(changes)
     state = _equity_rules(state, limits, close_ms, equity, changes)
     flatten = limits.on_trip is OnTrip.FLATTEN and len(changes) > before
@@ -258,9 +257,10 @@ def _streaks(
 def _equity_rules(
     state: RiskState, limits: RiskLimits, close_ms: int, equity: Decimal, changes: list[Change]
 ) -> RiskState:
-    """The drawdown from the peak and the loss since the day's first close."""
+    """The drawdown from the peak and the loss since the day's first close (and the close
+    seen: one copy of the state per observation)."""
     peak = equity if state.peak is None or equity > state.peak else state.peak
-    state = replace(state, peak=peak)
+    state = replace(state, peak=peak, seen_ms=close_ms)
     tripped = {t.rule for t in state.trips if t.symbol is None}
     new: list[Trip] = []
     dd = limits.max_drawdown
