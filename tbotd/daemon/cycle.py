@@ -214,10 +214,11 @@ class Cycle:
         )
         decision = self.session.decide(inp, history)
         own = Decimal(0) if position is None else self._notional(position)
-        gated = self.risk.gate(decision.actions, replace(exposure, own=own), market, mark)
-        self.store.record_decision(
-            symbol, candle_time, gated.actions, self.clock.now(), decision.trace
-        )
+        with self.store.transaction():  # the guard's entry count and the decision: one commit
+            gated = self.risk.gate(decision.actions, replace(exposure, own=own), market, mark)
+            self.store.record_decision(
+                symbol, candle_time, gated.actions, self.clock.now(), decision.trace
+            )
         return gated.actions, replace(exposure, gross=gated.gross)
 
     async def _execute(

@@ -12,7 +12,7 @@ and stays until resumed. Every trip and reset is an audit event (``risk-trip`` /
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -91,13 +91,16 @@ class RiskKeeper:
             flatten = flatten or done.flatten
             seen = Observed(done.state)
         at = ms_to_datetime(close_ms)
-        with self.store.transaction():  # kept only once recorded: a failed write is redone
-            for change in changes:
-                trip = change.trip
-                symbol = trip.symbol if isinstance(trip, Trip) else None
-                rule = str(trip.rule) if isinstance(trip, Trip) else "halt"
-                self.store.record_event(at, change.kind, change.message, symbol, rule=rule)
-            self.store.set_meta(META_STATE, json.dumps(state_data(seen.state)))
+        if changes or replace(seen.state, seen_ms=state.seen_ms) != state:
+            with self.store.transaction():  # kept only once recorded: a failed write is redone
+                for change in changes:
+                    trip = change.trip
+                    symbol = trip.symbol if isinstance(trip, Trip) else None
+                    rule = str(trip.rule) if isinstance(trip, Trip) else "halt"
+                    self.store.record_event(at, change.kind, change.message, symbol, rule=rule)
+                self.store.set_meta(META_STATE, json.dumps(state_data(seen.state)))
+        # else only the close seen moved: not written (the trades since the last write are
+        # heard again after a restart, and a trade that changed nothing changes nothing again)
         self.state = seen.state
         for change in changes:
             if change.tripped:
@@ -114,7 +117,7 @@ class RiskKeeper:
         if entry is not None:
             value = notional(market.market_type, entry.qty, market.contract_size, mark)
         gated = guard.gate(self.state, self.limits, actions, exposure, value)
-        if gated.state != self.state:
+        if gated.state != self.state:  # (the cycle writes it with the decision's record)
             self.store.set_meta(META_STATE, json.dumps(state_data(gated.state)))
             self.state = gated.state
         return gated

@@ -360,7 +360,8 @@ def gate(
             continue
         out.append(action)
         gross += entry_notional
-        state = replace(state, entries_today=state.entries_today + 1)
+        if limits.max_entries_per_day is not None:  # counted only where it is a limit
+            state = replace(state, entries_today=state.entries_today + 1)
     return Gated(state, out, gross)
 
 
