@@ -49,6 +49,7 @@ from tbotd.domain.markets import KNOWN_MARKETS  # noqa: E402
 from tbotd.domain.values import datetime_to_ms  # noqa: E402
 from tbotd.ml.data import validate_frame  # noqa: E402
 from tbotd.risk import guard  # noqa: E402
+from tbotd.risk.gate import Exposure, gate  # noqa: E402
 from tbotd.store import Store  # noqa: E402
 
 YEAR = 105_120
@@ -174,9 +175,9 @@ def guard_cost() -> dict[str, Any]:
     start = time.perf_counter()
     for k in range(n):
         seen = guard.observe(state, limits, t0 + k * 300_000, Decimal(10_000 - k % 7))
-        state, exposure = seen.state, guard.Exposure(Decimal(10_000))
+        state, exposure = seen.state, Exposure(Decimal(10_000))
         for actions in entries:
-            gated = guard.gate(state, limits, actions, exposure, Decimal(100))
+            gated = gate(state, limits, actions, exposure, Decimal(100))
             state = gated.state
     pure = (time.perf_counter() - start) / n
     holds = [[Hold(s, "below threshold", HoldKind.BELOW_THRESHOLD)] for s in symbols]
@@ -191,7 +192,7 @@ def guard_cost() -> dict[str, Any]:
             for k in range(m):
                 keeper.observe(t0 + k * 300_000, Decimal(10_000))
                 for actions in each:
-                    keeper.gate(actions, guard.Exposure(Decimal(10_000)), market, Decimal(100))
+                    keeper.gate(actions, Exposure(Decimal(10_000)), market, Decimal(100))
             stored[name] = (time.perf_counter() - start) / m
             store.close()
     return {

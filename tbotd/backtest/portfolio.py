@@ -31,7 +31,8 @@ from tbotd.domain.enums import MarketType, Side
 from tbotd.domain.positions import notional
 from tbotd.execution import paper_model as pm
 from tbotd.risk import guard
-from tbotd.risk.guard import DAY_MS, Change, Closed, Exposure, RiskLimits, RiskState
+from tbotd.risk.gate import Exposure, gate
+from tbotd.risk.guard import DAY_MS, Change, Closed, RiskLimits, RiskState
 
 TOLERANCE = 1e-9  # relative: the float scan selects a superset of the exact trips
 
@@ -201,7 +202,7 @@ class Portfolio:
         position = sim.position()
         if position is not None and any(isinstance(a, ClosePosition) for a in actions):
             own = notional(market.market_type, position.qty, market.contract_size, mark)
-        gated = guard.gate(self.state, self.limits, actions, replace(self.exposure, own=own), value)
+        gated = gate(self.state, self.limits, actions, replace(self.exposure, own=own), value)
         self.state = gated.state
         self.exposure = replace(self.exposure, gross=gated.gross)
         return gated.actions

@@ -30,7 +30,7 @@ from tbotd.execution.broker import Broker, PriceRef
 from tbotd.execution.executor import ActionResult, execute
 from tbotd.ops.clock import Clock
 from tbotd.ops.logs import get_logger
-from tbotd.risk.guard import Exposure
+from tbotd.risk.gate import Exposure
 from tbotd.store import Store
 from tbotd.strategy.build import build_strategy
 from tbotd.strategy.rules import ENTRY_WINDOW, DecisionInput

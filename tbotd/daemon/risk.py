@@ -24,7 +24,8 @@ from tbotd.domain.values import ms_to_datetime
 from tbotd.ops.metrics import DAEMON_METRICS, DaemonMetrics
 from tbotd.risk import guard
 from tbotd.risk.codec import halt_data, halt_from, state_data, state_from
-from tbotd.risk.guard import Closed, Exposure, Gated, Halt, Observed, RiskLimits, RiskState, Trip
+from tbotd.risk.gate import Exposure, Gated, gate
+from tbotd.risk.guard import Closed, Halt, Observed, RiskLimits, RiskState, Trip
 from tbotd.store import Store
 
 META_STATE = "risk_state"
@@ -116,7 +117,7 @@ class RiskKeeper:
         value = Decimal(0)
         if entry is not None:
             value = notional(market.market_type, entry.qty, market.contract_size, mark)
-        gated = guard.gate(self.state, self.limits, actions, exposure, value)
+        gated = gate(self.state, self.limits, actions, exposure, value)
         if gated.state != self.state:  # (the cycle writes it with the decision's record)
             self.store.set_meta(META_STATE, json.dumps(state_data(gated.state)))
             self.state = gated.state

@@ -8,9 +8,9 @@ whole portfolio (every symbol of one wallet):
   trips or resets rules — a drawdown from the equity peak beyond ``max_drawdown``, a loss since
   the UTC day's first close beyond ``daily_loss``, ``stop_loss_streak`` stop-losses in a row
   (overall, and per symbol) — or the operator's halt;
-- :func:`gate` on each symbol's actions, in symbol order: while a rule is tripped (or the
-  operator halted) an entry becomes a :class:`~tbotd.domain.actions.Hold` of kind
-  ``risk_halted``; an entry that would break the gross or per-symbol exposure cap or the
+- :func:`tbotd.risk.gate.gate` on each symbol's actions, in symbol order: while a rule is
+  tripped (or the operator halted) an entry becomes a :class:`~tbotd.domain.actions.Hold` of
+  kind ``risk_halted``; an entry that would break the gross or per-symbol exposure cap or the
   entries-per-day limit becomes one of kind ``risk_limit``. Closes and stop moves pass: a
   halted book keeps its positions and their protection. With ``on_trip = flatten`` a new
   equity trip (or a halt with flatten) also asks for every position to be closed.
@@ -24,11 +24,9 @@ every change, so a trip survives restarts.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from decimal import Decimal
 from enum import StrEnum
-
-from tbotd.domain.actions import Action, ClosePosition, Hold, HoldKind, OpenPosition
 
 DAY_MS = 86_400_000
 
@@ -267,15 +265,14 @@ def _equity_rules(
     if dd is not None and RiskRule.MAX_DRAWDOWN not in tripped and peak > 0:
         drawdown = (peak - equity) / peak
         if drawdown > dd:
-            detail = f"equity {equity} is {_pct(drawdown)} below its peak {peak} (limit {_pct(dd)})"
+            detail = f"equity {equity} is {pct(drawdown)} below its peak {peak} (limit {pct(dd)})"
             new.append(Trip(RiskRule.MAX_DRAWDOWN, close_ms, detail))
     loss, start = limits.daily_loss, state.day_start
     if loss is not None and RiskRule.DAILY_LOSS not in tripped and start is not None and start > 0:
         lost = (start - equity) / start
         if lost > loss:
             detail = (
-                f"equity {equity} is {_pct(lost)} below the day's first {start} "
-                f"(limit {_pct(loss)})"
+                f"equity {equity} is {pct(lost)} below the day's first {start} (limit {pct(loss)})"
             )
             until = (close_ms // DAY_MS + 1) * DAY_MS
             new.append(Trip(RiskRule.DAILY_LOSS, close_ms, detail, until_ms=until))
@@ -285,7 +282,8 @@ def _equity_rules(
     return replace(state, trips=state.trips + tuple(new))
 
 
-def _pct(fraction: Decimal) -> str:
+def pct(fraction: Decimal) -> str:
+    """A fraction as a percentage with two decimals."""
     return f"{fraction * 100:.2f} %"
 
 
@@ -317,92 +315,3 @@ def command(state: RiskState, halt: Halt | None, seq: int, at_ms: int, equity: D
         command_seq=seq,
     )
     return Observed(state, tuple(changes))
-
-
-@dataclass(frozen=True, slots=True)
-class Exposure:
-    """What the exposure caps read: the book's equity, the notional of every open position
-    (``gross``, after the entries gated before this one) and this symbol's own."""
-
-    equity: Decimal
-    gross: Decimal = Decimal(0)
-    own: Decimal = Decimal(0)
-
-
-@dataclass(frozen=True, slots=True)
-class Gated:
-    """The actions let through, the new state, and the book's gross notional after them."""
-
-    state: RiskState
-    actions: list[Action] = field(default_factory=list)
-    gross: Decimal = Decimal(0)
-
-
-def gate(
-    state: RiskState,
-    limits: RiskLimits,
-    actions: Sequence[Action],
-    exposure: Exposure,
-    entry_notional: Decimal = Decimal(0),
-) -> Gated:
-    """``actions`` for one symbol as the guard lets them be: entries refused while blocked or
-    beyond a limit (``entry_notional``: the entry's value in the settlement currency)."""
-    out: list[Action] = []
-    closes_own = any(isinstance(a, ClosePosition) for a in actions)
-    gross = exposure.gross - (exposure.own if closes_own else Decimal(0))
-    for action in actions:
-        if not isinstance(action, OpenPosition):
-            out.append(action)
-            continue
-        refused = _refusal(state, limits, action, exposure, entry_notional, closes_own)
-        if refused is not None:
-            out.append(refused)
-            continue
-        out.append(action)
-        gross += entry_notional
-        if limits.max_entries_per_day is not None:  # counted only where it is a limit
-            state = replace(state, entries_today=state.entries_today + 1)
-    return Gated(state, out, gross)
-
-
-def _refusal(
-    state: RiskState,
-    limits: RiskLimits,
-    action: OpenPosition,
-    exposure: Exposure,
-    notional: Decimal,
-    closes_own: bool,
-) -> Hold | None:
-    symbol = action.symbol
-    blocked = state.blocking(symbol)
-    if blocked is not None:
-        why = f"not opening {action.side}: risk guard: {describe(blocked)}"
-        return Hold(symbol, why, HoldKind.RISK_HALTED)
-    side = action.side
-    cap = limits.max_entries_per_day
-    if cap is not None and state.entries_today >= cap:
-        why = f"{state.entries_today} entries today (max_entries_per_day {cap})"
-        return Hold(symbol, f"not opening {side}: {why}", HoldKind.RISK_LIMIT)
-    why = _over_exposed(limits, exposure, notional, closes_own)
-    if why:
-        return Hold(symbol, f"not opening {side}: {why}", HoldKind.RISK_LIMIT)
-    return None
-
-
-def _over_exposed(
-    limits: RiskLimits, exposure: Exposure, notional: Decimal, closes_own: bool
-) -> str:
-    """Why an entry of ``notional`` breaks an exposure cap ("" when it does not)."""
-    one, all_ = limits.max_symbol_exposure, limits.max_gross_exposure
-    if one is None and all_ is None:
-        return ""
-    equity = exposure.equity
-    if equity <= 0:
-        return "no equity to measure exposure against"
-    if one is not None and notional / equity > one:
-        return f"{_pct(notional / equity)} of equity > max_symbol_exposure {_pct(one)}"
-    if all_ is not None:
-        gross = exposure.gross - (exposure.own if closes_own else Decimal(0)) + notional
-        if gross / equity > all_:
-            return f"gross exposure {_pct(gross / equity)} > max_gross_exposure {_pct(all_)}"
-    return ""

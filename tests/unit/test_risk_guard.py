@@ -9,17 +9,16 @@ import pytest
 from tbotd.domain.actions import ClosePosition, ExitPlan, ExitSource, HoldKind, OpenPosition
 from tbotd.domain.enums import Side
 from tbotd.risk.codec import state_data, state_from
+from tbotd.risk.gate import Exposure, gate
 from tbotd.risk.guard import (
     DAY_MS,
     Closed,
-    Exposure,
     Halt,
     OnTrip,
     RiskLimits,
     RiskRule,
     RiskState,
     command,
-    gate,
     observe,
 )
 

@@ -23,6 +23,7 @@ PURE = (
     "tbotd.strategy.classic.momentum",
     "tbotd.risk.guard",
     "tbotd.risk.codec",
+    "tbotd.risk.gate",
 )
 FORBIDDEN_TBOTD = (
     "tbotd.config",
