@@ -407,6 +407,8 @@ class DaemonConfig(_Section):
     """
 
     grace_s: Annotated[float, Field(ge=0, le=60)] = 0.05
+    # an exchange unreachable at start is waited for, retrying at most this far apart
+    startup_retry_cap_s: Annotated[float, Field(ge=1, le=600)] = 30.0
     confirm_after_s: Annotated[float, Field(ge=0, le=120)] = 3.0
     candle_wait_s: Annotated[float, Field(gt=0, le=120)] = 20.0
     reconcile_interval_s: Annotated[float, Field(gt=0, le=86_400)] = 300.0

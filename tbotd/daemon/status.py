@@ -30,6 +30,8 @@ def readiness(daemon: Daemon) -> tuple[bool, str]:
             f"database cannot be written ({app.store.unwritable}): no new entries; open "
             "positions are kept protected from the exchange's own state"
         )
+    if app is None and daemon.waiting_for is not None:
+        return False, daemon.waiting_for
     if app is None or not daemon.ready.is_set():
         return False, "recovering"
     if not app.feed.live.is_set():
