@@ -34,7 +34,8 @@ sys.path.insert(0, str(REPO))
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from tbotd.ml.data import CandleData, read_csv  # noqa: E402
+from tbotd.marketdata.candle_csv import read_candle_csv  # noqa: E402
+from tbotd.ml.data import CandleData  # noqa: E402
 from tbotd.ml.output import write_model_dir  # noqa: E402
 from tbotd.ml.pipeline import TrainConfig, train  # noqa: E402
 from tbotd.predictor.local import LocalPredictor  # noqa: E402
@@ -60,7 +61,7 @@ def load_year(explicit: str | None) -> tuple[CandleData, str]:
     if path is None:
         frame = random_walk(YEAR, seed=0)
         return CandleData(frame, "synthetic", "5m", 0), "seeded random walk (no real CSV found)"
-    data = read_csv(path)
+    data = read_candle_csv(path)
     frame = data.frame.tail(YEAR).reset_index(drop=True)
     return CandleData(frame, str(path), data.timeframe, 0), f"{path.name}, newest {len(frame)} bars"
 

@@ -20,6 +20,7 @@ COMMAND_MODULES = (
     "tbotd.commands.run",
     "tbotd.commands.status",
     "tbotd.commands.halt",
+    "tbotd.commands.trades",
     "tbotd.commands.check_config",
     "tbotd.commands.notify",
     "tbotd.commands.sim",

@@ -16,11 +16,12 @@ from hypothesis import settings
 if TYPE_CHECKING:
     import pandas as pd
 
-# `pytest` (the README's command, and CI) is deterministic: the same examples every run, so a
-# commit passes or fails for its own reasons. `HYPOTHESIS_PROFILE=fuzz pytest` draws new examples
-# from a random seed; what it finds is added to the test as an @example (see the fuzz tests).
-settings.register_profile("default", derandomize=True, print_blob=True)
-settings.register_profile("fuzz", derandomize=False, print_blob=True)
+# `pytest` (the README's command, and CI) is deterministic: the same examples every run and no
+# examples database replaying an earlier run's finds, so a commit passes or fails for its own
+# reasons. `python benchmarks/fuzz.py --minutes N` (HYPOTHESIS_PROFILE=fuzz) draws new examples
+# from random seeds; what it finds is added to the test as an @example (a regression example).
+settings.register_profile("default", derandomize=True, database=None, print_blob=True)
+settings.register_profile("fuzz", derandomize=False, database=None, print_blob=True)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
 REPO = Path(__file__).resolve().parent.parent

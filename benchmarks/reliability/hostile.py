@@ -1,4 +1,5 @@
-"""The hostile run (DESIGN §13): everything an adversarial user found, against real processes.
+"""The hostile run (README: Protection): everything an adversarial user found, against real
+processes.
 
 `tbotd run` (live, two symbols) trades against an accelerated `tbotd sim --admin`; its ML
 service is the oracle answering **schema-valid but hostile** predictions. Four phases:

@@ -12,9 +12,10 @@ Inputs: :func:`read_predictions_csv`, :func:`read_funding`, :func:`read_candles`
 :meth:`PredictionTable.from_history` for the local models.
 """
 
-from tbotd.backtest.inputs import find_gaps, read_candles, read_funding
+from tbotd.backtest.inputs import find_gaps, read_candles
 from tbotd.backtest.predictions import PredictionTable, prediction_table, read_predictions_csv
 from tbotd.backtest.run import BacktestResult, EquityCurve, run_backtest
+from tbotd.marketdata.funding_csv import read_funding
 
 __all__ = [
     "BacktestResult",

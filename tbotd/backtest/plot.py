@@ -1,4 +1,5 @@
-"""``equity.png``: the equity curve with entries and exits marked, and the drawdown below it."""
+"""``equity.png``: price with the trades and their levels, the model's confidence against the
+threshold, the equity curve with entries and exits marked, and the drawdown."""
 
 from __future__ import annotations
 
@@ -6,11 +7,11 @@ from pathlib import Path
 
 import numpy as np
 
+from tbotd.backtest.honesty import MIN_TRADES, small_sample
+from tbotd.backtest.plot_market import MAX_MARKED, MarketTrack, draw_confidence, draw_price
 from tbotd.backtest.run import BacktestResult
 from tbotd.domain.enums import Side
 from tbotd.domain.values import datetime_to_ms
-
-MAX_MARKED = 500  # beyond this many trades, markers hide the curve
 
 
 def _at(times_ms: np.ndarray, open_ms: np.ndarray, equity: np.ndarray, before: bool) -> np.ndarray:
@@ -20,8 +21,9 @@ def _at(times_ms: np.ndarray, open_ms: np.ndarray, equity: np.ndarray, before: b
     return equity[np.clip(idx, 0, len(open_ms) - 1)]
 
 
-def plot_equity(result: BacktestResult, path: Path) -> None:
-    """Two panels sharing the time axis: equity with ▲/▼ entries and ● exits, drawdown in %."""
+def plot_equity(result: BacktestResult, path: Path, track: MarketTrack | None = None) -> None:
+    """Panels sharing the time axis: (with ``track``) price with trades and TP/SL levels and the
+    confidence against the threshold; equity with ▲/▼ entries and ● exits; drawdown in %."""
     import matplotlib as mpl
 
     mpl.use("Agg")
@@ -32,9 +34,15 @@ def plot_equity(result: BacktestResult, path: Path) -> None:
     equity = curve.equity
     peak = np.maximum.accumulate(np.concatenate([[float(result.initial_equity)], equity]))[1:]
     drawdown = np.where(peak > 0, 1.0 - equity / peak, 0.0)
-    fig, (top, bottom) = plt.subplots(
-        2, 1, figsize=(12, 7), sharex=True, gridspec_kw={"height_ratios": [3, 1]}
-    )
+    ratios = [3, 1, 3, 1] if track is not None else [3, 1]
+    fig, axes = plt.subplots(
+        len(ratios), 1, figsize=(12, 3.5 * len(ratios)), sharex=True,
+        gridspec_kw={"height_ratios": ratios},
+    )  # fmt: skip
+    if track is not None:
+        draw_price(axes[0], track, result.trades)
+        draw_confidence(axes[1], track)
+    top, bottom = axes[-2], axes[-1]
     top.plot(times, equity, color="#1f4e79", linewidth=0.8, label="equity")
     top.axhline(float(result.initial_equity), color="grey", linewidth=0.6, linestyle="--")
     trades = result.trades
@@ -67,13 +75,15 @@ def plot_equity(result: BacktestResult, path: Path) -> None:
     top.legend(loc="upper left", fontsize=8)
     growth = float(result.final_equity / result.initial_equity - 1)
     unmarked = " (too many to mark)" if len(trades) > MAX_MARKED else ""
-    top.set_title(
+    few = f" — fewer than {MIN_TRADES} trades: not evidence" if small_sample(len(trades)) else ""
+    axes[0].set_title(
         f"tbotd backtest {result.symbol} {result.timeframe}: {len(trades)} trades{unmarked}, "
-        f"return {growth:+.2%}, max drawdown {drawdown.max():.2%}"
+        f"return {growth:+.2%}, max drawdown {drawdown.max():.2%}{few}"
     )
     bottom.fill_between(times, -100 * drawdown, 0, color="#c62828", alpha=0.4, linewidth=0)
     bottom.set_ylabel("drawdown (%)")
     bottom.set_xlabel("time (UTC)")
+    fig.autofmt_xdate()  # dates slanted, never on top of each other
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

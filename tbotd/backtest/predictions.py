@@ -21,11 +21,11 @@ import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
-from tbotd.backtest.cells import listing, parse_floats, parse_times, plain_times
 from tbotd.domain.enums import PredictionSource, Regime, Signal
 from tbotd.domain.errors import InvalidDataError
 from tbotd.domain.prediction import Prediction
 from tbotd.domain.values import ms_to_datetime
+from tbotd.marketdata.cells import listing, parse_floats, parse_times, plain_times
 from tbotd.strategy.ml_opinion import MLInputs
 from tbotd.strategy.signal import ExitHints
 
@@ -272,7 +272,7 @@ def read_predictions_csv(
 
     Raises :class:`InvalidDataError` naming the file and every bad line (header is line 1).
     """
-    from tbotd.backtest.inputs import read_csv_fast
+    from tbotd.marketdata.candle_csv import read_csv_fast
 
     if not path.is_file():
         raise InvalidDataError(f"{path}: no such file")

@@ -14,12 +14,15 @@ import shutil
 import tempfile
 from collections import Counter
 from collections.abc import Mapping, Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from tbotd.backtest.honesty import Span, warnings
 from tbotd.backtest.metrics import DEFINITIONS, REPORT_VERSION, curve_metrics, trade_metrics
+from tbotd.backtest.plot_market import MarketTrack
 from tbotd.backtest.run import BacktestResult, DecisionRecord
 from tbotd.config.settings import Settings
 from tbotd.domain.actions import Action, ClosePosition, MoveProtection, OpenPosition
@@ -84,6 +87,7 @@ def build_report(
     simulate = timings.get("simulate_s", result.seconds)
     m, s, ex = result.market, settings.strategy, settings.execution
     first, last = int(result.equity.open_ms[0]), int(result.equity.open_ms[-1])
+    span = Span(ms_to_datetime(first), ms_to_datetime(last + timeframe_ms(result.timeframe)))
     return {
         "report_version": REPORT_VERSION,
         "complete": True,
@@ -95,6 +99,7 @@ def build_report(
         "bars": result.bars,
         "trades": len(result.trades),
         "strategy": result.strategy,
+        "warnings": warnings(len(result.trades), span, _training_span(inputs)),
         **curve_metrics(result),
         **trade_metrics(result),
         "initial_equity": str(result.initial_equity),
@@ -147,6 +152,14 @@ def build_report(
         "inputs": dict(inputs),
         "definitions": DEFINITIONS,
     }
+
+
+def _training_span(inputs: Mapping[str, Any]) -> Span | None:
+    """The models' training window, when the predictions came from models with a manifest."""
+    window = inputs.get("training_window")
+    if not window:
+        return None
+    return Span(datetime.fromisoformat(window["start"]), datetime.fromisoformat(window["end"]))
 
 
 def strategy_params(section: Any) -> dict[str, Any]:
@@ -220,28 +233,30 @@ def clean(value: Any) -> Any:
     return value
 
 
+def trade_row(t: Trade) -> tuple[object, ...]:
+    """One trade in ``TRADE_COLUMNS`` order, money as exact decimals, times in UTC ``Z``."""
+    return (
+        t.entry_time.isoformat().replace("+00:00", "Z"),
+        t.exit_time.isoformat().replace("+00:00", "Z"),
+        str(t.side),
+        t.qty,
+        t.entry_price,
+        t.exit_price,
+        t.exit_reason,
+        t.pnl,
+        t.fees,
+        t.funding,
+        "" if t.stop_loss is None else t.stop_loss,
+        "" if t.take_profit is None else t.take_profit,
+    )
+
+
 def write_trades(trades: Sequence[Trade], path: Path) -> None:
     """``trades.csv``: one row per closed trade, money as exact decimals."""
     with path.open("w", newline="", encoding="utf-8") as f:
         writer = csv.writer(f)
         writer.writerow(TRADE_COLUMNS)
-        for t in trades:
-            writer.writerow(
-                (
-                    t.entry_time.isoformat().replace("+00:00", "Z"),
-                    t.exit_time.isoformat().replace("+00:00", "Z"),
-                    str(t.side),
-                    t.qty,
-                    t.entry_price,
-                    t.exit_price,
-                    t.exit_reason,
-                    t.pnl,
-                    t.fees,
-                    t.funding,
-                    "" if t.stop_loss is None else t.stop_loss,
-                    "" if t.take_profit is None else t.take_profit,
-                )
-            )
+        writer.writerows(trade_row(t) for t in trades)
 
 
 def _write_equity(result: BacktestResult, path: Path) -> None:
@@ -253,8 +268,11 @@ def _write_equity(result: BacktestResult, path: Path) -> None:
     frame.to_csv(path, index=False, float_format="%.10g")
 
 
-def write_outputs(out: Path, result: BacktestResult, report: Mapping[str, Any]) -> list[Path]:
-    """Write every output into ``out`` (created if needed), all or nothing; report.json last."""
+def write_outputs(
+    out: Path, result: BacktestResult, report: Mapping[str, Any], track: MarketTrack | None = None
+) -> list[Path]:
+    """Write every output into ``out`` (created if needed), all or nothing; report.json last.
+    ``track`` (prices, confidence, threshold) adds the market panels to the plot."""
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
@@ -263,7 +281,7 @@ def write_outputs(out: Path, result: BacktestResult, report: Mapping[str, Any]) 
         _write_equity(result, tmp / "equity.csv")
         from tbotd.backtest.plot import plot_equity
 
-        plot_equity(result, tmp / "equity.png")
+        plot_equity(result, tmp / "equity.png", track)
         text = json.dumps(clean(dict(report)), indent=2, sort_keys=False)
         (tmp / "report.json").write_text(text + "\n", encoding="utf-8")
         if out.exists() and not out.is_dir():

@@ -22,7 +22,6 @@ from numpy.typing import NDArray
 
 from tbotd.backtest.drive import run_fast, run_reference
 from tbotd.backtest.engine import Candles, Decided, Progress, Simulator
-from tbotd.backtest.inputs import funding_rates
 from tbotd.backtest.portfolio import Portfolio
 from tbotd.backtest.predictions import PredictionTable, ml_inputs, prediction_table
 from tbotd.config.settings import Settings
@@ -31,6 +30,7 @@ from tbotd.domain.errors import InvalidDataError
 from tbotd.domain.market import MarketSpec
 from tbotd.domain.markets import market_spec
 from tbotd.domain.values import timeframe_ms
+from tbotd.marketdata.funding_csv import funding_rates
 from tbotd.ml.data import CandleData, validate_frame
 from tbotd.risk.guard import Change, RiskLimits
 from tbotd.store.wallet import Trade

@@ -21,6 +21,7 @@ from tbotd.commands import EXIT_FAILURE, EXIT_OK
 
 if TYPE_CHECKING:
     from tbotd.backtest import BacktestResult, PredictionTable
+    from tbotd.backtest.plot_market import MarketTrack
     from tbotd.config.settings import Settings
     from tbotd.domain.market import MarketSpec
     from tbotd.ml.data import CandleData
@@ -193,7 +194,13 @@ def _model_predictions(
             predictor.source,
             predictor.model_version,
         )
-        about = {"models": str(args.models), "model_version": predictor.model_version}
+        about: dict[str, Any] = {
+            "models": str(args.models),
+            "model_version": predictor.model_version,
+        }
+        window = predictor.manifest.training.get("window") or {}
+        if window.get("start") and window.get("end"):
+            about["training_window"] = {"start": window["start"], "end": window["end"]}
         return table, about | {"device": predictor.device.type}
 
 
@@ -308,6 +315,7 @@ def _simulate(args: argparse.Namespace, inp: LoadedInputs) -> BacktestResult:
 
 def run(args: argparse.Namespace) -> int:
     """Load and check the inputs, run the backtest, write the outputs, print the summary."""
+    from tbotd.backtest.honesty import buy_and_hold_return
     from tbotd.backtest.report import build_report, clean, write_outputs
     from tbotd.ops.logs import configure_logging
 
@@ -326,10 +334,14 @@ def run(args: argparse.Namespace) -> int:
     timings = inp.timings | {"simulate_s": result.seconds}
     clock = time.perf_counter()
     report = build_report(result, inp.settings, inp.about, timings)
+    frame = inp.data.frame
+    report["buy_and_hold_return"] = buy_and_hold_return(
+        frame["open"].to_numpy(), frame["close"].to_numpy()
+    )
     report["timings"]["report_s"] = time.perf_counter() - clock
     if args.out is not None:
         try:
-            write_outputs(args.out, result, report)
+            write_outputs(args.out, result, report, _track(inp))
         except OSError as e:
             print(f"tbotd backtest: cannot write {args.out}: {e}", file=sys.stderr)
             return EXIT_FAILURE
@@ -340,6 +352,24 @@ def run(args: argparse.Namespace) -> int:
     else:
         _summary(report, result, args.out)
     return EXIT_OK
+
+
+def _track(inp: LoadedInputs) -> MarketTrack:
+    """What the plot's market panels show: closes, the predictions' confidence, the threshold."""
+    import numpy as np
+
+    from tbotd.backtest.plot_market import MarketTrack
+
+    frame, table = inp.data.frame, inp.table
+    times = table.time_ms if table is not None else np.zeros(0, dtype=np.int64)
+    confidence = table.confidence if table is not None else np.zeros(0)
+    return MarketTrack(
+        frame["open_time"].to_numpy(np.int64),
+        frame["close"].to_numpy(np.float64),
+        times,
+        confidence,
+        inp.settings.strategy.threshold,
+    )
 
 
 def _fmt(value: Any, pct: bool = False) -> str:
@@ -363,9 +393,10 @@ def _summary(report: dict[str, Any], result: BacktestResult, out: Path | None) -
     rows = [
         ("strategy", report["strategy"]),
         ("bars", f"{report['bars']:,}"),
-        ("trades", f"{report['trades']:,}  {report['trades_by_exit_reason']}"),
+        ("trades", f"{report['trades']:,}  {_counts(report['trades_by_exit_reason'])}"),
         ("initial → final equity", f"{report['initial_equity']} → {_money(result)} {cur}"),
         ("total return", _fmt(report["total_return"], pct=True)),
+        ("buy and hold (unleveraged)", _fmt(report.get("buy_and_hold_return"), pct=True)),
         ("CAGR", _fmt(report["cagr"], pct=True)),
         ("Sharpe / Sortino (annualised)", f"{_fmt(report['sharpe'])} / {_fmt(report['sortino'])}"),
         ("max drawdown", _fmt(report["max_drawdown"], pct=True)),
@@ -375,16 +406,23 @@ def _summary(report: dict[str, Any], result: BacktestResult, out: Path | None) -
         ),
         ("exposure", _fmt(report["exposure"], pct=True)),
         ("fees / funding", f"{_round(report['fees'])} / {_round(report['funding'])} {cur}"),
-        ("predictions", str(report["predictions"])),
-        ("skipped orders", str(report["skipped_orders"] or "none")),
+        ("predictions", _counts(report["predictions"])),
+        ("skipped orders", _counts(report["skipped_orders"]) or "none"),
         ("time", f"{report['seconds']:.2f} s ({report['bars_per_second']:,.0f} bars/s)"),
     ]
     for name, value in rows:
         table.add_row(name, value)
     console = Console()
     console.print(table)
+    for warning in report["warnings"]:
+        console.print(f"[yellow]warning: {warning}[/]")
     if out is not None:
         console.print(f"wrote {out}/report.json, trades.csv, decisions.csv, equity.csv, equity.png")
+
+
+def _counts(counts: dict[str, Any]) -> str:
+    """``take_profit 3 · stop_loss 2`` rather than a Python dict."""
+    return " · ".join(f"{k} {v:,}" if isinstance(v, int) else f"{k} {v}" for k, v in counts.items())
 
 
 def _round(text: str) -> str:

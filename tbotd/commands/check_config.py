@@ -6,9 +6,12 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tbotd.commands import EXIT_BAD_INPUT, EXIT_OK
+
+if TYPE_CHECKING:
+    from tbotd.config import Settings
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -39,6 +42,16 @@ def run(args: argparse.Namespace) -> int:
             for problem in e.problems:
                 print(f"  {problem}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    runtime = runtime_problems(settings)
+    if runtime:
+        if args.json:
+            problems = [{"key": key, "expected": why} for key, why in runtime]
+            print(json.dumps({"ok": False, "file": str(args.file), "problems": problems}))
+        else:
+            print(f"{args.file}: {len(runtime)} problem(s):", file=sys.stderr)
+            for key, why in runtime:
+                print(f"  {args.file}: {key}: {why}", file=sys.stderr)
+        return EXIT_BAD_INPUT
     effective = settings.model_dump(mode="json")
     if args.json:
         print(json.dumps({"ok": True, "file": str(args.file), "config": effective}))
@@ -46,6 +59,32 @@ def run(args: argparse.Namespace) -> int:
         print(f"# {args.file}: ok (effective configuration, secrets masked)")
         print(as_toml(effective))
     return EXIT_OK
+
+
+def runtime_problems(settings: Settings) -> list[tuple[str, str]]:
+    """What the config's shape allows but a run could not trade with: a models directory that
+    is missing, unreadable, for another timeframe or needing more history than the daemon
+    keeps (the daemon would start and decide neutral every candle)."""
+    models_dir = settings.ml.models_dir
+    if models_dir is None:
+        return []
+    from tbotd.ml.errors import ModelLoadError
+    from tbotd.ml.manifest import read_manifest
+
+    if not models_dir.is_dir():
+        return [("ml.models_dir", f"{models_dir} is not a directory (train one: tbotd train)")]
+    try:
+        manifest = read_manifest(models_dir)
+    except ModelLoadError as e:
+        return [("ml.models_dir", str(e))]
+    found = []
+    if manifest.timeframe != settings.exchange.timeframe:
+        why = f"{models_dir} holds {manifest.timeframe} models, exchange.timeframe is "
+        found.append(("ml.models_dir", why + settings.exchange.timeframe))
+    if settings.daemon.history_bars < manifest.required_history:
+        why = f"{settings.daemon.history_bars} is below the candles the models need: "
+        found.append(("daemon.history_bars", why + str(manifest.required_history)))
+    return found
 
 
 def as_toml(config: dict[str, Any]) -> str:

@@ -62,6 +62,16 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         metavar="FILE",
         help="a config to run instead of the built-in configs/demo.toml",
     )
+    demo.add_argument(
+        "--threads",
+        type=_positive_int,
+        default=1,
+        help="torch CPU threads for training (1: the small models barely parallelise, and one "
+        "thread gives the same weights on every run)",
+    )
+    demo.add_argument(
+        "--seed", type=int, default=7, help="seed of the generated market and of training"
+    )
     demo.add_argument("--out", type=Path, default=Path("tbotd-demo"), help="output folder")
     demo.add_argument("--json", action="store_true", help="print the summary as JSON, last")
     demo.set_defaults(handler=run)
@@ -76,7 +86,16 @@ def run(args: argparse.Namespace) -> int:
     from tbotd.ops.logs import configure_logging
 
     configure_logging("warning", "auto", sys.stderr)
-    options = DemoOptions(args.cycles, args.speed, args.mode, args.data, args.out, args.config)
+    options = DemoOptions(
+        args.cycles,
+        args.speed,
+        args.mode,
+        args.data,
+        args.out,
+        args.config,
+        seed=args.seed,
+        threads=args.threads,
+    )
     console = Console(stderr=True)
     progress = Progress(
         TextColumn("{task.description}"),
@@ -120,6 +139,7 @@ def _table(summary: dict[str, Any]) -> None:
         "predictions by source",
         ", ".join(f"{k}: {v}" for k, v in summary["predictions_by_source"].items()),
     )
+    table.add_row("models", str(summary["models"]))
     table.add_row("trades (closed)", f"{summary['trades']} (+{summary['open_positions']} open)")
     table.add_row("PnL after fees and funding", f"{summary['pnl']} {summary['currency']}")
     table.add_row("fees", f"{summary['fees']} {summary['currency']}")

@@ -1,4 +1,9 @@
-"""`tbotd status [--config FILE | --url URL] [--json]`: what a running daemon says about itself."""
+"""`tbotd status [--config FILE | --url URL | --db FILE] [--json]`: what a daemon says about itself.
+
+A running daemon answers through its ops endpoint; when none answers at the config's address, the
+same document (without the live parts: readiness, protection checks, last cycle) is read from its
+database, so a stopped daemon's positions and orders are one command away.
+"""
 
 from __future__ import annotations
 
@@ -16,23 +21,28 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add the status subcommand."""
     st = sub.add_parser(
         "status",
-        help="show a running daemon's positions, orders, predictions and equity",
-        description="Reads the daemon's ops endpoint (/status). The token comes from "
+        help="show a daemon's positions, orders, predictions and equity",
+        description="Reads the daemon's ops endpoint (/status); with --config and no daemon "
+        "answering, or with --db, reads its database instead. The token comes from "
         "TBOTD_OPS__TOKEN when the endpoint needs one.",
     )
     where = st.add_mutually_exclusive_group(required=True)
     where.add_argument("--config", type=Path, metavar="FILE", help="the daemon's config")
     where.add_argument("--url", metavar="URL", help="e.g. http://127.0.0.1:8787")
+    where.add_argument("--db", type=Path, metavar="FILE", help="a daemon's database (offline)")
     st.add_argument("--json", action="store_true", help="print the status document")
     st.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    """Fetch /status and print it."""
+    """Fetch /status (or read the database) and print it."""
     import asyncio
 
+    if args.db is not None:
+        return _show(args, _offline(args.db, None))
     url = args.url
     token = os.environ.get("TBOTD_OPS__TOKEN")
+    db = None
     if args.config is not None:
         from tbotd.config import ConfigInvalidError, load_settings
 
@@ -43,16 +53,49 @@ def run(args: argparse.Namespace) -> int:
             return EXIT_BAD_INPUT
         url = f"http://{settings.ops.host}:{settings.ops.port}"
         token = settings.ops.token.get_secret_value() if settings.ops.token else token
+        db = (Path(settings.store.path), settings.instance, str(settings.execution.mode))
+    body: dict[str, Any] | None
     try:
         body = asyncio.run(_fetch(url.rstrip("/") + "/status", token))
     except OSError as e:
-        print(f"tbotd status: cannot reach {url}: {e}", file=sys.stderr)
-        return EXIT_FAILURE
+        if db is None or not db[0].exists():
+            print(f"tbotd status: cannot reach {url}: {e}", file=sys.stderr)
+            return EXIT_FAILURE
+        body = _offline(db[0], (db[1], db[2]), f"no daemon answers at {url}")
+    return _show(args, body)
+
+
+def _show(args: argparse.Namespace, body: dict[str, Any] | None) -> int:
+    if body is None:
+        print(f"tbotd status: no database at {args.db}", file=sys.stderr)
+        return EXIT_BAD_INPUT
     if args.json:
         print(json.dumps(body))
     else:
         _print(body)
     return EXIT_OK
+
+
+def _offline(
+    db: Path, who: tuple[str, str] | None, why: str = "read from the database"
+) -> dict[str, Any] | None:
+    """The status document from a database (None when there is none)."""
+    if not db.exists():
+        return None
+    from tbotd.daemon.status import recorded
+    from tbotd.store import Store
+
+    store = Store.open(db)
+    try:
+        body: dict[str, Any] = {
+            "instance": who[0] if who else db.name,
+            "mode": who[1] if who else "mode unknown",
+            "ready": False,
+            "reason": f"not running: {why} ({db})",
+        }
+        return body | recorded(store)
+    finally:
+        store.close()
 
 
 async def _fetch(url: str, token: str | None) -> dict[str, Any]:
@@ -77,8 +120,8 @@ def _print(body: dict[str, Any]) -> None:
     console = Console()
     console.print(
         f"[bold]{body.get('instance')}[/] ({body.get('mode')}): "
-        f"{'ready' if body.get('ready') else 'not ready'} — {body.get('reason')}; "
-        f"{body.get('cycles', 0)} cycles"
+        f"{'ready' if body.get('ready') else 'not ready'} — {body.get('reason')}"
+        + (f"; {body['cycles']} cycles" if "cycles" in body else "")
     )
     equity = body.get("equity") or {}
     if equity:

@@ -61,7 +61,14 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--folds", type=_positive, default=4, help="walk-forward test folds (4)")
     p.add_argument("--seed", type=int, default=0, help="random seed; same seed, same weights")
     p.add_argument("--max-rows", type=_positive, default=None, help="use only the newest N candles")
-    p.add_argument("--threshold", type=float, default=0.55, help="confidence for the 2nd backtest")
+    p.add_argument(
+        "--threshold",
+        type=float,
+        default=None,
+        help="the confidence a strategy acts at: coverage and hit rate at it, and the 2nd "
+        "backtest (the --config's strategy.threshold, else 0.55)",
+    )
+    p.add_argument("--config", type=Path, metavar="FILE", help="take --threshold from this config")
     p.add_argument("--threads", type=_positive, default=None, help="torch CPU threads (all cores)")
     p.add_argument("--force", action="store_true", help="overwrite an existing model directory")
     p.set_defaults(handler=run)
@@ -100,9 +107,14 @@ def _progress(enabled: bool) -> tuple[ProgressFn | None, Any]:
 def run(args: argparse.Namespace) -> int:
     """Load and check candles, train, write the model directory, print the summary."""
     from tbotd.domain.errors import InvalidDataError
-    from tbotd.ml.data import read_csv, read_store
+    from tbotd.marketdata.candle_csv import read_candle_csv
+    from tbotd.ml.data import read_store
 
-    data = read_csv(args.data) if args.data else read_store(args.db, args.symbol, args.timeframe)
+    data = (
+        read_candle_csv(args.data)
+        if args.data
+        else read_store(args.db, args.symbol, args.timeframe)
+    )
     if args.max_rows:
         data = type(data)(
             data.frame.tail(args.max_rows).reset_index(drop=True),
@@ -118,6 +130,7 @@ def run(args: argparse.Namespace) -> int:
         )
     if (args.out / "manifest.json").exists() and not args.force:
         raise InvalidDataError(f"{args.out} already holds a model; pass --force to replace it")
+    args.threshold = _threshold(args)
     if not 0 <= args.threshold <= 1:
         raise InvalidDataError(f"--threshold must be within [0, 1], not {args.threshold}")
     from tbotd.ml.device import resolve_device, set_threads
@@ -158,8 +171,27 @@ def run(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _threshold(args: argparse.Namespace) -> float:
+    """--threshold, else the config's strategy.threshold, else 0.55 (a bad config: exit 2)."""
+    if args.threshold is not None:
+        return float(args.threshold)
+    if args.config is None:
+        return 0.55
+    from tbotd.config import load_settings
+
+    return float(load_settings(args.config).strategy.threshold)
+
+
 def _pct(value: float | None) -> str:
     return "n/a" if value is None else f"{100 * value:.2f} %"
+
+
+def _at_threshold(at: dict[str, Any], bars: int) -> str:
+    """How often a strategy at this threshold would act, and how often it would be right."""
+    return (
+        f"{'at confidence ≥ ' + format(at['threshold'], 'g'):26}{_pct(at['hit_rate']):>12}"
+        f"   {at['n_calls']:,} of {bars:,} out-of-sample bars call ({_pct(at['coverage'])})"
+    )
 
 
 def _human(s: dict[str, Any]) -> str:
@@ -182,6 +214,7 @@ def _human(s: dict[str, Any]) -> str:
             f"{_pct(b[k]['total_return']):>{w}}"
             for k, w in (("always_long", 14), ("persistence", 14), ("coin_flip", 12))
         ),
+        _at_threshold(d["at_threshold"], s["oos_bars"]),
         "",
         (
             f"calls {d['n_calls']}, Brier {d['brier']:.4f} "

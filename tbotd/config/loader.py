@@ -8,6 +8,7 @@ bad value (masked when secret) and what was expected.
 from __future__ import annotations
 
 import contextvars
+import difflib
 import json
 import os
 import re
@@ -338,8 +339,35 @@ def _explain(error: ValidationError, path: Path, environ: Mapping[str, str]) -> 
         else:
             value = "***" if secret else _short(given)
             expected = _expected(err)
+        if err["type"] == "extra_forbidden":
+            expected = _unknown(loc)
         problems.append(ConfigProblem(source, key, value, expected))
     return problems
+
+
+def _unknown(loc: tuple[str, ...]) -> str:
+    """An unknown key, with the nearest real one (``threshhold`` → ``strategy.threshold``), and
+    how to give it when that one is a secret."""
+    siblings = _sibling_keys(loc[:-1])
+    near = difflib.get_close_matches(loc[-1], siblings, n=1, cutoff=0.75)
+    if not near:
+        return "unknown key (keys are listed in configs/*.toml)"
+    meant = (*loc[:-1], near[0])
+    if meant in SECRET_FIELDS:
+        return (
+            f"unknown key — did you mean {'.'.join(meant)}? It is a secret: give it only "
+            f"through {_env_name(meant)} or a systemd credential, never in the file"
+        )
+    return f"unknown key — did you mean {'.'.join(meant)}?"
+
+
+def _sibling_keys(parent: tuple[str, ...]) -> list[str]:
+    """The keys a section allows (every member's, for a union section like ``strategy``)."""
+    models: list[type[BaseModel]] = [Settings]
+    for name in parent:
+        fields = [m.model_fields[name] for m in models if name in m.model_fields]
+        models = [sub for f in fields for sub in _models(f.annotation)]
+    return sorted({name for m in models for name in m.model_fields})
 
 
 def _expected(err: Any) -> str:

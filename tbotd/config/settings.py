@@ -63,7 +63,7 @@ def sends_secrets_safely(url: str) -> bool:
 
 
 class StrategyMode(StrEnum):
-    """The two ML directional modes of DESIGN §2; both are configs, not code branches."""
+    """The two ML directional modes of README: Strategies; both are configs, not code branches."""
 
     ML_USDT_DIRECTIONAL = "ml_usdt_directional"
     ML_BTC_DIRECTIONAL = "ml_btc_directional"
@@ -136,8 +136,8 @@ class ExchangeConfig(_Section):
 
 
 class _StrategyBase(_Section):
-    """What every ``strategy.kind`` shares: the share class, and the position rules (DESIGN §2,
-    §10): threshold, flat/neutral handling, TP/SL and their bounds, the entry cap."""
+    """What every ``strategy.kind`` shares: the share class, and the position rules (README:
+    Strategies): threshold, flat/neutral handling, TP/SL and their bounds, the entry cap."""
 
     mode: StrategyMode
     share_class: Annotated[str, Field(pattern=r"^[A-Z0-9]{2,10}$")]
@@ -149,9 +149,9 @@ class _StrategyBase(_Section):
     k_tp: Annotated[Decimal, Field(gt=0, le=100)] = Decimal("2.0")
     stop_loss_pct: Annotated[Decimal, Field(gt=0, lt=100)] = Decimal("1.0")
     take_profit_pct: Annotated[Decimal, Field(gt=0, le=1000)] = Decimal("2.0")
-    # DESIGN §13: whatever a model says, a stop risks between these shares of the entry (also at
-    # most half the way to the liquidation price at execution.leverage), a target lies between
-    # the take-profit bounds, and a model's absolute price farther than the band is refused.
+    # README: Protection: whatever a model says, a stop risks between these shares of the entry
+    # (also at most half the way to the liquidation price at execution.leverage), a target lies
+    # between the take-profit bounds, and a model's absolute price farther than the band is refused.
     min_stop_pct: Annotated[Decimal, Field(gt=0, lt=100)] = Decimal("0.3")
     max_stop_pct: Annotated[Decimal, Field(gt=0, lt=100)] = Decimal("5.0")
     min_take_profit_pct: Annotated[Decimal, Field(gt=0, le=1000)] = Decimal("0.3")
@@ -241,7 +241,8 @@ ClassicConfig = Annotated[
 
 
 class EnhanceConfig(_Section):
-    """``[strategy.enhance]``: how ML changes the classic signal (DESIGN §10, README truth table).
+    """``[strategy.enhance]``: how ML changes the classic signal (README: Strategies, its truth
+    table).
 
     ``confidence_threshold``: below it the model abstains (never a vote of 0.5);
     ``fail_open``: ``filter`` passes the classic signal while ML abstains instead of blocking it;
@@ -258,7 +259,8 @@ class EnhanceConfig(_Section):
 
 
 class MLDirectionalConfig(_StrategyBase):
-    """``kind = "ml_directional"`` (the default): the ML prediction is the signal (DESIGN §2)."""
+    """``kind = "ml_directional"`` (the default): the ML prediction is the signal (README:
+    Strategies)."""
 
     kind: Literal[StrategyKind.ML_DIRECTIONAL] = StrategyKind.ML_DIRECTIONAL
 
@@ -364,12 +366,36 @@ class StoreConfig(_Section):
     path: Path = Path("tbotd.sqlite")
 
 
+MIN_OPS_TOKEN_CHARS = 24  # a short or guessable token guards nothing on an open port
+
+
 class OpsConfig(_Section):
-    """The HTTP ops endpoint; loopback by default, a token for anything beyond health."""
+    """The HTTP ops endpoint; loopback by default, a token for anything beyond health.
+
+    Checked here so that `check-config` refuses what the run would: a bind beyond loopback
+    without a token (anyone on the network could read positions), and a token too short to
+    guard anything.
+    """
 
     host: str = "127.0.0.1"
     port: Annotated[int, Field(ge=0, le=65535)] = 8787
     token: SecretStr | None = None
+
+    @model_validator(mode="after")
+    def _guarded(self) -> OpsConfig:
+        if self.token is not None and len(self.token.get_secret_value().strip()) < (
+            MIN_OPS_TOKEN_CHARS
+        ):
+            raise ValueError(
+                f"ops.token is shorter than {MIN_OPS_TOKEN_CHARS} characters; make one with "
+                "`python3 -c 'import secrets; print(secrets.token_urlsafe(32))'`"
+            )
+        if self.token is None and not is_loopback_host(self.host):
+            raise ValueError(
+                f"ops.host = {self.host!r} is beyond loopback: set an ops token "
+                "(TBOTD_OPS__TOKEN or the ops_token credential), or bind 127.0.0.1"
+            )
+        return self
 
 
 class DaemonConfig(_Section):
@@ -382,6 +408,8 @@ class DaemonConfig(_Section):
     """
 
     grace_s: Annotated[float, Field(ge=0, le=60)] = 0.05
+    # an exchange unreachable at start is waited for, retrying at most this far apart
+    startup_retry_cap_s: Annotated[float, Field(ge=1, le=600)] = 30.0
     confirm_after_s: Annotated[float, Field(ge=0, le=120)] = 3.0
     candle_wait_s: Annotated[float, Field(gt=0, le=120)] = 20.0
     reconcile_interval_s: Annotated[float, Field(gt=0, le=86_400)] = 300.0

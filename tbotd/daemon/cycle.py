@@ -1,9 +1,9 @@
 """One 5-minute cycle: closed candles → predictions → decisions → orders → records.
 
-The order matches the backtest exactly (DESIGN §2 exit priority): the broker first settles what
-happened inside the candle that just closed (stops, targets, liquidation, funding), then the
-predictions for that candle are made, then the strategy (``build_strategy``: its signal source
-over the candles and the prediction, then the shared position rules) decides at the close and
+The order matches the backtest exactly (exit priority: README: Strategies): the broker first
+settles what happened inside the candle that just closed (stops, targets, liquidation, funding),
+then the predictions for that candle are made, then the strategy (``build_strategy``: its signal
+source over the candles and the prediction, then the shared position rules) decides at the close and
 the broker fills at the next price. Each candle of each symbol is decided at most once, even
 across restarts.
 """

@@ -26,7 +26,7 @@ import pandas as pd
 from tbotd.config import Settings
 from tbotd.daemon.cycle import CycleReport
 from tbotd.daemon.lifecycle import Daemon
-from tbotd.domain.values import datetime_to_ms, ms_to_datetime
+from tbotd.domain.values import timeframe_delta
 from tbotd.ops.logs import get_logger
 from tbotd.sim import SimConfig, SimExchange
 from tbotd.store import Store
@@ -35,6 +35,7 @@ from tbotd.strategy.build import build_strategy
 log = get_logger(__name__)
 TRAIN_BARS = 20_000
 HISTORY_DAYS = 75  # the generator's "now" starts this long after its origin: history to train on
+_AFTER_CLOSE_MS = 1_000  # each lockstep step stops this far into the next candle
 
 
 @dataclass(frozen=True)
@@ -48,6 +49,7 @@ class DemoOptions:
     out: Path
     config: Path | None = None
     seed: int = 7
+    threads: int = 1  # the small MLPs barely parallelise; one thread is also the reproducible one
 
 
 def demo_config_text() -> str:
@@ -62,8 +64,7 @@ def demo_settings(options: DemoOptions, sim_url: str, models_dir: Path | None) -
     data.setdefault("exchange", {})["base_url"] = sim_url
     data.setdefault("store", {})["path"] = str(options.out / "demo.sqlite")
     daemon = data.setdefault("daemon", {})
-    daemon["time_scale"] = options.speed
-    daemon.setdefault("candle_wait_s", 60.0)  # exchange seconds: a few sim ticks at any speed
+    daemon["time_scale"] = 1.0  # re-anchored on the sim's paused clock at every lockstep cycle
     data.setdefault("ops", {})["port"] = 0
     data.setdefault("execution", {})["mode"] = "live" if options.mode == "live-sim" else "paper"
     if models_dir is not None:
@@ -84,37 +85,55 @@ def start_sim(options: DemoOptions) -> SimExchange:
     return SimExchange(config)
 
 
+def training_frame(sim: SimExchange, timeframe: str, asset: str = "BTC") -> pd.DataFrame:
+    """The last ``TRAIN_BARS`` closed candles of the daemon's own timeframe before "now".
+
+    The same candles the daemon will be fed (the sim's base bars are one minute: training on
+    those would teach a 12-minute horizon to a model then asked about 5-minute candles).
+    """
+    step = int(timeframe_delta(timeframe).total_seconds() * 1000)
+    now_ms = sim.engine.now_ms
+    last_open = now_ms - now_ms % step - step
+    rows = sim.markets[asset].klines(
+        step, now_ms, last_open - (TRAIN_BARS - 1) * step, last_open, limit=TRAIN_BARS
+    )
+    return pd.DataFrame(
+        {
+            "open_time": [k.open_ms for k in rows],
+            "open": [float(k.open) for k in rows],
+            "high": [float(k.high) for k in rows],
+            "low": [float(k.low) for k in rows],
+            "close": [float(k.close) for k in rows],
+            "volume": [float(k.volume) for k in rows],
+        }
+    )
+
+
 def train_models(
     sim: SimExchange,
-    out: Path,
+    options: DemoOptions,
+    timeframe: str,
     progress: Callable[[str, int, int], None] | None,
-    asset: str = "BTC",
 ) -> Path:
-    """Small local models trained on the sim's history before "now" (never after it)."""
+    """Small local models trained on the sim's history before "now" (never after it).
+
+    The sim's clock is paused meanwhile, so trading starts at the first candle after the
+    training data however long training takes; seeded and single-threaded by default, so the
+    same command trains the same weights.
+    """
     from tbotd.ml.data import CandleData
-    from tbotd.ml.device import resolve_device
+    from tbotd.ml.device import resolve_device, set_threads
     from tbotd.ml.output import write_model_dir
     from tbotd.ml.pipeline import TrainConfig
     from tbotd.ml.trainer import FitConfig
 
-    now_ms = sim.engine.now_ms
-    bars = sim.markets[asset].bars(now_ms - TRAIN_BARS * 300_000, now_ms - now_ms % 300_000)
-    frame = pd.DataFrame(
-        {
-            "open_time": [b.open_ms for b in bars],
-            "open": [float(b.open) for b in bars],
-            "high": [float(b.high) for b in bars],
-            "low": [float(b.low) for b in bars],
-            "close": [float(b.close) for b in bars],
-            "volume": [float(b.volume) for b in bars],
-        }
-    )
-    data = CandleData(frame, "tbotd sim history", "5m", 0)
-    models = out / "models"
+    set_threads(options.threads)
+    data = CandleData(training_frame(sim, timeframe), "tbotd sim history", timeframe, 0)
+    models = options.out / "models"
     shutil.rmtree(models, ignore_errors=True)
     write_model_dir(
         data,
-        TrainConfig(fit=FitConfig(epochs=4, seed=0), folds=2),
+        TrainConfig(fit=FitConfig(epochs=4, seed=options.seed), folds=2),
         resolve_device("auto"),
         models,
         progress,
@@ -132,30 +151,33 @@ async def run_demo(
     for stale in options.out.glob("demo.sqlite*"):
         stale.unlink()
     sim = start_sim(options)
+    sim.clock.pause()  # market time moves only in lockstep with the daemon (see below)
     url = await sim.start("127.0.0.1", 0)
     try:
-        configured = demo_settings(options, url, None).ml.models_dir
-        if configured is not None and not configured.is_dir():
-            configured = None  # e.g. a shipped config's "models/usdt": train the demo's own
-        models = configured or await asyncio.to_thread(
-            train_models, sim, options.out, train_progress
+        configured = demo_settings(options, url, None)
+        models = configured.ml.models_dir if options.config is not None else None
+        if models is not None and not models.is_dir():
+            models = None  # e.g. a shipped config's "models/usdt": train the demo's own
+        models = models or await asyncio.to_thread(
+            train_models, sim, options, configured.exchange.timeframe, train_progress
         )
         settings = demo_settings(options, url, models)
         daemon: Daemon
 
-        def counted(report: CycleReport) -> None:
-            if on_cycle is not None:
-                on_cycle(report)
-            if daemon.cycles >= options.cycles:
-                daemon.request_stop("demo finished")
-
-        daemon = Daemon(settings, on_cycle=counted)
-        code = await daemon.run()
+        daemon = Daemon(settings, on_cycle=on_cycle, scheduled=False)
+        code = await _run_in_lockstep(daemon, sim, options)
     finally:
         await sim.stop()
     summary = summarise(Path(settings.store.path), settings, daemon.cycles)
+    summary["models"] = (
+        f"trained here on the {TRAIN_BARS:,} {settings.exchange.timeframe} candles before the "
+        "first traded one (small, seconds of training on a synthetic market: the machinery, "
+        "not an edge)"
+        if models == options.out / "models"
+        else f"from {models}"
+    )
     summary["exit_code"] = code
-    plot_equity(Path(settings.store.path), options.out / "equity.png")
+    plot_equity(Path(settings.store.path), options.out / "equity.png", settings)
     summary["files"] = {
         "database": str(settings.store.path),
         "plot": str(options.out / "equity.png"),
@@ -163,6 +185,33 @@ async def run_demo(
     }
     (options.out / "summary.json").write_text(json.dumps(summary, indent=2))
     return summary
+
+
+async def _run_in_lockstep(daemon: Daemon, sim: SimExchange, options: DemoOptions) -> int:
+    """Run the daemon with the market moving one candle per cycle, in step with it.
+
+    The sim's clock stays paused; once the daemon is ready, each step streams the market up to
+    just after the next candle close and runs the daemon's cycle for it. The decisions, fills and
+    trades are therefore the same on a fast machine and a loaded one; ``speed`` only paces the
+    steps for a watcher (a candle takes at least ``300 / speed`` wall seconds).
+    """
+    running = asyncio.create_task(daemon.run())
+    ready = asyncio.create_task(daemon.ready.wait())
+    await asyncio.wait({running, ready}, return_when=asyncio.FIRST_COMPLETED)
+    ready.cancel()
+    step_ms = int(timeframe_delta(daemon.settings.exchange.timeframe).total_seconds() * 1000)
+    pace_s = step_ms / 1000 / options.speed
+    loop = asyncio.get_running_loop()
+    for _ in range(options.cycles):
+        if running.done() or daemon.stop_requested.is_set():
+            break
+        started = loop.time()
+        now_ms = sim.engine.now_ms
+        await sim.advance_to(now_ms - now_ms % step_ms + step_ms + _AFTER_CLOSE_MS, step_s=60)
+        await daemon.tick()
+        await asyncio.sleep(max(0.0, pace_s - (loop.time() - started)))
+    daemon.request_stop("demo finished")
+    return await running
 
 
 def summarise(db: Path, settings: Settings, cycles: int) -> dict[str, Any]:
@@ -206,57 +255,55 @@ def summarise(db: Path, settings: Settings, cycles: int) -> dict[str, Any]:
     }
 
 
-def plot_equity(db: Path, path: Path) -> None:
-    """Equity over the run with entries (▲ long, ▼ short) and exits (●) marked."""
+def plot_equity(db: Path, path: Path, settings: Settings) -> None:
+    """Price with the trades and their stop/target levels, confidence against the threshold, and
+    equity with entries (▲ long, ▼ short) and exits (●) marked."""
     import matplotlib as mpl
 
     mpl.use("Agg")
     import matplotlib.pyplot as plt
+    import numpy as np
 
+    from tbotd.backtest.plot_market import MarketTrack, draw_confidence, draw_price
+
+    symbol, timeframe = settings.exchange.symbols[0], settings.exchange.timeframe
     store = Store.open(db)
     try:
         rows = store.query("SELECT time, equity FROM equity ORDER BY time")
-        trades = store.trades()
-        entries = [
-            (o.created_at, o.side.value)
-            for o in store.orders()
-            if o.role.value == "entry" and o.state.value == "filled"
-        ]
+        trades = store.trades(symbol)
+        first = rows[0]["time"] - 3_600_000 if rows else 0  # an hour of price before the first
+        candles = store.query(
+            "SELECT open_time, close FROM candles WHERE symbol = ? AND timeframe = ? "
+            "AND open_time >= ? ORDER BY open_time",
+            (symbol, timeframe, first),
+        )
+        predictions = store.query(
+            "SELECT candle_time, confidence FROM predictions WHERE symbol = ? ORDER BY candle_time",
+            (symbol,),
+        )
     finally:
         store.close()
-    fig, ax = plt.subplots(figsize=(10, 4), dpi=100)
-    times = [ms_to_datetime(r["time"]) for r in rows]
-    values = [float(r["equity"]) for r in rows]
-    ax.plot(times, values, color="tab:blue", label="equity")  # type: ignore[arg-type]
-    for at, side in entries:
-        y = _value_at(times, values, at)
-        ax.scatter(
-            [at],  # type: ignore[arg-type]  # matplotlib plots datetimes; its stubs say floats
-            [y],
-            marker="^" if side == "buy" else "v",
-            color="tab:green" if side == "buy" else "tab:red",
-            zorder=3,
-        )
-    for trade in trades:
-        ax.scatter(
-            [trade.exit_time],  # type: ignore[arg-type]
-            [_value_at(times, values, trade.exit_time)],
-            marker="o",
-            color="black",
-            s=12,
-            zorder=3,
-        )
-    ax.set_title("tbotd demo: equity (▲ long entry, ▼ short entry, ● exit)")
-    ax.grid(alpha=0.3)
+    track = MarketTrack(
+        np.array([c["open_time"] for c in candles], dtype=np.int64),
+        np.array([float(c["close"]) for c in candles]),
+        np.array([p["candle_time"] for p in predictions], dtype=np.int64),
+        np.array([float(p["confidence"]) for p in predictions]),
+        settings.strategy.threshold,
+    )
+    fig, (price, confidence, equity) = plt.subplots(
+        3, 1, figsize=(11, 8), sharex=True, gridspec_kw={"height_ratios": [3, 1, 2]}, dpi=100
+    )
+    draw_price(price, track, trades)
+    draw_confidence(confidence, track)
+    times = np.array([r["time"] for r in rows], dtype=np.int64).astype("datetime64[ms]")
+    equity.plot(times, [float(r["equity"]) for r in rows], color="tab:blue", label="equity")
+    equity.set_ylabel(f"equity ({settings.strategy.share_class})")
+    price.set_title(
+        f"tbotd demo {symbol}: {len(trades)} closed trades (toy models on a synthetic market)"
+    )
+    for ax in (price, confidence, equity):
+        ax.grid(alpha=0.3)
     fig.autofmt_xdate()
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
-
-
-def _value_at(times: list[Any], values: list[float], at: Any) -> float:
-    if not values:
-        return 0.0
-    ms = datetime_to_ms(at)
-    best = min(range(len(times)), key=lambda i: abs(datetime_to_ms(times[i]) - ms))
-    return values[best]

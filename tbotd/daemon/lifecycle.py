@@ -26,6 +26,7 @@ from tbotd.daemon.cycle import Predictor
 from tbotd.daemon.schedule import candle_of_fire, cycle_scheduler, just_closed
 from tbotd.daemon.status import readiness, record_metrics, status
 from tbotd.daemon.systemd import Notifier
+from tbotd.daemon.venue_wait import StartCancelled, StartupWait
 from tbotd.domain.errors import StorageUnavailableError
 from tbotd.domain.values import datetime_to_ms, ms_to_datetime, timeframe_delta
 from tbotd.execution.live import LiveBroker
@@ -53,9 +54,12 @@ class Daemon:
         config_path: Path | None = None,
         predictor: Predictor | None = None,
         on_cycle: Callable[[Any], None] | None = None,
+        *,
+        scheduled: bool = True,
     ) -> None:
         self.settings, self.config_path = settings, config_path
         self._predictor, self._on_cycle = predictor, on_cycle
+        self._scheduled = scheduled  # False: whoever drives the market calls :meth:`tick`
         self.notifier = Notifier()
         self.notifications = Notifications.from_settings(settings)
         self.supervisor = TaskSupervisor()
@@ -67,43 +71,72 @@ class Daemon:
         self._crashing: BaseException | None = None
         self.cycles = 0
         self.ops_url = ""
+        self.waiting_for: str | None = None  # why start-up is still waiting (for /readyz)
 
     async def run(self) -> int:
-        """Run until a stop signal (exit 0) or a critical failure (exit 1)."""
+        """Run until a stop signal (exit 0) or a critical failure (exit 1).
+
+        The ops endpoint comes up first, so `/readyz` answers (not ready, and why) while the
+        daemon waits for the exchange or recovers.
+        """
         self._install_signals()
         self.notifications.start()
-        holder = f"tbotd run --config {self.config_path}, instance {self.settings.instance}"
+        ops = self._ops_server()
         try:
-            self.app = app = await build(self.settings, self._predictor, holder)
+            self.ops_url = await ops.start()
+            app = await self._start()
+            if app is None:
+                return 0
+            return await self._serve(app)
+        finally:
+            await ops.stop()
+
+    async def _start(self) -> App | None:
+        """Wire the app, waiting for the exchange as long as it takes; None when a stop came
+        first."""
+        holder = f"tbotd run --config {self.config_path}, instance {self.settings.instance}"
+        wait = StartupWait(
+            self.stop_requested,
+            self._waiting_for_exchange,
+            self.settings.daemon.startup_retry_cap_s,
+        )
+        try:
+            self.app = app = await build(self.settings, self._predictor, holder, wait)
+        except StartCancelled:
+            log.info("stopped before the exchange answered")
+            await self.notifications.close()
+            return None
         except BaseException as e:
             self.notifications.notify(said.failed_to_start(_now(), f"{type(e).__name__}: {e}"))
             await self.notifications.close()
             raise
+        self.waiting_for = None
         self._announce_start(app)
+        return app
+
+    def _waiting_for_exchange(self, cause: str) -> None:
+        """Each failed attempt: `/readyz`'s reason, systemd's STATUS, and more start-up time
+        (a Type=notify unit would otherwise be killed by TimeoutStartSec while it waits)."""
+        self.waiting_for = f"waiting for exchange: {cause}"
+        self.notifier.send(STATUS=self.waiting_for[:200], EXTEND_TIMEOUT_USEC=str(120_000_000))
+
+    async def _serve(self, app: App) -> int:
+        """Recover, schedule, and cycle until a stop or a failure."""
         scheduler = None
-        ops = self._ops_server()
         try:
-            self.ops_url = await ops.start()
             await self._recover(app)
             self._report_missed(app)
             self._spawn_background(app)
-            scheduler = cycle_scheduler(
-                app.clock,
-                self.settings.exchange.timeframe,
-                self.settings.daemon.grace_s,
-                self._tick,
-            )
-            scheduler.start()
-            self.ready.set()
-            self.notifier.ready("recovered; cycling")
-            symbols, positions = len(self.settings.exchange.symbols), len(app.store.positions())
-            self.notifications.notify(said.ready(app.clock.now(), symbols, positions))
-            log.info(
-                "ready",
-                instance=self.settings.instance,
-                mode=str(self.settings.execution.mode),
-                symbols=list(self.settings.exchange.symbols),
-            )
+            await app.resync_clock()  # recovery may have been long: schedule from the venue's now
+            if self._scheduled:
+                scheduler = cycle_scheduler(
+                    app.clock,
+                    self.settings.exchange.timeframe,
+                    self.settings.daemon.grace_s,
+                    self._tick,
+                )
+                scheduler.start()
+            self._announce_ready(app)
             stop = asyncio.create_task(self.stop_requested.wait())
             failed = asyncio.create_task(self.supervisor.failed.wait())
             await asyncio.wait({stop, failed}, return_when=asyncio.FIRST_COMPLETED)
@@ -114,8 +147,19 @@ class Daemon:
             raise
         finally:
             await self._shutdown(app, scheduler)
-            await ops.stop()
         return 1 if self.supervisor.failure is not None and not self.stop_requested.is_set() else 0
+
+    def _announce_ready(self, app: App) -> None:
+        self.ready.set()
+        self.notifier.ready("recovered; cycling")
+        symbols, positions = len(self.settings.exchange.symbols), len(app.store.positions())
+        self.notifications.notify(said.ready(app.clock.now(), symbols, positions))
+        log.info(
+            "ready",
+            instance=self.settings.instance,
+            mode=str(self.settings.execution.mode),
+            symbols=list(self.settings.exchange.symbols),
+        )
 
     async def _recover(self, app: App) -> None:
         """Startup is recovery; a database that cannot be written delays it, never ends it:
@@ -164,6 +208,11 @@ class Daemon:
                 await app.broker.reconcile()
             self.notifier.status("database writable again; cycling")
             self.notifications.notify(storage_notice(app.clock.now(), writable=True))
+
+    async def tick(self) -> None:
+        """One cycle now, as the scheduler would run it: the demo drives its paused market in
+        lockstep with this (a candle closes, the daemon decides it, the market moves on)."""
+        await self._tick()
 
     async def _tick(self) -> None:
         """The scheduled job: decide the candle that just closed (never two cycles at once)."""

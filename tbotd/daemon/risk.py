@@ -132,26 +132,30 @@ class RiskKeeper:
             self.metrics.risk_tripped.labels(rule).set(1 if rule in active else 0)
 
     def status(self) -> dict[str, Any]:
-        """The `/status` field: what stops entries now, and the rules' counters."""
-        s = self.state
-        return {
-            "halted": s.halt is not None,
-            "halt": halt_data(s.halt),
-            "trips": [
-                {
-                    "rule": str(t.rule),
-                    "symbol": t.symbol,
-                    "since": ms_to_datetime(t.at_ms).isoformat(),
-                    "until": None if t.until_ms is None else ms_to_datetime(t.until_ms).isoformat(),
-                    "detail": t.detail,
-                }
-                for t in s.trips
-            ],
-            "peak_equity": None if s.peak is None else str(s.peak),
-            "day_start_equity": None if s.day_start is None else str(s.day_start),
-            "entries_today": s.entries_today,
-            "stop_loss_streak": s.streak,
-        }
+        """The `/status` field (see :func:`risk_status`)."""
+        return risk_status(self.state)
+
+
+def risk_status(s: RiskState) -> dict[str, Any]:
+    """What stops entries now, and the rules' counters (`/status`, `tbotd status`)."""
+    return {
+        "halted": s.halt is not None,
+        "halt": halt_data(s.halt),
+        "trips": [
+            {
+                "rule": str(t.rule),
+                "symbol": t.symbol,
+                "since": ms_to_datetime(t.at_ms).isoformat(),
+                "until": None if t.until_ms is None else ms_to_datetime(t.until_ms).isoformat(),
+                "detail": t.detail,
+            }
+            for t in s.trips
+        ],
+        "peak_equity": None if s.peak is None else str(s.peak),
+        "day_start_equity": None if s.day_start is None else str(s.day_start),
+        "entries_today": s.entries_today,
+        "stop_loss_streak": s.streak,
+    }
 
 
 def _rule(trip: Trip | Halt) -> str:

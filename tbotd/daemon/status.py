@@ -12,12 +12,14 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from tbotd.daemon.cycle import CycleReport
+from tbotd.daemon.risk import load_state, risk_status
 from tbotd.domain.enums import Side
 from tbotd.domain.values import ms_to_datetime, timeframe_delta
 from tbotd.ops.metrics import DAEMON_METRICS, DaemonMetrics
 
 if TYPE_CHECKING:
     from tbotd.daemon.lifecycle import Daemon
+    from tbotd.store import Store
 
 
 def readiness(daemon: Daemon) -> tuple[bool, str]:
@@ -29,6 +31,8 @@ def readiness(daemon: Daemon) -> tuple[bool, str]:
             f"database cannot be written ({app.store.unwritable}): no new entries; open "
             "positions are kept protected from the exchange's own state"
         )
+    if app is None and daemon.waiting_for is not None:
+        return False, daemon.waiting_for
     if app is None or not daemon.ready.is_set():
         return False, "recovering"
     if not app.feed.live.is_set():
@@ -60,56 +64,65 @@ async def status(daemon: Daemon) -> dict[str, Any]:
         body["notifications"] = daemon.notifications.status()
     if app is None:
         return body
-    store = app.store
-    body["positions"] = [
-        {
-            "symbol": p.symbol,
-            "side": str(p.side),
-            "qty": str(p.qty),
-            "entry_price": str(p.entry_price),
-            "stop_loss": _s(p.stop_loss),
-            "take_profit": _s(p.take_profit),
-            "opened_at": p.opened_at.isoformat(),
-        }
-        for p in store.positions().values()
-    ]
+    body |= recorded(app.store)
     protection = getattr(app.broker, "protection_status", None)
     if protection is not None:
         body["protection"] = protection()
-    body["open_orders"] = [
-        {
-            "client_id": o.client_id,
-            "symbol": o.symbol,
-            "role": str(o.role),
-            "type": str(o.type),
-            "side": str(o.side),
-            "qty": str(o.qty),
-            "trigger_price": _s(o.trigger_price),
-            "state": str(o.state),
-        }
-        for o in store.live_orders()
-    ]
-    body["predictions"] = {
-        r["symbol"]: {
-            "candle_time": ms_to_datetime(r["candle_time"]).isoformat(),
-            "signal": r["signal"],
-            "confidence": r["confidence"],
-            "source": r["source"],
-            "model_version": r["model_version"],
-        }
-        for r in store.query(
-            "SELECT * FROM predictions p WHERE candle_time = "
-            "(SELECT MAX(candle_time) FROM predictions q WHERE q.symbol = p.symbol)"
-        )
-    }
-    rows = store.query("SELECT * FROM equity ORDER BY time DESC LIMIT 1")
-    body["equity"] = rows[0] if rows else None
     body["last_cycle"] = _cycle(app.cycle.last)
-    body["risk"] = app.cycle.risk.status()
+    body["risk"] = app.cycle.risk.status()  # the running daemon's own, newest
     predictor_status = getattr(app.predictor, "status", None)
     if predictor_status is not None:
         body["predictor"] = predictor_status()
     return body
+
+
+def recorded(store: Store) -> dict[str, Any]:
+    """What the database says: positions, open orders, each symbol's last prediction, equity.
+
+    The running daemon's `/status` and `tbotd status` on a stopped daemon's database share it.
+    """
+    return {
+        "positions": [
+            {
+                "symbol": p.symbol,
+                "side": str(p.side),
+                "qty": str(p.qty),
+                "entry_price": str(p.entry_price),
+                "stop_loss": _s(p.stop_loss),
+                "take_profit": _s(p.take_profit),
+                "opened_at": p.opened_at.isoformat(),
+            }
+            for p in store.positions().values()
+        ],
+        "open_orders": [
+            {
+                "client_id": o.client_id,
+                "symbol": o.symbol,
+                "role": str(o.role),
+                "type": str(o.type),
+                "side": str(o.side),
+                "qty": str(o.qty),
+                "trigger_price": _s(o.trigger_price),
+                "state": str(o.state),
+            }
+            for o in store.live_orders()
+        ],
+        "predictions": {
+            r["symbol"]: {
+                "candle_time": ms_to_datetime(r["candle_time"]).isoformat(),
+                "signal": r["signal"],
+                "confidence": r["confidence"],
+                "source": r["source"],
+                "model_version": r["model_version"],
+            }
+            for r in store.query(
+                "SELECT * FROM predictions p WHERE candle_time = "
+                "(SELECT MAX(candle_time) FROM predictions q WHERE q.symbol = p.symbol)"
+            )
+        },
+        "equity": next(iter(store.query("SELECT * FROM equity ORDER BY time DESC LIMIT 1")), None),
+        "risk": risk_status(load_state(store)),  # a halt shows even with the daemon down
+    }
 
 
 def record_metrics(daemon: Daemon, report: CycleReport, m: DaemonMetrics = DAEMON_METRICS) -> None:
@@ -123,12 +136,26 @@ def record_metrics(daemon: Daemon, report: CycleReport, m: DaemonMetrics = DAEMO
             m.orders.labels(kind, "ok" if result.done else "failed").inc()
     if report.equity is not None:
         m.equity.labels(daemon.settings.strategy.share_class).set(float(report.equity))
+    m.last_cycle.set_to_current_time()
     if daemon.app is not None:
+        record_trade_totals(daemon.app.store, daemon.settings.strategy.share_class, m)
         positions = daemon.app.store.positions()
         for symbol in daemon.settings.exchange.symbols:
             p = positions.get(symbol)
             signed = Decimal(0) if p is None else p.qty * (1 if p.side is Side.LONG else -1)
             m.position.labels(symbol).set(float(signed))
+
+
+def record_trade_totals(store: Store, currency: str, m: DaemonMetrics = DAEMON_METRICS) -> None:
+    """Closed trades, realised PnL and fees from the database (one aggregate query)."""
+    (row,) = store.query(
+        "SELECT COUNT(*) AS n, "
+        "COALESCE(SUM(CAST(pnl AS REAL) - CAST(fees AS REAL) + CAST(funding AS REAL)), 0) AS net, "
+        "COALESCE(SUM(CAST(fees AS REAL)), 0) AS fees FROM trades"
+    )
+    m.trades.set(row["n"])
+    m.realized.labels(currency).set(row["net"])
+    m.fees.labels(currency).set(row["fees"])
 
 
 def _cycle(report: CycleReport | None) -> dict[str, Any] | None:

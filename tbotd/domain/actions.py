@@ -19,7 +19,7 @@ from tbotd.domain.values import to_decimal
 
 
 class ExitSource(StrEnum):
-    """Where the take-profit and stop-loss of a new position come from (DESIGN §2)."""
+    """Where the take-profit and stop-loss of a new position come from (README: Strategies)."""
 
     PREDICTION = "prediction"  # absolute prices given by the model
     VOLATILITY = "volatility"  # k × predicted sd
@@ -57,7 +57,7 @@ class ExitPlan:
 
     Either absolute prices (``stop_loss``/``take_profit``) or distances as fractions of the fill
     price (``sl_distance``/``tp_distance``); never both. ``clamps``: how the bounds moved the
-    levels when the decision priced them at the mark (DESIGN §13); the fill re-applies them.
+    levels when the decision priced them at the mark (README: Protection); the fill re-applies them.
     """
 
     source: ExitSource
@@ -193,7 +193,7 @@ class Reason(StrEnum):
 
 
 class Provenance(StrEnum):
-    """What the ML enhancement layer did to the classic signal (DESIGN §10)."""
+    """What the ML enhancement layer did to the classic signal (README: Strategies)."""
 
     CLASSIC_ONLY = "classic_only"  # no ML involved (classic kind, or no classic signal)
     ML_CONFIRMED = "ml_confirmed"  # filter: ML agreed, the signal passed

@@ -47,10 +47,10 @@ class NoticeKind(StrEnum):
     DAILY_SUMMARY = "daily_summary"
     ML_SOURCE = "ml_source"  # the prediction source changed (remote down → local, and back)
     ML_AUTH = "ml_auth"  # the remote ML service refused the token
-    MODEL_HEALTH = "model_health"  # a model's health state changed (DESIGN §11)
+    MODEL_HEALTH = "model_health"  # a model's health state changed (README: Notifications)
     RECONCILIATION = "reconciliation"  # the venue and the records differed, and how it was fixed
     PROTECTION = "protection"  # a position found unprotected, and protected again
-    RISK_GUARD = "risk_guard"  # the risk guard tripped or was reset (DESIGN §13)
+    RISK_GUARD = "risk_guard"  # the risk guard tripped or was reset (README: Protection)
     ALERT = "alert"  # a symbol suspended or refused new entries, and resumed
     STORAGE = "storage"  # the database cannot be written, and can again
     CYCLE = "cycle"  # a cycle failed

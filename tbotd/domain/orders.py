@@ -1,4 +1,4 @@
-"""Orders, their state machine, fills and deterministic client order ids (DESIGN §4).
+"""Orders, their state machine, fills and deterministic client order ids (ARCHITECTURE: orders).
 
 An Order is immutable: every change goes through :meth:`Order.transition`, which refuses any move
 the state machine does not allow, so a bug cannot silently resurrect a cancelled stop or refill a

@@ -1,4 +1,4 @@
-"""The prediction schema (DESIGN §5): one strict, versioned model for every source.
+"""The prediction schema (README: Remote predictions): one strict, versioned model for every source.
 
 Remote services, local models and the neutral fallback all produce this type, so the strategy
 never cares where a prediction came from. It is strict on purpose: a remote service's bad answer

@@ -1,4 +1,4 @@
-"""The one Broker interface (DESIGN §4), shared by the paper and the live broker.
+"""The one Broker interface (ARCHITECTURE: orders), shared by the paper and the live broker.
 
 The daemon and the contract tests speak only this protocol. Both brokers derive deterministic
 client order ids, write each order's intent to the store before "sending" it, place take-profit
@@ -163,13 +163,17 @@ def record_entry(
 ) -> None:
     """The ``entry`` event (both brokers): the notifier's "entry filled"."""
     message = f"{position.side} {position.qty} at {position.entry_price}"
-    store.record_event(at, "entry", message, position.symbol, **entry_facts(position, candle_time))
+    facts = entry_facts(position, candle_time)
+    log.info("entry filled", symbol=position.symbol, **facts)  # every mode: one line per entry
+    store.record_event(at, "entry", message, position.symbol, **facts)
 
 
 def record_trade(store: EventRecorder, at: datetime, trade: Trade) -> None:
     """The ``trade`` event (both brokers): the notifier's stop, target, liquidation or close."""
     message = f"position closed: {trade.exit_reason}"
-    store.record_event(at, "trade", message, trade.symbol, **trade_facts(trade))
+    facts = trade_facts(trade)
+    log.info("position closed", symbol=trade.symbol, **facts)  # stop, target, decision: a line
+    store.record_event(at, "trade", message, trade.symbol, **facts)
 
 
 def entry_facts(position: Position, candle_time: datetime) -> dict[str, str]:

@@ -1,4 +1,5 @@
-"""The live broker: perp positions on a real venue through ccxt, always protected (DESIGN §13).
+"""The live broker: perp positions on a real venue through ccxt, always protected (README:
+Protection).
 
 Entries are market orders; right after the fill — before its fills are fetched or anything is
 written — the stop-loss and then the take-profit are placed as separate reduce-only conditional

@@ -1,4 +1,4 @@
-"""The per-close check of the live broker (DESIGN §13): each symbol judged on the venue's
+"""The per-close check of the live broker (README: Protection): each symbol judged on the venue's
 snapshot by the strict definition of "protected", off the decision's path.
 
 At every close two requests go out at once for all symbols — the open conditional orders (the

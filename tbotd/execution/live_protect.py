@@ -1,4 +1,4 @@
-"""Placing and repairing protection on the live venue (DESIGN §4, §13).
+"""Placing and repairing protection on the live venue (ARCHITECTURE: orders; README: Protection).
 
 The stop goes first: after an entry fills, the stop-loss is sent before the fills are fetched or
 anything is written, then the take-profit. A level the venue refuses (the price already crossed
@@ -267,7 +267,7 @@ class LiveProtection(LiveOrders):
         return bounded_prices(plan, theirs.side, entry, market, self._fallback).take_profit
 
     async def check_settings(self, symbol: str, settings: SymbolSettings, flat: bool) -> None:
-        """Leverage and margin mode are checked, not assumed (DESIGN §13): a difference from
+        """Leverage and margin mode are checked, not assumed (README: Protection): a difference from
         the config is set back, or new entries on ``symbol`` are refused until it can be."""
         problems = []
         if settings.leverage is not None and settings.leverage != self._leverage:

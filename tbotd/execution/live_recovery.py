@@ -1,4 +1,5 @@
-"""Recovery and synchronisation of the live broker: startup is recovery (DESIGN §4, §13).
+"""Recovery and synchronisation of the live broker: startup is recovery (ARCHITECTURE: orders;
+README: Protection).
 
 :meth:`LiveRecovery.reconcile_symbols` takes snapshots (our orders and positions; the venue's
 open orders, positions, leverage and margin mode), asks the pure functions of

@@ -34,11 +34,8 @@ from tbotd.execution.broker import (
 from tbotd.execution.orders import new_order
 from tbotd.execution.protection import StopBounds, VenuePosition, as_venue_order, verdict
 from tbotd.ops.clock import Clock
-from tbotd.ops.logs import get_logger
 from tbotd.store import Store, Trade
 from tbotd.strategy.exits import ExitParams, Protection, fixed_exits
-
-log = get_logger(__name__)
 
 
 class PaperBroker:
@@ -291,14 +288,7 @@ class PaperBroker:
                 )
             self._store.record_trade(trade)
             self._commit(wallet, at)
-            record_trade(self._store, at, trade)
-        log.info(
-            "paper position closed",
-            symbol=position.symbol,
-            reason=str(reason),
-            price=str(execution.price),
-            pnl=str(execution.realized_pnl),
-        )
+            record_trade(self._store, at, trade)  # logs the one "position closed" line
         return trade
 
     async def _settle_funding(self, candle: Candle) -> None:

@@ -1,5 +1,5 @@
-"""The paper fill model (DESIGN §4): pure functions over a frozen wallet, shared by the paper
-broker and the backtest so both produce the same trades from the same candles.
+"""The paper fill model (ARCHITECTURE: orders): pure functions over a frozen wallet, shared by the
+paper broker and the backtest so both produce the same trades from the same candles.
 
 Rules, in the order they apply when a candle closes:
 
@@ -204,7 +204,7 @@ def protect(wallet: Wallet, symbol: str, stop_loss: Decimal, take_profit: Decima
 
 
 def candle_exit(position: PaperPosition, candle: Candle) -> tuple[ExitReason, Decimal] | None:
-    """Which exit a candle triggers and at what price, adverse levels first (DESIGN §2)."""
+    """Which exit a candle triggers and at what price, adverse levels first (README: Strategies)."""
     long = position.side is Side.LONG
     adverse = [
         (level, reason)

@@ -1,4 +1,4 @@
-"""What "protected" means (DESIGN §13): one pure definition over a venue snapshot.
+"""What "protected" means (README: Protection): one pure definition over a venue snapshot.
 
 A position is **protected** when reduce-only stop-loss orders on its closing side cover its
 whole quantity (a close-position stop covers any quantity), each with a trigger between

@@ -1,4 +1,5 @@
-"""Reconciliation (DESIGN §4, §13): pure functions comparing what we recorded with the venue.
+"""Reconciliation (ARCHITECTURE: orders; README: Protection): pure functions comparing what we
+recorded with the venue.
 
 Run at start (startup is recovery), at every candle close on the venue's snapshot, periodically
 and after every reconnect. The exchange wins on positions; every difference becomes a fix that

@@ -1,7 +1,7 @@
 """Deciding which candles are closed, exactly once each (pure; the feed feeds it).
 
 ccxt drops Binance's "closed" flag, re-delivers the forming candle on every update and mutates the
-rows it returned (exchange-notes §0.3, §0.6). So a candle is closed when:
+rows it returned (ccxt and Binance behaviour checked against the venue). So a candle is closed when:
 
 * a newer candle appears on the stream after continuous updates (roll-over), or
 * REST, asked at the boundary plus a grace period, returns it with ``open + timeframe <= now``.

@@ -8,6 +8,7 @@ refuses a file with missing, extra or misshapen tensors.
 from __future__ import annotations
 
 import hashlib
+import json
 import platform
 from dataclasses import dataclass
 from datetime import datetime
@@ -19,7 +20,7 @@ import pandas as pd
 import safetensors
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file, save
 
 from tbotd.features import FEATURE_DEFINITIONS_VERSION, FEATURE_NAMES, FEATURE_SCHEMA_HASH, WARMUP
 from tbotd.ml.errors import WeightsIntegrityError
@@ -53,13 +54,25 @@ def library_versions() -> dict[str, str]:
     }
 
 
+def _canonical(blob: bytes) -> bytes:
+    """The same file with its JSON header's keys sorted: safetensors writes the metadata in a
+    hash map's order, so identical training would otherwise give files that differ byte-wise
+    (and in sha256). The header's length and padding are kept, the tensor data is untouched."""
+    size = int.from_bytes(blob[:8], "little")
+    header = json.loads(blob[8 : 8 + size])
+    text = json.dumps(header, sort_keys=True, separators=(",", ":")).encode()
+    if len(text) > size:  # cannot happen for the same keys and values; never write a bad file
+        return blob
+    return blob[:8] + text.ljust(size, b" ") + blob[8 + size :]
+
+
 def save_weights(models: ModelSet, out_dir: Path, metadata: dict[str, str]) -> dict[str, Any]:
     """Write ``<name>.safetensors`` per model; returns the manifest's ``models`` section."""
     entries: dict[str, Any] = {}
     for name, module in models.items():
         path = out_dir / f"{name}.safetensors"
         tensors = {k: v.detach().cpu().contiguous() for k, v in module.state_dict().items()}
-        save_file(tensors, str(path), metadata=metadata | {"model": name})
+        path.write_bytes(_canonical(save(tensors, metadata=metadata | {"model": name})))
         entry: dict[str, Any] = {
             "file": path.name,
             "sha256": sha256_file(path),

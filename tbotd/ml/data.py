@@ -1,4 +1,5 @@
-"""Reading training candles from a CSV file or a tbotd store, and checking them row by row.
+"""Checking candles row by row (from a CSV file: :mod:`tbotd.marketdata.candle_csv`; or from a
+tbotd store: :func:`read_store`).
 
 Bad rows are reported with their CSV line numbers (the header is line 1) and end the command with
 exit code 2: training on silently repaired data would make every reported number a guess.
@@ -117,18 +118,6 @@ def validate_frame(
         frame[name] = pd.to_numeric(raw[name]).astype(np.float64)
     timeframe, gaps = _timeframe(frame["open_time"].to_numpy(), source)
     return CandleData(frame.reset_index(drop=True), source, timeframe, gaps)
-
-
-def read_csv(path: Path) -> CandleData:
-    """Read a (gzipped or plain) CSV with header ``timestamp,open,high,low,close,volume``."""
-    if not path.is_file():
-        raise InvalidDataError(f"{path}: no such file")
-    try:
-        raw = pd.read_csv(path, dtype=str, skip_blank_lines=False, keep_default_na=False)
-    except (OSError, ValueError, EOFError, UnicodeDecodeError) as e:
-        raise InvalidDataError(f"{path}: not a readable CSV ({e})") from e
-    raw.columns = [str(c).strip() for c in raw.columns]
-    return validate_frame(raw, str(path))
 
 
 def read_store(path: Path, symbol: str, timeframe: str) -> CandleData:

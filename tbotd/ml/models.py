@@ -26,6 +26,8 @@ import torch
 from numpy.typing import NDArray
 from torch import nn
 
+from tbotd.ml.outputs import ModelOutputs
+
 FORWARD_BLOCK = 64
 _LOG_SD_MIN, _LOG_SD_MAX = -8.0, 4.0
 
@@ -148,16 +150,6 @@ class ModelSet:
     def modules(self) -> tuple[_StandardisedMLP, ...]:
         """The three modules in manifest order."""
         return (self.direction, self.volatility, self.regime)
-
-
-@dataclass(frozen=True)
-class ModelOutputs:
-    """Outputs for N feature rows, as float32 numpy arrays."""
-
-    direction: NDArray[np.float32]  # [N, 3] P(down, neutral, up)
-    ret_mean: NDArray[np.float32]  # [N]
-    sd: NDArray[np.float32]  # [N]
-    regime: NDArray[np.float32]  # [N, 3] P(trend-down, sideways, trend-up)
 
 
 def new_models(n_features: int, hidden: tuple[int, ...], dropout: float, seed: int) -> ModelSet:

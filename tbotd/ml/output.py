@@ -129,7 +129,8 @@ def write_model_dir(
         "rows": len(data.frame),
         "oos_bars": report["evaluation"]["oos_bars"],
         "direction": {
-            k: report["direction"][k] for k in ("hit_rate", "n_calls", "brier", "brier_climatology")
+            k: report["direction"][k]
+            for k in ("hit_rate", "n_calls", "brier", "brier_climatology", "at_threshold")
         },
         "baselines": {
             k: {"hit_rate": v["hit_rate"], "total_return": v["backtest"]["total_return"]}

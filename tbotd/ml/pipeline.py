@@ -20,7 +20,8 @@ from numpy.typing import NDArray
 from tbotd.ml.dataset import Dataset, Fold, build_dataset, plan_folds
 from tbotd.ml.labels import LabelSpec
 from tbotd.ml.metrics import class_frequencies
-from tbotd.ml.models import ModelOutputs, run_models
+from tbotd.ml.models import run_models
+from tbotd.ml.outputs import ModelOutputs
 from tbotd.ml.trainer import FitConfig, FitResult, fit_models
 
 ProgressFn = Callable[[str, int, int], None]

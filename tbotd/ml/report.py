@@ -73,6 +73,7 @@ def _direction(run: TrainingRun, cfg: TrainConfig) -> dict[str, Any]:
         r, c = hit_rate(positions(probs[mask]), fwd[mask])
         per_fold.append({"fold": k, "hit_rate": r, "n_calls": c, "bars": int(mask.sum())})
     majority = np.argmax(oos.direction_prior, axis=1)
+    at_rate, at_n = hit_rate(positions(probs, cfg.threshold), fwd)
     return {
         "hit_rate": rate,
         "hit_rate_stderr": _stderr(rate, n, cfg.label.horizon),
@@ -86,6 +87,12 @@ def _direction(run: TrainingRun, cfg: TrainConfig) -> dict[str, Any]:
         "ece": ece,
         "reliability": curve,
         "by_threshold": by_threshold,
+        "at_threshold": {  # what a strategy with this threshold would act on, and how well
+            "threshold": cfg.threshold,
+            "hit_rate": at_rate,
+            "n_calls": at_n,
+            "coverage": at_n / max(len(fwd), 1),
+        },
         "per_fold": per_fold,
         "class_frequencies_oos": class_frequencies(labels),
     }

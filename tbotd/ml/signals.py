@@ -23,7 +23,7 @@ from tbotd.domain.enums import PredictionSource, Regime, Signal
 from tbotd.domain.prediction import Prediction
 
 if TYPE_CHECKING:
-    from tbotd.ml.models import ModelOutputs
+    from tbotd.ml.outputs import ModelOutputs
 
 SIGNALS = (Signal.SHORT, Signal.NEUTRAL, Signal.LONG)  # index = direction class
 REGIMES = (Regime.TREND_DOWN, Regime.SIDEWAYS, Regime.TREND_UP)  # regime model output order

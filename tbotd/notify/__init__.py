@@ -1,4 +1,4 @@
-"""Notifications (DESIGN §12): what an operator must know, sent through apprise.
+"""Notifications (README: Notifications): what an operator must know, sent through apprise.
 
 ``classify`` (events → notices), ``policy`` (de-duplication, cool-downs, filters, hourly
 budgets), ``render``, ``summary``, ``lifecycle`` and ``enrich`` are pure or read-only; ``queue``

@@ -2,7 +2,7 @@
 
 The broker knows the fill; the decision's records know why: the prediction (signal,
 confidence, source, model) and, where the strategy records one, the decision's provenance
-(classic only, ML-confirmed, boosted, …, DESIGN §10). Read at send time, off the cycle.
+(classic only, ML-confirmed, boosted, …, README: Strategies). Read at send time, off the cycle.
 """
 
 from __future__ import annotations

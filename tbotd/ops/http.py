@@ -1,4 +1,4 @@
-"""The HTTP ops endpoint (DESIGN §7): health, readiness, Prometheus metrics, status.
+"""The HTTP ops endpoint (README: Operations): health, readiness, Prometheus metrics, status.
 
 Bound to loopback by default. ``/healthz`` is always open (systemd, load balancers). Everything
 else needs ``Authorization: Bearer <ops token>`` when a token is configured; without a token the
@@ -59,7 +59,14 @@ class OpsServer:
         """Listen; returns the base URL (port 0 picks a free one)."""
         self._runner = web.AppRunner(self.app(), access_log=None, handle_signals=False)
         await self._runner.setup()
-        await web.TCPSite(self._runner, self.host, self.port).start()
+        try:
+            await web.TCPSite(self._runner, self.host, self.port).start()
+        except OSError as e:
+            await self._runner.cleanup()
+            raise ConfigError(
+                f"ops endpoint: cannot listen on {self.host}:{self.port} ({e.strerror}): another "
+                "process holds the port (another tbotd?) — stop it or change ops.port"
+            ) from e
         port = self._runner.addresses[0][1]
         self.url = f"http://{self.host}:{port}"
         log.info("ops endpoint listening", url=self.url, auth=bool(self._token))

@@ -1,4 +1,4 @@
-"""Structured logging with secrets redacted from every line (DESIGN §7).
+"""Structured logging with secrets redacted from every line (README: Operations).
 
 JSON lines when stdout is not a terminal (journald and log shippers read them), readable console
 output when it is. Everything — tbotd's own structlog events, ccxt/aiohttp stdlib records and

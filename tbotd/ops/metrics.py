@@ -153,6 +153,10 @@ class DaemonMetrics:
     candles_missing: Counter
     risk_tripped: Gauge
     risk_trips: Counter
+    trades: Gauge
+    realized: Gauge
+    fees: Gauge
+    last_cycle: Gauge
 
     @classmethod
     def create(cls, registry: CollectorRegistry) -> DaemonMetrics:
@@ -204,6 +208,25 @@ class DaemonMetrics:
                 "tbotd_risk_trips_total",
                 "Risk guard trips (and operator halts), by rule",
                 ["rule"],
+                registry=registry,
+            ),
+            # from the database after each cycle, so a restart never resets them
+            trades=Gauge("tbotd_trades_closed", "Closed trades in the database", registry=registry),
+            realized=Gauge(
+                "tbotd_realized_pnl",
+                "Realised PnL of the closed trades after fees and funding",
+                ["currency"],
+                registry=registry,
+            ),
+            fees=Gauge(
+                "tbotd_fees_paid",
+                "Fees paid by the closed trades",
+                ["currency"],
+                registry=registry,
+            ),
+            last_cycle=Gauge(
+                "tbotd_last_cycle_timestamp_seconds",
+                "When the last cycle finished (Unix time; alert when it stops moving)",
                 registry=registry,
             ),
         )

@@ -1,6 +1,6 @@
 """A circuit breaker per remote endpoint: stop calling a service that keeps failing.
 
-States (ml-notes §1.4):
+States:
 
 * **closed** — calls go through; ``failure_threshold`` consecutive failures open the breaker.
 * **open** — calls are refused at once (the caller falls back to the local models) until

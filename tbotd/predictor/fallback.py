@@ -149,9 +149,7 @@ class FallbackPredictor:
             remote = RemotePredictor(ml, settings.exchange.timeframe, metrics=metrics)
         unavailable = None
         if local is None:
-            from tbotd.predictor.local import load_local_models
-
-            local, unavailable = load_local_models(settings)
+            local, unavailable = _local_models(settings)
         return cls(
             remote=remote,
             local=local,
@@ -394,3 +392,13 @@ __all__ = [
     "PredictionOutcome",
     "SourceFailure",
 ]
+
+
+def _local_models(settings: Settings) -> tuple[Sequence[LocalModel], SourceFailure | None]:
+    """The configured local models; torch is imported only when there is a models directory, so
+    a daemon with only the remote API stays small (a 1 GB server is a common home)."""
+    if settings.ml.models_dir is None:
+        return [], SourceFailure("local", "not_configured", "ml.models_dir is not set")
+    from tbotd.predictor.local import load_local_models
+
+    return load_local_models(settings.ml.models_dir, settings)

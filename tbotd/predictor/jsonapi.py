@@ -6,8 +6,9 @@ One symbol::
     {"symbol": "BTC/USDT:USDT",
      "timestamp": "2024-05-14T10:05:00+00:00",          # open time of the candle that just closed
      "candles": [[1715680800000, 61712.3, 61750.0, 61690.1, 61702.5, 812.4], ...]}   # optional
-    → 200 a Prediction (DESIGN §5): {"schema_version": 1, "symbol", "timestamp", "signal",
-          "confidence", "sd"?, "take_profit"?/"stop_loss"?, "regime"?, "model_version", "source"}
+    → 200 a Prediction (README: Remote predictions): {"schema_version": 1, "symbol", "timestamp",
+    "signal",       "confidence", "sd"?, "take_profit"?/"stop_loss"?, "regime"?, "model_version",
+    "source"}
 
 Several symbols (one request per cycle)::
 

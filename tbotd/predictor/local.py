@@ -9,7 +9,7 @@ Public API (the daemon's fallback chain, ``tbotd serve`` and ``tbotd backtest`` 
     predictor.predict_history(frame)            # -> DataFrame, one row per bar (backtests)
     predictor.predict_features(matrix)          # -> ModelOutputs for raw features [N, F]
     predictor.close()
-    load_local_models(settings)                 # -> ([LocalPredictor, ...], SourceFailure | None)
+    load_local_models(models_dir, settings)     # -> ([LocalPredictor, ...], SourceFailure | None)
 
 ``load`` refuses a directory it cannot trust with a named
 :class:`~tbotd.ml.errors.ModelLoadError` (missing directory or manifest, unreadable manifest,
@@ -62,7 +62,8 @@ from tbotd.ml.errors import (
     WeightsIntegrityError,
 )
 from tbotd.ml.manifest import Manifest
-from tbotd.ml.models import MODEL_OUTPUTS, ModelOutputs, run_models
+from tbotd.ml.models import MODEL_OUTPUTS, run_models
+from tbotd.ml.outputs import ModelOutputs
 from tbotd.ml.signals import SIGNALS, clamp_sd, prediction_from_outputs, signal_indices
 from tbotd.ops.logs import get_logger
 from tbotd.predictor.history import SeriesCache, latest_feature_rows, newest
@@ -249,18 +250,18 @@ class LocalPredictor:
         self.close()
 
 
-def load_local_models(settings: Settings) -> tuple[list[LocalPredictor], SourceFailure | None]:
+def load_local_models(
+    models_dir: Path, settings: Settings
+) -> tuple[list[LocalPredictor], SourceFailure | None]:
     """The local models by ``ml.device`` (plus a CPU copy behind a GPU), or why there are none."""
     ml = settings.ml
-    if ml.models_dir is None:
-        return [], SourceFailure("local", "not_configured", "ml.models_dir is not set")
     failure: SourceFailure | None = None
     models: list[LocalPredictor] = []
     try:
-        primary = _load_on_device(ml.models_dir, ml.device.value)
+        primary = _load_on_device(models_dir, ml.device.value)
         models.append(primary)
         if primary.source is PredictionSource.LOCAL_GPU:
-            models.append(LocalPredictor.load(ml.models_dir, "cpu"))
+            models.append(LocalPredictor.load(models_dir, "cpu"))
     except ModelNotFoundError as e:
         failure = SourceFailure("local", "models_missing", str(e))
     except ModelLoadError as e:

@@ -33,7 +33,7 @@ from numpy.typing import NDArray
 
 from tbotd.domain.errors import InvalidDataError
 from tbotd.features import FEATURE_NAMES, FEATURE_SCHEMA_HASH
-from tbotd.ml.models import ModelOutputs
+from tbotd.ml.outputs import ModelOutputs
 from tbotd.predictor.errors import InvalidResponseError, SchemaMismatchError
 from tbotd.predictor.jsonapi import strict_json_loads
 

@@ -18,7 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 from numpy.typing import NDArray
 
-from tbotd.ml.models import ModelOutputs
+from tbotd.ml.outputs import ModelOutputs
 from tbotd.ops.logs import get_logger
 from tbotd.ops.metrics import SERVE_METRICS, ServeMetrics
 

@@ -1,4 +1,5 @@
-"""The local exchange: a Binance futures venue that ccxt trades against unchanged (DESIGN §8).
+"""The local exchange: a Binance futures venue that ccxt trades against unchanged (README: Local
+exchange).
 
 One aiohttp server speaks Binance USDⓈ-M (``/fapi``, ``BTCUSDT``) and COIN-M (``/dapi``,
 ``BTCUSD_PERP``, 100 USD contracts settled in BTC) REST and websocket protocols, well enough for

@@ -19,6 +19,7 @@ from aiohttp import web
 
 from tbotd.domain.enums import MarketType
 from tbotd.domain.values import datetime_to_ms
+from tbotd.marketdata.funding_csv import read_funding
 from tbotd.ops.logs import get_logger
 from tbotd.sim import admin, rest_account, rest_market, rest_trade
 from tbotd.sim.accounts import Account
@@ -30,7 +31,7 @@ from tbotd.sim.instruments import ASSET_PRICE_TICKS, Instrument
 from tbotd.sim.market import MarketData
 from tbotd.sim.matching import Engine, EngineConfig
 from tbotd.sim.rest_common import Venue, error_response, wrap
-from tbotd.sim.sources import CandleSource, CsvSource, GeneratorSource, load_funding_csv
+from tbotd.sim.sources import CandleSource, CsvSource, GeneratorSource
 from tbotd.sim.triggers import advance_to
 from tbotd.sim.ws import StreamHub
 
@@ -81,7 +82,7 @@ class SimExchange:
             for key, secret in self.config.accounts
         }
         self.secrets = dict(self.config.accounts)
-        funding = load_funding_csv(self.config.funding_data) if self.config.funding_data else {}
+        funding = read_funding(self.config.funding_data) if self.config.funding_data else {}
         engine_config = EngineConfig(
             maker_fee=self.config.maker_fee,
             taker_fee=self.config.taker_fee,

@@ -9,7 +9,6 @@ reproducible.
 
 from __future__ import annotations
 
-import gzip
 import math
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -21,6 +20,7 @@ import numpy as np
 import numpy.typing as npt
 
 from tbotd.domain.errors import InvalidDataError
+from tbotd.marketdata.candle_csv import read_candle_csv
 
 IntArray = npt.NDArray[np.int64]
 DAY_MS = 86_400_000
@@ -94,59 +94,15 @@ class CsvSource:
         return self.bars.slice(lo, hi)
 
 
-def _open_text(path: Path) -> list[str]:
-    raw = path.read_bytes()
-    if raw[:2] == b"\x1f\x8b":
-        raw = gzip.decompress(raw)
-    return raw.decode().splitlines()
-
-
 def _load_csv(path: Path) -> Bars:
-    try:
-        lines = _open_text(path)
-    except (OSError, UnicodeDecodeError, EOFError) as e:
-        raise InvalidDataError(f"{path}: cannot read candles: {e}") from e
-    header = [h.strip().lower() for h in (lines[0].split(",") if lines else [])]
-    expected = ["timestamp", "open", "high", "low", "close", "volume"]
-    if header[:6] != expected:
-        raise InvalidDataError(f"{path}: header must start with {','.join(expected)}")
-    rows = [line.split(",") for line in lines[1:] if line.strip()]
-    if not rows:
-        raise InvalidDataError(f"{path}: no candles")
-    try:
-        times = np.array([int(r[0]) for r in rows], dtype=np.int64)
-        values = np.array([[float(x) for x in r[1:6]] for r in rows], dtype=np.float64)
-    except (ValueError, IndexError) as e:
-        raise InvalidDataError(f"{path}: malformed row: {e}") from e
-    if not np.all(np.isfinite(values)) or values.max() * 10**_CSV_EXP >= 2**53:
-        raise InvalidDataError(f"{path}: a price or volume is not finite or too large")
+    """The candles through the one candle-CSV reader, as exact integers."""
+    frame = read_candle_csv(path).frame
+    values = frame[["open", "high", "low", "close", "volume"]].to_numpy(np.float64)
+    if values.max() * 10**_CSV_EXP >= 2**53:
+        raise InvalidDataError(f"{path}: a price or volume is too large for the sim")
     scaled = np.rint(values * 10**_CSV_EXP).astype(np.int64)
-    o, h, lo, c, v = (scaled[:, i] for i in range(5))
-    if np.any(np.diff(times) <= 0):
-        raise InvalidDataError(f"{path}: timestamps must be strictly increasing")
-    bad = (h < np.maximum(o, c)) | (lo > np.minimum(o, c)) | (lo <= 0) | (v < 0)
-    if np.any(bad):
-        row = int(np.argmax(bad)) + 2
-        raise InvalidDataError(f"{path}: line {row}: high/low do not bound open/close")
-    return Bars(times, o, h, lo, c, v)
-
-
-def load_funding_csv(path: Path) -> dict[int, Decimal]:
-    """Funding rates from ``timestamp,funding_rate`` (ms), plain or gzipped, keyed by time."""
-    lines = _open_text(path)
-    header = [h.strip().lower() for h in (lines[0].split(",") if lines else [])]
-    if header[:2] != ["timestamp", "funding_rate"]:
-        raise InvalidDataError(f"{path}: header must start with timestamp,funding_rate")
-    rates: dict[int, Decimal] = {}
-    for number, line in enumerate(lines[1:], 2):
-        if not line.strip():
-            continue
-        parts = line.split(",")
-        try:
-            rates[int(parts[0])] = Decimal(parts[1].strip())
-        except (ArithmeticError, ValueError, IndexError) as e:
-            raise InvalidDataError(f"{path}: line {number}: {e}") from e
-    return rates
+    times = frame["open_time"].to_numpy(np.int64)
+    return Bars(times, *(scaled[:, i] for i in range(5)))
 
 
 # Regimes of the generator: (drift per minute, volatility multiplier).

@@ -1,4 +1,5 @@
-"""The SQLite store (DESIGN §6): one file per instance, exact money, crash-safe transactions.
+"""The SQLite store (ARCHITECTURE: Persistence): one file per instance, exact money, crash-safe
+transactions.
 
 Usage::
 

@@ -17,7 +17,7 @@ from typing import Any
 
 import sqlite_utils
 
-from tbotd.domain.errors import FatalError, StorageUnavailableError
+from tbotd.domain.errors import ConfigError, StorageUnavailableError
 from tbotd.domain.values import datetime_to_ms, ms_to_datetime
 
 Migration = Callable[[sqlite_utils.Database], None]
@@ -33,9 +33,15 @@ def undec(value: str | None) -> Decimal | None:
     return None if value is None else Decimal(value)
 
 
-class StoreError(FatalError):
-    """The database cannot be used (corrupt, from a newer version, not writable)."""
+class StoreError(ConfigError):
+    """The database cannot be used (corrupt, from a newer version, cannot be created or opened):
+    the operator's to fix, said in one line naming the file (exit 2)."""
 
+
+_RESTORE = (
+    "; move it aside and restore a backup, or start with a new file: the exchange keeps the "
+    "protective orders, and a live daemon adopts its positions at start-up"
+)
 
 # SQLite's "cannot write now" results: the disk is full, the file or filesystem is read-only,
 # the device failed, or the file vanished. Each is the operator's to fix and tbotd's to ride out.
@@ -89,8 +95,14 @@ class Database:
 
     def __init__(self, path: Path, migrations: list[Migration]) -> None:
         self.path = path
-        path.parent.mkdir(parents=True, exist_ok=True)
-        _create_private(path)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            _create_private(path)
+        except OSError as e:
+            raise StoreError(
+                f"{path}: cannot create or open the database ({e.strerror}): check that the "
+                "directory exists, is writable by this user and its filesystem is not read-only"
+            ) from e
         try:
             self.db = sqlite_utils.Database(
                 sqlite3.connect(path, factory=_TranslatingConnection, check_same_thread=False)
@@ -103,8 +115,11 @@ class Database:
                 raise StoreError(f"{path}: cannot switch to WAL (journal_mode={mode})")
             conn.execute("PRAGMA synchronous = FULL")
             conn.execute("PRAGMA foreign_keys = ON")
-        except sqlite3.DatabaseError as e:
-            raise StoreError(f"{path}: not a usable SQLite database: {e}") from e
+            checked = str(conn.execute("PRAGMA quick_check").fetchone()[0])
+        except (sqlite3.DatabaseError, StorageUnavailableError) as e:
+            raise StoreError(f"{path}: not a usable SQLite database: {e}{_RESTORE}") from e
+        if checked != "ok":
+            raise StoreError(f"{path}: damaged (SQLite quick_check: {checked}){_RESTORE}")
         self._migrate(migrations)
 
     @property

@@ -1,4 +1,4 @@
-"""One daemon per database (DESIGN §13): an exclusive lock beside the SQLite file.
+"""One daemon per database (README: Protection): an exclusive lock beside the SQLite file.
 
 Two daemons on one database would both trade from it (SQLite itself only says "database is
 locked" to whichever loses a write race). ``<database>.lock`` is held with ``flock`` for the

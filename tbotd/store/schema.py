@@ -70,7 +70,7 @@ _V1 = [
 
 
 def _v1(db: sqlite_utils.Database) -> None:
-    """Version 1: the tables of DESIGN §6."""
+    """Version 1: the tables ARCHITECTURE lists under Persistence."""
     for statement in _V1:
         db.execute(statement)
 
@@ -135,8 +135,8 @@ def _v5(db: sqlite_utils.Database) -> None:
 
 
 def _decision_provenance(db: sqlite_utils.Database) -> None:
-    """Decision provenance (DESIGN §10): which strategy decided, what the ML enhancement layer
-    did (``provenance``), and the classic signal, the ML opinion and the signal acted on, as
+    """Decision provenance (README: Strategies): which strategy decided, what the ML enhancement
+    layer did (``provenance``), and the classic signal, the ML opinion and the signal acted on, as
     JSON opinions ``{direction, confidence, reasons}``; NULL for decisions made before."""
     for column in ("strategy", "provenance", "base", "ml", "result"):
         db.execute(f"ALTER TABLE decisions ADD COLUMN {column} TEXT")

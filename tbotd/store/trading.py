@@ -1,7 +1,8 @@
 """Recording the trading side: orders with their state history, fills and open positions.
 
-The order intent is inserted *before* the request is sent (DESIGN §4); every later state change is
-an update plus an ``order_events`` row, in one transaction, so the history can be replayed.
+The order intent is inserted *before* the request is sent (ARCHITECTURE: orders); every later state
+change is an update plus an ``order_events`` row, in one transaction, so the history can be
+replayed.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Strategies: pure decisions from a signal and the position (cycle step 4, DESIGN §2, §10).
+"""Strategies: pure decisions from a signal and the position (cycle step 4, README: Strategies).
 
 A strategy is a signal source (:mod:`ml_opinion`, :mod:`classic`, the enhancement layer in
 :mod:`enhance`) plus the position rules every kind shares (:mod:`rules`); :mod:`strategy` puts

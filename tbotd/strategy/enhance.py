@@ -1,4 +1,4 @@
-"""The ML enhancement layer (DESIGN §10): a classic signal and the ML opinion → one signal.
+"""The ML enhancement layer (README: Strategies): a classic signal and the ML opinion → one signal.
 
 Written over arrays (one element per bar), so the backtest runs it over a whole history at once
 and the daemon over its newest bar with the very same code. ``base`` is the classic signal

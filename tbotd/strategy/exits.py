@@ -1,11 +1,12 @@
-"""Take-profit and stop-loss maths (DESIGN §2, §13), always from the actual fill price.
+"""Take-profit and stop-loss maths (README: Strategies; README: Protection), always from the actual
+fill price.
 
 Priority of sources: absolute prices from the prediction; else the predicted volatility ``sd``
 (SL = entry × (1 ∓ k_sl·sd), TP = entry × (1 ± k_tp·sd)); else fixed percentages from config.
 
-Whatever the source says, the result is **bounded** (§13): the stop sits between ``min_stop`` and
-``max_stop`` of the entry — and at most :data:`LIQUIDATION_SHARE` of the way to where the
-configured leverage would be liquidated — and the take-profit between ``min_take`` and
+Whatever the source says, the result is **bounded** (README: Protection): the stop sits between
+``min_stop`` and ``max_stop`` of the entry — and at most :data:`LIQUIDATION_SHARE` of the way to
+where the configured leverage would be liquidated — and the take-profit between ``min_take`` and
 ``max_take``. A model asking for more (an ``sd`` of 0.45 read as a fraction, an ``sd`` of 1e-5)
 is clamped, never obeyed, and every clamp is reported. Prices are rounded to the tick inside the
 bounds and validated: a long's stop is below its reference and its take-profit above (the reverse
@@ -31,7 +32,7 @@ LIQUIDATION_SHARE = Decimal("0.5")  # a stop may use at most half the distance t
 
 @dataclass(frozen=True, slots=True)
 class ExitBounds:
-    """Where protective levels may sit, as fractions of the entry (DESIGN §13)."""
+    """Where protective levels may sit, as fractions of the entry (README: Protection)."""
 
     min_stop: Decimal = Decimal("0.003")
     max_stop: Decimal = Decimal("0.05")

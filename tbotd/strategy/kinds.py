@@ -1,5 +1,5 @@
-"""The names a config chooses a strategy by (DESIGN §10); plain enums, so config and strategy
-code can share them without the strategy ever importing the config."""
+"""The names a config chooses a strategy by (README: Strategies); plain enums, so config and
+strategy code can share them without the strategy ever importing the config."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from enum import StrEnum
 class StrategyKind(StrEnum):
     """Which signal source drives the shared position rules (``strategy.kind``)."""
 
-    ML_DIRECTIONAL = "ml_directional"  # the ML prediction alone (DESIGN §2)
+    ML_DIRECTIONAL = "ml_directional"  # the ML prediction alone (README: Strategies)
     CLASSIC = "classic"  # a rule strategy over indicators of closed candles
     ML_ENHANCED = "ml_enhanced"  # a classic strategy with the ML enhancement layer over it
 
@@ -22,7 +22,8 @@ class ClassicName(StrEnum):
 
 
 class EnhanceMode(StrEnum):
-    """How the ML opinion changes the classic signal (``strategy.enhance.mode``, DESIGN §10)."""
+    """How the ML opinion changes the classic signal (``strategy.enhance.mode``, README:
+    Strategies)."""
 
     BOOST = "boost"
     FILTER = "filter"

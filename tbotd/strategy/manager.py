@@ -1,4 +1,4 @@
-"""The ML directional manager (DESIGN §2): the ``ml_directional`` kind as one function.
+"""The ML directional manager (README: Strategies): the ``ml_directional`` kind as one function.
 
 :func:`decide` is the position rules (:mod:`tbotd.strategy.rules`) acting on the ML prediction
 alone — what :class:`~tbotd.strategy.strategy.Strategy` does for ``kind = "ml_directional"``,

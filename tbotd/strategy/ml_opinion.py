@@ -1,9 +1,9 @@
 """The ML opinion: a prediction (or a table of them) as :class:`~tbotd.strategy.signal.Opinions`.
 
-When ML **abstains** it is never a vote of 0.5 (DESIGN §10): no prediction, the chain's neutral
-"no new risk" fallback, a confidence below ``enhance.confidence_threshold``, or a secondary model
-that does not confirm all give ``ABSTAIN`` with the reason, and each enhancement mode has its own
-stated fallback for it. The same function serves the daemon (one prediction: arrays of length 1)
+When ML **abstains** it is never a vote of 0.5 (README: Strategies): no prediction, the chain's
+neutral "no new risk" fallback, a confidence below ``enhance.confidence_threshold``, or a secondary
+model that does not confirm all give ``ABSTAIN`` with the reason, and each enhancement mode has its
+own stated fallback for it. The same function serves the daemon (one prediction: arrays of length 1)
 and the backtest (a prediction per bar).
 """
 

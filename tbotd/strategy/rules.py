@@ -1,4 +1,5 @@
-"""The position rules every directional strategy shares (DESIGN §2, §10, §13): a pure function.
+"""The position rules every directional strategy shares (README: Strategies; README: Protection): a
+pure function.
 
 No I/O, no clock, no globals: given a signal source's :class:`~tbotd.strategy.signal.Vote` for
 the candle that just closed, the current position, equity, mark price, the market's rules and
@@ -57,7 +58,8 @@ class ManagerConfig:
     leverage: Decimal
     exits: ExitParams
     cost_rate: Decimal = Decimal(0)  # fee + slippage + buffer, fraction of notional
-    max_entries_per_hour: int = 1_000_000  # per symbol (DESIGN §13: a flood of flips is capped)
+    # per symbol: a flood of flips is capped (README: Protection)
+    max_entries_per_hour: int = 1_000_000
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,9 +1,9 @@
 """What a signal source says, one bar at a time (:class:`Vote`) or for a whole history (arrays).
 
-A strategy is a signal source plus the shared position rules (DESIGN §10). The source's rule is
-written once, over numpy arrays: the backtest runs it over every bar at once, the daemon over the
-newest bar (arrays of length 1), so both run the same code. :class:`Opinions` are those arrays;
-:meth:`Opinions.at` turns one bar into the :class:`~tbotd.domain.actions.Opinion` a decision
+A strategy is a signal source plus the shared position rules (README: Strategies). The source's
+rule is written once, over numpy arrays: the backtest runs it over every bar at once, the daemon
+over the newest bar (arrays of length 1), so both run the same code. :class:`Opinions` are those
+arrays; :meth:`Opinions.at` turns one bar into the :class:`~tbotd.domain.actions.Opinion` a decision
 records.
 
 Direction codes are those of the prediction tables (``SHORT, FLAT, LONG = 0, 1, 2``) plus

@@ -1,4 +1,4 @@
-"""Position sizing (DESIGN §2): fraction × equity × leverage, in contracts, rounded down.
+"""Position sizing (README: Strategies): fraction × equity × leverage, in contracts, rounded down.
 
 Sizing never rounds up: an order is at most what the budget allows, and a size below the market's
 minimum is refused with a reason instead of being bumped up to the minimum.

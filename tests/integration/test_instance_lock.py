@@ -1,5 +1,5 @@
-"""One daemon per database (DESIGN §13): a second `tbotd run` on it is refused, saying who holds
-it, and the lock dies with its holder."""
+"""One daemon per database (README: Protection): a second `tbotd run` on it is refused, saying who
+holds it, and the lock dies with its holder."""
 
 from __future__ import annotations
 

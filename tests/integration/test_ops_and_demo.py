@@ -93,7 +93,8 @@ def test_demo_runs_to_a_summary_and_a_plot(
     """`tbotd demo` runs the daemon against the built-in exchange and writes its outputs."""
     config = tmp_path / "demo.toml"
     text = (CONFIGS / "demo.toml").read_text()
-    config.write_text(text.replace("[ml]\n", f'[ml]\nmodels_dir = "{models_dir}"\n'))
+    demo_models = 'models_dir = "tbotd-demo/models"'
+    config.write_text(text.replace(demo_models, f'models_dir = "{models_dir}"'))
     out = tmp_path / "out"
     result = run_tbotd(
         "demo",

@@ -1,6 +1,6 @@
-"""Protection invariants on a live venue (DESIGN §13), each a finding of the adversarial run:
-hand changes, a second owner's orders, a lost database, leverage changed by hand, an outage or a
-full disk right after an entry — the position always ends protected by the strict definition,
+"""Protection invariants on a live venue (README: Protection), each a finding of the adversarial
+run: hand changes, a second owner's orders, a lost database, leverage changed by hand, an outage or
+a full disk right after an entry — the position always ends protected by the strict definition,
 and the books equal the venue's fills."""
 
 from __future__ import annotations

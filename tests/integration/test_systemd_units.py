@@ -101,3 +101,43 @@ def test_units_load_every_credential_the_config_loader_reads(unit: str) -> None:
     names = re.findall(r"^LoadCredential=([a-z_]+):", (UNITS / unit).read_text(), re.MULTILINE)
     assert sorted(names) == sorted(CREDENTIAL_FILES)
     assert "notify_urls" in names
+
+
+def with_gpu_dropin(tmp_path: Path) -> Path:
+    """tbotd.service as systemd sees it with systemd/gpu.conf installed as a drop-in (its
+    [Service] lines appended: later assignments win, DeviceAllow= accumulates)."""
+    base = runnable_copy(UNITS / "tbotd.service", tmp_path, "tbotd.service").read_text()
+    lines = (UNITS / "gpu.conf").read_text().splitlines()
+    extra = [line for line in lines if line and not line.startswith(("#", "[Service]"))]
+    merged = tmp_path / "tbotd.service"
+    merged.write_text(base.replace("\n[Install]", "\n" + "\n".join(extra) + "\n\n[Install]"))
+    return merged
+
+
+def test_the_gpu_dropin_opens_only_the_nvidia_devices() -> None:
+    """The drop-in lifts PrivateDevices (which hides /dev/nvidia*) but keeps DevicePolicy=closed
+    with only NVIDIA's character devices allowed."""
+    text = (UNITS / "gpu.conf").read_text()
+    assert "PrivateDevices=no" in text
+    assert "DevicePolicy=closed" in text
+    allowed = re.findall(r"^DeviceAllow=(\S+)", text, re.MULTILINE)
+    assert allowed
+    assert all(device.startswith("char-nvidia") for device in allowed)
+
+
+@needs_analyze
+def test_the_unit_with_the_gpu_dropin_verifies_and_stays_hardened(tmp_path: Path) -> None:
+    """With the GPU drop-in the unit still passes `verify` and rates OK (exposure below 3)."""
+    unit = with_gpu_dropin(tmp_path)
+    verify = subprocess.run(
+        [ANALYZE or "", "verify", str(unit)], capture_output=True, text=True, timeout=60,
+        check=False,
+    )  # fmt: skip
+    assert verify.returncode == 0, verify.stderr
+    security = subprocess.run(
+        [ANALYZE or "", "security", "--offline=true", str(unit)],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    match = re.search(r"Overall exposure level for tbotd.service: ([0-9.]+)", security.stdout)
+    assert match is not None, security.stdout + security.stderr
+    assert float(match.group(1)) < 3.0

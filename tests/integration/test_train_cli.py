@@ -12,7 +12,7 @@ import torch
 from tbotd.ml.manifest import sha256_file
 from tbotd.predictor.local import LocalPredictor
 from tbotd.store import Store
-from tests.conftest import RunTbotd
+from tests.conftest import CONFIGS, RunTbotd
 from tests.synthetic import random_walk, to_candles, write_csv
 
 pytestmark = pytest.mark.slow
@@ -120,6 +120,13 @@ def test_train_from_a_store(run_tbotd: RunTbotd, tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     summary = json.loads(result.stdout.strip().splitlines()[-1])
     assert summary["rows"] == 4_200
+    human = run_tbotd(
+        "train", "--db", str(db), "--symbol", "ETH/USDT:USDT", "--out", str(out), "--force",
+        "--config", str(CONFIGS / "ml_usdt_directional.toml"), *SMALL,
+    )  # fmt: skip
+    assert human.returncode == 0, human.stderr
+    assert "at confidence ≥ 0.7" in human.stdout  # the config's threshold: how often it acts
+    assert "out-of-sample bars call" in human.stdout
     empty = run_tbotd("train", "--db", str(db), "--symbol", "NOPE", "--out", str(out), "--force")
     assert empty.returncode == 2
     assert "no 5m candles for NOPE" in empty.stderr

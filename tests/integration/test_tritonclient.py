@@ -13,7 +13,7 @@ import pytest
 from tbotd.domain.enums import PredictionSource
 from tbotd.domain.market import Candle
 from tbotd.features import FEATURE_NAMES, FEATURE_SCHEMA_HASH, WARMUP
-from tbotd.ml.models import ModelOutputs
+from tbotd.ml.outputs import ModelOutputs
 from tbotd.ml.signals import prediction_from_outputs
 from tbotd.predictor.history import SeriesCache, latest_feature_rows
 from tbotd.predictor.local import LocalPredictor

@@ -22,13 +22,14 @@ from typing import Any
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from tbotd.backtest.inputs import read_candle_csv, read_funding
 from tbotd.backtest.predictions import read_predictions_csv
 from tbotd.config import ConfigInvalidError, Settings, load_settings
 from tbotd.domain.errors import InvalidDataError
 from tbotd.domain.market import Candle
 from tbotd.domain.prediction import Prediction, parse_prediction
 from tbotd.marketdata.assembler import CandleAssembler
+from tbotd.marketdata.candle_csv import read_candle_csv
+from tbotd.marketdata.funding_csv import read_funding
 
 FUZZ = settings(max_examples=1000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 FILES = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])

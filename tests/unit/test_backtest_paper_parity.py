@@ -102,8 +102,8 @@ def test_the_parity_scenarios_reach_every_path() -> None:
         fallback += result.exits_fallback
         paid += result.funding_payments
         missing += result.funding_missing
-    # no "liquidation": every stop sits at most half the way to it (DESIGN §13), so a stop fires
-    # first; the paper model's liquidation is proved in test_paper_model.py
+    # no "liquidation": every stop sits at most half the way to it (README: Protection), so a stop
+    # fires first; the paper model's liquidation is proved in test_paper_model.py
     assert reasons == {"stop_loss", "take_profit", "decision", "end_of_data"}
     assert skipped == {"insufficient_margin", "manager_refused"}
     assert fallback > 0

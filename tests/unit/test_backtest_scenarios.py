@@ -214,7 +214,8 @@ def test_inverse_pnl_is_in_btc() -> None:
 def test_a_stop_beyond_the_leverages_reach_is_clamped_before_liquidation() -> None:
     """Leverage 10, 3 bps slippage, sd 20 % asks for a stop 30 % away, past the liquidation
     (9.64 % away at 10×): the stop is clamped to half that way, 4.82 %, rounded to the tick inside
-    the bound (19,041.9), and fires there (slipped) before liquidation could (DESIGN §13)."""
+    the bound (19,041.9), and fires there (slipped) before liquidation could (README:
+    Protection)."""
     r = bt(
         [FLAT, FLAT, ("20000", "20000", "18000", "18500"), FLAT],
         {0: ("long", 0.9)},

@@ -36,7 +36,8 @@ def problems(path: Path, env: dict[str, str] | None = None) -> list[tuple[str, s
 
 
 def test_shipped_mode_configs_carry_the_design_values() -> None:
-    """The two strategy modes are configs with DESIGN §2's capital, market and threshold."""
+    """The two strategy modes are configs with the capital, market and threshold of README:
+    Strategies."""
     usdt = load_settings(CONFIGS / "ml_usdt_directional.toml", {})
     btc = load_settings(CONFIGS / "ml_btc_directional.toml", {})
     assert (usdt.strategy.mode, usdt.exchange.market_type) == (
@@ -99,7 +100,7 @@ def test_secrets_come_from_environment_and_credentials(tmp_path: Path) -> None:
     """API keys from TBOTD_ variables, the ML token from BASIS_ML_API_TOKEN or systemd."""
     creds = tmp_path / "creds"
     creds.mkdir()
-    (creds / "ops_token").write_text("ops-token-from-systemd\n")
+    (creds / "ops_token").write_text("ops-token-from-systemd-credential\n")
     env = {
         "TBOTD_EXCHANGE__API_KEY": "key-123",
         "TBOTD_EXCHANGE__API_SECRET": "secret-456",
@@ -108,7 +109,7 @@ def test_secrets_come_from_environment_and_credentials(tmp_path: Path) -> None:
     }
     settings = load_settings(write(tmp_path, MINIMAL), env)
     assert sorted(secret_values(settings)) == sorted(
-        ["key-123", "secret-456", "ml-token-789", "ops-token-from-systemd"]
+        ["key-123", "secret-456", "ml-token-789", "ops-token-from-systemd-credential"]
     )
     assert "key-123" not in repr(settings)
     assert "ml-token-789" not in settings.model_dump_json()
@@ -144,16 +145,42 @@ def test_settle_currency_must_match_share_class(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("name", ["ml_usdt_directional.toml", "ml_btc_directional.toml"])
-def test_check_config_accepts_shipped_configs(run_tbotd: RunTbotd, name: str) -> None:
-    """`tbotd check-config` exits 0 on the shipped mode configs."""
-    result = run_tbotd("check-config", str(CONFIGS / name))
+def test_check_config_accepts_shipped_configs(
+    run_tbotd: RunTbotd, name: str, models_dir: Path
+) -> None:
+    """`tbotd check-config` exits 0 on the shipped mode configs (with trained models)."""
+    result = run_tbotd(
+        "check-config", str(CONFIGS / name), env={"TBOTD_ML__MODELS_DIR": str(models_dir)}
+    )
     assert result.returncode == 0, result.stderr
     assert "[strategy]" in result.stdout
 
 
-def test_check_config_masks_secrets(run_tbotd: RunTbotd) -> None:
+def test_check_config_refuses_what_the_run_could_not_trade_with(
+    run_tbotd: RunTbotd, tmp_path: Path
+) -> None:
+    """A missing models directory, an open ops port without a token, a short token: exit 2,
+    each named."""
+    missing = run_tbotd(
+        "check-config", str(CONFIGS / "ml_usdt_directional.toml"),
+        env={"TBOTD_ML__MODELS_DIR": str(tmp_path / "none")},
+    )  # fmt: skip
+    assert missing.returncode == 2
+    assert "ml.models_dir" in missing.stderr
+    assert str(tmp_path / "none") in missing.stderr
+    open_port = problems(write(tmp_path, MINIMAL + '[ops]\nhost = "0.0.0.0"\n'))
+    assert [key for _, key, _ in open_port] == ["ops"]
+    with pytest.raises(ConfigInvalidError, match="shorter than 24"):
+        load_settings(write(tmp_path, MINIMAL), {"TBOTD_OPS__TOKEN": "short"})
+
+
+def test_check_config_masks_secrets(run_tbotd: RunTbotd, models_dir: Path) -> None:
     """The effective config never shows a secret's value."""
-    env = {"TBOTD_EXCHANGE__API_KEY": "planted-key-AAA", "BASIS_ML_API_TOKEN": "planted-tok-BBB"}
+    env = {
+        "TBOTD_EXCHANGE__API_KEY": "planted-key-AAA",
+        "BASIS_ML_API_TOKEN": "planted-tok-BBB",
+        "TBOTD_ML__MODELS_DIR": str(models_dir),
+    }
     result = run_tbotd("check-config", str(CONFIGS / "ml_usdt_directional.toml"), "--json", env=env)
     assert result.returncode == 0, result.stderr
     assert "planted" not in result.stdout + result.stderr
@@ -242,3 +269,25 @@ def test_a_misspelt_secret_in_a_file_is_reported_masked(tmp_path: Path) -> None:
     """``[ml] tokn = "..."`` is an unknown key whose value looks like a secret: masked."""
     path = write(tmp_path, MINIMAL + '[ml]\napi_tokn = "PLANTED-tok"\n')
     assert problems(path) == [(str(path), "ml.api_tokn", "***")]
+
+
+def test_a_misspelt_key_is_answered_with_the_nearest_real_one(tmp_path: Path) -> None:
+    """``threshhold`` → "did you mean strategy.threshold?"; nothing near → no guess."""
+    path = write(tmp_path, MINIMAL + "threshhold = 0.5\nzzz = 1\n")
+    with pytest.raises(ConfigInvalidError) as info:
+        load_settings(path, {})
+    said = {p.key: p.expected for p in info.value.problems}
+    assert said["strategy.threshhold"] == "unknown key — did you mean strategy.threshold?"
+    assert "did you mean" not in said["strategy.zzz"]
+
+
+def test_a_misspelt_secret_is_named_as_a_secret_to_set_elsewhere(tmp_path: Path) -> None:
+    """``[ml] tokn`` in a file: masked, and the answer names ml.token as a secret with its
+    environment variable."""
+    path = write(tmp_path, MINIMAL + '[ml]\ntokn = "PLANTED-tok"\n')
+    with pytest.raises(ConfigInvalidError) as info:
+        load_settings(path, {})
+    (problem,) = info.value.problems
+    assert problem.value == "***"
+    assert "did you mean ml.token? It is a secret" in problem.expected
+    assert "TBOTD_ML__TOKEN" in problem.expected

@@ -1,5 +1,5 @@
-"""Bounded exits (DESIGN §13): whatever a model says, stops and targets stay where a user would
-put them, clamps are recorded, absurd prices are refused and a flood of flips is capped."""
+"""Bounded exits (README: Protection): whatever a model says, stops and targets stay where a user
+would put them, clamps are recorded, absurd prices are refused and a flood of flips is capped."""
 
 from __future__ import annotations
 

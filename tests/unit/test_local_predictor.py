@@ -192,7 +192,7 @@ def test_history_shorter_than_the_models_warm_up_is_refused_at_start(
             "daemon": {"history_bars": history_bars},
         }
     )
-    models, failure = load_local_models(settings)
+    models, failure = load_local_models(models_dir, settings)
     try:
         assert bool(models) is usable
         if not usable:

@@ -17,7 +17,7 @@ SECRETS = {
     "TBOTD_EXCHANGE__API_KEY": "PLANTED-exchange-key-8f3a",
     "TBOTD_EXCHANGE__API_SECRET": "PLANTED-exchange-secret-91bc",
     "BASIS_ML_API_TOKEN": "PLANTED-ml-token-77de",
-    "TBOTD_OPS__TOKEN": "PLANTED-ops-token-4410",
+    "TBOTD_OPS__TOKEN": "PLANTED-ops-token-4410-long-enough",
 }
 
 

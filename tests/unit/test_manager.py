@@ -1,4 +1,5 @@
-"""The ML directional manager follows DESIGN §2: threshold, hold, flip, neutral, degraded, size."""
+"""The ML directional manager follows README: Strategies: threshold, hold, flip, neutral, degraded,
+size."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
-"""One definition of "protected" (DESIGN §13): closing side, whole quantity, bounded distance,
-nearer than the liquidation price — and where a replacement stop goes."""
+"""One definition of "protected" (README: Protection): closing side, whole quantity, bounded
+distance, nearer than the liquidation price — and where a replacement stop goes."""
 
 from __future__ import annotations
 

@@ -17,7 +17,7 @@ from tbotd.domain.enums import PredictionSource
 from tbotd.domain.errors import InvalidDataError
 from tbotd.domain.prediction import Prediction
 from tbotd.features import FEATURE_NAMES, FEATURE_SCHEMA_HASH
-from tbotd.ml.models import ModelOutputs
+from tbotd.ml.outputs import ModelOutputs
 from tbotd.predictor import jsonapi, oip
 from tbotd.predictor.errors import InvalidResponseError, Rejection, SchemaMismatchError
 

@@ -111,17 +111,24 @@ def test_csv_may_be_gzipped(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("text", "problem"),
     [
-        ("time,open,high,low,close,volume\n1,1,1,1,1,1\n", "header"),
-        ("timestamp,open,high,low,close,volume\n300000,10,9,8,10,1\n", "line 2"),
-        ("timestamp,open,high,low,close,volume\n300000,x,1,1,1,1\n", "malformed"),
+        ("time,open,high,low,close,volume\n1,1,1,1,1,1\n2,1,1,1,1,1\n", "header"),
+        (
+            "timestamp,open,high,low,close,volume\n300000,10,9,8,10,1\n600000,1,1,1,1,1\n",
+            "line 2: high is below open or close",
+        ),
+        (
+            "timestamp,open,high,low,close,volume\n300000,x,1,1,1,1\n600000,1,1,1,1,1\n",
+            "line 2: open is not a finite number",
+        ),
         (
             "timestamp,open,high,low,close,volume\n600000,1,1,1,1,1\n300000,1,1,1,1,1\n",
-            "increasing",
+            "line 3: timestamp is not after the previous row",
         ),
     ],
 )
 def test_bad_csv_is_refused_with_a_reason(tmp_path: Path, text: str, problem: str) -> None:
-    """A malformed candle file is refused, saying what is wrong."""
+    """A malformed candle file is refused with the same reason `train` and `backtest` give (one
+    reader for all three)."""
     path = tmp_path / "bad.csv"
     path.write_text(text)
     with pytest.raises(InvalidDataError, match=problem):

@@ -1,4 +1,4 @@
-"""The strategy core is pure: its modules import no config, I/O or daemon code (DESIGN §3)."""
+"""The strategy core is pure: its modules import no config, I/O or daemon code (ARCHITECTURE)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Classic rule strategies over indicators of closed candles (DESIGN §10).
+"""Classic rule strategies over indicators of closed candles (README: Strategies).
 
 Each strategy computes its indicators with TA-Lib — over a whole history at once for the
 backtest (the Function API) and one closed candle at a time in the daemon (the Streaming API,

@@ -1,4 +1,4 @@
-"""Mean reversion: Bollinger bands and RSI (DESIGN §10).
+"""Mean reversion: Bollinger bands and RSI (README: Strategies).
 
 A close below the lower band while RSI is oversold is a long setup, above the upper band while
 overbought a short one. Confidence grows with how far the close is beyond the band (in band

@@ -1,4 +1,4 @@
-"""Momentum: an EMA crossover, its strength measured in ATRs (DESIGN §10).
+"""Momentum: an EMA crossover, its strength measured in ATRs (README: Strategies).
 
 While the fast EMA is above the slow one the signal is long, below it short (a stop-and-reverse
 system: the position rules flip on the crossing). Confidence is the distance between the two
