@@ -14,7 +14,7 @@ from tests.conftest import CONFIGS, tbotd_env
 
 
 def tbotd(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(  # noqa: S603 - our own interpreter and arguments
+    return subprocess.run(
         [sys.executable, "-m", "tbotd", *args],
         capture_output=True,
         text=True,
