@@ -4,8 +4,8 @@
   READY=1 and before the first cycle; cycles missed while down are logged, never replayed.
 * SIGTERM/SIGINT: stop taking new decisions, let the in-flight cycle finish, leave protective
   orders where they are, flush the store, exit 0. A second signal exits at once.
-* SIGHUP: reload the config file; if it validates, the strategy is rebuilt and the log level set
-  (a change that needs a restart is reported, not half-applied).
+* SIGHUP: reload the config file; if it validates, the strategy is rebuilt, the risk limits and
+  the log level set (a change that needs a restart is reported, not half-applied).
 """
 
 from __future__ import annotations
@@ -381,6 +381,7 @@ class Daemon:
             self.app.settings = new
             self.app.cycle.settings = new
             self.app.cycle.use_strategy(build_strategy(new))  # its streams restart from history
+            self.app.cycle.risk.limits = new.risk.limits()  # its state (trips, peak) stays
         log.info("config reloaded")
 
 
