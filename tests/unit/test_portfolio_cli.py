@@ -126,3 +126,29 @@ def test_a_symbol_without_market_rules_exits_2_naming_it(
     )
     assert code == 2
     assert "WIF/USDT:USDT" in capsys.readouterr().err
+
+
+def test_steady_losses_trip_where_equity_csv_says_and_trades_csv_has_no_entry_after(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`tbotd backtest` with max_drawdown_pct = 3 on a falling market and long calls: report.json
+    names the trip at the close of the first bar whose equity.csv drawdown exceeds 3 %, and
+    trades.csv has no entry at or after it."""
+    from tests.unit.test_portfolio_backtest import losing
+
+    frame, preds = losing()
+    data = write_csv(frame, tmp_path / "btc.csv")
+    preds.to_csv(tmp_path / "pred.csv", index=False)
+    cfg = config(tmp_path, ["BTC/USDT:USDT"], "[risk]\nmax_drawdown_pct = 3\n")
+    out = tmp_path / "out"
+    args = ["--data", str(data), "--predictions", str(tmp_path / "pred.csv"), "--out", str(out)]
+    assert main(["backtest", "--config", str(cfg), *args, "--json"]) == 0
+    report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert [e["event"] for e in report["risk"]] == ["risk-trip"]
+    equity = pd.read_csv(out / "equity.csv")
+    first = equity[equity["drawdown"] > 0.03].iloc[0]
+    trip = pd.Timestamp(report["risk"][0]["time"])
+    assert trip == pd.Timestamp(first["time"]) + pd.Timedelta(minutes=5)  # that bar's close
+    trades = pd.read_csv(out / "trades.csv")
+    assert len(trades) >= 3
+    assert (pd.to_datetime(trades["entry_time"]) < trip).all()
