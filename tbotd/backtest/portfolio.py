@@ -68,6 +68,7 @@ class Portfolio:
         self.exposure = Exposure(Decimal(0))
         days = self.close_ms // DAY_MS
         self.day_first = np.flatnonzero(np.diff(days) != 0) + 1
+        self.day_at = 0  # the first entry of day_first not before the current bar
         for leg in self.legs:
             if self.guarded:
                 leg.sim.gate = self._gate
@@ -222,9 +223,11 @@ class Portfolio:
         """The first bar in ``[t, limit)`` where the guard must look (else ``limit``)."""
         wake = max(self.wake, self.first, t)
         if self.limits.daily:
-            k = int(np.searchsorted(self.day_first, t))
-            if k < len(self.day_first):
-                wake = min(wake, max(int(self.day_first[k]), self.first))
+            days = self.day_first  # t only grows: walk a pointer instead of searching
+            while self.day_at < len(days) and days[self.day_at] < t:
+                self.day_at += 1
+            if self.day_at < len(days):
+                wake = min(wake, max(int(days[self.day_at]), self.first))
         untils = [trip.until_ms for trip in self.state.trips if trip.until_ms is not None]
         if untils:
             expiry = int(np.searchsorted(self.close_ms, min(untils)))
