@@ -124,17 +124,20 @@ RISKS = [
     {"max_drawdown_pct": "1.5", "on_trip": "flatten"},
     {"daily_loss_pct": "1"},
     {"stop_loss_streak": 2, "cooldown_min": 60},
+    {"daily_loss_pct": "0.5", "stop_loss_streak": 1, "cooldown_min": 15, "on_trip": "flatten"},
     {"max_gross_exposure_pct": "200", "max_symbol_exposure_pct": "150", "max_entries_per_day": 9},
 ]
 
 
+@pytest.mark.parametrize("seed", [4, 9])
 @pytest.mark.parametrize("risk", RISKS)
 async def test_two_symbols_trade_alike_in_the_daemon_cycle_and_the_portfolio_backtest(
-    tmp_path: Path, risk: dict[str, Any]
+    tmp_path: Path, risk: dict[str, Any], seed: int
 ) -> None:
-    """The daemon's Cycle (one paper wallet, equal shares, the guard) and ``run_portfolio`` on
-    the same candles and predictions: the same trades, balance and risk events."""
-    frames, preds, funding = two_symbols(4)
+    """The daemon's Cycle (one paper wallet, equal shares, the guard looking at every close) and
+    ``run_portfolio`` (the guard looking only where it can change) on the same candles and
+    predictions: the same trades, balance and risk events."""
+    frames, preds, funding = two_symbols(seed)
     config = with_risk(
         settings(execution={"slippage_bps": "2", "position_fraction": "0.9", "leverage": 3}),
         (BTC, ETH),
