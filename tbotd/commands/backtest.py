@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tbotd.commands import EXIT_FAILURE, EXIT_OK
+from tbotd.commands.backtest_portfolio import add_portfolio_arguments, read_markets
 
 if TYPE_CHECKING:
     from tbotd.backtest import BacktestResult, PredictionTable
@@ -90,12 +91,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         metavar="FUNDING.csv",
         help="timestamp,funding_rate (8-hourly); SYMBOL=FILE or a directory for several",
     )
-    p.add_argument(
-        "--align", action="store_true", help="several symbols: use the span all files cover"
-    )
-    p.add_argument(
-        "--markets", type=Path, metavar="FILE", help="market rules from `tbotd markets --refresh`"
-    )
+    add_portfolio_arguments(p)
     p.add_argument("--out", type=Path, metavar="DIR", help="write report.json, trades.csv, ...")
     p.add_argument("--json", action="store_true", help="print the report as one JSON last line")
     p.add_argument("--symbol", help="which configured symbol the candles are (default: first)")
@@ -228,11 +224,7 @@ def _load(args: argparse.Namespace) -> LoadedInputs:
     symbol = args.symbol or settings.exchange.symbols[0]
     if symbol not in settings.exchange.symbols:
         raise InvalidDataError(f"--symbol {symbol} is not in {args.config}'s exchange.symbols")
-    rules = None
-    if args.markets is not None:
-        from tbotd.commands.backtest_portfolio import read_markets
-
-        rules = read_markets(args.markets)
+    rules = None if args.markets is None else read_markets(args.markets)
     market = market_spec(
         symbol,
         settings.exchange.market_type,

@@ -25,6 +25,16 @@ from tbotd.domain.market import MarketSpec
 MARKET_FLAGS = ("tick_size", "step_size", "min_qty", "min_notional", "contract_size")
 
 
+def add_portfolio_arguments(p: argparse.ArgumentParser) -> None:
+    """The options only several symbols need (--data/--predictions/--funding take SYMBOL=FILE)."""
+    p.add_argument(
+        "--align", action="store_true", help="several symbols: use the span all files cover"
+    )
+    p.add_argument(
+        "--markets", type=Path, metavar="FILE", help="market rules from `tbotd markets --refresh`"
+    )
+
+
 def is_portfolio(args: argparse.Namespace) -> bool:
     """Several --data, a SYMBOL=FILE one, or a directory."""
     data: list[str] = args.data
