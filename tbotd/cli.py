@@ -19,12 +19,14 @@ COMMAND_MODULES = (
     "tbotd.commands.demo",
     "tbotd.commands.run",
     "tbotd.commands.status",
+    "tbotd.commands.halt",
     "tbotd.commands.trades",
     "tbotd.commands.check_config",
     "tbotd.commands.notify",
     "tbotd.commands.sim",
     "tbotd.commands.train",
     "tbotd.commands.backtest",
+    "tbotd.commands.markets",
     "tbotd.commands.serve",
 )
 

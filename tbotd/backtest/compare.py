@@ -11,6 +11,10 @@ with the daemon's own code, after fees and funding:
 * ``buy_and_hold`` — long from the first price any arm can trade at (the second candle's open)
   to the last close, sized like the others, no TP/SL.
 
+With a ``[risk]`` section every strategy arm runs under the risk guard, as the daemon would, and
+one more arm, ``<mode>_no_guard``, runs the config's own mode without it; its difference is
+given against that mode's guarded arm (buy-and-hold is never guarded: it is the benchmark).
+
 Every arm shares the position rules (threshold, sizing, exits, entry cap). The indicators are
 computed once and shared by the five arms that use them. For each enhanced arm the difference to
 the classic arm is given with a paired circular block bootstrap 95 % interval (blocks of whole
@@ -34,6 +38,7 @@ from tbotd.backtest.run import BacktestResult, Inputs, simulate
 from tbotd.config.settings import MLEnhancedConfig, Settings
 from tbotd.domain.actions import Reason
 from tbotd.domain.errors import InvalidDataError
+from tbotd.risk.guard import RiskLimits
 from tbotd.strategy.build import build_strategy
 from tbotd.strategy.kinds import EnhanceMode, StrategyKind
 from tbotd.strategy.signal import ABSTAIN, BIT, LONG, ExitHints, Opinions, SignalSeries
@@ -66,11 +71,12 @@ class Difference:
     sharpe: Interval  # annualised Sharpe of the arm minus the classic arm's
     total_return: float
     trades: int
+    versus: str = "classic"
 
     def as_dict(self) -> dict[str, object]:
         """For compare.json."""
         return {
-            "versus": "classic",
+            "versus": self.versus,
             "mean_bar_return": self.mean_bar_return.as_dict(),
             "sharpe": self.sharpe.as_dict(),
             "total_return": self.total_return,
@@ -144,12 +150,23 @@ def run_compare(
         arms[name] = simulate(inputs, settings, strategy, series.warming_up(warmup_bars))
     hold = replace(classic, label="buy_and_hold")
     hold_series = buy_and_hold_series(len(bars), warmup_bars)
-    arms["buy_and_hold"] = simulate(inputs, settings, hold, hold_series, protect=False)
+    off = RiskLimits()
+    arms["buy_and_hold"] = simulate(inputs, settings, hold, hold_series, protect=False, limits=off)
     per_year = bars_per_year(bars.timeframe)
     differences = {
         name: difference(arms[name], arms["classic"], per_year, block_bars, resamples, seed)
         for name in ENHANCED
     }
+    if settings.risk.limits().active:  # the config's own mode without the guard
+        mode = str(settings.strategy.enhance.mode)  # type: ignore[union-attr]
+        own = strategies[mode]
+        series = own.combine(base, ml).warming_up(warmup_bars)
+        arm = f"{mode}_no_guard"
+        arms[arm] = simulate(inputs, settings, replace(own, label=arm), series, limits=off)
+        differences[arm] = replace(
+            difference(arms[arm], arms[mode], per_year, block_bars, resamples, seed),
+            versus=mode,
+        )
     name = f"{StrategyKind.ML_ENHANCED}:{classic.name.removeprefix('classic:')}"
     return Comparison(
         name, arms, differences, block_bars, resamples, seed, time.perf_counter() - started

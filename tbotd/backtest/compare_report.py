@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from tbotd.backtest.compare import ARMS, ENHANCED, Comparison, accounts
+from tbotd.backtest.compare import Comparison, accounts
 from tbotd.backtest.metrics import REPORT_VERSION
 from tbotd.backtest.report import build_report, clean, write_decisions, write_trades
 from tbotd.config.settings import Settings
@@ -41,8 +41,7 @@ def compare_report(
 ) -> dict[str, Any]:
     """compare.json: every arm's report and ledger check, and the differences to classic."""
     arms = {}
-    for name in ARMS:
-        result = comparison.arms[name]
+    for name, result in comparison.arms.items():
         report = build_report(result, settings, inputs, {"simulate_s": result.seconds})
         report["accounts"] = accounts(result)
         for key in ("inputs", "definitions", "timings", "market", "config"):
@@ -57,7 +56,7 @@ def compare_report(
         "bars": first.bars,
         "strategy": comparison.strategy,
         "arms": arms,
-        "differences": {name: comparison.differences[name].as_dict() for name in ENHANCED},
+        "differences": {name: d.as_dict() for name, d in comparison.differences.items()},
         "bootstrap": {
             "method": "paired circular block bootstrap of per-bar equity returns",
             "block_bars": comparison.block_bars,
@@ -110,8 +109,7 @@ def plot_compare(comparison: Comparison, path: Path) -> None:
         2, 1, figsize=(13, 8), sharex=True, gridspec_kw={"height_ratios": [3, 1.4]}
     )
     first = comparison.arms["classic"]
-    for name in ARMS:
-        result = comparison.arms[name]
+    for name, result in comparison.arms.items():
         curve = result.equity
         times = curve.open_ms.astype("datetime64[ms]")
         equity = curve.equity
@@ -120,8 +118,8 @@ def plot_compare(comparison: Comparison, path: Path) -> None:
         growth = float(result.final_equity / result.initial_equity - 1)
         width = 1.4 if name == "classic" else 0.8
         label = f"{name} ({growth:+.1%}, {len(result.trades)} trades)"
-        top.plot(times, equity, color=COLOURS[name], linewidth=width, label=label)
-        bottom.plot(times, -100 * drawdown, color=COLOURS[name], linewidth=0.7)
+        top.plot(times, equity, color=COLOURS.get(name, "#000000"), linewidth=width, label=label)
+        bottom.plot(times, -100 * drawdown, color=COLOURS.get(name, "#000000"), linewidth=0.7)
     top.axhline(float(first.initial_equity), color="grey", linewidth=0.6, linestyle="--")
     top.set_ylabel(f"equity ({first.currency})")
     top.legend(loc="upper left", fontsize=8)

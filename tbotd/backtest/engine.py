@@ -41,6 +41,7 @@ FUNDING_PERIOD_MS = 8 * 3_600_000  # 00:00, 08:00, 16:00 UTC (is_funding_time), 
 ENTRY_WINDOW_MS = int(ENTRY_WINDOW.total_seconds() * 1000)
 Progress = Callable[[int, int], None]
 Decides = Callable[[Side | None, int], bool]
+Gate = Callable[["Simulator", list[Action], Decimal], list[Action]]  # the risk guard's say
 
 
 def dec(value: float) -> Decimal:
@@ -79,6 +80,13 @@ class Candles:
         return self.open_ms + timeframe_ms(self.timeframe)
 
 
+@dataclass(slots=True)
+class Book:
+    """The wallet one backtest trades from: one symbol's own, or shared by a portfolio's."""
+
+    wallet: pm.Wallet
+
+
 @dataclass(frozen=True, slots=True)
 class Decided:
     """A decision of the backtest that acted or was refused (bar index and actions); holds
@@ -105,6 +113,7 @@ class Simulator:
         funding: Mapping[int, Decimal],
         *,
         protect: bool = True,
+        book: Book | None = None,
     ) -> None:
         self.c, self.series, self.strategy, self.market = candles, series, strategy, market
         self.symbol, self.n = market.symbol, len(candles)
@@ -117,7 +126,12 @@ class Simulator:
         self.params = fill_params(settings)
         self.funding_rates = funding
         self.initial = settings.strategy.initial_capital
-        self.wallet = pm.Wallet(settings.strategy.share_class, self.initial)
+        self.book = (
+            Book(pm.Wallet(settings.strategy.share_class, self.initial)) if book is None else book
+        )
+        self.own_wallet = book is None  # else a share of one portfolio's wallet
+        self.cash = Decimal(0)  # what this symbol added to the wallet: PnL, fees, funding
+        self.gate: Gate | None = None
         self.trades: list[Trade] = []
         self.fees = self.funding = self.entry_fee = self.funding_open = Decimal(0)
         self.opened_ms = 0
@@ -133,6 +147,16 @@ class Simulator:
         self.qty = np.zeros(self.n)
         self.entry = np.zeros(self.n)
 
+    @property
+    def wallet(self) -> pm.Wallet:
+        """The wallet this symbol trades from (its own, or the portfolio's)."""
+        return self.book.wallet
+
+    @wallet.setter
+    def wallet(self, wallet: pm.Wallet) -> None:
+        self.cash += wallet.balance - self.book.wallet.balance
+        self.book.wallet = wallet
+
     # -- the exact step ----------------------------------------------------------------------
 
     def position(self) -> pm.PaperPosition | None:
@@ -147,6 +171,16 @@ class Simulator:
         ``decides(side, i)`` its word on whether the rules could act at ``i`` with the position
         left after the exits (where they could not, they would hold, changing nothing).
         """
+        self.settle(i, may_exit)
+        self.record(i, i + 1)
+        if i + 1 < self.n:
+            position = self.position()
+            if decides is None or decides(None if position is None else position.side, i):
+                self.decide_after(i)
+
+    def settle(self, i: int, may_exit: bool = True) -> None:
+        """What happens inside candle ``i``: its exits (stop or liquidation before target), then
+        funding at its close."""
         self.exact_steps += 1
         position = self.position()
         if may_exit and position is not None and self.opened_ms < self._close_ms[i]:
@@ -157,11 +191,6 @@ class Simulator:
                 self.close(price, self._open_ms[i], reason, slip=slip, label=str(reason))
         if self._close_ms[i] % FUNDING_PERIOD_MS == 0 and self.position() is not None:
             self.settle_funding(i)
-        self.record(i, i + 1)
-        if i + 1 < self.n:
-            position = self.position()
-            if decides is None or decides(None if position is None else position.side, i):
-                self.decide_after(i)
 
     def candle(self, i: int) -> Candle:
         """Candle ``i`` as the daemon's Candle (exact decimals).
@@ -195,14 +224,20 @@ class Simulator:
         self.funding += amount
         self.funding_payments += 1
 
-    def decide_after(self, i: int) -> None:
-        """The strategy's decision at candle ``i``'s close, filled at candle ``i + 1``'s open."""
-        mark = dec(self._open[i + 1])
+    def mark(self, i: int) -> Decimal:
+        """The price a decision at candle ``i``'s close fills near: the next candle's open."""
+        return dec(self._open[i + 1])
+
+    def decide_after(self, i: int, equity: Decimal | None = None) -> None:
+        """The strategy's decision at candle ``i``'s close, filled at candle ``i + 1``'s open;
+        sized from ``equity`` (default: this wallet's at the mark), passed through ``gate``."""
+        mark = self.mark(i)
         at_ms = self._open_ms[i + 1]
-        equity = self.wallet.balance
-        if self.wallet.positions:
-            marks = {self.symbol: mark}
-            equity += pm.unrealized(self.wallet, {self.symbol: self.market}, marks)
+        if equity is None:
+            equity = self.wallet.balance
+            if self.wallet.positions:
+                marks = {self.symbol: mark}
+                equity += pm.unrealized(self.wallet, {self.symbol: self.market}, marks)
         decided_ms = self._open_ms[i]
         while self.entries and self.entries[0] <= decided_ms - ENTRY_WINDOW_MS:
             self.entries.popleft()
@@ -216,6 +251,8 @@ class Simulator:
             len(self.entries),
         )
         actions = self.strategy.decide(inp, self.series.vote(i))
+        if self.gate is not None:
+            actions = self.gate(self, actions, mark)
         self.entries.extend(decided_ms for a in actions if isinstance(a, OpenPosition))
         if not (len(actions) == 1 and isinstance(actions[0], Hold) and not actions[0].kind.refusal):
             self.decided.append(Decided(i, tuple(actions)))
@@ -248,7 +285,7 @@ class Simulator:
         if known is not None and known[0] is self.wallet:
             return known
         p = self.position()
-        balance = float(self.wallet.balance)
+        balance = float(self.wallet.balance if self.own_wallet else self.cash)
         if p is None:
             known = (self.wallet, balance, 0, 0.0, 0.0)
         else:

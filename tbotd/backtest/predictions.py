@@ -142,8 +142,14 @@ class PredictionTable:
         drop = inside & (self.time_ms % step_ms == 0) & ~self._matched(open_ms)
         if not drop.any():
             return self, 0
-        keep = ~drop
+        return self._keep(~drop), int(drop.sum())
 
+    def within(self, first_ms: int, last_ms: int) -> PredictionTable:
+        """Only the rows from ``first_ms`` to ``last_ms`` (a portfolio cut to the span its
+        symbols share)."""
+        return self._keep((self.time_ms >= first_ms) & (self.time_ms <= last_ms))
+
+    def _keep(self, keep: NDArray[np.bool_]) -> PredictionTable:
         def kept(values: NDArray[Any] | None) -> Any:
             return None if values is None else values[keep]
 
@@ -154,7 +160,7 @@ class PredictionTable:
                 "lines",
             )
         }  # fmt: skip
-        return replace(self, **arrays), int(drop.sum())
+        return replace(self, **arrays)
 
     def _check_range(self, open_ms: NDArray[np.int64]) -> None:
         matched = self._matched(open_ms)

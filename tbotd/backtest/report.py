@@ -27,6 +27,7 @@ from tbotd.backtest.run import BacktestResult, DecisionRecord
 from tbotd.config.settings import Settings
 from tbotd.domain.actions import Action, ClosePosition, MoveProtection, OpenPosition
 from tbotd.domain.values import ms_to_datetime, timeframe_ms
+from tbotd.risk.guard import Change, Trip, describe
 from tbotd.store.wallet import Trade
 
 TRADE_COLUMNS = (
@@ -59,6 +60,20 @@ OUTPUT_FILES = ("trades.csv", "decisions.csv", "equity.csv", "equity.png", "repo
 
 def _iso(ms: int) -> str:
     return ms_to_datetime(ms).isoformat().replace("+00:00", "Z")
+
+
+def risk_events(changes: Sequence[Change]) -> list[dict[str, Any]]:
+    """The guard's trips and resets, for ``report.json`` and ``risk.csv``."""
+    return [
+        {
+            "time": _iso(c.at_ms),
+            "event": c.kind,
+            "rule": str(c.trip.rule) if isinstance(c.trip, Trip) else "halt",
+            "symbol": c.trip.symbol if isinstance(c.trip, Trip) else None,
+            "detail": describe(c.trip),
+        }
+        for c in changes
+    ]
 
 
 def build_report(
@@ -102,6 +117,7 @@ def build_report(
         "skipped_orders": result.skipped,
         "decisions": decision_counts(result.decisions),
         "exits_replaced_by_fixed": result.exits_fallback,
+        "risk": risk_events(result.risk),
         "exact_steps": result.exact_steps,
         "seconds": seconds,
         "timings": dict(timings),

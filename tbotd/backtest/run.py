@@ -22,6 +22,7 @@ from numpy.typing import NDArray
 
 from tbotd.backtest.drive import run_fast, run_reference
 from tbotd.backtest.engine import Candles, Decided, Progress, Simulator
+from tbotd.backtest.portfolio import Portfolio
 from tbotd.backtest.predictions import PredictionTable, ml_inputs, prediction_table
 from tbotd.config.settings import Settings
 from tbotd.domain.actions import Action, DecisionTrace
@@ -31,6 +32,7 @@ from tbotd.domain.markets import market_spec
 from tbotd.domain.values import timeframe_ms
 from tbotd.marketdata.funding_csv import funding_rates
 from tbotd.ml.data import CandleData, validate_frame
+from tbotd.risk.guard import Change, RiskLimits
 from tbotd.store.wallet import Trade
 from tbotd.strategy.build import build_strategy
 from tbotd.strategy.signal import SignalSeries
@@ -98,6 +100,7 @@ class BacktestResult:
     skipped: dict[str, int] = field(default_factory=dict)
     exits_fallback: int = 0  # entries whose TP/SL fell back to the fixed percentages
     exact_steps: int = 0  # bars that ran the exact Decimal step (all of them for the reference)
+    risk: tuple[Change, ...] = ()  # the risk guard's trips and resets, in order
     seconds: float = 0.0
     strategy: str = ""
     decided: tuple[Decided, ...] = field(default=(), repr=False, compare=False)
@@ -215,6 +218,7 @@ def run_backtest(
         reference=reference,
         protect=protect,
         started=started,
+        first_bar=warmup_bars,
     )
 
 
@@ -249,20 +253,49 @@ def simulate(
     reference: bool = False,
     protect: bool = True,
     started: float | None = None,
+    first_bar: int = 0,
+    limits: RiskLimits | None = None,
 ) -> BacktestResult:
-    """One run of ``strategy`` (whose signal is ``series``) over ``inputs``."""
+    """One run of ``strategy`` (whose signal is ``series``) over ``inputs``, with the config's
+    risk guard (or ``limits``) from bar ``first_bar`` on."""
     started = time.perf_counter() if started is None else started
-    bars, table, rows, market = inputs.bars, inputs.table, inputs.rows, inputs.market
+    check_settlement(inputs.market, settings)
+    sim = Simulator(
+        inputs.bars, series, strategy, settings, inputs.market, inputs.funding, protect=protect
+    )
+    limits = settings.risk.limits() if limits is None else limits
+    risk: tuple[Change, ...] = ()
+    if limits.active:
+        book = Portfolio([sim], limits, first_bar)
+        book.run(progress)
+        risk = tuple(book.changes)
+    elif reference:
+        run_reference(sim)
+    else:
+        run_fast(sim, progress)
+    return leg_result(sim, inputs, settings, strategy, series, started, risk)
+
+
+def check_settlement(market: MarketSpec, settings: Settings) -> None:
+    """A market settling in another currency than the config accounts in cannot be run."""
     if market.settle != settings.strategy.share_class:
         raise InvalidDataError(
             f"{market.symbol} settles in {market.settle}, the config accounts in "
             f"{settings.strategy.share_class}"
         )
-    sim = Simulator(bars, series, strategy, settings, market, inputs.funding, protect=protect)
-    if reference:
-        run_reference(sim)
-    else:
-        run_fast(sim, progress)
+
+
+def leg_result(
+    sim: Simulator,
+    inputs: Inputs,
+    settings: Settings,
+    strategy: Strategy,
+    series: SignalSeries,
+    started: float,
+    risk: tuple[Change, ...] = (),
+) -> BacktestResult:
+    """What one symbol's simulator produced, as a result."""
+    bars, table, rows, market = inputs.bars, inputs.table, inputs.rows, inputs.market
     threshold = settings.strategy.threshold
     return BacktestResult(
         symbol=market.symbol,
@@ -272,8 +305,8 @@ def simulate(
         bars=len(bars),
         trades=tuple(sim.trades),
         equity=EquityCurve(bars.open_ms, sim.equity(), sim.balance.copy(), sim.sign * sim.qty),
-        initial_equity=sim.initial,
-        final_equity=sim.wallet.balance,
+        initial_equity=sim.initial if sim.own_wallet else Decimal(0),
+        final_equity=sim.wallet.balance if sim.own_wallet else sim.cash,
         fees=sim.fees,
         funding=sim.funding,
         funding_payments=sim.funding_payments,
@@ -288,4 +321,5 @@ def simulate(
         strategy=strategy.name,
         decided=tuple(sim.decided),
         traced=(strategy, series, bars.open_ms),
+        risk=risk,
     )

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tbotd.commands import EXIT_FAILURE, EXIT_OK
+from tbotd.commands.backtest_portfolio import add_portfolio_arguments, read_markets
 
 if TYPE_CHECKING:
     from tbotd.backtest import BacktestResult, PredictionTable
@@ -67,15 +68,16 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--config", type=Path, required=True, metavar="FILE", help="tbotd TOML config")
     p.add_argument(
         "--data",
-        type=Path,
+        action="append",
         required=True,
         metavar="CANDLES.csv",
-        help="candles: timestamp,open,high,low,close,volume (.csv or .csv.gz)",
+        help="candles: timestamp,open,high,low,close,volume (.csv or .csv.gz); for several "
+        "symbols from one wallet repeat SYMBOL=FILE, or give a directory",
     )
     src = p.add_mutually_exclusive_group()
     src.add_argument(
         "--predictions",
-        type=Path,
+        action="append",
         metavar="PRED.csv",
         help="timestamp,signal,confidence plus stop_loss,take_profit or sd, and optionally "
         "p_trend_down,p_sideways,p_trend_up (needed unless strategy.kind is classic)",
@@ -84,8 +86,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "--models", type=Path, metavar="DIR", help="a model directory written by `tbotd train`"
     )
     p.add_argument(
-        "--funding", type=Path, metavar="FUNDING.csv", help="timestamp,funding_rate (8-hourly)"
+        "--funding",
+        action="append",
+        metavar="FUNDING.csv",
+        help="timestamp,funding_rate (8-hourly); SYMBOL=FILE or a directory for several",
     )
+    add_portfolio_arguments(p)
     p.add_argument("--out", type=Path, metavar="DIR", help="write report.json, trades.csv, ...")
     p.add_argument("--json", action="store_true", help="print the report as one JSON last line")
     p.add_argument("--symbol", help="which configured symbol the candles are (default: first)")
@@ -218,9 +224,11 @@ def _load(args: argparse.Namespace) -> LoadedInputs:
     symbol = args.symbol or settings.exchange.symbols[0]
     if symbol not in settings.exchange.symbols:
         raise InvalidDataError(f"--symbol {symbol} is not in {args.config}'s exchange.symbols")
+    rules = None if args.markets is None else read_markets(args.markets)
     market = market_spec(
         symbol,
         settings.exchange.market_type,
+        table=rules,
         tick_size=args.tick_size,
         step_size=args.step_size,
         min_qty=args.min_qty,
@@ -304,6 +312,11 @@ def run(args: argparse.Namespace) -> int:
     from tbotd.ops.logs import configure_logging
 
     configure_logging("error", "console", sys.stderr)  # fallbacks are counted in the report
+    from tbotd.commands.backtest_portfolio import is_portfolio, run_portfolio_command, single
+
+    if is_portfolio(args):
+        return run_portfolio_command(args)
+    single(args)
     inp = _load(args)
     if args.compare:
         from tbotd.commands.backtest_compare import run_compare_command

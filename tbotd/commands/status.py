@@ -129,6 +129,7 @@ def _print(body: dict[str, Any]) -> None:
             f"equity {equity.get('equity')} {equity.get('currency')} "
             f"(balance {equity.get('balance')}, unrealised {equity.get('unrealized_pnl')})"
         )
+    _risk(console, body.get("risk") or {})
     protection = body.get("protection") or {}
     table = Table(
         "symbol", "side", "qty", "entry", "stop", "target", "protected", title="positions"
@@ -151,6 +152,17 @@ def _print(body: dict[str, Any]) -> None:
     for symbol, p in body.get("predictions", {}).items():
         preds.add_row(symbol, p["candle_time"], p["signal"], f"{p['confidence']:.3f}", p["source"])
     console.print(preds)
+
+
+def _risk(console: Any, risk: dict[str, Any]) -> None:
+    """The risk guard: what stops new entries now (nothing printed when nothing does)."""
+    if risk.get("halted"):
+        flatten = " (with flatten)" if (risk.get("halt") or {}).get("flatten") else ""
+        console.print(f"[bold red]HALTED by the operator{flatten}: `tbotd resume` lifts it[/]")
+    for trip in risk.get("trips", []):
+        where = f" on {trip['symbol']}" if trip.get("symbol") else ""
+        until = f" until {trip['until']}" if trip.get("until") else " until reset"
+        console.print(f"[red]risk guard: {trip['rule']}{where} since {trip['since']}{until}[/]")
 
 
 def _protected(state: dict[str, Any]) -> str:

@@ -28,6 +28,7 @@ from pydantic import (
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from tbotd.config.notify import NotifyConfig
+from tbotd.config.risk import RiskConfig
 from tbotd.domain.enums import MarginMode, MarketType, TradingMode
 from tbotd.domain.values import timeframe_ms
 from tbotd.strategy.kinds import (
@@ -407,6 +408,8 @@ class DaemonConfig(_Section):
     """
 
     grace_s: Annotated[float, Field(ge=0, le=60)] = 0.05
+    # an exchange unreachable at start is waited for, retrying at most this far apart
+    startup_retry_cap_s: Annotated[float, Field(ge=1, le=600)] = 30.0
     confirm_after_s: Annotated[float, Field(ge=0, le=120)] = 3.0
     candle_wait_s: Annotated[float, Field(gt=0, le=120)] = 20.0
     reconcile_interval_s: Annotated[float, Field(gt=0, le=86_400)] = 300.0
@@ -443,6 +446,7 @@ class Settings(BaseSettings):
     daemon: DaemonConfig = DaemonConfig()
     log: LogConfig = LogConfig()
     notify: NotifyConfig = NotifyConfig()
+    risk: RiskConfig = RiskConfig()
 
     @field_validator("instance")
     @classmethod

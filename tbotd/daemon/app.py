@@ -14,6 +14,7 @@ from typing import Any
 
 from tbotd.config.settings import Settings
 from tbotd.daemon.cycle import Cycle, Predictor
+from tbotd.daemon.venue_wait import StartupWait, venue_time
 from tbotd.domain.enums import TradingMode
 from tbotd.domain.errors import ConfigError, RetryableError
 from tbotd.domain.values import ms_to_datetime
@@ -112,27 +113,36 @@ class App:
             self.lock.release()
 
 
-async def build(settings: Settings, predictor: Predictor | None = None, holder: str = "") -> App:
+async def build(
+    settings: Settings,
+    predictor: Predictor | None = None,
+    holder: str = "",
+    wait: StartupWait | None = None,
+) -> App:
     """Wire an instance by its config (``predictor`` may be injected, e.g. by tests).
 
     The database is locked first (one daemon per database; ``holder`` says who we are to a
-    second one), and the instance's client ids carry its database's identity.
+    second one), and the instance's client ids carry its database's identity. With ``wait``,
+    an unreachable exchange is waited for (:mod:`tbotd.daemon.venue_wait`), else it raises.
     """
     lock = DatabaseLock(settings.store.path, holder or f"instance {settings.instance}")
     lock.acquire()
     try:
-        return await _wire(settings, predictor, lock)
+        return await _wire(settings, predictor, lock, wait)
     except BaseException:
         lock.release()
         raise
 
 
-async def _wire(settings: Settings, predictor: Predictor | None, lock: DatabaseLock) -> App:
+async def _wire(
+    settings: Settings, predictor: Predictor | None, lock: DatabaseLock, wait: StartupWait | None
+) -> App:
     store = Store.open(settings.store.path)
     exchange = make_exchange(settings)
     venue = CcxtVenue(exchange, settings.exchange.market_type)
+    url = settings.exchange.base_url or _public_url(exchange)
     try:
-        server_ms = await call(exchange.fetch_time)
+        server_ms = await venue_time(lambda: call(exchange.fetch_time), url, wait)
         refuse_future_history(settings, store, ms_to_datetime(int(server_ms)))
     except BaseException:
         await venue.close()
@@ -156,6 +166,13 @@ async def _wire(settings: Settings, predictor: Predictor | None, lock: DatabaseL
         predictor = FallbackPredictor.from_settings(settings, events=store, clock=clock)
     cycle = Cycle(settings, store, feed, broker, predictor, clock)
     return App(settings, store, clock, venue, feed, broker, predictor, cycle, lock)
+
+
+def _public_url(exchange: Any) -> str:
+    """The venue's public REST root as ccxt knows it (what the log names while waiting)."""
+    api = exchange.urls.get("api", {})
+    found = api.get("fapiPublic") or api.get("dapiPublic") if isinstance(api, dict) else api
+    return str(found or exchange.urls.get("www", exchange.id))
 
 
 def refuse_future_history(settings: Settings, store: Store, venue_now: datetime) -> None:

@@ -14,18 +14,23 @@ import asyncio
 import time
 from collections import deque
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from decimal import Decimal
 from typing import Protocol
 
 from tbotd.config.settings import Settings
+from tbotd.daemon.risk import RiskKeeper
+from tbotd.domain.actions import Action, ClosePosition
 from tbotd.domain.market import Candle
+from tbotd.domain.positions import Position, notional
 from tbotd.domain.prediction import Prediction
+from tbotd.domain.values import datetime_to_ms, timeframe_ms
 from tbotd.execution.broker import Broker, PriceRef
 from tbotd.execution.executor import ActionResult, execute
 from tbotd.ops.clock import Clock
 from tbotd.ops.logs import get_logger
+from tbotd.risk.gate import Exposure
 from tbotd.store import Store
 from tbotd.strategy.build import build_strategy
 from tbotd.strategy.rules import ENTRY_WINDOW, DecisionInput
@@ -116,6 +121,7 @@ class Cycle:
         self.settings, self.store, self.feed, self.broker = settings, store, feed, broker
         self.predictor, self.clock = predictor, clock
         self.use_strategy(build_strategy(settings))
+        self.risk = RiskKeeper(store, settings.risk.limits())
         self.histories = Histories(store, settings.exchange.timeframe, settings.daemon.history_bars)
         self.symbols = list(settings.exchange.symbols)
         self.last: CycleReport | None = None
@@ -150,14 +156,24 @@ class Cycle:
         lap("predict")
         equity = await self.broker.equity()
         positions = await self.broker.positions()
+        close_ms = datetime_to_ms(candle_time) + timeframe_ms(self.settings.exchange.timeframe)
+        seen = self.risk.observe(close_ms, equity.total)
+        if seen.flatten and positions:
+            report.symbols.extend(await self._flatten(positions, candle_time))
+            equity, positions = await self.broker.equity(), await self.broker.positions()
+        lap("risk")
         share = equity.total / len(self.symbols)
-        report.symbols.extend(
-            await asyncio.gather(
-                *(
-                    self._decide(s, candle_time, outcomes.get(s), positions, share, histories[s])
-                    for s in sorted(candles)
-                )
+        gross = sum((self._notional(p) for p in positions.values()), Decimal(0))
+        exposure = Exposure(equity.total, gross)
+        planned: list[tuple[str, Prediction | None, list[Action] | None]] = []
+        for s in sorted(candles):  # decided one after another: the guard's caps are shared
+            outcome = outcome_of(outcomes.get(s))
+            actions, exposure = self._decide(
+                s, candle_time, outcome, positions, share, histories[s], exposure
             )
+            planned.append((s, outcome, actions))
+        report.symbols.extend(
+            await asyncio.gather(*(self._execute(s, p, a, candle_time) for s, p, a in planned))
         )
         lap("decide+execute")
         after = await self.broker.equity()
@@ -170,32 +186,70 @@ class Cycle:
         self._log(report)
         return report
 
-    async def _decide(
+    def _decide(
         self,
         symbol: str,
         candle_time: datetime,
-        outcome: Outcome | None,
-        positions: Mapping[str, object],
+        prediction: Prediction | None,
+        positions: Mapping[str, Position],
         equity_share: Decimal,
         history: Sequence[Candle],
-    ) -> SymbolResult:
-        prediction = outcome.prediction if outcome is not None else None
+        exposure: Exposure,
+    ) -> tuple[list[Action] | None, Exposure]:
+        """The strategy's actions for ``symbol`` as the risk guard lets them through, recorded
+        (None: this candle was already decided before a restart)."""
         if self.store.decision_exists(symbol, candle_time):
-            return SymbolResult(symbol, prediction, skipped="already decided (restart)")
+            return None, exposure
+        position = positions.get(symbol)
+        mark = self.feed.price(symbol).price
+        market = self.broker.market(symbol)
         inp = DecisionInput(
             symbol,
             prediction,  # the neutral fallback's is the degraded state: ML abstains
-            positions.get(symbol),  # type: ignore[arg-type]
+            position,
             equity_share,
-            self.feed.price(symbol).price,
-            self.broker.market(symbol),
+            mark,
+            market,
             self.store.entries_decided(symbol, candle_time - ENTRY_WINDOW, candle_time),
         )
         decision = self.session.decide(inp, history)
-        actions = decision.actions
-        self.store.record_decision(symbol, candle_time, actions, self.clock.now(), decision.trace)
+        own = Decimal(0) if position is None else self._notional(position)
+        with self.store.transaction():  # the guard's entry count and the decision: one commit
+            gated = self.risk.gate(decision.actions, replace(exposure, own=own), market, mark)
+            self.store.record_decision(
+                symbol, candle_time, gated.actions, self.clock.now(), decision.trace
+            )
+        return gated.actions, replace(exposure, gross=gated.gross)
+
+    async def _execute(
+        self,
+        symbol: str,
+        prediction: Prediction | None,
+        actions: list[Action] | None,
+        candle_time: datetime,
+    ) -> SymbolResult:
+        if actions is None:
+            return SymbolResult(symbol, prediction, skipped="already decided (restart)")
         results = await execute(self.broker, actions, candle_time)
         return SymbolResult(symbol, prediction, tuple(results))
+
+    async def _flatten(
+        self, positions: Mapping[str, Position], candle_time: datetime
+    ) -> list[SymbolResult]:
+        """The risk guard says flatten: close every position (its TP/SL cancelled with it)."""
+        out = []
+        for symbol in sorted(positions):
+            p = positions[symbol]
+            close = ClosePosition(symbol, p.side, p.qty, "risk guard: flatten")
+            results = await execute(self.broker, [close], candle_time)
+            out.append(SymbolResult(symbol, None, tuple(results), skipped="risk guard: flatten"))
+        return out
+
+    def _notional(self, position: Position) -> Decimal:
+        """A position's value at the current price, in the settlement currency."""
+        market = self.broker.market(position.symbol)
+        price = self.feed.price(position.symbol).price
+        return notional(market.market_type, position.qty, market.contract_size, price)
 
     def _log(self, report: CycleReport) -> None:
         """One rich line per cycle: what was predicted, decided and done, and how long it took."""
@@ -220,6 +274,11 @@ class Cycle:
             equity=str(report.equity),
             ms=report.timings_ms,
         )
+
+
+def outcome_of(outcome: Outcome | None) -> Prediction | None:
+    """The prediction an outcome carries (None when no source produced one)."""
+    return None if outcome is None else outcome.prediction
 
 
 class Histories:

@@ -4,8 +4,8 @@
   READY=1 and before the first cycle; cycles missed while down are logged, never replayed.
 * SIGTERM/SIGINT: stop taking new decisions, let the in-flight cycle finish, leave protective
   orders where they are, flush the store, exit 0. A second signal exits at once.
-* SIGHUP: reload the config file; if it validates, the strategy is rebuilt and the log level set
-  (a change that needs a restart is reported, not half-applied).
+* SIGHUP: reload the config file; if it validates, the strategy is rebuilt, the risk limits and
+  the log level set (a change that needs a restart is reported, not half-applied).
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from tbotd.daemon.cycle import Predictor
 from tbotd.daemon.schedule import candle_of_fire, cycle_scheduler, just_closed
 from tbotd.daemon.status import readiness, record_metrics, status
 from tbotd.daemon.systemd import Notifier
+from tbotd.daemon.venue_wait import StartCancelled, StartupWait
 from tbotd.domain.errors import StorageUnavailableError
 from tbotd.domain.values import datetime_to_ms, ms_to_datetime, timeframe_delta
 from tbotd.execution.live import LiveBroker
@@ -70,23 +71,59 @@ class Daemon:
         self._crashing: BaseException | None = None
         self.cycles = 0
         self.ops_url = ""
+        self.waiting_for: str | None = None  # why start-up is still waiting (for /readyz)
 
     async def run(self) -> int:
-        """Run until a stop signal (exit 0) or a critical failure (exit 1)."""
+        """Run until a stop signal (exit 0) or a critical failure (exit 1).
+
+        The ops endpoint comes up first, so `/readyz` answers (not ready, and why) while the
+        daemon waits for the exchange or recovers.
+        """
         self._install_signals()
         self.notifications.start()
-        holder = f"tbotd run --config {self.config_path}, instance {self.settings.instance}"
+        ops = self._ops_server()
         try:
-            self.app = app = await build(self.settings, self._predictor, holder)
+            self.ops_url = await ops.start()
+            app = await self._start()
+            if app is None:
+                return 0
+            return await self._serve(app)
+        finally:
+            await ops.stop()
+
+    async def _start(self) -> App | None:
+        """Wire the app, waiting for the exchange as long as it takes; None when a stop came
+        first."""
+        holder = f"tbotd run --config {self.config_path}, instance {self.settings.instance}"
+        wait = StartupWait(
+            self.stop_requested,
+            self._waiting_for_exchange,
+            self.settings.daemon.startup_retry_cap_s,
+        )
+        try:
+            self.app = app = await build(self.settings, self._predictor, holder, wait)
+        except StartCancelled:
+            log.info("stopped before the exchange answered")
+            await self.notifications.close()
+            return None
         except BaseException as e:
             self.notifications.notify(said.failed_to_start(_now(), f"{type(e).__name__}: {e}"))
             await self.notifications.close()
             raise
+        self.waiting_for = None
         self._announce_start(app)
+        return app
+
+    def _waiting_for_exchange(self, cause: str) -> None:
+        """Each failed attempt: `/readyz`'s reason, systemd's STATUS, and more start-up time
+        (a Type=notify unit would otherwise be killed by TimeoutStartSec while it waits)."""
+        self.waiting_for = f"waiting for exchange: {cause}"
+        self.notifier.send(STATUS=self.waiting_for[:200], EXTEND_TIMEOUT_USEC=str(120_000_000))
+
+    async def _serve(self, app: App) -> int:
+        """Recover, schedule, and cycle until a stop or a failure."""
         scheduler = None
-        ops = self._ops_server()
         try:
-            self.ops_url = await ops.start()
             await self._recover(app)
             self._report_missed(app)
             self._spawn_background(app)
@@ -99,16 +136,7 @@ class Daemon:
                     self._tick,
                 )
                 scheduler.start()
-            self.ready.set()
-            self.notifier.ready("recovered; cycling")
-            symbols, positions = len(self.settings.exchange.symbols), len(app.store.positions())
-            self.notifications.notify(said.ready(app.clock.now(), symbols, positions))
-            log.info(
-                "ready",
-                instance=self.settings.instance,
-                mode=str(self.settings.execution.mode),
-                symbols=list(self.settings.exchange.symbols),
-            )
+            self._announce_ready(app)
             stop = asyncio.create_task(self.stop_requested.wait())
             failed = asyncio.create_task(self.supervisor.failed.wait())
             await asyncio.wait({stop, failed}, return_when=asyncio.FIRST_COMPLETED)
@@ -119,8 +147,19 @@ class Daemon:
             raise
         finally:
             await self._shutdown(app, scheduler)
-            await ops.stop()
         return 1 if self.supervisor.failure is not None and not self.stop_requested.is_set() else 0
+
+    def _announce_ready(self, app: App) -> None:
+        self.ready.set()
+        self.notifier.ready("recovered; cycling")
+        symbols, positions = len(self.settings.exchange.symbols), len(app.store.positions())
+        self.notifications.notify(said.ready(app.clock.now(), symbols, positions))
+        log.info(
+            "ready",
+            instance=self.settings.instance,
+            mode=str(self.settings.execution.mode),
+            symbols=list(self.settings.exchange.symbols),
+        )
 
     async def _recover(self, app: App) -> None:
         """Startup is recovery; a database that cannot be written delays it, never ends it:
@@ -342,6 +381,7 @@ class Daemon:
             self.app.settings = new
             self.app.cycle.settings = new
             self.app.cycle.use_strategy(build_strategy(new))  # its streams restart from history
+            self.app.cycle.risk.limits = new.risk.limits()  # its state (trips, peak) stays
         log.info("config reloaded")
 
 

@@ -12,6 +12,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from tbotd.daemon.cycle import CycleReport
+from tbotd.daemon.risk import load_state, risk_status
 from tbotd.domain.enums import Side
 from tbotd.domain.values import ms_to_datetime, timeframe_delta
 from tbotd.ops.metrics import DAEMON_METRICS, DaemonMetrics
@@ -30,6 +31,8 @@ def readiness(daemon: Daemon) -> tuple[bool, str]:
             f"database cannot be written ({app.store.unwritable}): no new entries; open "
             "positions are kept protected from the exchange's own state"
         )
+    if app is None and daemon.waiting_for is not None:
+        return False, daemon.waiting_for
     if app is None or not daemon.ready.is_set():
         return False, "recovering"
     if not app.feed.live.is_set():
@@ -66,6 +69,7 @@ async def status(daemon: Daemon) -> dict[str, Any]:
     if protection is not None:
         body["protection"] = protection()
     body["last_cycle"] = _cycle(app.cycle.last)
+    body["risk"] = app.cycle.risk.status()  # the running daemon's own, newest
     predictor_status = getattr(app.predictor, "status", None)
     if predictor_status is not None:
         body["predictor"] = predictor_status()
@@ -117,6 +121,7 @@ def recorded(store: Store) -> dict[str, Any]:
             )
         },
         "equity": next(iter(store.query("SELECT * FROM equity ORDER BY time DESC LIMIT 1")), None),
+        "risk": risk_status(load_state(store)),  # a halt shows even with the daemon down
     }
 
 

@@ -131,6 +131,8 @@ class HoldKind(StrEnum):
     ENTRY_CAP = "entry_cap"  # max_entries_per_hour reached
     EXITS_UNUSABLE = "exits_unusable"  # no valid TP/SL around the price
     SIZE_REFUSED = "size_refused"  # below the market minimum, or no equity
+    RISK_HALTED = "risk_halted"  # the risk guard tripped, or the operator halted entries
+    RISK_LIMIT = "risk_limit"  # the risk guard's exposure or entries-per-day limit
 
     @property
     def refusal(self) -> bool:
@@ -138,7 +140,15 @@ class HoldKind(StrEnum):
         return self in _REFUSALS
 
 
-_REFUSALS = frozenset({HoldKind.ENTRY_CAP, HoldKind.EXITS_UNUSABLE, HoldKind.SIZE_REFUSED})
+_REFUSALS = frozenset(
+    {
+        HoldKind.ENTRY_CAP,
+        HoldKind.EXITS_UNUSABLE,
+        HoldKind.SIZE_REFUSED,
+        HoldKind.RISK_HALTED,
+        HoldKind.RISK_LIMIT,
+    }
+)
 
 
 @dataclass(frozen=True, slots=True)

@@ -151,6 +151,8 @@ class DaemonMetrics:
     equity: Gauge
     position: Gauge
     candles_missing: Counter
+    risk_tripped: Gauge
+    risk_trips: Counter
     trades: Gauge
     realized: Gauge
     fees: Gauge
@@ -194,6 +196,18 @@ class DaemonMetrics:
             candles_missing=Counter(
                 "tbotd_candles_missing_total",
                 "Symbols without a closed candle by the cycle's deadline",
+                registry=registry,
+            ),
+            risk_tripped=Gauge(
+                "tbotd_risk_tripped",
+                "1 while a risk rule (or the operator's halt) stops new entries",
+                ["rule"],
+                registry=registry,
+            ),
+            risk_trips=Counter(
+                "tbotd_risk_trips_total",
+                "Risk guard trips (and operator halts), by rule",
+                ["rule"],
                 registry=registry,
             ),
             # from the database after each cycle, so a restart never resets them

@@ -107,6 +107,16 @@ class WalletRecords:
             for r in self.db.query(sql, params)
         ]
 
+    def exits_between(self, since_ms: int, until_ms: int) -> list[tuple[str, int, str]]:
+        """(symbol, exit time in ms, exit reason) of the trades closed in [since, until), in
+        order: what the risk guard counts its stop-loss streaks from."""
+        rows = self.db.execute(
+            "SELECT symbol, exit_time, exit_reason FROM trades "
+            "WHERE exit_time >= ? AND exit_time < ? ORDER BY exit_time, id",
+            (since_ms, until_ms),
+        ).fetchall()
+        return [(str(r[0]), int(r[1]), str(r[2])) for r in rows]
+
     def funding_total(self, symbol: str, after: datetime) -> Decimal:
         """Funding received (+) or paid (−) on ``symbol`` strictly after ``after``.
 

@@ -192,3 +192,19 @@ def test_compare_needs_an_enhanced_config(
     )  # fmt: skip
     assert code == 2
     assert 'strategy.kind = "ml_enhanced"' in capsys.readouterr().err
+
+
+def test_with_a_risk_section_an_arm_runs_without_the_guard() -> None:
+    """[risk] set: every strategy arm is guarded (the boost arm trips and trades less), one more
+    arm runs the config's mode unguarded, and its difference is against the guarded arm."""
+    data = enhanced().model_dump()
+    data["risk"] = {"max_drawdown_pct": "1"}
+    result = compare(None, Settings.model_validate(data))
+    assert list(result.arms) == [*ARMS, "boost_no_guard"]
+    guarded, free = result.arms["boost"], result.arms["boost_no_guard"]
+    assert [c.kind for c in guarded.risk] == ["risk-trip"]
+    assert free.risk == ()
+    assert len(free.trades) > len(guarded.trades)
+    assert free.strategy == "boost_no_guard"
+    assert result.differences["boost_no_guard"].versus == "boost"
+    assert result.arms["buy_and_hold"].risk == ()

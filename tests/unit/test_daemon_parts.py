@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import socket
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 
 from tbotd.daemon.schedule import CandleCloseTrigger, just_closed
@@ -129,16 +130,20 @@ def test_sighup_reload_rebuilds_the_strategy_of_any_kind(tmp_path: Path) -> None
     config.write_text((CONFIGS / "ml_usdt_directional.toml").read_text())
     daemon = Daemon(load_settings(config, {}), config)
     used: list[Strategy] = []
-    cycle = SimpleNamespace(settings=daemon.settings, use_strategy=used.append)
+    risk = SimpleNamespace(limits=None)
+    cycle = SimpleNamespace(settings=daemon.settings, use_strategy=used.append, risk=risk)
     daemon.app = SimpleNamespace(settings=daemon.settings, cycle=cycle)  # type: ignore[assignment]
     enhanced = (CONFIGS / "ml_enhanced_mean_reversion.toml").read_text()
     config.write_text(
         enhanced.replace(
             'instance = "ml-enhanced-mean-reversion"', 'instance = "usdt-directional"'
         ).replace('path = "ml-enhanced-mean-reversion.sqlite"', 'path = "usdt-directional.sqlite"')
+        + "\n[risk]\nmax_drawdown_pct = 12\n"
     )
     daemon.reload()
     assert [s.name for s in used] == ["ml_enhanced:boost:mean_reversion"]
+    assert risk.limits is not None
+    assert risk.limits.max_drawdown == Decimal("0.12")  # the risk limits change live too
     config.write_text(enhanced.replace('mode = "boost"', 'mode = "sideways"'))
     daemon.reload()
     assert len(used) == 1

@@ -21,6 +21,9 @@ PURE = (
     "tbotd.strategy.classic",
     "tbotd.strategy.classic.mean_reversion",
     "tbotd.strategy.classic.momentum",
+    "tbotd.risk.guard",
+    "tbotd.risk.codec",
+    "tbotd.risk.gate",
 )
 FORBIDDEN_TBOTD = (
     "tbotd.config",

@@ -1,0 +1,162 @@
+"""The risk guard in the daemon: its state and the operator's commands kept in the database.
+
+:class:`RiskKeeper` runs the pure guard (:mod:`tbotd.risk.guard`) once per cycle and persists
+its state in the ``meta`` table after every observation, so a trip, a halt or a cooldown
+survives restarts. ``tbotd halt`` and ``tbotd resume`` write a numbered command under
+``risk_command`` in the same database (the daemon need not be running); the daemon applies a
+command it has not applied yet at its next close — a halt stops new entries within one cycle
+and stays until resumed. Every trip and reset is an audit event (``risk-trip`` /
+``risk-reset``, which the notifier turns into messages) and a metric.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, replace
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from tbotd.domain.actions import Action, OpenPosition
+from tbotd.domain.market import MarketSpec
+from tbotd.domain.positions import notional
+from tbotd.domain.values import ms_to_datetime
+from tbotd.ops.metrics import DAEMON_METRICS, DaemonMetrics
+from tbotd.risk import guard
+from tbotd.risk.codec import halt_data, halt_from, state_data, state_from
+from tbotd.risk.gate import Exposure, Gated, gate
+from tbotd.risk.guard import Closed, Halt, Observed, RiskLimits, RiskState, Trip
+from tbotd.store import Store
+
+META_STATE = "risk_state"
+META_COMMAND = "risk_command"
+
+
+@dataclass(frozen=True, slots=True)
+class Command:
+    """The operator's latest command: ``halt`` (None: resume) and its sequence number."""
+
+    seq: int
+    halt: Halt | None
+
+
+def read_command(store: Store) -> Command | None:
+    """The command ``tbotd halt`` / ``tbotd resume`` left, if any."""
+    raw = store.meta(META_COMMAND)
+    if not raw:
+        return None
+    data = json.loads(raw)
+    return Command(int(data["seq"]), halt_from(data.get("halt")))
+
+
+def write_command(store: Store, *, halt: bool, flatten: bool, at: datetime) -> Command:
+    """Record a halt (optionally flattening) or a resume for the daemon to apply."""
+    last = read_command(store)
+    seq = (last.seq if last is not None else 0) + 1
+    at_ms = int(at.timestamp() * 1000)
+    command = Command(seq, Halt(seq, at_ms, flatten) if halt else None)
+    with store.transaction():
+        store.set_meta(META_COMMAND, json.dumps({"seq": seq, "halt": halt_data(command.halt)}))
+    return command
+
+
+def load_state(store: Store) -> RiskState:
+    """The guard's state as last persisted (a fresh one for a new database)."""
+    raw = store.meta(META_STATE)
+    return RiskState() if not raw else state_from(json.loads(raw))
+
+
+class RiskKeeper:
+    """The guard's state for one daemon, observed at every close and persisted."""
+
+    def __init__(
+        self, store: Store, limits: RiskLimits, metrics: DaemonMetrics = DAEMON_METRICS
+    ) -> None:
+        self.store, self.limits, self.metrics = store, limits, metrics
+        self.state = load_state(store)
+        self._publish()
+
+    def observe(self, close_ms: int, equity: Decimal) -> Observed:
+        """The rules at the close ``close_ms`` with the book's ``equity`` then, and the operator's
+        latest command; records every change and persists the state."""
+        state = self.state
+        closed: list[Closed] = []
+        if state.seen_ms is not None:
+            closed = [Closed(*row) for row in self.store.exits_between(state.seen_ms, close_ms)]
+        seen = guard.observe(state, self.limits, close_ms, equity, closed)
+        changes, flatten = list(seen.changes), seen.flatten
+        command = read_command(self.store)
+        if command is not None:
+            done = guard.command(seen.state, command.halt, command.seq, close_ms, equity)
+            changes.extend(done.changes)
+            flatten = flatten or done.flatten
+            seen = Observed(done.state)
+        at = ms_to_datetime(close_ms)
+        if changes or replace(seen.state, seen_ms=state.seen_ms) != state:
+            with self.store.transaction():  # kept only once recorded: a failed write is redone
+                for change in changes:
+                    trip = change.trip
+                    symbol = trip.symbol if isinstance(trip, Trip) else None
+                    rule = str(trip.rule) if isinstance(trip, Trip) else "halt"
+                    self.store.record_event(at, change.kind, change.message, symbol, rule=rule)
+                self.store.set_meta(META_STATE, json.dumps(state_data(seen.state)))
+        # else only the close seen moved: not written (the trades since the last write are
+        # heard again after a restart, and a trade that changed nothing changes nothing again)
+        self.state = seen.state
+        for change in changes:
+            if change.tripped:
+                self.metrics.risk_trips.labels(_rule(change.trip)).inc()
+        self._publish()
+        return Observed(self.state, tuple(changes), flatten)
+
+    def gate(
+        self, actions: list[Action], exposure: Exposure, market: MarketSpec, mark: Decimal
+    ) -> Gated:
+        """One symbol's actions as the guard lets them through (entries counted, persisted)."""
+        entry = next((a for a in actions if isinstance(a, OpenPosition)), None)
+        value = Decimal(0)
+        if entry is not None:
+            value = notional(market.market_type, entry.qty, market.contract_size, mark)
+        gated = gate(self.state, self.limits, actions, exposure, value)
+        if gated.state != self.state:  # (the cycle writes it with the decision's record)
+            self.store.set_meta(META_STATE, json.dumps(state_data(gated.state)))
+            self.state = gated.state
+        return gated
+
+    def _publish(self) -> None:
+        """The tripped gauge: 1 for every rule (or the halt) stopping entries now."""
+        active = {_rule(t) for t in self.state.trips}
+        if self.state.halt is not None:
+            active.add("halt")
+        for rule in (*(str(r) for r in guard.RiskRule), "halt"):
+            self.metrics.risk_tripped.labels(rule).set(1 if rule in active else 0)
+
+    def status(self) -> dict[str, Any]:
+        """The `/status` field (see :func:`risk_status`)."""
+        return risk_status(self.state)
+
+
+def risk_status(s: RiskState) -> dict[str, Any]:
+    """What stops entries now, and the rules' counters (`/status`, `tbotd status`)."""
+    return {
+        "halted": s.halt is not None,
+        "halt": halt_data(s.halt),
+        "trips": [
+            {
+                "rule": str(t.rule),
+                "symbol": t.symbol,
+                "since": ms_to_datetime(t.at_ms).isoformat(),
+                "until": None if t.until_ms is None else ms_to_datetime(t.until_ms).isoformat(),
+                "detail": t.detail,
+            }
+            for t in s.trips
+        ],
+        "peak_equity": None if s.peak is None else str(s.peak),
+        "day_start_equity": None if s.day_start is None else str(s.day_start),
+        "entries_today": s.entries_today,
+        "stop_loss_streak": s.streak,
+    }
+
+
+def _rule(trip: Trip | Halt) -> str:
+    return "halt" if isinstance(trip, Halt) else str(trip.rule)

@@ -1,0 +1,77 @@
+"""The risk guard's state as JSON-ready data and back (pure): the daemon keeps it in the
+database's ``meta`` table after every change, so a trip or a halt survives restarts."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from tbotd.risk.guard import Halt, RiskRule, RiskState, Trip
+
+
+def _dec(value: Any) -> Decimal | None:
+    return None if value is None else Decimal(str(value))
+
+
+def _text(value: Decimal | None) -> str | None:
+    return None if value is None else str(value)
+
+
+def halt_data(halt: Halt | None) -> dict[str, Any] | None:
+    """A halt as data (None stays None)."""
+    if halt is None:
+        return None
+    return {"seq": halt.seq, "at_ms": halt.at_ms, "flatten": halt.flatten}
+
+
+def halt_from(data: Any) -> Halt | None:
+    """The halt :func:`halt_data` wrote."""
+    if not data:
+        return None
+    return Halt(int(data["seq"]), int(data["at_ms"]), bool(data.get("flatten", False)))
+
+
+def state_data(state: RiskState) -> dict[str, Any]:
+    """Everything in ``state``, money as exact decimal text."""
+    return {
+        "seen_ms": state.seen_ms,
+        "peak": _text(state.peak),
+        "day": state.day,
+        "day_start": _text(state.day_start),
+        "entries_today": state.entries_today,
+        "streak": state.streak,
+        "streaks": dict(state.streaks),
+        "trips": [
+            {
+                "rule": str(t.rule),
+                "at_ms": t.at_ms,
+                "detail": t.detail,
+                "symbol": t.symbol,
+                "until_ms": t.until_ms,
+            }
+            for t in state.trips
+        ],
+        "halt": halt_data(state.halt),
+        "command_seq": state.command_seq,
+        "flattened_seq": state.flattened_seq,
+    }
+
+
+def state_from(data: dict[str, Any]) -> RiskState:
+    """The state :func:`state_data` wrote."""
+    return RiskState(
+        seen_ms=data.get("seen_ms"),
+        peak=_dec(data.get("peak")),
+        day=data.get("day"),
+        day_start=_dec(data.get("day_start")),
+        entries_today=int(data.get("entries_today", 0)),
+        streak=int(data.get("streak", 0)),
+        streaks=tuple(sorted((str(k), int(v)) for k, v in data.get("streaks", {}).items())),
+        trips=tuple(
+            Trip(RiskRule(t["rule"]), int(t["at_ms"]), t["detail"], t["symbol"], t["until_ms"])
+            for t in data.get("trips", [])
+        ),
+        halt=halt_from(data.get("halt")),
+        command_seq=int(data.get("command_seq", 0)),
+        flattened_seq=int(data.get("flattened_seq", 0)),
+    )

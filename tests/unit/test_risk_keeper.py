@@ -1,0 +1,73 @@
+"""The risk guard in the daemon: its state survives a restart, a trip is an event the notifier
+turns into a critical message, a metric and a /status field, and the operator's commands are
+applied once each."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+
+from prometheus_client import CollectorRegistry
+
+from tbotd.daemon.risk import RiskKeeper, write_command
+from tbotd.domain.notices import EventRecord, Severity
+from tbotd.notify.classify import notice_for
+from tbotd.ops.metrics import DaemonMetrics
+from tbotd.risk.guard import RiskLimits
+from tbotd.store import Store
+
+T0 = 1_700_006_400_000
+BAR = 300_000
+LIMITS = RiskLimits(max_drawdown=Decimal("0.05"))
+
+
+def keeper(db: Path) -> tuple[RiskKeeper, Store, CollectorRegistry]:
+    registry = CollectorRegistry()
+    store = Store.open(db)
+    return RiskKeeper(store, LIMITS, DaemonMetrics.create(registry)), store, registry
+
+
+def test_a_trip_survives_a_restart_and_is_an_event_a_metric_and_a_status(tmp_path: Path) -> None:
+    """Equity 100 → 94: tripped, recorded as risk-trip (a critical notice), the gauge at 1,
+    /status lists it; a new keeper over the same database still refuses entries."""
+    heard: list[EventRecord] = []
+    first, store, registry = keeper(tmp_path / "k.db")
+    store.add_event_listener(heard.append)
+    first.observe(T0, Decimal(100))
+    seen = first.observe(T0 + BAR, Decimal(94))
+    assert [c.kind for c in seen.changes] == ["risk-trip"]
+    assert [e.kind for e in heard] == ["risk-trip"]
+    notice = notice_for(heard[0])
+    assert notice is not None
+    assert notice.severity is Severity.CRITICAL
+    assert "max_drawdown" in notice.text
+    gauge = registry.get_sample_value("tbotd_risk_tripped", {"rule": "max_drawdown"})
+    assert gauge == 1.0
+    assert first.status()["trips"][0]["rule"] == "max_drawdown"
+    store.close()
+    again, store, registry = keeper(tmp_path / "k.db")
+    assert again.state == seen.state
+    assert registry.get_sample_value("tbotd_risk_tripped", {"rule": "max_drawdown"}) == 1.0
+    assert again.observe(T0 + 2 * BAR, Decimal(200)).changes == ()  # only resume resets it
+    store.close()
+
+
+def test_commands_apply_once_and_resume_resets(tmp_path: Path) -> None:
+    """A halt with flatten asks for flatten at the next close only; resume lifts it and the
+    tripped drawdown, with the equity then as the new peak."""
+    guard, store, _ = keeper(tmp_path / "c.db")
+    guard.observe(T0, Decimal(100))
+    guard.observe(T0 + BAR, Decimal(90))
+    write_command(store, halt=True, flatten=True, at=datetime.now(UTC))
+    halted = guard.observe(T0 + 2 * BAR, Decimal(90))
+    assert halted.flatten
+    assert guard.status()["halted"]
+    assert not guard.observe(T0 + 3 * BAR, Decimal(90)).flatten
+    write_command(store, halt=False, flatten=False, at=datetime.now(UTC))
+    resumed = guard.observe(T0 + 4 * BAR, Decimal(90))
+    assert {c.kind for c in resumed.changes} == {"risk-reset"}
+    assert resumed.state.trips == ()
+    assert resumed.state.halt is None
+    assert resumed.state.peak == Decimal(90)
+    store.close()
