@@ -364,11 +364,14 @@ class StoreConfig(_Section):
 
 
 class OpsConfig(_Section):
-    """The HTTP ops endpoint; loopback by default, a token for anything beyond health."""
+    """The HTTP ops endpoint and the web dashboard; loopback by default, a token for anything
+    beyond health. ``allow_write``: the dashboard may edit the strategy and ML settings (off:
+    it only shows them)."""
 
     host: str = "127.0.0.1"
     port: Annotated[int, Field(ge=0, le=65535)] = 8787
     token: SecretStr | None = None
+    allow_write: bool = False
 
 
 class DaemonConfig(_Section):

@@ -48,6 +48,7 @@ class DemoOptions:
     out: Path
     config: Path | None = None
     seed: int = 7
+    keep_open: bool = False  # serve the dashboard after the last cycle until Ctrl-C
 
 
 def demo_config_text() -> str:
@@ -126,8 +127,14 @@ async def run_demo(
     options: DemoOptions,
     train_progress: Callable[[str, int, int], None] | None = None,
     on_cycle: Callable[[CycleReport], None] | None = None,
+    on_url: Callable[[str], None] | None = None,
+    on_summary: Callable[[dict[str, Any]], None] | None = None,
 ) -> dict[str, Any]:
-    """Sim + models + daemon for ``options.cycles`` cycles; returns the summary."""
+    """Sim + models + daemon for ``options.cycles`` cycles; returns the summary.
+
+    ``on_url`` hears the dashboard's URL once the daemon is ready; with ``keep_open`` the
+    summary goes to ``on_summary`` and the dashboard stays up (read from the database) until
+    SIGINT or SIGTERM."""
     options.out.mkdir(parents=True, exist_ok=True)
     for stale in options.out.glob("demo.sqlite*"):
         stale.unlink()
@@ -150,7 +157,11 @@ async def run_demo(
                 daemon.request_stop("demo finished")
 
         daemon = Daemon(settings, on_cycle=counted)
-        code = await daemon.run()
+        announce = asyncio.create_task(_announce(daemon, on_url))
+        try:
+            code = await daemon.run()
+        finally:
+            announce.cancel()
     finally:
         await sim.stop()
     summary = summarise(Path(settings.store.path), settings, daemon.cycles)
@@ -162,7 +173,50 @@ async def run_demo(
         "summary": str(options.out / "summary.json"),
     }
     (options.out / "summary.json").write_text(json.dumps(summary, indent=2))
+    if options.keep_open and daemon.ops_url:
+        summary["dashboard"] = daemon.ops_url
+        if on_summary is not None:
+            on_summary(summary)
+        await keep_dashboard_open(daemon)
     return summary
+
+
+async def _announce(daemon: Daemon, on_url: Callable[[str], None] | None) -> None:
+    await daemon.ready.wait()
+    if on_url is not None and daemon.ops_url:
+        on_url(daemon.ops_url)
+
+
+async def keep_dashboard_open(daemon: Daemon) -> None:
+    """Serve the stopped demo's dashboard at the same URL until SIGINT or SIGTERM."""
+    import signal
+
+    from tbotd.daemon.dashboard import DaemonDashboard
+    from tbotd.ops.http import OpsServer
+    from tbotd.ops.metrics import REGISTRY
+
+    dashboard = DaemonDashboard(daemon)
+    dashboard.stopped = f"the demo stopped after {daemon.cycles} cycles (shown from its database)"
+    ops = daemon.settings.ops
+    port = int(daemon.ops_url.rsplit(":", 1)[1])
+    token = ops.token.get_secret_value() if ops.token else None
+
+    async def stopped() -> dict[str, Any]:
+        return {"instance": daemon.settings.instance, "stopped": dashboard.stopped}
+
+    server = OpsServer(
+        ops.host, port, token, REGISTRY, stopped, lambda: (False, "stopped"), dashboard
+    )
+    done = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):  # replaces the stopped daemon's handlers
+        loop.add_signal_handler(sig, done.set)
+    await server.start()
+    try:
+        await done.wait()
+    finally:
+        await server.stop()
+        dashboard.close()
 
 
 def summarise(db: Path, settings: Settings, cycles: int) -> dict[str, Any]:

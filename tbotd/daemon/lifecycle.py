@@ -21,8 +21,10 @@ from typing import Any
 
 from tbotd import __version__
 from tbotd.config import ConfigInvalidError, Settings, load_settings
+from tbotd.config.scope import restart_sections
 from tbotd.daemon.app import App, build
 from tbotd.daemon.cycle import Predictor
+from tbotd.daemon.dashboard import DaemonDashboard
 from tbotd.daemon.schedule import candle_of_fire, cycle_scheduler, just_closed
 from tbotd.daemon.status import readiness, record_metrics, status
 from tbotd.daemon.systemd import Notifier
@@ -40,7 +42,6 @@ from tbotd.ops.tasks import TaskSupervisor
 from tbotd.strategy.build import build_strategy
 
 log = get_logger(__name__)
-RESTART_KEYS = ("instance", "exchange", "store", "ops", "daemon", "notify")
 STORAGE_RETRY = Backoff(attempts=1_000_000, base_s=2.0, cap_s=60.0)
 
 
@@ -67,6 +68,7 @@ class Daemon:
         self._crashing: BaseException | None = None
         self.cycles = 0
         self.ops_url = ""
+        self.dashboard: DaemonDashboard | None = None
 
     async def run(self) -> int:
         """Run until a stop signal (exit 0) or a critical failure (exit 1)."""
@@ -81,7 +83,9 @@ class Daemon:
             raise
         self._announce_start(app)
         scheduler = None
-        ops = self._ops_server()
+        self.dashboard = dashboard = DaemonDashboard(self)
+        app.store.add_event_listener(dashboard.heard)
+        ops = self._ops_server(dashboard)
         try:
             self.ops_url = await ops.start()
             await self._recover(app)
@@ -115,6 +119,7 @@ class Daemon:
         finally:
             await self._shutdown(app, scheduler)
             await ops.stop()
+            dashboard.close()
         return 1 if self.supervisor.failure is not None and not self.stop_requested.is_set() else 0
 
     async def _recover(self, app: App) -> None:
@@ -193,7 +198,7 @@ class Daemon:
             if self._on_cycle is not None:
                 self._on_cycle(report)
 
-    def _ops_server(self) -> OpsServer:
+    def _ops_server(self, dashboard: DaemonDashboard) -> OpsServer:
         ops = self.settings.ops
         token = ops.token.get_secret_value() if ops.token else None
         return OpsServer(
@@ -203,6 +208,8 @@ class Daemon:
             REGISTRY,
             status=lambda: status(self),
             ready=lambda: readiness(self),
+            dashboard=dashboard,
+            allow_write=ops.allow_write,
         )
 
     def _spawn_background(self, app: App) -> None:
@@ -320,9 +327,7 @@ class Daemon:
         except ConfigInvalidError as e:
             log.error("config reload refused", problems=[str(p) for p in e.problems])  # noqa: TRY400
             return
-        changed = [k for k in RESTART_KEYS if getattr(new, k) != getattr(self.settings, k)]
-        if new.execution.mode != self.settings.execution.mode:
-            changed.append("execution.mode")
+        changed = restart_sections(self.settings, new)
         if changed:
             log.warning("config changes need a restart; not applied", sections=changed)
             return

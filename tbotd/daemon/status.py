@@ -104,7 +104,7 @@ async def status(daemon: Daemon) -> dict[str, Any]:
     }
     rows = store.query("SELECT * FROM equity ORDER BY time DESC LIMIT 1")
     body["equity"] = rows[0] if rows else None
-    body["last_cycle"] = _cycle(app.cycle.last)
+    body["last_cycle"] = cycle_summary(app.cycle.last)
     predictor_status = getattr(app.predictor, "status", None)
     if predictor_status is not None:
         body["predictor"] = predictor_status()
@@ -130,7 +130,8 @@ def record_metrics(daemon: Daemon, report: CycleReport, m: DaemonMetrics = DAEMO
             m.position.labels(symbol).set(float(signed))
 
 
-def _cycle(report: CycleReport | None) -> dict[str, Any] | None:
+def cycle_summary(report: CycleReport | None) -> dict[str, Any] | None:
+    """The last cycle as ``/status`` and the dashboard show it."""
     if report is None:
         return None
     return {
