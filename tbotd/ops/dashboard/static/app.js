@@ -49,7 +49,7 @@ function mlCard(symbol, c) {
   const regime = pred && !isMissing(c.regime)
     ? Object.entries(c.regime).map(([k, p]) => `${k} ${pct(p)}`).join(" · ") : c.regime;
   const d = c.decision && !isMissing(c.decision) ? c.decision : null;
-  return h("article", { class: "card", "data-symbol": symbol },
+  return h("article", { class: "card", "data-symbol": symbol, "data-candle": pred ? c.candle_time : "" },
     h("h3", {}, symbol, dir ? h("span", { class: `tag ${dir}`, "data-field": "direction" }, dir) : null),
     pred ? h("div", { class: "big", "data-field": "confidence", "data-value": c.confidence },
       pct(c.confidence)) : show(c.prediction),
@@ -104,7 +104,7 @@ function renderOverview(o) {
   const hl = o.health;
   replace("health", h("span", { class: `tag ${hl.ready ? "ok" : "bad"}`, "data-field": "ready" },
     hl.ready ? "ready" : `not ready: ${hl.reason}`),
-    ` cycles ${hl.cycles}`, hl.last_cycle ? ` · last ${hl.last_cycle.candle_time.slice(0, 16)}` : "",
+    h("span", { "data-cycles": hl.cycles }, ` cycles ${hl.cycles}`), hl.last_cycle ? ` · last ${hl.last_cycle.candle_time.slice(0, 16)}` : "",
     hl.decision_ms != null ? ` · decided in ${num(hl.decision_ms, 0)} ms` : "");
   const cards = o.cards || {};
   replace("cards", ...o.symbols.map((s) => mlCard(s, cards[s] || { prediction: null })));
