@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import sqlite3
 import time
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -76,7 +77,8 @@ class DaemonDashboard:
             body["notifications"] = daemon.notifications.status()
         if app is None:
             return body
-        found = await self._reader.run(_overview_rows)
+        symbols = settings.exchange.symbols
+        found = await self._reader.run(lambda conn: _overview_rows(conn, symbols))
         now = app.clock.now()
         model, wall = _model_info(app.predictor), datetime.now(UTC)  # a model ages in wall time
         body["cards"] = {
@@ -111,8 +113,21 @@ class DaemonDashboard:
 
         def ask(conn: sqlite3.Connection) -> dict[str, Any]:
             last = q.last_candle_ms(conn, symbol, timeframe)
-            since = 0 if last is None else last - days * 86_400_000
-            return q.chart(conn, symbol, timeframe, since) | {"span": span}
+            if last is None:
+                return {
+                    "symbol": symbol,
+                    "span": span,
+                    "candles": [],
+                    "sd_band": [],
+                    "entries": [],
+                    "exits": [],
+                    "position": None,
+                    "protective_orders": [],
+                    "bars_total": 0,
+                    "bucket": 1,
+                }
+            since = last - days * 86_400_000 + q.timeframe_ms(timeframe)
+            return q.chart(conn, symbol, timeframe, since, last) | {"span": span}
 
         return await self._reader.run(ask)
 
@@ -144,10 +159,10 @@ class DaemonDashboard:
         return 501, {"error": "the config editor is not part of this build"}
 
 
-def _overview_rows(conn: sqlite3.Connection) -> dict[str, Any]:
+def _overview_rows(conn: sqlite3.Connection, symbols: Sequence[str]) -> dict[str, Any]:
     return q.holdings(conn) | {
-        "predictions": q.latest_per_symbol(conn, "predictions"),
-        "decisions": q.latest_per_symbol(conn, "decisions"),
+        "predictions": q.latest_per_symbol(conn, "predictions", symbols),
+        "decisions": q.latest_per_symbol(conn, "decisions", symbols),
     }
 
 

@@ -22,28 +22,34 @@ prices = st.floats(min_value=1, max_value=1e6, allow_nan=False)
 
 @given(st.lists(st.tuples(prices, prices), min_size=1, max_size=400), st.integers(1, 50))
 def test_downsampled_bars_keep_every_high_and_low(
-    pairs: list[tuple[float, float]], limit: int
+    pairs: list[tuple[float, float]], width: int
 ) -> None:
-    """However a series is bucketed: at most ``limit`` bars, the same highest high, lowest low,
+    """However a series is bucketed: one bar per bucket, the same highest high, lowest low,
     first open and last close."""
     bars = [(i * 300, a, max(a, b), min(a, b), b) for i, (a, b) in enumerate(pairs)]
-    out = shape.downsample_bars(bars, limit)
-    assert len(out) <= limit
+    out = shape.downsample_bars(bars, 0, width * 300)
+    assert len(out) == -(-len(bars) // width)
     assert max(b[2] for b in out) == max(b[2] for b in bars)
     assert min(b[3] for b in out) == min(b[3] for b in bars)
     assert (out[0][1], out[-1][4]) == (bars[0][1], bars[-1][4])
     assert [b[0] for b in out] == sorted({b[0] for b in out})
 
 
-@given(st.lists(prices, min_size=2, max_size=500), st.integers(2, 60))
-def test_downsampled_equity_keeps_its_trough(values: list[float], limit: int) -> None:
-    """The equity curve's lowest point and its last one survive down-sampling, in time order."""
+@given(st.lists(prices, min_size=2, max_size=500), st.integers(1, 60))
+def test_downsampled_equity_keeps_troughs_and_the_last_point(
+    values: list[float], width: int
+) -> None:
+    """At most three points per bucket; the lowest and the last point are the whole curve's;
+    the plotted drawdown is never deeper than the true maximum drawdown."""
     points = [(i, v) for i, v in enumerate(values)]
-    out = shape.downsample_line(points, limit)
-    assert len(out) <= max(limit, 2)
+    out = shape.downsample_line(points, 0, width)
+    assert len(out) <= 3 * -(-len(points) // width)
     assert min(v for _, v in out) == min(values)
     assert out[-1] == points[-1]
     assert [t for t, _ in out] == sorted({t for t, _ in out})
+    worst = min(d for _, d in shape.drawdown(points))
+    assert min(d for _, d in shape.drawdown(out)) >= worst
+    assert shape.max_drawdown(points) == worst
 
 
 def test_drawdown_is_the_distance_below_the_running_peak() -> None:

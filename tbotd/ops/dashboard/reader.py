@@ -10,16 +10,18 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
+from tbotd.domain.values import timeframe_delta
 from tbotd.ops.dashboard import shape
 
 T = TypeVar("T")
 MAX_BARS = 1200  # candles per chart answer (≈ 70 KB of JSON)
-MAX_EQUITY_POINTS = 1000
+MAX_EQUITY_POINTS = 1200
+MAX_MARKERS = 300  # newest entries and exits each (a year holds thousands: unreadable anyway)
 ROWS = 200  # trades, events
 
 
@@ -66,21 +68,34 @@ class Reader:
         self._pool.shutdown(wait=True)
 
 
+def timeframe_ms(timeframe: str) -> int:
+    """A bar's length in milliseconds."""
+    return int(timeframe_delta(timeframe).total_seconds() * 1000)
+
+
 def rows(conn: sqlite3.Connection, sql: str, params: tuple[Any, ...] = ()) -> list[dict[str, Any]]:
     """A query's rows as dicts."""
     return [dict(r) for r in conn.execute(sql, params)]
 
 
-def latest_per_symbol(conn: sqlite3.Connection, table: str) -> dict[str, dict[str, Any]]:
-    """The newest row per symbol of ``predictions`` or ``decisions`` (by candle time)."""
+def latest_per_symbol(
+    conn: sqlite3.Connection, table: str, symbols: Sequence[str]
+) -> dict[str, dict[str, Any]]:
+    """The newest row per symbol of ``predictions`` or ``decisions`` (by candle time): one
+    index seek each, never a scan of a year of rows."""
     if table not in ("predictions", "decisions"):
         raise ValueError(table)
-    found = rows(
-        conn,
-        f"SELECT * FROM {table} p WHERE candle_time = "  # noqa: S608 - a fixed table name
-        f"(SELECT MAX(candle_time) FROM {table} q WHERE q.symbol = p.symbol)",
-    )
-    return {r["symbol"]: r for r in found}
+    found: dict[str, dict[str, Any]] = {}
+    for symbol in symbols:
+        newest = rows(
+            conn,
+            f"SELECT * FROM {table} WHERE symbol = ? "  # noqa: S608 - a fixed table name
+            "ORDER BY candle_time DESC LIMIT 1",
+            (symbol,),
+        )
+        if newest:
+            found[symbol] = newest[0]
+    return found
 
 
 def holdings(conn: sqlite3.Connection) -> dict[str, Any]:
@@ -107,36 +122,59 @@ def holdings(conn: sqlite3.Connection) -> dict[str, Any]:
     }
 
 
-def chart(conn: sqlite3.Connection, symbol: str, timeframe: str, since_ms: int) -> dict[str, Any]:
+def bars(
+    conn: sqlite3.Connection, symbol: str, timeframe: str, since_ms: int, bucket: int
+) -> list[shape.Bar]:
+    """Candles since ``since_ms`` merged per ``bucket`` ms inside SQLite (as
+    :func:`~tbotd.ops.dashboard.shape.downsample_bars` defines): a year is 105,120 rows, and
+    only the buckets cross into Python."""
+    return [
+        (t // 1000, float(o), h, lo, float(c))
+        for t, o, h, lo, c in conn.execute(
+            """WITH b AS (
+                 SELECT MIN(open_time) AS t0, MAX(open_time) AS t1,
+                        MAX(CAST(high AS REAL)) AS h, MIN(CAST(low AS REAL)) AS lo
+                 FROM candles WHERE symbol = :s AND timeframe = :tf AND open_time >= :since
+                 GROUP BY (open_time - :since) / :bucket)
+               SELECT b.t0, f.open, b.h, b.lo, l.close FROM b
+               JOIN candles f ON f.symbol = :s AND f.timeframe = :tf AND f.open_time = b.t0
+               JOIN candles l ON l.symbol = :s AND l.timeframe = :tf AND l.open_time = b.t1
+               ORDER BY b.t0""",
+            {"s": symbol, "tf": timeframe, "since": since_ms, "bucket": bucket},
+        )
+    ]
+
+
+def chart(
+    conn: sqlite3.Connection, symbol: str, timeframe: str, since_ms: int, last_ms: int
+) -> dict[str, Any]:
     """Closed candles since ``since_ms`` (down-sampled), entries and exits with the decision's
-    provenance, the open position's protective levels and the predictions' ``sd`` band."""
-    candles = conn.execute(
-        "SELECT open_time, open, high, low, close FROM candles WHERE symbol = ? AND "
-        "timeframe = ? AND open_time >= ? ORDER BY open_time",
-        (symbol, timeframe, since_ms),
-    ).fetchall()
-    bars = [(t // 1000, float(o), float(h), float(lo), float(c)) for t, o, h, lo, c in candles]
-    sampled = shape.downsample_bars(bars, MAX_BARS)
-    step = max(1, -(-len(bars) // MAX_BARS))
+    provenance (the newest :data:`MAX_MARKERS` of each), the open position's protective levels
+    and the predictions' ``sd`` band (one per bucket: its last candle's)."""
+    step = timeframe_ms(timeframe)
+    bucket = shape.bucket_ms(since_ms, last_ms, step, MAX_BARS)
+    candles = bars(conn, symbol, timeframe, since_ms, bucket)
     band = conn.execute(
         "SELECT p.candle_time, p.sd, c.close FROM predictions p JOIN candles c ON "
         "c.symbol = p.symbol AND c.timeframe = ? AND c.open_time = p.candle_time "
-        "WHERE p.symbol = ? AND p.candle_time >= ? AND p.sd IS NOT NULL ORDER BY p.candle_time",
-        (timeframe, symbol, since_ms),
+        "WHERE p.symbol = ? AND p.candle_time >= ? AND p.sd IS NOT NULL "
+        "AND (p.candle_time - ?) % ? = ? ORDER BY p.candle_time",
+        (timeframe, symbol, since_ms, since_ms, bucket, bucket - step),
     ).fetchall()
-    sd_band = [(t // 1000, float(c) * (1 - sd), float(c) * (1 + sd)) for t, sd, c in band[::step]]
+    sd_band = [(t // 1000, _p(float(c) * (1 - sd)), _p(float(c) * (1 + sd))) for t, sd, c in band]
     entries = rows(
         conn,
         "SELECT o.created_at AS time, o.side, o.avg_fill_price AS price, d.provenance "
         "FROM orders o LEFT JOIN decisions d ON d.id = o.decision_id WHERE o.symbol = ? AND "
-        "o.role = 'entry' AND o.state = 'filled' AND o.created_at >= ? ORDER BY o.created_at",
-        (symbol, since_ms),
+        "o.role = 'entry' AND o.state = 'filled' AND o.created_at >= ? "
+        "ORDER BY o.created_at DESC LIMIT ?",
+        (symbol, since_ms, MAX_MARKERS),
     )
     exits = rows(
         conn,
         "SELECT exit_time AS time, side, exit_price AS price, exit_reason, pnl FROM trades "
-        "WHERE symbol = ? AND exit_time >= ? ORDER BY exit_time",
-        (symbol, since_ms),
+        "WHERE symbol = ? AND exit_time >= ? ORDER BY exit_time DESC LIMIT ?",
+        (symbol, since_ms, MAX_MARKERS),
     )
     position = rows(conn, "SELECT * FROM positions WHERE symbol = ?", (symbol,))
     protective = rows(
@@ -148,15 +186,20 @@ def chart(conn: sqlite3.Connection, symbol: str, timeframe: str, since_ms: int) 
     )
     return {
         "symbol": symbol,
-        "bars_total": len(bars),
-        "bucket": step,
-        "candles": sampled,
+        "bars_total": (last_ms - since_ms) // step + 1,
+        "bucket": bucket // step,
+        "candles": candles,
         "sd_band": sd_band,
-        "entries": entries,
-        "exits": exits,
+        "entries": entries[::-1],
+        "exits": exits[::-1],
         "position": position[0] if position else None,
         "protective_orders": protective,
     }
+
+
+def _p(price: float) -> float:
+    """Seven significant digits: plenty on a chart, a third of the bytes of a full float."""
+    return float(f"{price:.7g}")
 
 
 def last_candle_ms(conn: sqlite3.Connection, symbol: str, timeframe: str) -> int | None:
@@ -169,15 +212,23 @@ def last_candle_ms(conn: sqlite3.Connection, symbol: str, timeframe: str) -> int
 
 
 def equity(conn: sqlite3.Connection) -> dict[str, Any]:
-    """The equity curve (down-sampled, troughs kept) and its drawdown."""
-    found = conn.execute("SELECT time, equity FROM equity ORDER BY time")
-    points = [(t // 1000, float(e)) for t, e in found]
-    curve = shape.downsample_line(points, MAX_EQUITY_POINTS)
+    """The equity curve down-sampled to each time bucket's trough, peak and last point, its
+    drawdown, and the maximum drawdown over every recorded point (a year is ~0.2 s here, once
+    per data version: the routes cache the answer)."""
+    plain = conn.cursor()
+    plain.row_factory = None  # tuples: a year is 105,120 rows
+    found = plain.execute("SELECT time / 1000, CAST(equity AS REAL) FROM equity ORDER BY time")
+    points: list[shape.Point] = found.fetchall()
+    curve: list[shape.Point] = []
+    if points:
+        first, last = points[0][0], points[-1][0]
+        width = max(1, -(-(last - first + 1) // (MAX_EQUITY_POINTS // 3)))
+        curve = shape.downsample_line(points, first, width)
     return {
         "points_total": len(points),
         "equity": curve,
-        "drawdown_pct": shape.drawdown(curve),
-        "max_drawdown_pct": min((d for _, d in shape.drawdown(points)), default=0.0),
+        "drawdown_pct": [(t, round(d, 3)) for t, d in shape.drawdown(curve)],
+        "max_drawdown_pct": shape.max_drawdown(points),
         "classic_only": shape.missing(shape.Missing.COUNTERFACTUAL_NOT_RECORDED),
     }
 

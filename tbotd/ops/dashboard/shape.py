@@ -74,37 +74,45 @@ def protection_state(judged: Mapping[str, Any] | None) -> ProtectionState:
     return ProtectionState.PARTLY if covered and covered > 0 else ProtectionState.MISSING
 
 
-def downsample_bars(bars: Sequence[Bar], limit: int) -> list[Bar]:
-    """At most ``limit`` bars: consecutive bars merged k at a time (first open, highest high,
-    lowest low, last close; the bucket's time is its first bar's)."""
+def bucket_ms(first_ms: int, last_ms: int, step_ms: int, limit: int) -> int:
+    """The bucket width (a whole number of bars) that leaves at most ``limit`` buckets
+    between two bar times."""
     if limit < 1:
         raise ValueError("limit must be at least 1")
-    k = -(-len(bars) // limit)  # ceiling division
-    if k <= 1:
-        return list(bars)
+    bars = (last_ms - first_ms) // step_ms + 1
+    return max(1, -(-bars // limit)) * step_ms
+
+
+def downsample_bars(bars: Sequence[Bar], origin_s: int, bucket_s: int) -> list[Bar]:
+    """Bars merged per time bucket ``[origin + k·bucket, origin + (k+1)·bucket)``: first open,
+    highest high, lowest low, last close, at the bucket's first bar's time. The reference for
+    the reader's SQL, which does the same inside SQLite."""
     out: list[Bar] = []
-    for start in range(0, len(bars), k):
-        chunk = bars[start : start + k]
-        high = max(b[2] for b in chunk)
-        low = min(b[3] for b in chunk)
-        out.append((chunk[0][0], chunk[0][1], high, low, chunk[-1][4]))
+    key = None
+    for bar in bars:
+        k = (bar[0] - origin_s) // bucket_s
+        if k != key:
+            out.append(bar)
+            key = k
+            continue
+        t, o, h, lo, _ = out[-1]
+        out[-1] = (t, o, max(h, bar[2]), min(lo, bar[3]), bar[4])
     return out
 
 
-def downsample_line(points: Sequence[Point], limit: int) -> list[Point]:
-    """At most ``limit`` points: each bucket keeps its lowest and its last point (in time
-    order), so a curve's troughs — the drawdowns — survive."""
-    if limit < 2:
-        raise ValueError("limit must be at least 2")
-    k = -(-len(points) // (limit // 2))
-    if len(points) <= limit or k <= 1:
-        return list(points)
+def downsample_line(points: Sequence[Point], origin: int, width: int) -> list[Point]:
+    """Points per time bucket ``[origin + k·width, origin + (k+1)·width)``: each keeps its
+    lowest, its highest and its last point (in time order; the earliest of equal values), so
+    every bucket's peak and trough survives (a drawdown inside one bucket may look shallower:
+    :func:`max_drawdown` over every point says how deep it went)."""
+    buckets: dict[int, list[Point]] = {}
+    for point in points:
+        buckets.setdefault((point[0] - origin) // width, []).append(point)
     out: list[Point] = []
-    for start in range(0, len(points), k):
-        chunk = points[start : start + k]
-        low = min(chunk, key=lambda p: p[1])
-        last = chunk[-1]
-        out.extend([low, last] if low[0] < last[0] else [last])
+    for chunk in buckets.values():
+        low = min(chunk, key=lambda p: (p[1], p[0]))
+        high = max(chunk, key=lambda p: (p[1], -p[0]))
+        out.extend(sorted({low, high, chunk[-1]}))
     return out
 
 
@@ -116,6 +124,16 @@ def drawdown(points: Sequence[Point]) -> list[Point]:
         peak = max(peak, value)
         out.append((t, 0.0 if peak <= 0 else (value - peak) / peak * 100))
     return out
+
+
+def max_drawdown(points: Sequence[Point]) -> float:
+    """The deepest fall below a running peak, in percent (0 for none)."""
+    peak, worst = float("-inf"), 0.0
+    for _, value in points:
+        peak = max(peak, value)
+        if peak > 0:
+            worst = min(worst, (value - peak) / peak * 100)
+    return worst
 
 
 @dataclass(frozen=True, slots=True)

@@ -241,15 +241,22 @@ function renderConfig(c) {
 }
 
 async function refresh() {
-  const [o, e, t, ev] = await Promise.all([api("/api/overview"), api("/api/equity"),
-    api("/api/trades"), api("/api/events")]);
-  renderOverview(o);
-  renderEquity(e);
+  // What matters first (cards, positions, the chart), then the rest; the server answers in
+  // the order asked, so the chart is never queued behind the year-long equity curve.
+  renderOverview(await api("/api/overview"));
+  const chart = state.symbol ? api(chartPath()) : null;
+  const rest = [api("/api/trades"), api("/api/events"), api("/api/equity")];
+  if (chart) renderChart(await chart);
+  if (!performance.getEntriesByName("tbotd-meaningful").length) performance.mark("tbotd-meaningful");
+  const [t, ev, e] = await Promise.all(rest);
   renderTrades(t);
   renderEvents(ev);
-  if (state.symbol) renderChart(await api(`/api/chart?symbol=${encodeURIComponent(state.symbol)}&span=${state.span}`));
+  renderEquity(e);
   replace("updated", new Date().toISOString().slice(11, 19));
+  if (!performance.getEntriesByName("tbotd-painted").length) performance.mark("tbotd-painted");
 }
+
+const chartPath = () => `/api/chart?symbol=${encodeURIComponent(state.symbol)}&span=${state.span}`;
 
 async function poll() {
   try {
@@ -272,13 +279,13 @@ function setup() {
     b.addEventListener("click", async () => {
       state.span = s;
       for (const x of document.querySelectorAll("#spans button")) x.className = x === b ? "on" : "";
-      renderChart(await api(`/api/chart?symbol=${encodeURIComponent(state.symbol)}&span=${s}`));
+      renderChart(await api(chartPath()));
     });
     return b;
   }));
   document.getElementById("symbol").addEventListener("change", async (ev) => {
     state.symbol = ev.target.value;
-    renderChart(await api(`/api/chart?symbol=${encodeURIComponent(state.symbol)}&span=${state.span}`));
+    renderChart(await api(chartPath()));
   });
   api("/api/config").then(renderConfig).catch(() => replace("config", "unavailable"));
   poll();
