@@ -259,7 +259,8 @@ async def load(cycles: int) -> dict[str, Any]:
     headers = {"Authorization": f"Bearer {token}"}
     out: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix="tbotd-dash-") as tmp:
-        async with sim_process() as (_sim, sim_url), oracle() as ml_url, async_playwright() as pw:
+        sim = sim_process("--speed", "60", "--seed", "3")
+        async with sim as (_sim, sim_url), oracle() as ml_url, async_playwright() as pw:
             env = {
                 "TBOTD_EXCHANGE__BASE_URL": sim_url,
                 "TBOTD_EXCHANGE__API_KEY": DEMO_API_KEY,

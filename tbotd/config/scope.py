@@ -43,11 +43,24 @@ def restart_sections(old: Settings, new: Settings) -> list[str]:
     ]
 
 
+# keys only some enhancement modes read (the editor shows them only there)
+ENHANCE_MODES_READING = {
+    "strategy.enhance.ml_weight": ("boost", "hybrid"),
+    "strategy.enhance.fail_open": ("filter",),
+    "strategy.enhance.replace_on": ("replace",),
+}
+
+
 def effective(settings: Settings) -> list[dict[str, Any]]:
-    """Every leaf key of the effective config, in order: ``{key, value, secret, applies}``;
-    secrets (and passwords inside URLs) are masked, never sent."""
+    """Every leaf key of the effective config, in order: ``{key, value, secret, applies,
+    used}``; secrets (and passwords inside URLs) are masked, never sent; ``used`` is False for
+    a key the configured enhancement mode does not read."""
     rows: list[dict[str, Any]] = []
     _walk(settings, "", rows)
+    mode = next((r["value"] for r in rows if r["key"] == "strategy.enhance.mode"), None)
+    for row in rows:
+        modes = ENHANCE_MODES_READING.get(row["key"])
+        row["used"] = modes is None or mode in modes
     return rows
 
 

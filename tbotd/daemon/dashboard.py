@@ -9,6 +9,7 @@ reports, so the two always agree.
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 import time
 from collections.abc import Sequence
@@ -17,7 +18,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tbotd import __version__
-from tbotd.config.scope import LIVE_SECTIONS, effective
+from tbotd.config import ConfigInvalidError, Settings, load_settings
+from tbotd.config.edit import EDITABLE_SECTIONS, EditError, set_key
+from tbotd.config.scope import LIVE_SECTIONS, effective, restart_sections
 from tbotd.daemon.status import cycle_summary, readiness
 from tbotd.domain.notices import EventRecord
 from tbotd.domain.values import ms_to_datetime
@@ -30,6 +33,7 @@ if TYPE_CHECKING:
     from tbotd.daemon.lifecycle import Daemon
 
 SPAN_DAYS = {"1d": 1, "1w": 7, "1m": 30, "1y": 365}
+EDITABLE = tuple(f"{section}." for section in EDITABLE_SECTIONS)
 REFRESH_S = 30  # the data version also moves this often (a fill between cycles shows anyway)
 
 
@@ -153,10 +157,51 @@ class DaemonDashboard:
         """The effective config, secrets masked, each key live or restart."""
         return {"keys": effective(self.daemon.settings), "live_sections": list(LIVE_SECTIONS)}
 
-    async def write_config(self, changes: dict[str, Any]) -> tuple[int, dict[str, Any]]:
-        """Not built: the page only shows the config."""
-        del changes
-        return 501, {"error": "the config editor is not part of this build"}
+    async def write_config(
+        self, changes: dict[str, Any], apply: bool
+    ) -> tuple[int, dict[str, Any]]:
+        """Check ``changes`` with the loader ``check-config`` uses and show the diff; with
+        ``apply``, write the file and reload it (the SIGHUP path), journaled as an event."""
+        daemon = self.daemon
+        path = daemon.config_path
+        if path is None:
+            return 409, {"error": "this daemon runs without a config file: nothing to edit"}
+        editable = {r["key"] for r in effective(daemon.settings) if not r["secret"]}
+        refused = [k for k in changes if k not in editable or not k.startswith(EDITABLE)]
+        if refused:
+            return 400, {"error": f"not editable here: {', '.join(sorted(refused))}"}
+        try:
+            text = path.read_text(encoding="utf-8")
+            for key, value in changes.items():
+                text = set_key(text, key, value)
+        except (OSError, EditError) as e:
+            return 400, {"error": str(e)}
+        try:
+            new = await asyncio.to_thread(_validated, path, text)
+        except ConfigInvalidError as e:
+            problems = [  # the loader's words, about the operator's file (not the trial copy)
+                f"{path}: {p.key or '(config)'}{f' = {p.value}' if p.value else ''}: {p.expected}"
+                for p in e.problems
+            ]
+            return 422, {"error": "invalid", "problems": problems}
+        diff = _diff(daemon.settings, new)
+        if not apply:
+            return 200, {"applied": False, "diff": diff}
+        _write(path, text)
+        daemon.reload()
+        applied = daemon.settings == new
+        if daemon.app is not None:
+            daemon.app.store.record_event(
+                daemon.app.clock.now(),
+                "config-change",
+                "config changed from the dashboard" + ("" if applied else "; needs a restart"),
+                changes=diff,
+            )
+        return 200, {
+            "applied": applied,
+            "diff": diff,
+            "restart_needed": [] if applied else restart_sections(daemon.settings, new),
+        }
 
 
 def _overview_rows(conn: sqlite3.Connection, symbols: Sequence[str]) -> dict[str, Any]:
@@ -187,3 +232,35 @@ def _model_info(predictor: object) -> shape.ModelInfo | None:
             created = None
         return shape.ModelInfo(manifest.model_version, created)
     return None
+
+
+def _validated(path: Path, text: str) -> Settings:
+    """``text`` loaded as ``path`` would be (same loader, same environment)."""
+    trial = path.with_name(f".{path.name}.dashboard-check")
+    try:
+        trial.write_text(text, encoding="utf-8")
+        return load_settings(trial)
+    finally:
+        trial.unlink(missing_ok=True)
+
+
+def _write(path: Path, text: str) -> None:
+    """Replace the config file atomically, keeping its mode."""
+    staged = path.with_name(f".{path.name}.dashboard-new")
+    staged.write_text(text, encoding="utf-8")
+    staged.chmod(path.stat().st_mode & 0o777)
+    staged.replace(path)
+
+
+def _diff(old: Settings, new: Settings) -> list[dict[str, Any]]:
+    before = {r["key"]: r for r in effective(old)}
+    return [
+        {
+            "key": r["key"],
+            "old": before.get(r["key"], {}).get("value"),
+            "new": r["value"],
+            "applies": r["applies"],
+        }
+        for r in effective(new)
+        if before.get(r["key"], {}).get("value") != r["value"]
+    ]

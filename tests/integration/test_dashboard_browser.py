@@ -17,12 +17,14 @@ import aiohttp
 import pytest
 import pytest_asyncio
 
+from tbotd.config import ConfigInvalidError, load_settings
 from tbotd.domain.values import ms_to_datetime
 from tbotd.sim import DEMO_API_KEY, DEMO_API_SECRET
 from tests.conftest import CONFIGS
 from tests.e2e_support import ORACLE_TOKEN, Process, free_port, oracle, sim_process, spawn
 
 TOKEN = "dash-token-PLANTED-5c1e"
+SPEED = "120"  # a cycle every 2.5 s: the page (polling every 2 s) keeps up
 API = (
     "/api/live",
     "/api/overview",
@@ -70,28 +72,34 @@ class Running:
     daemon: Process
     url: str
     browser: Browser
+    config: Path
+    env: dict[str, str]
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def running(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Running]:
     """`tbotd run` (live broker) against `tbotd sim` with the scripted oracle, a few cycles in."""
     tmp = tmp_path_factory.mktemp("dashboard")
-    async with sim_process() as (_sim, sim_url), oracle() as ml_url, async_playwright() as pw:
+    config = tmp / "tbotd.toml"  # the editor writes it: never the repository's file
+    config.write_text((CONFIGS / "ml_usdt_directional.toml").read_text())
+    sim = sim_process("--speed", SPEED, "--seed", "3")
+    async with sim as (_sim, sim_url), oracle() as ml_url, async_playwright() as pw:
         env = {
             "TBOTD_EXCHANGE__BASE_URL": sim_url,
             "TBOTD_EXCHANGE__API_KEY": DEMO_API_KEY,
             "TBOTD_EXCHANGE__API_SECRET": DEMO_API_SECRET,
             "TBOTD_EXECUTION__MODE": "live",
-            "TBOTD_DAEMON__TIME_SCALE": "120",  # a cycle every 2.5 s: the page keeps up
+            "TBOTD_DAEMON__TIME_SCALE": SPEED,
             "TBOTD_DAEMON__CANDLE_WAIT_S": "60",
             "TBOTD_STORE__PATH": str(tmp / "tbotd.sqlite"),
             "TBOTD_OPS__PORT": str(free_port()),
             "TBOTD_OPS__TOKEN": TOKEN,
+            "TBOTD_OPS__ALLOW_WRITE": "true",
             "TBOTD_ML__REMOTE_URL": ml_url,
             "TBOTD_ML__REMOTE_CANDLES": "0",
             "BASIS_ML_API_TOKEN": ORACLE_TOKEN,
         }
-        daemon = await spawn("run", "--config", str(CONFIGS / "ml_usdt_directional.toml"), env=env)
+        daemon = await spawn("run", "--config", str(config), env=env)
         try:
             await daemon.wait_for(lambda ev: _count(ev, "cycle") >= 3, within_s=180)
             url = next(
@@ -99,7 +107,7 @@ async def running(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Run
             )
             browser = await pw.chromium.launch(executable_path=CHROMIUM)
             try:
-                yield Running(daemon, url, browser)
+                yield Running(daemon, url, browser, config, env)
             finally:
                 await browser.close()
         finally:
@@ -228,5 +236,53 @@ async def test_a_phone_shows_the_ml_card_and_positions_without_sideways_scrollin
         assert box is not None
         assert box["x"] >= 0
         assert box["x"] + box["width"] <= 390, selector
+    assert errors == []
+    await page.context.close()
+
+
+async def open_editor(page: Page, threshold: str) -> None:
+    await page.click("#config-box summary")
+    field = page.locator('[data-key="strategy.threshold"]')
+    await field.fill(threshold)
+    await page.click("#config-preview")
+
+
+async def test_the_config_editor_refuses_an_invalid_value_with_the_loaders_message(
+    running: Running, tmp_path: Path
+) -> None:
+    """A threshold of 1.5 is refused in the preview with the words `check-config` uses for the
+    same file; nothing is written."""
+    before = running.config.read_text()
+    trial = tmp_path / "trial.toml"
+    trial.write_text(before.replace("threshold = 0.70", "threshold = 1.5"))
+    with pytest.raises(ConfigInvalidError) as refused:
+        load_settings(trial, {k: v for k, v in running.env.items() if k.startswith("TBOTD_")})
+    (problem,) = [p for p in refused.value.problems if p.key == "strategy.threshold"]
+    page, errors = await signed_in(running)
+    await open_editor(page, "1.5")
+    shown = await page.locator("#config-result .problem").first.text_content()
+    assert shown == f"{running.config}: strategy.threshold = 1.5: {problem.expected}"
+    assert await page.is_disabled("#config-apply")
+    assert running.config.read_text() == before
+    assert [e for e in errors if "status of 422" not in e] == []  # the refusal itself is a 422
+    await page.context.close()
+
+
+async def test_a_valid_edit_is_previewed_applied_live_and_journaled(running: Running) -> None:
+    """threshold 0.70 → 0.75: the preview shows the diff, apply changes that one line of the
+    file, the daemon reloads it (the config view says 0.75) and an event records it."""
+    before = running.config.read_text()
+    page, errors = await signed_in(running)
+    await open_editor(page, "0.75")
+    await page.wait_for_selector("#config-result table")
+    assert "0.75" in (await page.locator("#config-result table").text_content() or "")
+    await page.click("#config-apply")
+    await page.wait_for_selector("#config-result >> text=Applied (reloaded).")
+    assert running.config.read_text() == before.replace("threshold = 0.70", "threshold = 0.75")
+    _, body = await http("GET", running.url + "/api/config", {"Authorization": f"Bearer {TOKEN}"})
+    keys = {k["key"]: k["value"] for k in json.loads(body)["keys"]}
+    assert keys["strategy.threshold"] == 0.75
+    _, body = await http("GET", running.url + "/api/events", {"Authorization": f"Bearer {TOKEN}"})
+    assert any(e["kind"] == "config-change" for e in json.loads(body)["events"])
     assert errors == []
     await page.context.close()

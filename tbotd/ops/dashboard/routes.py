@@ -55,8 +55,11 @@ class DashboardSource(Protocol):
     def config(self) -> dict[str, Any]:
         """The effective config, secrets masked, each key labelled live or restart."""
 
-    async def write_config(self, changes: dict[str, Any]) -> tuple[int, dict[str, Any]]:
-        """Validate and apply ``changes`` (dotted key → value); (HTTP status, answer)."""
+    async def write_config(
+        self, changes: dict[str, Any], apply: bool
+    ) -> tuple[int, dict[str, Any]]:
+        """Validate ``changes`` (dotted key → value) and show the diff; with ``apply``, write
+        and reload; (HTTP status, answer)."""
 
 
 class Sessions:
@@ -208,8 +211,9 @@ class Dashboard:
             return json_answer({"error": "the body must be JSON"}, 400)
         changes = body.get("changes") if isinstance(body, dict) else None
         if not isinstance(changes, dict) or not changes:
-            return json_answer({"error": 'expected {"changes": {"section.key": value}}'}, 400)
-        status, answer = await self.source.write_config(changes)
+            expected = 'expected {"changes": {"section.key": value}, "apply": false|true}'
+            return json_answer({"error": expected}, 400)
+        status, answer = await self.source.write_config(changes, body.get("apply") is True)
         return json_answer(answer, status)
 
 

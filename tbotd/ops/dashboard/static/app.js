@@ -238,6 +238,51 @@ function renderConfig(c) {
     ["key", (r) => r.key], ["value", (r) => (r.value === null ? "—" : Array.isArray(r.value) ? r.value.join(", ") : String(r.value))],
     ["applies", (r) => h("span", { class: `tag ${r.applies === "live" ? "ok" : "warning"}` }, r.applies)]],
   c.keys));
+  if (c.allow_write && !document.getElementById("config-preview")) renderEditor(c.keys);
+}
+
+// The editor (only with ops.allow_write): the strategy and ML keys this config uses, a diff
+// preview checked by the daemon's own config loader, then apply (written, then reloaded).
+function renderEditor(keys) {
+  const editable = keys.filter((r) => /^(strategy|ml)\./.test(r.key) && !r.secret && r.used
+    && !Array.isArray(r.value));
+  const inputs = editable.map((r) => {
+    const input = typeof r.value === "boolean"
+      ? h("select", { "data-key": r.key }, h("option", { value: "true" }, "true"), h("option", { value: "false" }, "false"))
+      : h("input", { "data-key": r.key, value: r.value === null ? "" : String(r.value) });
+    input.value = String(r.value ?? "");
+    input.dataset.original = input.value;
+    input.dataset.kind = r.value === null ? "string" : typeof r.value;
+    return h("label", { class: "field" }, h("span", {}, r.key, " ", h("span", { class: "tag" }, r.applies)), input);
+  });
+  const preview = h("button", { type: "button", id: "config-preview" }, "Preview");
+  const apply = h("button", { type: "button", id: "config-apply", disabled: "" }, "Apply");
+  const out = h("div", { id: "config-result", role: "status" });
+  const changes = () => Object.fromEntries(inputs.map((l) => l.querySelector("[data-key]"))
+    .filter((i) => i.value !== i.dataset.original)
+    .map((i) => [i.dataset.key, i.dataset.kind === "number" ? Number(i.value)
+      : i.dataset.kind === "boolean" ? i.value === "true" : i.value]));
+  const send = async (applyIt) => {
+    const r = await fetch("/api/config", { method: "POST", credentials: "same-origin",
+      headers: { "Content-Type": "application/json" }, body: JSON.stringify({ changes: changes(), apply: applyIt }) });
+    const body = await r.json();
+    if (!r.ok) {
+      apply.disabled = true;
+      out.replaceChildren(h("p", { class: "bad" }, body.error), ...(body.problems || []).map((p) => h("p", { class: "bad problem" }, p)));
+      return;
+    }
+    apply.disabled = applyIt;
+    out.replaceChildren(body.diff.length ? table([["key", (d) => d.key], ["now", (d) => String(d.old)],
+      ["new", (d) => String(d.new)], ["applies", (d) => d.applies]], body.diff) : h("p", {}, "No change."),
+    applyIt ? h("p", { class: "note" }, body.applied ? "Applied (reloaded)." : `Written; needs a restart: ${body.restart_needed.join(", ")}`) : null);
+    if (applyIt) {
+      for (const l of inputs) { const i = l.querySelector("[data-key]"); i.dataset.original = i.value; }
+      api("/api/config").then(renderConfig);
+    }
+  };
+  preview.addEventListener("click", () => send(false));
+  apply.addEventListener("click", () => send(true));
+  replace("editor", h("h3", {}, "Edit strategy and ML settings"), h("div", { class: "fields" }, inputs), preview, " ", apply, out);
 }
 
 async function refresh() {
