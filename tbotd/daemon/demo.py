@@ -175,9 +175,7 @@ async def run_demo(
     (options.out / "summary.json").write_text(json.dumps(summary, indent=2))
     if options.keep_open and daemon.ops_url:
         summary["dashboard"] = daemon.ops_url
-        if on_summary is not None:
-            on_summary(summary)
-        await keep_dashboard_open(daemon)
+        await keep_dashboard_open(daemon, lambda: on_summary and on_summary(summary))
     return summary
 
 
@@ -187,8 +185,9 @@ async def _announce(daemon: Daemon, on_url: Callable[[str], None] | None) -> Non
         on_url(daemon.ops_url)
 
 
-async def keep_dashboard_open(daemon: Daemon) -> None:
-    """Serve the stopped demo's dashboard at the same URL until SIGINT or SIGTERM."""
+async def keep_dashboard_open(daemon: Daemon, listening: Callable[[], object]) -> None:
+    """Serve the stopped demo's dashboard at the same URL until SIGINT or SIGTERM;
+    ``listening`` is called once it answers."""
     import signal
 
     from tbotd.daemon.dashboard import DaemonDashboard
@@ -212,6 +211,7 @@ async def keep_dashboard_open(daemon: Daemon) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):  # replaces the stopped daemon's handlers
         loop.add_signal_handler(sig, done.set)
     await server.start()
+    listening()
     try:
         await done.wait()
     finally:

@@ -10,6 +10,7 @@ const PROVENANCE_COLOURS = {
   classic_only: "#8fa1b3", ml_confirmed: "#4caf50", boosted: "#26a69a", reduced: "#ff9800",
   vetoed: "#ef5350", replaced: "#ab47bc", blended: "#29b6f6", ml_abstained: "#9e9e9e",
 };
+const EXIT_TEXT = { stop_loss: "SL", take_profit: "TP", decision: "" };
 const state = { version: null, symbol: null, span: "1d", chart: null, equity: null };
 
 function h(tag, attrs, ...children) {
@@ -179,11 +180,11 @@ function renderChart(c) {
     if (t === null) continue;
     const buy = e.side === "buy";
     marks.push({ time: t, position: buy ? "belowBar" : "aboveBar", shape: buy ? "arrowUp" : "arrowDown",
-      color: PROVENANCE_COLOURS[e.provenance] || "#2196f3", text: e.provenance || "entry" });
+      color: PROVENANCE_COLOURS[e.provenance] || "#2196f3", text: e.provenance || "" });
   }
   for (const x of c.exits) {
     const t = snap(times, Math.floor(x.time / 1000));
-    if (t !== null) marks.push({ time: t, position: "inBar", shape: "circle", color: "#eceff4", text: x.exit_reason });
+    if (t !== null) marks.push({ time: t, position: "inBar", shape: "circle", color: "#eceff4", text: EXIT_TEXT[x.exit_reason] ?? x.exit_reason });
   }
   marks.sort((a, b) => a.time - b.time);
   ch.markers.setMarkers(marks);
@@ -202,7 +203,7 @@ function renderChart(c) {
   document.getElementById("chart").dataset.levels = levels.map(([r, p]) => `${r}:${p}`).join(",");
   document.getElementById("chart").dataset.markers = String(marks.length);
   replace("chart-note", `${c.bars_total} candles${c.bucket > 1 ? `, shown ${c.bucket} per bar` : ""}`);
-  replace("legend", "▲▼ entries coloured by provenance · ● exits · SL/TP: live protective orders · dashed: prediction ±sd");
+  replace("legend", "▲▼ entries (coloured by the enhancement layer's provenance; blue: the ML signal alone) · ● exits (SL, TP, by decision) · lines: the live stop-loss and take-profit orders · dashed: the prediction's ±sd");
 }
 
 function renderEquity(e) {
