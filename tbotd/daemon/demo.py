@@ -132,7 +132,7 @@ async def run_demo(
 ) -> dict[str, Any]:
     """Sim + models + daemon for ``options.cycles`` cycles; returns the summary.
 
-    ``on_url`` hears the dashboard's URL once the daemon is ready; with ``keep_open`` the
+    ``on_url`` hears the dashboard's URL after the first cycle; with ``keep_open`` the
     summary goes to ``on_summary`` and the dashboard stays up (read from the database) until
     SIGINT or SIGTERM."""
     options.out.mkdir(parents=True, exist_ok=True)
@@ -151,17 +151,15 @@ async def run_demo(
         daemon: Daemon
 
         def counted(report: CycleReport) -> None:
+            if daemon.cycles == 1 and on_url is not None and daemon.ops_url:
+                on_url(daemon.ops_url)  # ready and cycling: the page has something to show
             if on_cycle is not None:
                 on_cycle(report)
             if daemon.cycles >= options.cycles:
                 daemon.request_stop("demo finished")
 
         daemon = Daemon(settings, on_cycle=counted)
-        announce = asyncio.create_task(_announce(daemon, on_url))
-        try:
-            code = await daemon.run()
-        finally:
-            announce.cancel()
+        code = await daemon.run()
     finally:
         await sim.stop()
     summary = summarise(Path(settings.store.path), settings, daemon.cycles)
@@ -177,12 +175,6 @@ async def run_demo(
         summary["dashboard"] = daemon.ops_url
         await keep_dashboard_open(daemon, lambda: on_summary and on_summary(summary))
     return summary
-
-
-async def _announce(daemon: Daemon, on_url: Callable[[str], None] | None) -> None:
-    await daemon.ready.wait()
-    if on_url is not None and daemon.ops_url:
-        on_url(daemon.ops_url)
 
 
 async def keep_dashboard_open(daemon: Daemon, listening: Callable[[], object]) -> None:
