@@ -102,6 +102,7 @@ class DaemonDashboard:
             "last_cycle": last,
             "decision_ms": None if last is None else last["timings_ms"].get("total"),
             "database_unwritable": None if self.stopped else app.store.unwritable,
+            "last_reconciled": _iso(getattr(daemon, "last_reconciled", None)),
         }
         predictor_status = getattr(app.predictor, "status", None)
         body["predictor"] = predictor_status() if predictor_status is not None else None
@@ -202,6 +203,10 @@ class DaemonDashboard:
             "diff": diff,
             "restart_needed": [] if applied else restart_sections(daemon.settings, new),
         }
+
+
+def _iso(at: datetime | None) -> str | None:
+    return None if at is None else at.isoformat()
 
 
 def _overview_rows(conn: sqlite3.Connection, symbols: Sequence[str]) -> dict[str, Any]:

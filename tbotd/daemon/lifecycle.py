@@ -69,6 +69,7 @@ class Daemon:
         self.cycles = 0
         self.ops_url = ""
         self.dashboard: DaemonDashboard | None = None
+        self.last_reconciled: datetime | None = None  # recovery, then each periodic round
 
     async def run(self) -> int:
         """Run until a stop signal (exit 0) or a critical failure (exit 1)."""
@@ -136,6 +137,7 @@ class Daemon:
                 await app.clock.sleep(delay)
                 app.store.probe()
             else:
+                self.last_reconciled = app.clock.now()
                 return
 
     def _storage_down(self, app: App, why: str) -> None:
@@ -231,6 +233,7 @@ class Daemon:
                 log.exception("periodic reconciliation failed; trying again next interval")
                 DAEMON_METRICS.errors.labels("reconcile").inc()
                 continue
+            self.last_reconciled = app.clock.now()
             if fixes:
                 log.warning("periodic reconciliation fixed differences", fixes=fixes)
 

@@ -161,9 +161,9 @@ async def test_unauthenticated_browser_gets_the_login_page_and_every_api_401(
 
 
 async def test_page_loads_clean_and_the_ml_card_equals_status(running: Running) -> None:
-    """Signed in, the page shows every card with no console error; each symbol's direction and
-    confidence are what `/status` reports for the same candle; the session cookie is HttpOnly
-    and SameSite=Strict."""
+    """Signed in, the page shows every card (and when it last reconciled) with no console error;
+    each symbol's direction and confidence are what `/status` reports for the same candle; the
+    session cookie is HttpOnly and SameSite=Strict."""
     page, errors = await signed_in(running)
     cookie = next(c for c in await page.context.cookies() if c["name"] == "tbotd_session")
     assert (cookie["httpOnly"], cookie["sameSite"]) == (True, "Strict")
@@ -183,6 +183,7 @@ async def test_page_loads_clean_and_the_ml_card_equals_status(running: Running) 
     assert (card["direction"], card["confidence"]) == (status["signal"], status["confidence"])
     for section in ("#chart canvas", "#equity-chart canvas", "#positions", "#events", "#daemon"):
         assert await page.is_visible(section), section
+    assert "Last reconciled with the exchange" in (await page.text_content("#reconciled") or "")
     assert errors == []
     await page.context.close()
 

@@ -117,8 +117,9 @@ function renderOverview(o) {
     ["side", (r) => r.side], ["qty", (r) => r.qty], ["trigger", (r) => r.trigger_price ?? "—"],
     ["state", (r) => r.state]], o.orders) : h("p", { class: "note" }, "No open orders."));
   const rec = o.last_reconciliation_event;
-  replace("reconciled", rec ? `Last reconciliation difference: ${time(rec.time)} ${rec.kind} ${rec.symbol ?? ""} — ${rec.message}`
-    : "No reconciliation difference recorded.");
+  const when = hl.last_reconciled ? `Last reconciled with the exchange: ${hl.last_reconciled.slice(0, 16).replace("T", " ")}. ` : "";
+  replace("reconciled", when + (rec ? `Last difference: ${time(rec.time)} ${rec.kind} ${rec.symbol ?? ""} — ${rec.message}`
+    : "No reconciliation difference recorded."));
   const p = o.predictor || {};
   replace("daemon", dl([
     ["ready", hl.ready ? "yes" : `no — ${hl.reason}`], ["cycles", hl.cycles],
