@@ -42,7 +42,7 @@ class Reader:
     def _answer(self, question: Callable[[sqlite3.Connection], T]) -> T:
         if self._conn is None:
             self._conn = sqlite3.connect(
-                f"file:{self.path}?mode=ro", uri=True, check_same_thread=False
+                f"{self.path.resolve().as_uri()}?mode=ro", uri=True, check_same_thread=False
             )
             self._conn.row_factory = sqlite3.Row
             self._conn.execute("PRAGMA busy_timeout = 2000")
