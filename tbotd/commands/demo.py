@@ -74,6 +74,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     demo.add_argument("--out", type=Path, default=Path("tbotd-demo"), help="output folder")
     demo.add_argument("--json", action="store_true", help="print the summary as JSON, last")
+    demo.add_argument(
+        "--keep-open",
+        action="store_true",
+        help="after the last cycle, keep the dashboard up (from the database) until Ctrl-C",
+    )
     demo.set_defaults(handler=run)
 
 
@@ -95,6 +100,7 @@ def run(args: argparse.Namespace) -> int:
         args.config,
         seed=args.seed,
         threads=args.threads,
+        keep_open=args.keep_open,
     )
     console = Console(stderr=True)
     progress = Progress(
@@ -115,14 +121,27 @@ def run(args: argparse.Namespace) -> int:
             progress.update(training, visible=False)
             progress.update(cycles, advance=1, visible=True)
 
-        summary = asyncio.run(run_demo(options, trained, cycled))
+        def opened(url: str) -> None:
+            console.print(f"dashboard: {url}/  (open it in a browser; it updates live)")
+
+        def finished(summary: dict[str, Any]) -> None:
+            progress.stop()
+            _report(summary, args)
+            console.print(f"the dashboard stays up at {summary['dashboard']}/ — Ctrl-C to stop")
+
+        summary = asyncio.run(run_demo(options, trained, cycled, opened, finished))
+    if "dashboard" not in summary:  # with --keep-open, reported before the dashboard's wait
+        _report(summary, args)
+    return EXIT_FAILURE if summary.get("exit_code") else EXIT_OK
+
+
+def _report(summary: dict[str, Any], args: argparse.Namespace) -> None:
     if summary.get("exit_code"):
         print(f"tbotd demo: the daemon stopped with a failure: see {args.out}", file=sys.stderr)
     if args.json:
-        print(json.dumps(summary))
+        print(json.dumps(summary), flush=True)
     else:
         _table(summary)
-    return EXIT_FAILURE if summary.get("exit_code") else EXIT_OK
 
 
 def _table(summary: dict[str, Any]) -> None:

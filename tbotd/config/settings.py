@@ -370,7 +370,9 @@ MIN_OPS_TOKEN_CHARS = 24  # a short or guessable token guards nothing on an open
 
 
 class OpsConfig(_Section):
-    """The HTTP ops endpoint; loopback by default, a token for anything beyond health.
+    """The HTTP ops endpoint and the web dashboard; loopback by default, a token for anything
+    beyond health. ``allow_write``: the dashboard may edit the strategy and ML settings (off:
+    it only shows them).
 
     Checked here so that `check-config` refuses what the run would: a bind beyond loopback
     without a token (anyone on the network could read positions), and a token too short to
@@ -380,6 +382,7 @@ class OpsConfig(_Section):
     host: str = "127.0.0.1"
     port: Annotated[int, Field(ge=0, le=65535)] = 8787
     token: SecretStr | None = None
+    allow_write: bool = False
 
     @model_validator(mode="after")
     def _guarded(self) -> OpsConfig:

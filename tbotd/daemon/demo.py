@@ -50,6 +50,7 @@ class DemoOptions:
     config: Path | None = None
     seed: int = 7
     threads: int = 1  # the small MLPs barely parallelise; one thread is also the reproducible one
+    keep_open: bool = False  # serve the dashboard after the last cycle until Ctrl-C
 
 
 def demo_config_text() -> str:
@@ -145,8 +146,14 @@ async def run_demo(
     options: DemoOptions,
     train_progress: Callable[[str, int, int], None] | None = None,
     on_cycle: Callable[[CycleReport], None] | None = None,
+    on_url: Callable[[str], None] | None = None,
+    on_summary: Callable[[dict[str, Any]], None] | None = None,
 ) -> dict[str, Any]:
-    """Sim + models + daemon for ``options.cycles`` cycles; returns the summary."""
+    """Sim + models + daemon for ``options.cycles`` cycles; returns the summary.
+
+    ``on_url`` hears the dashboard's URL after the first cycle; with ``keep_open`` the
+    summary goes to ``on_summary`` and the dashboard stays up (read from the database) until
+    SIGINT or SIGTERM."""
     options.out.mkdir(parents=True, exist_ok=True)
     for stale in options.out.glob("demo.sqlite*"):
         stale.unlink()
@@ -164,7 +171,13 @@ async def run_demo(
         settings = demo_settings(options, url, models)
         daemon: Daemon
 
-        daemon = Daemon(settings, on_cycle=on_cycle, scheduled=False)
+        def counted(report: CycleReport) -> None:
+            if daemon.cycles == 1 and on_url is not None and daemon.ops_url:
+                on_url(daemon.ops_url)  # ready and cycling: the page has something to show
+            if on_cycle is not None:
+                on_cycle(report)
+
+        daemon = Daemon(settings, on_cycle=counted, scheduled=False)
         code = await _run_in_lockstep(daemon, sim, options)
     finally:
         await sim.stop()
@@ -184,6 +197,9 @@ async def run_demo(
         "summary": str(options.out / "summary.json"),
     }
     (options.out / "summary.json").write_text(json.dumps(summary, indent=2))
+    if options.keep_open and daemon.ops_url:
+        summary["dashboard"] = daemon.ops_url
+        await keep_dashboard_open(daemon, lambda: on_summary and on_summary(summary))
     return summary
 
 
@@ -212,6 +228,40 @@ async def _run_in_lockstep(daemon: Daemon, sim: SimExchange, options: DemoOption
         await asyncio.sleep(max(0.0, pace_s - (loop.time() - started)))
     daemon.request_stop("demo finished")
     return await running
+
+
+async def keep_dashboard_open(daemon: Daemon, listening: Callable[[], object]) -> None:
+    """Serve the stopped demo's dashboard at the same URL until SIGINT or SIGTERM;
+    ``listening`` is called once it answers."""
+    import signal
+
+    from tbotd.daemon.dashboard import DaemonDashboard
+    from tbotd.ops.http import OpsServer
+    from tbotd.ops.metrics import REGISTRY
+
+    dashboard = DaemonDashboard(daemon)
+    dashboard.stopped = f"the demo stopped after {daemon.cycles} cycles (shown from its database)"
+    ops = daemon.settings.ops
+    port = int(daemon.ops_url.rsplit(":", 1)[1])
+    token = ops.token.get_secret_value() if ops.token else None
+
+    async def stopped() -> dict[str, Any]:
+        return {"instance": daemon.settings.instance, "stopped": dashboard.stopped}
+
+    server = OpsServer(
+        ops.host, port, token, REGISTRY, stopped, lambda: (False, "stopped"), dashboard
+    )
+    done = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):  # replaces the stopped daemon's handlers
+        loop.add_signal_handler(sig, done.set)
+    await server.start()
+    listening()
+    try:
+        await done.wait()
+    finally:
+        await server.stop()
+        dashboard.close()
 
 
 def summarise(db: Path, settings: Settings, cycles: int) -> dict[str, Any]:

@@ -21,8 +21,10 @@ from typing import Any
 
 from tbotd import __version__
 from tbotd.config import ConfigInvalidError, Settings, load_settings
+from tbotd.config.scope import restart_sections
 from tbotd.daemon.app import App, build
 from tbotd.daemon.cycle import Predictor
+from tbotd.daemon.dashboard import DaemonDashboard
 from tbotd.daemon.schedule import candle_of_fire, cycle_scheduler, just_closed
 from tbotd.daemon.status import readiness, record_metrics, status
 from tbotd.daemon.systemd import Notifier
@@ -41,7 +43,6 @@ from tbotd.ops.tasks import TaskSupervisor
 from tbotd.strategy.build import build_strategy
 
 log = get_logger(__name__)
-RESTART_KEYS = ("instance", "exchange", "store", "ops", "daemon", "notify")
 STORAGE_RETRY = Backoff(attempts=1_000_000, base_s=2.0, cap_s=60.0)
 
 
@@ -72,6 +73,8 @@ class Daemon:
         self.cycles = 0
         self.ops_url = ""
         self.waiting_for: str | None = None  # why start-up is still waiting (for /readyz)
+        self.dashboard: DaemonDashboard | None = None
+        self.last_reconciled: datetime | None = None  # recovery, then each periodic round
 
     async def run(self) -> int:
         """Run until a stop signal (exit 0) or a critical failure (exit 1).
@@ -81,7 +84,8 @@ class Daemon:
         """
         self._install_signals()
         self.notifications.start()
-        ops = self._ops_server()
+        self.dashboard = dashboard = DaemonDashboard(self)
+        ops = self._ops_server(dashboard)
         try:
             self.ops_url = await ops.start()
             app = await self._start()
@@ -90,6 +94,7 @@ class Daemon:
             return await self._serve(app)
         finally:
             await ops.stop()
+            dashboard.close()
 
     async def _start(self) -> App | None:
         """Wire the app, waiting for the exchange as long as it takes; None when a stop came
@@ -123,6 +128,8 @@ class Daemon:
     async def _serve(self, app: App) -> int:
         """Recover, schedule, and cycle until a stop or a failure."""
         scheduler = None
+        if self.dashboard is not None:
+            app.store.add_event_listener(self.dashboard.heard)
         try:
             await self._recover(app)
             self._report_missed(app)
@@ -175,6 +182,7 @@ class Daemon:
                 await app.clock.sleep(delay)
                 app.store.probe()
             else:
+                self.last_reconciled = app.clock.now()
                 return
 
     def _storage_down(self, app: App, why: str) -> None:
@@ -242,7 +250,7 @@ class Daemon:
             if self._on_cycle is not None:
                 self._on_cycle(report)
 
-    def _ops_server(self) -> OpsServer:
+    def _ops_server(self, dashboard: DaemonDashboard) -> OpsServer:
         ops = self.settings.ops
         token = ops.token.get_secret_value() if ops.token else None
         return OpsServer(
@@ -252,6 +260,8 @@ class Daemon:
             REGISTRY,
             status=lambda: status(self),
             ready=lambda: readiness(self),
+            dashboard=dashboard,
+            allow_write=ops.allow_write,
         )
 
     def _spawn_background(self, app: App) -> None:
@@ -273,6 +283,7 @@ class Daemon:
                 log.exception("periodic reconciliation failed; trying again next interval")
                 DAEMON_METRICS.errors.labels("reconcile").inc()
                 continue
+            self.last_reconciled = app.clock.now()
             if fixes:
                 log.warning("periodic reconciliation fixed differences", fixes=fixes)
 
@@ -369,9 +380,7 @@ class Daemon:
         except ConfigInvalidError as e:
             log.error("config reload refused", problems=[str(p) for p in e.problems])  # noqa: TRY400
             return
-        changed = [k for k in RESTART_KEYS if getattr(new, k) != getattr(self.settings, k)]
-        if new.execution.mode != self.settings.execution.mode:
-            changed.append("execution.mode")
+        changed = restart_sections(self.settings, new)
         if changed:
             log.warning("config changes need a restart; not applied", sections=changed)
             return

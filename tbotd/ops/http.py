@@ -1,14 +1,14 @@
-"""The HTTP ops endpoint (README: Operations): health, readiness, Prometheus metrics, status.
+"""The HTTP ops endpoint (README: Operations): health, readiness, Prometheus metrics, status,
+and the web dashboard (``tbotd.ops.dashboard``) when the daemon hands one over.
 
 Bound to loopback by default. ``/healthz`` is always open (systemd, load balancers). Everything
-else needs ``Authorization: Bearer <ops token>`` when a token is configured; without a token the
-server refuses to listen anywhere but loopback, so status and metrics are never exposed
-unauthenticated to a network.
+else needs ``Authorization: Bearer <ops token>`` — or the dashboard's session cookie, got by
+giving the token on its login page — when a token is configured; without a token the server
+refuses to listen anywhere but loopback, so nothing is exposed unauthenticated to a network.
 """
 
 from __future__ import annotations
 
-import hmac
 import json
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -18,6 +18,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 
 from tbotd.config.settings import is_loopback_host
 from tbotd.domain.errors import ConfigError
+from tbotd.ops.dashboard.routes import Dashboard, DashboardSource, Sessions, gate
 from tbotd.ops.logs import get_logger
 
 log = get_logger(__name__)
@@ -35,6 +36,8 @@ class OpsServer:
         registry: CollectorRegistry,
         status: StatusProvider,
         ready: Callable[[], tuple[bool, str]],
+        dashboard: DashboardSource | None = None,
+        allow_write: bool = False,
     ) -> None:
         if not token and not is_loopback_host(host):
             raise ConfigError(
@@ -44,6 +47,10 @@ class OpsServer:
         self.host, self.port, self._token = host, port, token
         self._registry, self._status, self._ready = registry, status, ready
         self._runner: web.AppRunner | None = None
+        self._sessions = Sessions(token)
+        self._dashboard = (
+            None if dashboard is None else Dashboard(dashboard, self._sessions, allow_write)
+        )
         self.url = ""
 
     def app(self) -> web.Application:
@@ -53,6 +60,8 @@ class OpsServer:
         app.router.add_get("/readyz", self._readyz)
         app.router.add_get("/metrics", self._metrics)
         app.router.add_get("/status", self._status_route)
+        if self._dashboard is not None:
+            self._dashboard.add_routes(app)
         return app
 
     async def start(self) -> str:
@@ -82,13 +91,8 @@ class OpsServer:
     async def _auth(
         self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
     ) -> web.StreamResponse:
-        if request.path == "/healthz" or not self._token:
-            return await handler(request)
-        given = request.headers.get("Authorization", "")
-        expected = f"Bearer {self._token}"
-        if not hmac.compare_digest(given.encode(), expected.encode()):
-            return _json({"error": "unauthorized"}, 401)
-        return await handler(request)
+        refused = gate(self._sessions, request)
+        return refused if refused is not None else await handler(request)
 
     async def _healthz(self, _request: web.Request) -> web.Response:
         return _json({"ok": True})

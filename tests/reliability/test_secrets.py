@@ -4,7 +4,8 @@ A live daemon trades against `tbotd sim` with a planted exchange key and secret,
 token (the ML service is careless: its errors and one wrong answer quote the Authorization header
 back), a planted ops token and planted notification targets (a webhook whose password and path
 are secrets, one that refuses with 401, one nobody listens on). Its log, its database (and
-WAL), ``/status``, ``/metrics``, ``/readyz``, ``tbotd status``, ``tbotd notify test`` and
+WAL), ``/status``, ``/metrics``, ``/readyz``, the web dashboard's page and JSON answers (its
+config view included), ``tbotd status``, ``tbotd notify test`` and
 ``tbotd check-config`` (valid and invalid configs, text and JSON) are then searched byte for
 byte for each secret. The files it creates are 0600 even under a permissive umask, and the ops
 endpoint is loopback-only without a token.
@@ -158,8 +159,12 @@ async def _run_and_scan(
             await oracle.set_mode(mode)
             await asyncio.sleep(3.0)  # three cycles of it (a candle is 1 s at 300×)
         await oracle.set_mode("ok")
-        for path in ("/status", "/metrics", "/readyz"):
+        dashboard = ("/", "/api/overview", "/api/config", "/api/events", "/api/trades")
+        for path in ("/status", "/metrics", "/readyz", *dashboard):
             outputs[path] = await fetch(daemon.ops_url + path, ops_token)
+        symbol = json.loads(outputs["/api/overview"])["symbols"][0]
+        chart = f"/api/chart?symbol={symbol}&span=1d"
+        outputs[chart] = await fetch(daemon.ops_url + chart, ops_token)
         for suffix in ("-wal", "-shm"):
             copy = tmp_path / f"copy{suffix}"
             shutil.copy(f"{db}{suffix}", copy)
