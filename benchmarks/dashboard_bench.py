@@ -255,7 +255,7 @@ async def load(cycles: int) -> dict[str, Any]:
     from tbotd.sim import DEMO_API_KEY, DEMO_API_SECRET
     from tests.e2e_support import ORACLE_TOKEN, free_port, oracle, sim_process, spawn
 
-    token = "bench-token"  # noqa: S105 - a throwaway token for a local daemon
+    token = "bench-token-0123456789abcdef"  # noqa: S105 - a throwaway token for a local daemon
     headers = {"Authorization": f"Bearer {token}"}
     out: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix="tbotd-dash-") as tmp:

@@ -118,7 +118,7 @@ def load_settings(path: str | Path, environ: Mapping[str, str] | None = None) ->
     """Load ``path`` with environment overrides; any problem raises :class:`ConfigInvalidError`."""
     environ = os.environ if environ is None else environ
     path = Path(path)
-    data = _read_toml(path)
+    data = read_toml(path)
     problems = list(_file_secrets(data, path)) + list(_unknown_env_keys(environ))
     not_json = dict(_not_json_env_values(environ))
     problems += not_json.values()
@@ -142,7 +142,8 @@ def load_settings(path: str | Path, environ: Mapping[str, str] | None = None) ->
     return settings
 
 
-def _read_toml(path: Path) -> dict[str, Any]:
+def read_toml(path: Path) -> dict[str, Any]:
+    """A config file's TOML, or :class:`ConfigInvalidError` naming the file and what is wrong."""
     try:
         with path.open("rb") as f:
             return tomllib.load(f)

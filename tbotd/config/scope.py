@@ -3,7 +3,8 @@ effective config as an operator may see it (every secret masked).
 
 One definition: the reload path refuses what :func:`restart_sections` names, and the dashboard
 labels each key with :func:`applies`. Only what the daemon rebuilds on reload is live: the
-strategy (rebuilt by ``build_strategy``) and logging. Everything else is read once at start —
+strategy (rebuilt by ``build_strategy``), the risk guard's limits (its state stays) and
+logging. Everything else is read once at start —
 the predictor chain (``ml``) and the broker (``execution``) are built then — so a change there
 needs a restart, and saying otherwise would be a lie.
 """
@@ -18,7 +19,7 @@ from pydantic import BaseModel, SecretStr
 
 from tbotd.config.settings import Settings
 
-LIVE_SECTIONS = ("strategy", "log")
+LIVE_SECTIONS = ("strategy", "risk", "log")
 MASK = "********"
 
 
@@ -40,6 +41,22 @@ def restart_sections(old: Settings, new: Settings) -> list[str]:
         name
         for name in type(old).model_fields
         if applies(name) is Applies.RESTART and getattr(old, name) != getattr(new, name)
+    ]
+
+
+def changed_keys(old: Settings, new: Settings) -> list[dict[str, Any]]:
+    """Every key whose effective value differs: ``{key, old, new, applies}``, secrets masked
+    (a reload says what it changed; the dashboard previews an edit with it)."""
+    before = {r["key"]: r for r in effective(old)}
+    return [
+        {
+            "key": r["key"],
+            "old": before.get(r["key"], {}).get("value"),
+            "new": r["value"],
+            "applies": r["applies"],
+        }
+        for r in effective(new)
+        if before.get(r["key"], {}).get("value") != r["value"]
     ]
 
 

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from tbotd import __version__
 from tbotd.config import ConfigInvalidError, Settings, load_settings
 from tbotd.config.edit import EDITABLE_SECTIONS, EditError, set_key
-from tbotd.config.scope import LIVE_SECTIONS, effective, restart_sections
+from tbotd.config.scope import LIVE_SECTIONS, changed_keys, effective, restart_sections
 from tbotd.daemon.status import cycle_summary, readiness
 from tbotd.domain.notices import EventRecord
 from tbotd.domain.values import ms_to_datetime
@@ -185,7 +185,7 @@ class DaemonDashboard:
                 for p in e.problems
             ]
             return 422, {"error": "invalid", "problems": problems}
-        diff = _diff(daemon.settings, new)
+        diff = changed_keys(daemon.settings, new)
         if not apply:
             return 200, {"applied": False, "diff": diff}
         _write(path, text)
@@ -255,17 +255,3 @@ def _write(path: Path, text: str) -> None:
     staged.write_text(text, encoding="utf-8")
     staged.chmod(path.stat().st_mode & 0o777)
     staged.replace(path)
-
-
-def _diff(old: Settings, new: Settings) -> list[dict[str, Any]]:
-    before = {r["key"]: r for r in effective(old)}
-    return [
-        {
-            "key": r["key"],
-            "old": before.get(r["key"], {}).get("value"),
-            "new": r["value"],
-            "applies": r["applies"],
-        }
-        for r in effective(new)
-        if before.get(r["key"], {}).get("value") != r["value"]
-    ]

@@ -23,7 +23,8 @@ from typing import Any
 
 import pandas as pd
 
-from tbotd.config import Settings
+from tbotd.config import Settings, load_settings
+from tbotd.config.loader import read_toml
 from tbotd.daemon.cycle import CycleReport
 from tbotd.daemon.lifecycle import Daemon
 from tbotd.domain.values import timeframe_delta
@@ -59,9 +60,16 @@ def demo_config_text() -> str:
 
 
 def demo_settings(options: DemoOptions, sim_url: str, models_dir: Path | None) -> Settings:
-    """The demo config with the sim's URL, the output folder and the acceleration filled in."""
-    text = options.config.read_text() if options.config else demo_config_text()
-    data: dict[str, Any] = tomllib.loads(text)
+    """The demo config with the sim's URL, the output folder and the acceleration filled in.
+
+    A user's ``--config`` is first checked as `tbotd run` would check it, so a mistake in it is
+    the loader's one line per problem (exit 2), never a traceback.
+    """
+    if options.config is not None:
+        load_settings(options.config)
+        data = read_toml(options.config)
+    else:
+        data = tomllib.loads(demo_config_text())
     data.setdefault("exchange", {})["base_url"] = sim_url
     data.setdefault("store", {})["path"] = str(options.out / "demo.sqlite")
     daemon = data.setdefault("daemon", {})

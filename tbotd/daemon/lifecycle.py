@@ -15,13 +15,14 @@ import contextlib
 import os
 import signal
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from tbotd import __version__
 from tbotd.config import ConfigInvalidError, Settings, load_settings
-from tbotd.config.scope import restart_sections
+from tbotd.config.scope import changed_keys, restart_sections
 from tbotd.daemon.app import App, build
 from tbotd.daemon.cycle import Predictor
 from tbotd.daemon.dashboard import DaemonDashboard
@@ -371,19 +372,27 @@ class Daemon:
         log.info("stopping", why=why)
         self.stop_requested.set()
 
-    def reload(self) -> None:
-        """Re-read the config file; apply what can change live, report what cannot."""
+    def reload(self) -> Reloaded | None:
+        """Re-read the config file; apply what can change live, report what cannot.
+
+        All or nothing: a change that needs a restart applies none of the others. Returns what
+        happened (None without a config file or when the file is refused)."""
         if self.config_path is None:
-            return
+            return None
         try:
             new = load_settings(self.config_path)
         except ConfigInvalidError as e:
             log.error("config reload refused", problems=[str(p) for p in e.problems])  # noqa: TRY400
-            return
-        changed = restart_sections(self.settings, new)
-        if changed:
-            log.warning("config changes need a restart; not applied", sections=changed)
-            return
+            return None
+        restart = restart_sections(self.settings, new)
+        changes = tuple(
+            f"{c['key']}: {c['old']} -> {c['new']}" for c in changed_keys(self.settings, new)
+        )
+        if restart:
+            log.warning(
+                "config changes need a restart; nothing applied", sections=restart, changes=changes
+            )
+            return Reloaded(applied=False, changes=changes, restart_sections=tuple(restart))
         self.settings = new
         configure_for(new)
         if self.app is not None:
@@ -391,7 +400,17 @@ class Daemon:
             self.app.cycle.settings = new
             self.app.cycle.use_strategy(build_strategy(new))  # its streams restart from history
             self.app.cycle.risk.limits = new.risk.limits()  # its state (trips, peak) stays
-        log.info("config reloaded")
+        log.info("config reloaded", changes=list(changes) or "none")
+        return Reloaded(applied=True, changes=changes, restart_sections=())
+
+
+@dataclass(frozen=True)
+class Reloaded:
+    """What a reload did: each changed key as ``key: old -> new`` (secrets masked)."""
+
+    applied: bool
+    changes: tuple[str, ...]
+    restart_sections: tuple[str, ...]
 
 
 def _now() -> datetime:

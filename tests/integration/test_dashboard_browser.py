@@ -23,7 +23,7 @@ from tbotd.sim import DEMO_API_KEY, DEMO_API_SECRET
 from tests.conftest import CONFIGS
 from tests.e2e_support import ORACLE_TOKEN, Process, free_port, oracle, sim_process, spawn
 
-TOKEN = "dash-token-PLANTED-5c1e"
+TOKEN = "dash-token-PLANTED-5c1e-0123456789"
 SPEED = "120"  # a cycle every 2.5 s: the page (polling every 2 s) keeps up
 API = (
     "/api/live",

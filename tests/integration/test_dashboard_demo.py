@@ -43,7 +43,7 @@ async def test_demo_prints_the_dashboard_and_keeps_it_open(
     shows the stopped demo from its database; SIGINT ends it with exit 0."""
     config = tmp_path / "demo.toml"
     text = (CONFIGS / "demo.toml").read_text()
-    config.write_text(text.replace("[ml]\n", f'[ml]\nmodels_dir = "{models_dir}"\n'))
+    config.write_text(re.sub(r"(?m)^models_dir = .*$", f'models_dir = "{models_dir}"', text))
     demo = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",

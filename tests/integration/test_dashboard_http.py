@@ -13,7 +13,7 @@ from prometheus_client import CollectorRegistry
 from tbotd.ops.dashboard.routes import COOKIE, STATIC
 from tbotd.ops.http import OpsServer
 
-TOKEN = "dash-http-PLANTED-77"
+TOKEN = "dash-http-PLANTED-77-0123456789ab"
 API = (
     "/api/live",
     "/api/overview",

@@ -106,11 +106,18 @@ def test_sighup_reload_applies_strategy_changes_and_refuses_restart_ones(tmp_pat
     config.write_text(text)
     daemon = Daemon(load_settings(config, {}), config)
     config.write_text(text.replace("threshold = 0.70", "threshold = 0.80"))
-    daemon.reload()
+    done = daemon.reload()
     assert daemon.settings.strategy.threshold == 0.80
-    config.write_text(text.replace('["BTC/USDT:USDT"]', '["ETH/USDT:USDT"]'))
-    daemon.reload()
+    assert done is not None
+    assert done.changes == ("strategy.threshold: 0.7 -> 0.8",)  # it says what it changed
+    config.write_text(
+        text.replace('["BTC/USDT:USDT"]', '["ETH/USDT:USDT"]').replace("0.70", "0.90")
+    )
+    done = daemon.reload()
     assert daemon.settings.exchange.symbols == ("BTC/USDT:USDT",)
+    assert daemon.settings.strategy.threshold == 0.80  # nothing half-applied
+    assert done is not None
+    assert (done.applied, done.restart_sections) == (False, ("exchange",))
     config.write_text("this is not toml [")
     daemon.reload()
     assert daemon.settings.strategy.threshold == 0.80

@@ -129,7 +129,9 @@ def test_effective_config_masks_every_secret_and_labels_reload_scope() -> None:
     settings = load_settings(CONFIGS / "ml_usdt_directional.toml", {})
     settings = settings.model_copy(
         update={
-            "ops": settings.ops.model_copy(update={"token": SecretStr("tok-PLANTED-1")}),
+            "ops": settings.ops.model_copy(
+                update={"token": SecretStr("tok-PLANTED-1-0123456789abcdef")}
+            ),
             "ml": settings.ml.model_copy(
                 update={"remote_url": "https://bob:pw-PLANTED-2@ml.example/v1"}
             ),
