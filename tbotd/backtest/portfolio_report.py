@@ -21,7 +21,7 @@ import numpy as np
 
 from tbotd.backtest.metrics import DEFINITIONS, REPORT_VERSION, curve_metrics, trade_metrics
 from tbotd.backtest.portfolio_run import PortfolioResult
-from tbotd.backtest.report import TRADE_COLUMNS, _iso, clean, risk_events
+from tbotd.backtest.report import TRADE_COLUMNS, _iso, clean, risk_events, trade_row
 from tbotd.backtest.run import BacktestResult
 from tbotd.domain.values import timeframe_ms
 
@@ -130,23 +130,7 @@ def _trades(result: PortfolioResult, path: Path) -> None:
         writer = csv.writer(f)
         writer.writerow(("symbol", *TRADE_COLUMNS))
         for t in result.trades:
-            writer.writerow(
-                (
-                    t.symbol,
-                    t.entry_time.isoformat().replace("+00:00", "Z"),
-                    t.exit_time.isoformat().replace("+00:00", "Z"),
-                    str(t.side),
-                    t.qty,
-                    t.entry_price,
-                    t.exit_price,
-                    t.exit_reason,
-                    t.pnl,
-                    t.fees,
-                    t.funding,
-                    "" if t.stop_loss is None else t.stop_loss,
-                    "" if t.take_profit is None else t.take_profit,
-                )
-            )
+            writer.writerow((t.symbol, *trade_row(t)))
 
 
 def _equity(result: PortfolioResult, path: Path) -> None:
