@@ -5,14 +5,18 @@ Exit codes are stable: 0 ok, 2 bad input or config, 1 runtime failure (130 on Ct
 
 from __future__ import annotations
 
-import argparse
-import importlib
-import sys
-from collections.abc import Callable, Sequence
+from tbotd.ops.signals import Terminated, install_early
 
-from tbotd import __version__
-from tbotd.commands import EXIT_BAD_INPUT, EXIT_FAILURE
-from tbotd.domain.errors import ConfigError, InvalidDataError, TbotdError
+install_early()  # first: the imports below and the command's own take a while (see ops.signals)
+
+import argparse  # noqa: E402
+import importlib  # noqa: E402
+import sys  # noqa: E402
+from collections.abc import Callable, Sequence  # noqa: E402
+
+from tbotd import __version__  # noqa: E402
+from tbotd.commands import EXIT_BAD_INPUT, EXIT_FAILURE  # noqa: E402
+from tbotd.domain.errors import ConfigError, InvalidDataError, TbotdError  # noqa: E402
 
 # One module per subcommand, in the order `tbotd --help` lists them.
 COMMAND_MODULES = (
@@ -49,10 +53,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script; returns the exit code."""
-    args = build_parser().parse_args(argv)
-    handler: Handler = args.handler
+    install_early()  # again: an embedding program may have replaced them since the import
     try:
+        args = build_parser().parse_args(argv)
+        handler: Handler = args.handler
         return handler(args)
+    except Terminated:
+        return 0
     except KeyboardInterrupt:
         return 130
     except (ConfigError, InvalidDataError) as e:

@@ -40,6 +40,7 @@ from tbotd.ops.http import OpsServer
 from tbotd.ops.logs import configure_for, get_logger
 from tbotd.ops.metrics import DAEMON_METRICS, REGISTRY
 from tbotd.ops.retry import Backoff
+from tbotd.ops.signals import RELOAD_PENDING
 from tbotd.ops.tasks import TaskSupervisor
 from tbotd.strategy.build import build_strategy
 
@@ -158,6 +159,9 @@ class Daemon:
         return 1 if self.supervisor.failure is not None and not self.stop_requested.is_set() else 0
 
     def _announce_ready(self, app: App) -> None:
+        if RELOAD_PENDING.is_set():  # a SIGHUP before we were ready: applied now, not lost
+            RELOAD_PENDING.clear()
+            self.reload()
         self.ready.set()
         self.notifier.ready("recovered; cycling")
         symbols, positions = len(self.settings.exchange.symbols), len(app.store.positions())
