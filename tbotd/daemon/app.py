@@ -158,6 +158,7 @@ async def _wire(
         clock,
         grace_s=settings.daemon.confirm_after_s,
         warmup_bars=settings.daemon.history_bars,
+        silent_after_s=settings.daemon.stream_silent_after_s,
     )
     broker = await _broker(settings, store, venue, feed, clock)
     if predictor is None:

@@ -11,6 +11,8 @@ announced to waiters (the daemon's cycle); invalid rows and real exchange gaps b
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import time
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import Any
@@ -23,6 +25,7 @@ from tbotd.execution.venue import call
 from tbotd.marketdata.assembler import CandleAssembler, Outcome
 from tbotd.ops.clock import Clock
 from tbotd.ops.logs import get_logger
+from tbotd.ops.metrics import DAEMON_METRICS
 from tbotd.ops.retry import Backoff, retry
 from tbotd.store import Store
 
@@ -45,6 +48,7 @@ class CandleFeed:
         clock: Clock,
         grace_s: float = 3.0,
         warmup_bars: int = 600,
+        silent_after_s: float = 30.0,
     ) -> None:
         self._exchange, self._symbols, self.timeframe = exchange, symbols, timeframe
         self._store, self._clock = store, clock
@@ -61,6 +65,8 @@ class CandleFeed:
         self.reconnects = 0
         self.closed_count = 0
         self._unwritten: list[Candle] = []  # closed while the database could not be written
+        self._silent_after_s = silent_after_s
+        self._heard: dict[str, float] = {}  # symbol → monotonic time of its last stream update
 
     # -- the daemon's view ---------------------------------------------------------------------
 
@@ -126,11 +132,48 @@ class CandleFeed:
                 group.create_task(self._stream(symbol), name=f"stream {symbol}")
             group.create_task(self._confirm_forever(), name="candle confirmations")
 
+    def silent_for(self, symbol: str) -> float:
+        """Wall seconds since ``symbol``'s stream last delivered anything (0 before it started)."""
+        heard = self._heard.get(symbol)
+        return 0.0 if heard is None else time.monotonic() - heard
+
+    async def _watch(self, symbol: str) -> list[list[Any]]:
+        """The next update of ``symbol``'s stream; a stream connected but silent for longer
+        than ``silent_after_s`` is closed (the next watch dials a new connection) and reported
+        as lost: sizing on a frozen price, or waiting for REST alone, is worse than a redial."""
+        watch = asyncio.ensure_future(
+            call(lambda: self._exchange.watch_ohlcv(symbol, self.timeframe))
+        )
+        done, _ = await asyncio.wait({watch}, timeout=self._silent_after_s)
+        if not done:
+            self._event(
+                "stream-silent",
+                f"{symbol} stream sent nothing for {self._silent_after_s:g} s: reconnecting",
+                symbol,
+            )
+            DAEMON_METRICS.streams_silent.labels(symbol).inc()
+            await self._redial()
+            watch.cancel()
+            with contextlib.suppress(BaseException):
+                await watch
+            raise RetryableError(f"{symbol} stream silent for {self._silent_after_s:g} s")
+        rows: list[list[Any]] = watch.result()
+        self._heard[symbol] = time.monotonic()
+        return rows
+
+    async def _redial(self) -> None:
+        """Close ccxt's websocket clients so that the next watch opens a fresh connection."""
+        clients = getattr(self._exchange, "clients", None) or {}
+        for url, client in list(clients.items()):
+            clients.pop(url, None)
+            with contextlib.suppress(Exception):
+                await client.close()
+
     async def _stream(self, symbol: str) -> None:
         failures = 0
         while True:
             try:
-                rows = await call(lambda: self._exchange.watch_ohlcv(symbol, self.timeframe))
+                rows = await self._watch(symbol)
             except RetryableError as e:
                 self._assemblers[symbol].stream_lost()
                 self.reconnects += 1
