@@ -164,13 +164,15 @@ class Daemon:
             self.reload()
         self.ready.set()
         self.notifier.ready("recovered; cycling")
-        symbols, positions = len(self.settings.exchange.symbols), len(app.store.positions())
-        self.notifications.notify(said.ready(app.clock.now(), symbols, positions))
+        trading = app.settings.exchange.symbols  # without any the venue does not trade
+        self.notifications.notify(
+            said.ready(app.clock.now(), len(trading), len(app.store.positions()))
+        )
         log.info(
             "ready",
             instance=self.settings.instance,
             mode=str(self.settings.execution.mode),
-            symbols=list(self.settings.exchange.symbols),
+            symbols=list(trading),
         )
 
     async def _recover(self, app: App) -> None:
@@ -400,6 +402,7 @@ class Daemon:
         self.settings = new
         configure_for(new)
         if self.app is not None:
+            new = new.model_copy(update={"exchange": self.app.settings.exchange})  # as trading
             self.app.settings = new
             self.app.cycle.settings = new
             self.app.cycle.use_strategy(build_strategy(new))  # its streams restart from history

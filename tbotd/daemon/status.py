@@ -52,7 +52,7 @@ def _stale_market_data(daemon: Daemon, app: App) -> str | None:
     )
     now = app.clock.now()
     silent_after = daemon.settings.daemon.stream_silent_after_s
-    for symbol in daemon.settings.exchange.symbols:
+    for symbol in app.settings.exchange.symbols:  # the ones the venue trades
         last = app.feed.last_closed(symbol)
         if last is None or now - (last + timeframe_delta(tf)) > stale_after:
             return f"market data for {symbol} is stale"
