@@ -51,13 +51,12 @@ def _stale_market_data(daemon: Daemon, app: App) -> str | None:
         seconds=daemon.settings.daemon.confirm_after_s
     )
     now = app.clock.now()
-    silent_after = daemon.settings.daemon.stream_silent_after_s
     for symbol in app.settings.exchange.symbols:  # the ones the venue trades
         last = app.feed.last_closed(symbol)
         if last is None or now - (last + timeframe_delta(tf)) > stale_after:
             return f"market data for {symbol} is stale"
-        silent = app.feed.silent_for(symbol)
-        if silent > silent_after:
+        if symbol in app.feed.silent:
+            silent = app.feed.silent_for(symbol)
             return f"the {symbol} stream has sent nothing for {silent:.0f} s (redialling)"
     return None
 
