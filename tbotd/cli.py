@@ -5,18 +5,15 @@ Exit codes are stable: 0 ok, 2 bad input or config, 1 runtime failure (130 on Ct
 
 from __future__ import annotations
 
-from tbotd.ops.signals import Terminated, install_early
+import argparse
+import importlib
+import sys
+from collections.abc import Callable, Sequence
 
-install_early()  # first: the imports below and the command's own take a while (see ops.signals)
-
-import argparse  # noqa: E402
-import importlib  # noqa: E402
-import sys  # noqa: E402
-from collections.abc import Callable, Sequence  # noqa: E402
-
-from tbotd import __version__  # noqa: E402
-from tbotd.commands import EXIT_BAD_INPUT, EXIT_FAILURE  # noqa: E402
-from tbotd.domain.errors import ConfigError, InvalidDataError, TbotdError  # noqa: E402
+from tbotd import __version__
+from tbotd.commands import EXIT_BAD_INPUT, EXIT_FAILURE
+from tbotd.domain.errors import ConfigError, InvalidDataError, TbotdError
+from tbotd.ops.signals import Terminated, install_early, restore
 
 # One module per subcommand, in the order `tbotd --help` lists them.
 COMMAND_MODULES = (
@@ -53,7 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script; returns the exit code."""
-    install_early()  # again: an embedding program may have replaced them since the import
+    previous = install_early()  # first: the commands' imports and their work take a while
     try:
         args = build_parser().parse_args(argv)
         handler: Handler = args.handler
@@ -68,3 +65,5 @@ def main(argv: Sequence[str] | None = None) -> int:
     except TbotdError as e:
         print(f"tbotd {args.command}: {e}", file=sys.stderr)
         return EXIT_FAILURE
+    finally:
+        restore(previous)  # a program that called main() (a test) gets its own handlers back

@@ -14,6 +14,7 @@ from __future__ import annotations
 import signal
 import threading
 from types import FrameType
+from typing import Any
 
 STOP = threading.Event()
 RELOAD_PENDING = threading.Event()
@@ -32,12 +33,24 @@ def _defer_reload(_signum: int, _frame: FrameType | None) -> None:
     RELOAD_PENDING.set()
 
 
-def install_early() -> None:
-    """SIGTERM → :class:`Terminated`; SIGHUP → deferred (main thread only)."""
+Handlers = dict[signal.Signals, Any]
+
+
+def install_early() -> Handlers:
+    """SIGTERM → :class:`Terminated`; SIGHUP → deferred (main thread only); returns the
+    handlers it replaced, for :func:`restore`."""
     if threading.current_thread() is not threading.main_thread():
-        return
-    signal.signal(signal.SIGTERM, _terminate)
-    signal.signal(signal.SIGHUP, _defer_reload)
+        return {}
+    return {
+        signal.SIGTERM: signal.signal(signal.SIGTERM, _terminate),
+        signal.SIGHUP: signal.signal(signal.SIGHUP, _defer_reload),
+    }
+
+
+def restore(previous: Handlers) -> None:
+    """Put back the handlers :func:`install_early` replaced."""
+    for signum, handler in previous.items():
+        signal.signal(signum, handler)
 
 
 def check_stop() -> None:
