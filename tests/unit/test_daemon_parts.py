@@ -117,7 +117,8 @@ def test_sighup_reload_applies_strategy_changes_and_refuses_restart_ones(tmp_pat
     assert daemon.settings.exchange.symbols == ("BTC/USDT:USDT",)
     assert daemon.settings.strategy.threshold == 0.80  # nothing half-applied
     assert done is not None
-    assert (done.applied, done.restart_sections) == (False, ("exchange",))
+    assert (done.applied, done.restart) == (False, ("exchange.symbols",))
+    assert done.refused == "needs a restart: exchange.symbols"
     config.write_text("this is not toml [")
     daemon.reload()
     assert daemon.settings.strategy.threshold == 0.80
@@ -139,7 +140,12 @@ def test_sighup_reload_rebuilds_the_strategy_of_any_kind(tmp_path: Path) -> None
     used: list[Strategy] = []
     risk = SimpleNamespace(limits=None)
     cycle = SimpleNamespace(settings=daemon.settings, use_strategy=used.append, risk=risk)
-    daemon.app = SimpleNamespace(settings=daemon.settings, cycle=cycle)  # type: ignore[assignment]
+    events: list[tuple[str, str, dict[str, object]]] = []
+    store = SimpleNamespace(record_event=lambda _at, kind, msg, **d: events.append((kind, msg, d)))
+    clock = SimpleNamespace(now=lambda: datetime(2030, 1, 1, tzinfo=UTC))
+    daemon.app = SimpleNamespace(  # type: ignore[assignment]
+        settings=daemon.settings, cycle=cycle, broker=None, store=store, clock=clock
+    )
     enhanced = (CONFIGS / "ml_enhanced_mean_reversion.toml").read_text()
     config.write_text(
         enhanced.replace(
@@ -151,6 +157,9 @@ def test_sighup_reload_rebuilds_the_strategy_of_any_kind(tmp_path: Path) -> None
     assert [s.name for s in used] == ["ml_enhanced:boost:mean_reversion"]
     assert risk.limits is not None
     assert risk.limits.max_drawdown == Decimal("0.12")  # the risk limits change live too
+    [(kind, _message, data)] = events  # recorded with what changed
+    assert (kind, data["applied"]) == ("config-reload", True)
+    assert "risk.max_drawdown_pct: None -> 12" in data["changes"]  # type: ignore[operator]
     config.write_text(enhanced.replace('mode = "boost"', 'mode = "sideways"'))
     daemon.reload()
     assert len(used) == 1
