@@ -76,6 +76,7 @@ class Daemon:
         self.waiting_for: str | None = None  # why start-up is still waiting (for /readyz)
         self.dashboard: DaemonDashboard | None = None
         self.last_reconciled: datetime | None = None  # recovery, then each periodic round
+        self.reloads_now = True  # False from run() until ready: a SIGHUP waits for the app
 
     async def run(self) -> int:
         """Run until a stop signal (exit 0) or a critical failure (exit 1).
@@ -83,6 +84,7 @@ class Daemon:
         The ops endpoint comes up first, so `/readyz` answers (not ready, and why) while the
         daemon waits for the exchange or recovers.
         """
+        self.reloads_now = False
         self._install_signals()
         self.notifications.start()
         self.dashboard = dashboard = DaemonDashboard(self)
@@ -158,6 +160,7 @@ class Daemon:
         return 1 if self.supervisor.failure is not None and not self.stop_requested.is_set() else 0
 
     def _announce_ready(self, app: App) -> None:
+        self.reloads_now = True
         if RELOAD_PENDING.is_set():  # a SIGHUP before we were ready: applied now, not lost
             RELOAD_PENDING.clear()
             self.reload()

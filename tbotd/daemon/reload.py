@@ -27,6 +27,7 @@ from tbotd.execution.live import LiveBroker
 from tbotd.execution.paper import PaperBroker
 from tbotd.execution.paper_model import FillParams
 from tbotd.ops.logs import configure_for, get_logger
+from tbotd.ops.signals import RELOAD_PENDING
 from tbotd.strategy.build import build_strategy, exit_params
 from tbotd.strategy.strategy import Strategy
 
@@ -62,8 +63,14 @@ class _Prepared:
 def reload(daemon: Daemon) -> Reloaded | None:
     """Re-read ``daemon``'s config file; apply it all or refuse it all (see module docstring).
 
-    None without a config file or when the file is invalid (its problems are logged)."""
+    None without a config file, when the file is invalid (its problems are logged), or before
+    the daemon is ready (remembered, and applied once it is: the app being built or recovering
+    still uses the old config)."""
     if daemon.config_path is None:
+        return None
+    if not daemon.reloads_now:  # the app is being built or recovering from the old config
+        RELOAD_PENDING.set()
+        log.info("config reload deferred until the daemon is ready")
         return None
     try:
         new = load_settings(daemon.config_path)

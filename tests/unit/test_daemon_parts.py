@@ -164,3 +164,25 @@ def test_sighup_reload_rebuilds_the_strategy_of_any_kind(tmp_path: Path) -> None
     daemon.reload()
     assert len(used) == 1
     assert daemon.settings.strategy.kind == "ml_enhanced"
+
+
+def test_a_reload_before_the_daemon_is_ready_waits_for_it(tmp_path: Path) -> None:
+    """While the app is built or recovers, a SIGHUP changes nothing and is remembered, to be
+    applied once the daemon is ready (not lost, not applied to a half-built app)."""
+    from tbotd.config import load_settings
+    from tbotd.daemon.lifecycle import Daemon
+    from tbotd.ops.signals import RELOAD_PENDING
+    from tests.conftest import CONFIGS
+
+    config = tmp_path / "tbotd.toml"
+    text = (CONFIGS / "ml_usdt_directional.toml").read_text()
+    config.write_text(text)
+    daemon = Daemon(load_settings(config, {}), config)
+    daemon.reloads_now = False  # as from run() until ready
+    config.write_text(text.replace("threshold = 0.70", "threshold = 0.80"))
+    try:
+        assert daemon.reload() is None
+        assert RELOAD_PENDING.is_set()
+        assert daemon.settings.strategy.threshold == 0.70
+    finally:
+        RELOAD_PENDING.clear()
