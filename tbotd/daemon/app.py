@@ -15,6 +15,7 @@ from typing import Any
 
 from tbotd.config.settings import Settings
 from tbotd.daemon.cycle import Cycle, Predictor
+from tbotd.daemon.reload import fill_params
 from tbotd.daemon.venue_wait import StartupWait, venue_time
 from tbotd.domain.enums import TradingMode
 from tbotd.domain.errors import ConfigError, RetryableError, StorageUnavailableError
@@ -22,7 +23,6 @@ from tbotd.domain.values import ms_to_datetime
 from tbotd.execution.broker import Broker
 from tbotd.execution.live import LiveBroker
 from tbotd.execution.paper import PaperBroker
-from tbotd.execution.paper_model import FillParams
 from tbotd.execution.venue import CcxtVenue, call
 from tbotd.marketdata.feed import CandleFeed
 from tbotd.ops.clock import Clock, ScaledClock
@@ -261,11 +261,7 @@ async def _broker(
     return PaperBroker(
         store=store,
         markets=markets,
-        params=FillParams(
-            slippage_bps=execution.slippage_bps,
-            taker_fee_bps=execution.taker_fee_bps,
-            leverage=Decimal(execution.leverage),
-        ),
+        params=fill_params(settings),
         currency=strategy.share_class,
         initial_balance=strategy.initial_capital,
         instance=instance_key(settings, store),

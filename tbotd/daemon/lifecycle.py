@@ -4,8 +4,8 @@
   READY=1 and before the first cycle; cycles missed while down are logged, never replayed.
 * SIGTERM/SIGINT: stop taking new decisions, let the in-flight cycle finish, leave protective
   orders where they are, flush the store, exit 0. A second signal exits at once.
-* SIGHUP: reload the config file; if it validates, the strategy is rebuilt, the risk limits and
-  the log level set (a change that needs a restart is reported, not half-applied).
+* SIGHUP: reload the config file, applying every change fully or none
+  (:mod:`tbotd.daemon.reload`).
 """
 
 from __future__ import annotations
@@ -15,17 +15,17 @@ import contextlib
 import os
 import signal
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from tbotd import __version__
-from tbotd.config import ConfigInvalidError, Settings, load_settings
-from tbotd.config.scope import changed_keys, restart_sections
+from tbotd.config import Settings
 from tbotd.daemon.app import App, build
 from tbotd.daemon.cycle import Predictor
 from tbotd.daemon.dashboard import DaemonDashboard
+from tbotd.daemon.reload import Reloaded
+from tbotd.daemon.reload import reload as reload_config
 from tbotd.daemon.schedule import candle_of_fire, cycle_scheduler, just_closed
 from tbotd.daemon.status import readiness, record_metrics, status
 from tbotd.daemon.systemd import Notifier
@@ -37,12 +37,11 @@ from tbotd.notify import lifecycle as said
 from tbotd.notify.classify import storage_notice
 from tbotd.notify.service import Notifications
 from tbotd.ops.http import OpsServer
-from tbotd.ops.logs import configure_for, get_logger
+from tbotd.ops.logs import get_logger
 from tbotd.ops.metrics import DAEMON_METRICS, REGISTRY
 from tbotd.ops.retry import Backoff
 from tbotd.ops.signals import RELOAD_PENDING
 from tbotd.ops.tasks import TaskSupervisor
-from tbotd.strategy.build import build_strategy
 
 log = get_logger(__name__)
 STORAGE_RETRY = Backoff(attempts=1_000_000, base_s=2.0, cap_s=60.0)
@@ -77,6 +76,7 @@ class Daemon:
         self.waiting_for: str | None = None  # why start-up is still waiting (for /readyz)
         self.dashboard: DaemonDashboard | None = None
         self.last_reconciled: datetime | None = None  # recovery, then each periodic round
+        self.reloads_now = True  # False from run() until ready: a SIGHUP waits for the app
 
     async def run(self) -> int:
         """Run until a stop signal (exit 0) or a critical failure (exit 1).
@@ -84,6 +84,7 @@ class Daemon:
         The ops endpoint comes up first, so `/readyz` answers (not ready, and why) while the
         daemon waits for the exchange or recovers.
         """
+        self.reloads_now = False
         self._install_signals()
         self.notifications.start()
         self.dashboard = dashboard = DaemonDashboard(self)
@@ -159,6 +160,7 @@ class Daemon:
         return 1 if self.supervisor.failure is not None and not self.stop_requested.is_set() else 0
 
     def _announce_ready(self, app: App) -> None:
+        self.reloads_now = True
         if RELOAD_PENDING.is_set():  # a SIGHUP before we were ready: applied now, not lost
             RELOAD_PENDING.clear()
             self.reload()
@@ -379,45 +381,19 @@ class Daemon:
         self.stop_requested.set()
 
     def reload(self) -> Reloaded | None:
-        """Re-read the config file; apply what can change live, report what cannot.
+        """Re-read the config file; apply every change fully, or none (see
+        :mod:`tbotd.daemon.reload`). None without a config file or when the file is refused."""
+        return reload_config(self)
 
-        All or nothing: a change that needs a restart applies none of the others. Returns what
-        happened (None without a config file or when the file is refused)."""
-        if self.config_path is None:
-            return None
-        try:
-            new = load_settings(self.config_path)
-        except ConfigInvalidError as e:
-            log.error("config reload refused", problems=[str(p) for p in e.problems])  # noqa: TRY400
-            return None
-        restart = restart_sections(self.settings, new)
-        changes = tuple(
-            f"{c['key']}: {c['old']} -> {c['new']}" for c in changed_keys(self.settings, new)
-        )
-        if restart:
-            log.warning(
-                "config changes need a restart; nothing applied", sections=restart, changes=changes
-            )
-            return Reloaded(applied=False, changes=changes, restart_sections=tuple(restart))
-        self.settings = new
-        configure_for(new)
-        if self.app is not None:
-            new = new.model_copy(update={"exchange": self.app.settings.exchange})  # as trading
-            self.app.settings = new
-            self.app.cycle.settings = new
-            self.app.cycle.use_strategy(build_strategy(new))  # its streams restart from history
-            self.app.cycle.risk.limits = new.risk.limits()  # its state (trips, peak) stays
-        log.info("config reloaded", changes=list(changes) or "none")
-        return Reloaded(applied=True, changes=changes, restart_sections=())
+    @property
+    def cycle_lock(self) -> asyncio.Lock:
+        """Held by a cycle, a reconciliation or the stop: a reload applies outside it."""
+        return self._cycle_lock
 
-
-@dataclass(frozen=True)
-class Reloaded:
-    """What a reload did: each changed key as ``key: old -> new`` (secrets masked)."""
-
-    applied: bool
-    changes: tuple[str, ...]
-    restart_sections: tuple[str, ...]
+    @property
+    def builds_predictor(self) -> bool:
+        """The predictor chain is the daemon's own (not injected), so a reload can rebuild it."""
+        return self._predictor is None
 
 
 def _now() -> datetime:

@@ -117,7 +117,8 @@ def test_sighup_reload_applies_strategy_changes_and_refuses_restart_ones(tmp_pat
     assert daemon.settings.exchange.symbols == ("BTC/USDT:USDT",)
     assert daemon.settings.strategy.threshold == 0.80  # nothing half-applied
     assert done is not None
-    assert (done.applied, done.restart_sections) == (False, ("exchange",))
+    assert (done.applied, done.restart) == (False, ("exchange.symbols",))
+    assert done.refused == "needs a restart: exchange.symbols"
     config.write_text("this is not toml [")
     daemon.reload()
     assert daemon.settings.strategy.threshold == 0.80
@@ -139,7 +140,12 @@ def test_sighup_reload_rebuilds_the_strategy_of_any_kind(tmp_path: Path) -> None
     used: list[Strategy] = []
     risk = SimpleNamespace(limits=None)
     cycle = SimpleNamespace(settings=daemon.settings, use_strategy=used.append, risk=risk)
-    daemon.app = SimpleNamespace(settings=daemon.settings, cycle=cycle)  # type: ignore[assignment]
+    events: list[tuple[str, str, dict[str, object]]] = []
+    store = SimpleNamespace(record_event=lambda _at, kind, msg, **d: events.append((kind, msg, d)))
+    clock = SimpleNamespace(now=lambda: datetime(2030, 1, 1, tzinfo=UTC))
+    daemon.app = SimpleNamespace(  # type: ignore[assignment]
+        settings=daemon.settings, cycle=cycle, broker=None, store=store, clock=clock
+    )
     enhanced = (CONFIGS / "ml_enhanced_mean_reversion.toml").read_text()
     config.write_text(
         enhanced.replace(
@@ -151,7 +157,32 @@ def test_sighup_reload_rebuilds_the_strategy_of_any_kind(tmp_path: Path) -> None
     assert [s.name for s in used] == ["ml_enhanced:boost:mean_reversion"]
     assert risk.limits is not None
     assert risk.limits.max_drawdown == Decimal("0.12")  # the risk limits change live too
+    [(kind, _message, data)] = events  # recorded with what changed
+    assert (kind, data["applied"]) == ("config-reload", True)
+    assert "risk.max_drawdown_pct: None -> 12" in data["changes"]  # type: ignore[operator]
     config.write_text(enhanced.replace('mode = "boost"', 'mode = "sideways"'))
     daemon.reload()
     assert len(used) == 1
     assert daemon.settings.strategy.kind == "ml_enhanced"
+
+
+def test_a_reload_before_the_daemon_is_ready_waits_for_it(tmp_path: Path) -> None:
+    """While the app is built or recovers, a SIGHUP changes nothing and is remembered, to be
+    applied once the daemon is ready (not lost, not applied to a half-built app)."""
+    from tbotd.config import load_settings
+    from tbotd.daemon.lifecycle import Daemon
+    from tbotd.ops.signals import RELOAD_PENDING
+    from tests.conftest import CONFIGS
+
+    config = tmp_path / "tbotd.toml"
+    text = (CONFIGS / "ml_usdt_directional.toml").read_text()
+    config.write_text(text)
+    daemon = Daemon(load_settings(config, {}), config)
+    daemon.reloads_now = False  # as from run() until ready
+    config.write_text(text.replace("threshold = 0.70", "threshold = 0.80"))
+    try:
+        assert daemon.reload() is None
+        assert RELOAD_PENDING.is_set()
+        assert daemon.settings.strategy.threshold == 0.70
+    finally:
+        RELOAD_PENDING.clear()
