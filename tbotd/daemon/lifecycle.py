@@ -17,6 +17,7 @@ import signal
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +27,13 @@ from tbotd.config.scope import changed_keys, restart_sections
 from tbotd.daemon.app import App, build
 from tbotd.daemon.cycle import Predictor
 from tbotd.daemon.dashboard import DaemonDashboard
-from tbotd.daemon.schedule import candle_of_fire, cycle_scheduler, just_closed
+from tbotd.daemon.schedule import (
+    CandleCloseScheduler,
+    candle_of_fire,
+    cycle_scheduler,
+    just_closed,
+    watch_wall_clock,
+)
 from tbotd.daemon.status import readiness, record_metrics, status
 from tbotd.daemon.systemd import Notifier
 from tbotd.daemon.venue_wait import StartCancelled, StartupWait
@@ -276,6 +283,7 @@ class Daemon:
         self.supervisor.spawn(self.notifier.watchdog_forever(), "systemd watchdog")
         self.supervisor.spawn(self._reconcile_forever(app), "reconciliation")
         self.supervisor.spawn(self._watch_storage(app), "storage watch")
+        self.supervisor.spawn(watch_wall_clock(partial(_clock_stepped, app)), "wall clock watch")
         if isinstance(app.broker, LiveBroker):
             self.supervisor.spawn(app.broker.watch_user_stream(), "user-data stream")
             self.supervisor.spawn(app.broker.protect_forever(), "protection repair")
@@ -313,7 +321,7 @@ class Daemon:
                     count=missed,
                 )
 
-    async def _shutdown(self, app: App, scheduler: Any) -> None:
+    async def _shutdown(self, app: App, scheduler: CandleCloseScheduler | None) -> None:
         self.notifier.stopping()
         if scheduler is not None:  # nothing new starts (shutdown would cancel the running job)
             scheduler.pause()
@@ -322,7 +330,7 @@ class Daemon:
         except TimeoutError:
             log.error("in-flight cycle did not finish in time; stopping anyway")  # noqa: TRY400
         if scheduler is not None:
-            scheduler.shutdown(wait=False)
+            scheduler.shutdown()
         await self.supervisor.close()
         try:
             await self._announce_stop(app)
@@ -422,3 +430,15 @@ class Reloaded:
 
 def _now() -> datetime:
     return datetime.now(UTC)
+
+
+def _clock_stepped(app: App, step_s: float) -> None:
+    """The machine's clock jumped: an event (cycles follow the exchange's clock regardless)."""
+    log.warning("system clock stepped; cycles keep the exchange's time", step_s=round(step_s, 3))
+    with contextlib.suppress(StorageUnavailableError):
+        app.store.record_event(
+            app.clock.now(),
+            "clock-step",
+            f"the system clock jumped {step_s:+.1f} s; cycles keep following the exchange's clock",
+            step_s=round(step_s, 3),
+        )
