@@ -16,6 +16,7 @@ import os
 import signal
 from collections.abc import Callable
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +27,13 @@ from tbotd.daemon.cycle import Predictor
 from tbotd.daemon.dashboard import DaemonDashboard
 from tbotd.daemon.reload import Reloaded
 from tbotd.daemon.reload import reload as reload_config
-from tbotd.daemon.schedule import candle_of_fire, cycle_scheduler, just_closed
+from tbotd.daemon.schedule import (
+    CandleCloseScheduler,
+    candle_of_fire,
+    cycle_scheduler,
+    just_closed,
+    watch_wall_clock,
+)
 from tbotd.daemon.status import readiness, record_metrics, status
 from tbotd.daemon.systemd import Notifier
 from tbotd.daemon.venue_wait import StartCancelled, StartupWait
@@ -278,6 +285,7 @@ class Daemon:
         self.supervisor.spawn(self.notifier.watchdog_forever(), "systemd watchdog")
         self.supervisor.spawn(self._reconcile_forever(app), "reconciliation")
         self.supervisor.spawn(self._watch_storage(app), "storage watch")
+        self.supervisor.spawn(watch_wall_clock(partial(_clock_stepped, app)), "wall clock watch")
         if isinstance(app.broker, LiveBroker):
             self.supervisor.spawn(app.broker.watch_user_stream(), "user-data stream")
             self.supervisor.spawn(app.broker.protect_forever(), "protection repair")
@@ -315,7 +323,7 @@ class Daemon:
                     count=missed,
                 )
 
-    async def _shutdown(self, app: App, scheduler: Any) -> None:
+    async def _shutdown(self, app: App, scheduler: CandleCloseScheduler | None) -> None:
         self.notifier.stopping()
         if scheduler is not None:  # nothing new starts (shutdown would cancel the running job)
             scheduler.pause()
@@ -324,7 +332,7 @@ class Daemon:
         except TimeoutError:
             log.error("in-flight cycle did not finish in time; stopping anyway")  # noqa: TRY400
         if scheduler is not None:
-            scheduler.shutdown(wait=False)
+            scheduler.shutdown()
         await self.supervisor.close()
         try:
             await self._announce_stop(app)
@@ -398,3 +406,15 @@ class Daemon:
 
 def _now() -> datetime:
     return datetime.now(UTC)
+
+
+def _clock_stepped(app: App, step_s: float) -> None:
+    """The machine's clock jumped: an event (cycles follow the exchange's clock regardless)."""
+    log.warning("system clock stepped; cycles keep the exchange's time", step_s=round(step_s, 3))
+    with contextlib.suppress(StorageUnavailableError):
+        app.store.record_event(
+            app.clock.now(),
+            "clock-step",
+            f"the system clock jumped {step_s:+.1f} s; cycles keep following the exchange's clock",
+            step_s=round(step_s, 3),
+        )

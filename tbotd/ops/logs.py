@@ -30,7 +30,7 @@ _SECRET_IN_TEXT = re.compile(
     r"|((?:authorization|x-mbx-apikey)[\"']?\s*[:=]\s*[\"']?(?:bearer\s+)?)[^\s\"',}]+"
 )
 _MIN_SECRET_LEN = 3
-QUIET_LOGGERS = ("apscheduler", "aiohttp.access", "urllib3")  # urllib3: URLs with tokens
+QUIET_LOGGERS = ("aiohttp.access", "urllib3")  # urllib3: URLs with tokens
 
 
 BUDGETED_LOGGERS = ("aiohttp.server", "aiohttp.web", "aiohttp.internal")
