@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from tbotd import __version__
 from tbotd.commands import EXIT_BAD_INPUT, EXIT_FAILURE
 from tbotd.domain.errors import ConfigError, InvalidDataError, TbotdError
+from tbotd.ops.signals import Terminated, install_early, restore
 
 # One module per subcommand, in the order `tbotd --help` lists them.
 COMMAND_MODULES = (
@@ -49,10 +50,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script; returns the exit code."""
-    args = build_parser().parse_args(argv)
-    handler: Handler = args.handler
+    previous = install_early()  # first: the commands' imports and their work take a while
     try:
+        args = build_parser().parse_args(argv)
+        handler: Handler = args.handler
         return handler(args)
+    except Terminated:
+        return 0
     except KeyboardInterrupt:
         return 130
     except (ConfigError, InvalidDataError) as e:
@@ -61,3 +65,5 @@ def main(argv: Sequence[str] | None = None) -> int:
     except TbotdError as e:
         print(f"tbotd {args.command}: {e}", file=sys.stderr)
         return EXIT_FAILURE
+    finally:
+        restore(previous)  # a program that called main() (a test) gets its own handlers back

@@ -1,16 +1,26 @@
 """Which config keys a reload (SIGHUP) applies live and which wait for a restart, and the
 effective config as an operator may see it (every secret masked).
 
-One definition: the reload path refuses what :func:`restart_sections` names, and the dashboard
-labels each key with :func:`applies`. Only what the daemon rebuilds on reload is live: the
-strategy (rebuilt by ``build_strategy``), the risk guard's limits (its state stays) and
-logging. Everything else is read once at start —
-the predictor chain (``ml``) and the broker (``execution``) are built then — so a change there
-needs a restart, and saying otherwise would be a lie.
+One definition: the reload path (:func:`plan_reload`) refuses what :func:`restart_keys` names,
+and the dashboard labels each key with :func:`applies`. A key is live only when the daemon
+rebuilds or retunes everything that read it: the strategy (``build_strategy``, which also sizes
+with ``execution.position_fraction``, the fees and the leverage), the risk guard's limits (its
+state stays), logging, the predictor chain (``ml``: rebuilt whole, the old one closed once no
+cycle uses it) and the brokers' leverage and fallback exits. Restart-only, and why:
+
+* ``exchange``, ``store``, ``ops``, ``daemon``, ``notify``, ``instance``: connections, the
+  database lock, the listening port, the scheduler and the senders are made once at start.
+* ``execution.mode``: paper and live are different brokers.
+* ``execution.margin_mode``: the venue refuses to change it while a position is open, so a
+  reload could only apply it to some symbols, some of the time; a restart sets it at start-up
+  on every flat symbol (and refuses entries, saying why, where it cannot).
+* ``ml`` when the daemon was given its predictor (tests): there is no chain to rebuild.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -19,7 +29,8 @@ from pydantic import BaseModel, SecretStr
 
 from tbotd.config.settings import Settings
 
-LIVE_SECTIONS = ("strategy", "risk", "log")
+LIVE_SECTIONS = ("strategy", "risk", "log", "ml", "execution")  # each key live unless below
+RESTART_KEYS = ("execution.mode", "execution.margin_mode")
 MASK = "********"
 
 
@@ -30,24 +41,64 @@ class Applies(StrEnum):
     RESTART = "restart"  # only after a restart
 
 
-def applies(key: str) -> Applies:
-    """When a change to ``key`` (dotted, e.g. ``strategy.threshold``) takes effect."""
-    return Applies.LIVE if key.split(".", 1)[0] in LIVE_SECTIONS else Applies.RESTART
+def applies(key: str, *, ml_live: bool = True) -> Applies:
+    """When a change to ``key`` (dotted, e.g. ``strategy.threshold``) takes effect; ``ml_live``
+    False: the daemon has no predictor chain of its own to rebuild."""
+    section = key.split(".", 1)[0]
+    if key in RESTART_KEYS or (section == "ml" and not ml_live):
+        return Applies.RESTART
+    return Applies.LIVE if section in LIVE_SECTIONS else Applies.RESTART
 
 
-def restart_sections(old: Settings, new: Settings) -> list[str]:
-    """The sections that differ between ``old`` and ``new`` and need a restart."""
+def restart_keys(old: Settings, new: Settings, *, ml_live: bool = True) -> list[str]:
+    """The changed keys that need a restart, secrets compared by value (a rotated token is a
+    change even though both sides show the mask)."""
+    before, after = _raw(old), _raw(new)
     return [
-        name
-        for name in type(old).model_fields
-        if applies(name) is Applies.RESTART and getattr(old, name) != getattr(new, name)
+        key
+        for key in _union(before, after)
+        if before.get(key) != after.get(key) and applies(key, ml_live=ml_live) is Applies.RESTART
     ]
 
 
+def restart_sections(old: Settings, new: Settings, *, ml_live: bool = True) -> list[str]:
+    """The sections holding a changed key that needs a restart, in config order."""
+    found = [k.split(".", 1)[0] for k in restart_keys(old, new, ml_live=ml_live)]
+    return list(dict.fromkeys(found))
+
+
+@dataclass(frozen=True, slots=True)
+class ReloadPlan:
+    """What a reload from ``old`` to ``new`` must do (pure: the daemon carries it out)."""
+
+    changes: tuple[str, ...]  # each changed key as ``key: old -> new``, secrets masked
+    restart: tuple[str, ...]  # changed keys that need a restart: nothing is applied then
+    rebuild_ml: bool  # the predictor chain is rebuilt from the new ``ml`` section
+    retune_broker: bool  # the broker takes the new leverage / fill costs / fallback exits
+
+    @property
+    def applies(self) -> bool:
+        """Everything changed can be applied live."""
+        return not self.restart
+
+
+def plan_reload(old: Settings, new: Settings, *, ml_live: bool = True) -> ReloadPlan:
+    """All or nothing: the plan applies every change or (``restart`` non-empty) none."""
+    changes = tuple(f"{c['key']}: {c['old']} -> {c['new']}" for c in changed_keys(old, new))
+    return ReloadPlan(
+        changes=changes,
+        restart=tuple(restart_keys(old, new, ml_live=ml_live)),
+        rebuild_ml=old.ml != new.ml,
+        retune_broker=old.execution != new.execution or old.strategy != new.strategy,
+    )
+
+
 def changed_keys(old: Settings, new: Settings) -> list[dict[str, Any]]:
-    """Every key whose effective value differs: ``{key, old, new, applies}``, secrets masked
-    (a reload says what it changed; the dashboard previews an edit with it)."""
+    """Every key whose value differs: ``{key, old, new, applies}``, secrets masked (a reload
+    says what it changed; the dashboard previews an edit with it). Secrets are compared by
+    value, so a rotated token shows as ``******** -> ********``."""
     before = {r["key"]: r for r in effective(old)}
+    raw_before, raw_after = _raw(old), _raw(new)
     return [
         {
             "key": r["key"],
@@ -56,7 +107,7 @@ def changed_keys(old: Settings, new: Settings) -> list[dict[str, Any]]:
             "applies": r["applies"],
         }
         for r in effective(new)
-        if before.get(r["key"], {}).get("value") != r["value"]
+        if raw_before.get(r["key"]) != raw_after.get(r["key"])
     ]
 
 
@@ -82,18 +133,37 @@ def effective(settings: Settings) -> list[dict[str, Any]]:
 
 
 def _walk(node: Any, prefix: str, rows: list[dict[str, Any]]) -> None:
+    def row(key: str, leaf: Any) -> None:
+        secret = isinstance(leaf, SecretStr)
+        value = (MASK if leaf is not None else None) if secret else _plain(leaf)
+        rows.append({"key": key, "value": value, "secret": secret, "applies": applies(key).value})
+
+    _leaves(node, prefix, row)
+
+
+def _leaves(node: Any, prefix: str, visit: Callable[[str, Any], None]) -> None:
+    """Call ``visit(dotted key, raw value)`` for every leaf, in config order."""
     if isinstance(node, BaseModel):
         for name in type(node).model_fields:
-            _walk(getattr(node, name), f"{prefix}{name}.", rows)
+            _leaves(getattr(node, name), f"{prefix}{name}.", visit)
         return
     if isinstance(node, dict) and node and all(isinstance(k, str) for k in node):
         for name, value in node.items():
-            _walk(value, f"{prefix}{name}.", rows)
+            _leaves(value, f"{prefix}{name}.", visit)
         return
-    key = prefix.rstrip(".")
-    secret = isinstance(node, SecretStr)
-    value = (MASK if node is not None else None) if secret else _plain(node)
-    rows.append({"key": key, "value": value, "secret": secret, "applies": applies(key).value})
+    visit(prefix.rstrip("."), node)
+
+
+def _raw(settings: Settings) -> dict[str, Any]:
+    """Every leaf's raw value (secrets unmasked: for comparing only, never shown)."""
+    found: dict[str, Any] = {}
+    _leaves(settings, "", found.__setitem__)
+    return {k: v.get_secret_value() if isinstance(v, SecretStr) else v for k, v in found.items()}
+
+
+def _union(first: dict[str, Any], second: dict[str, Any]) -> list[str]:
+    """The keys of both, in order (a strategy of another kind has other keys)."""
+    return list(dict.fromkeys([*first, *second]))
 
 
 def _plain(value: Any) -> Any:

@@ -411,6 +411,9 @@ class DaemonConfig(_Section):
     """
 
     grace_s: Annotated[float, Field(ge=0, le=60)] = 0.05
+    # a candle stream connected but silent this long (wall seconds) is redialled, and the
+    # daemon reports not ready meanwhile (Binance pushes kline updates every few seconds)
+    stream_silent_after_s: Annotated[float, Field(gt=0, le=600)] = 30.0
     # an exchange unreachable at start is waited for, retrying at most this far apart
     startup_retry_cap_s: Annotated[float, Field(ge=1, le=600)] = 30.0
     confirm_after_s: Annotated[float, Field(ge=0, le=120)] = 3.0

@@ -7,6 +7,7 @@ the broker, the predictor chain and the cycle. :meth:`App.recover` is startup-as
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -14,14 +15,14 @@ from typing import Any
 
 from tbotd.config.settings import Settings
 from tbotd.daemon.cycle import Cycle, Predictor
+from tbotd.daemon.reload import fill_params
 from tbotd.daemon.venue_wait import StartupWait, venue_time
 from tbotd.domain.enums import TradingMode
-from tbotd.domain.errors import ConfigError, RetryableError
+from tbotd.domain.errors import ConfigError, RetryableError, StorageUnavailableError
 from tbotd.domain.values import ms_to_datetime
 from tbotd.execution.broker import Broker
 from tbotd.execution.live import LiveBroker
 from tbotd.execution.paper import PaperBroker
-from tbotd.execution.paper_model import FillParams
 from tbotd.execution.venue import CcxtVenue, call
 from tbotd.marketdata.feed import CandleFeed
 from tbotd.ops.clock import Clock, ScaledClock
@@ -149,6 +150,12 @@ async def _wire(
         store.close()
         raise
     clock = ScaledClock(ms_to_datetime(int(server_ms)), settings.daemon.time_scale)
+    try:
+        settings = await tradable_only(settings, exchange, store, clock.now())
+    except BaseException:
+        await venue.close()
+        store.close()
+        raise
     symbols = list(settings.exchange.symbols)
     feed = CandleFeed(
         exchange,
@@ -158,6 +165,7 @@ async def _wire(
         clock,
         grace_s=settings.daemon.confirm_after_s,
         warmup_bars=settings.daemon.history_bars,
+        silent_after_s=settings.daemon.stream_silent_after_s,
     )
     broker = await _broker(settings, store, venue, feed, clock)
     if predictor is None:
@@ -173,6 +181,33 @@ def _public_url(exchange: Any) -> str:
     api = exchange.urls.get("api", {})
     found = api.get("fapiPublic") or api.get("dapiPublic") if isinstance(api, dict) else api
     return str(found or exchange.urls.get("www", exchange.id))
+
+
+async def tradable_only(settings: Settings, exchange: Any, store: Store, now: datetime) -> Settings:
+    """The settings with only the symbols the venue lists and trades: one delisted or halted
+    symbol is reported (log line and ``symbol-unavailable`` event) and left out, so the others
+    are still managed; none left is the operator's to fix (exit 2)."""
+    loaded = await call(exchange.load_markets)
+    keep = []
+    for symbol in settings.exchange.symbols:
+        market = loaded.get(symbol)
+        if market is not None and market.get("active") is not False:
+            keep.append(symbol)
+            continue
+        why = "not listed" if market is None else "not trading (halted or delisted)"
+        message = f"{symbol} is {why} on {exchange.id}: left out, the other symbols trade"
+        log.error("symbol left out", symbol=symbol, reason=why)
+        with contextlib.suppress(StorageUnavailableError):
+            store.record_event(now, "symbol-unavailable", message, symbol)
+    if not keep:
+        raise ConfigError(
+            f"none of exchange.symbols ({', '.join(settings.exchange.symbols)}) is listed and "
+            f"trading on {exchange.id}"
+        )
+    if len(keep) == len(settings.exchange.symbols):
+        return settings
+    narrowed = settings.exchange.model_copy(update={"symbols": tuple(keep)})
+    return settings.model_copy(update={"exchange": narrowed})
 
 
 def refuse_future_history(settings: Settings, store: Store, venue_now: datetime) -> None:
@@ -226,11 +261,7 @@ async def _broker(
     return PaperBroker(
         store=store,
         markets=markets,
-        params=FillParams(
-            slippage_bps=execution.slippage_bps,
-            taker_fee_bps=execution.taker_fee_bps,
-            leverage=Decimal(execution.leverage),
-        ),
+        params=fill_params(settings),
         currency=strategy.share_class,
         initial_balance=strategy.initial_capital,
         instance=instance_key(settings, store),

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from tbotd import __version__
 from tbotd.config import ConfigInvalidError, Settings, load_settings
 from tbotd.config.edit import EDITABLE_SECTIONS, EditError, set_key
-from tbotd.config.scope import LIVE_SECTIONS, changed_keys, effective, restart_sections
+from tbotd.config.scope import LIVE_SECTIONS, RESTART_KEYS, changed_keys, effective
 from tbotd.daemon.status import cycle_summary, readiness
 from tbotd.domain.notices import EventRecord
 from tbotd.domain.values import ms_to_datetime
@@ -156,7 +156,11 @@ class DaemonDashboard:
 
     def config(self) -> dict[str, Any]:
         """The effective config, secrets masked, each key live or restart."""
-        return {"keys": effective(self.daemon.settings), "live_sections": list(LIVE_SECTIONS)}
+        return {
+            "keys": effective(self.daemon.settings),
+            "live_sections": list(LIVE_SECTIONS),
+            "restart_keys": list(RESTART_KEYS),
+        }
 
     async def write_config(
         self, changes: dict[str, Any], apply: bool
@@ -189,8 +193,8 @@ class DaemonDashboard:
         if not apply:
             return 200, {"applied": False, "diff": diff}
         _write(path, text)
-        daemon.reload()
-        applied = daemon.settings == new
+        done = daemon.reload()
+        applied = done is not None and done.applied
         if daemon.app is not None:
             daemon.app.store.record_event(
                 daemon.app.clock.now(),
@@ -201,7 +205,8 @@ class DaemonDashboard:
         return 200, {
             "applied": applied,
             "diff": diff,
-            "restart_needed": [] if applied else restart_sections(daemon.settings, new),
+            "restart_needed": [] if done is None else list(done.restart),
+            "refused": None if done is None or applied else done.refused,
         }
 
 

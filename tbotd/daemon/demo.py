@@ -29,6 +29,7 @@ from tbotd.daemon.cycle import CycleReport
 from tbotd.daemon.lifecycle import Daemon
 from tbotd.domain.values import timeframe_delta
 from tbotd.ops.logs import get_logger
+from tbotd.ops.signals import check_stop
 from tbotd.sim import SimConfig, SimExchange
 from tbotd.store import Store
 from tbotd.strategy.build import build_strategy
@@ -138,6 +139,12 @@ def train_models(
 
     set_threads(options.threads)
     data = CandleData(training_frame(sim, timeframe), "tbotd sim history", timeframe, 0)
+
+    def reported(what: str, done: int, total: int) -> None:
+        check_stop()  # SIGTERM while training: stop between epochs, not after the last one
+        if progress is not None:
+            progress(what, done, total)
+
     models = options.out / "models"
     shutil.rmtree(models, ignore_errors=True)
     write_model_dir(
@@ -145,7 +152,7 @@ def train_models(
         TrainConfig(fit=FitConfig(epochs=4, seed=options.seed), folds=2),
         resolve_device("auto"),
         models,
-        progress,
+        reported,
     )
     return models
 
@@ -234,7 +241,8 @@ async def _run_in_lockstep(daemon: Daemon, sim: SimExchange, options: DemoOption
         await sim.advance_to(now_ms - now_ms % step_ms + step_ms + _AFTER_CLOSE_MS, step_s=60)
         await daemon.tick()
         await asyncio.sleep(max(0.0, pace_s - (loop.time() - started)))
-    daemon.request_stop("demo finished")
+    if not daemon.stop_requested.is_set():  # a second request would mean "exit at once"
+        daemon.request_stop("demo finished")
     return await running
 
 

@@ -4,8 +4,8 @@
   READY=1 and before the first cycle; cycles missed while down are logged, never replayed.
 * SIGTERM/SIGINT: stop taking new decisions, let the in-flight cycle finish, leave protective
   orders where they are, flush the store, exit 0. A second signal exits at once.
-* SIGHUP: reload the config file; if it validates, the strategy is rebuilt, the risk limits and
-  the log level set (a change that needs a restart is reported, not half-applied).
+* SIGHUP: reload the config file, applying every change fully or none
+  (:mod:`tbotd.daemon.reload`).
 """
 
 from __future__ import annotations
@@ -15,18 +15,25 @@ import contextlib
 import os
 import signal
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from tbotd import __version__
-from tbotd.config import ConfigInvalidError, Settings, load_settings
-from tbotd.config.scope import changed_keys, restart_sections
+from tbotd.config import Settings
 from tbotd.daemon.app import App, build
 from tbotd.daemon.cycle import Predictor
 from tbotd.daemon.dashboard import DaemonDashboard
-from tbotd.daemon.schedule import candle_of_fire, cycle_scheduler, just_closed
+from tbotd.daemon.reload import Reloaded
+from tbotd.daemon.reload import reload as reload_config
+from tbotd.daemon.schedule import (
+    CandleCloseScheduler,
+    candle_of_fire,
+    cycle_scheduler,
+    just_closed,
+    watch_wall_clock,
+)
 from tbotd.daemon.status import readiness, record_metrics, status
 from tbotd.daemon.systemd import Notifier
 from tbotd.daemon.venue_wait import StartCancelled, StartupWait
@@ -37,11 +44,11 @@ from tbotd.notify import lifecycle as said
 from tbotd.notify.classify import storage_notice
 from tbotd.notify.service import Notifications
 from tbotd.ops.http import OpsServer
-from tbotd.ops.logs import configure_for, get_logger
+from tbotd.ops.logs import get_logger
 from tbotd.ops.metrics import DAEMON_METRICS, REGISTRY
 from tbotd.ops.retry import Backoff
+from tbotd.ops.signals import RELOAD_PENDING
 from tbotd.ops.tasks import TaskSupervisor
-from tbotd.strategy.build import build_strategy
 
 log = get_logger(__name__)
 STORAGE_RETRY = Backoff(attempts=1_000_000, base_s=2.0, cap_s=60.0)
@@ -76,6 +83,7 @@ class Daemon:
         self.waiting_for: str | None = None  # why start-up is still waiting (for /readyz)
         self.dashboard: DaemonDashboard | None = None
         self.last_reconciled: datetime | None = None  # recovery, then each periodic round
+        self.reloads_now = True  # False from run() until ready: a SIGHUP waits for the app
 
     async def run(self) -> int:
         """Run until a stop signal (exit 0) or a critical failure (exit 1).
@@ -83,6 +91,7 @@ class Daemon:
         The ops endpoint comes up first, so `/readyz` answers (not ready, and why) while the
         daemon waits for the exchange or recovers.
         """
+        self.reloads_now = False
         self._install_signals()
         self.notifications.start()
         self.dashboard = dashboard = DaemonDashboard(self)
@@ -158,15 +167,21 @@ class Daemon:
         return 1 if self.supervisor.failure is not None and not self.stop_requested.is_set() else 0
 
     def _announce_ready(self, app: App) -> None:
+        self.reloads_now = True
+        if RELOAD_PENDING.is_set():  # a SIGHUP before we were ready: applied now, not lost
+            RELOAD_PENDING.clear()
+            self.reload()
         self.ready.set()
         self.notifier.ready("recovered; cycling")
-        symbols, positions = len(self.settings.exchange.symbols), len(app.store.positions())
-        self.notifications.notify(said.ready(app.clock.now(), symbols, positions))
+        trading = app.settings.exchange.symbols  # without any the venue does not trade
+        self.notifications.notify(
+            said.ready(app.clock.now(), len(trading), len(app.store.positions()))
+        )
         log.info(
             "ready",
             instance=self.settings.instance,
             mode=str(self.settings.execution.mode),
-            symbols=list(self.settings.exchange.symbols),
+            symbols=list(trading),
         )
 
     async def _recover(self, app: App) -> None:
@@ -270,6 +285,7 @@ class Daemon:
         self.supervisor.spawn(self.notifier.watchdog_forever(), "systemd watchdog")
         self.supervisor.spawn(self._reconcile_forever(app), "reconciliation")
         self.supervisor.spawn(self._watch_storage(app), "storage watch")
+        self.supervisor.spawn(watch_wall_clock(partial(_clock_stepped, app)), "wall clock watch")
         if isinstance(app.broker, LiveBroker):
             self.supervisor.spawn(app.broker.watch_user_stream(), "user-data stream")
             self.supervisor.spawn(app.broker.protect_forever(), "protection repair")
@@ -307,7 +323,7 @@ class Daemon:
                     count=missed,
                 )
 
-    async def _shutdown(self, app: App, scheduler: Any) -> None:
+    async def _shutdown(self, app: App, scheduler: CandleCloseScheduler | None) -> None:
         self.notifier.stopping()
         if scheduler is not None:  # nothing new starts (shutdown would cancel the running job)
             scheduler.pause()
@@ -316,7 +332,7 @@ class Daemon:
         except TimeoutError:
             log.error("in-flight cycle did not finish in time; stopping anyway")  # noqa: TRY400
         if scheduler is not None:
-            scheduler.shutdown(wait=False)
+            scheduler.shutdown()
         await self.supervisor.close()
         try:
             await self._announce_stop(app)
@@ -373,45 +389,32 @@ class Daemon:
         self.stop_requested.set()
 
     def reload(self) -> Reloaded | None:
-        """Re-read the config file; apply what can change live, report what cannot.
+        """Re-read the config file; apply every change fully, or none (see
+        :mod:`tbotd.daemon.reload`). None without a config file or when the file is refused."""
+        return reload_config(self)
 
-        All or nothing: a change that needs a restart applies none of the others. Returns what
-        happened (None without a config file or when the file is refused)."""
-        if self.config_path is None:
-            return None
-        try:
-            new = load_settings(self.config_path)
-        except ConfigInvalidError as e:
-            log.error("config reload refused", problems=[str(p) for p in e.problems])  # noqa: TRY400
-            return None
-        restart = restart_sections(self.settings, new)
-        changes = tuple(
-            f"{c['key']}: {c['old']} -> {c['new']}" for c in changed_keys(self.settings, new)
-        )
-        if restart:
-            log.warning(
-                "config changes need a restart; nothing applied", sections=restart, changes=changes
-            )
-            return Reloaded(applied=False, changes=changes, restart_sections=tuple(restart))
-        self.settings = new
-        configure_for(new)
-        if self.app is not None:
-            self.app.settings = new
-            self.app.cycle.settings = new
-            self.app.cycle.use_strategy(build_strategy(new))  # its streams restart from history
-            self.app.cycle.risk.limits = new.risk.limits()  # its state (trips, peak) stays
-        log.info("config reloaded", changes=list(changes) or "none")
-        return Reloaded(applied=True, changes=changes, restart_sections=())
+    @property
+    def cycle_lock(self) -> asyncio.Lock:
+        """Held by a cycle, a reconciliation or the stop: a reload applies outside it."""
+        return self._cycle_lock
 
-
-@dataclass(frozen=True)
-class Reloaded:
-    """What a reload did: each changed key as ``key: old -> new`` (secrets masked)."""
-
-    applied: bool
-    changes: tuple[str, ...]
-    restart_sections: tuple[str, ...]
+    @property
+    def builds_predictor(self) -> bool:
+        """The predictor chain is the daemon's own (not injected), so a reload can rebuild it."""
+        return self._predictor is None
 
 
 def _now() -> datetime:
     return datetime.now(UTC)
+
+
+def _clock_stepped(app: App, step_s: float) -> None:
+    """The machine's clock jumped: an event (cycles follow the exchange's clock regardless)."""
+    log.warning("system clock stepped; cycles keep the exchange's time", step_s=round(step_s, 3))
+    with contextlib.suppress(StorageUnavailableError):
+        app.store.record_event(
+            app.clock.now(),
+            "clock-step",
+            f"the system clock jumped {step_s:+.1f} s; cycles keep following the exchange's clock",
+            step_s=round(step_s, 3),
+        )

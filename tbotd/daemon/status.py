@@ -19,6 +19,7 @@ from tbotd.domain.values import ms_to_datetime, timeframe_delta
 from tbotd.ops.metrics import DAEMON_METRICS, DaemonMetrics
 
 if TYPE_CHECKING:
+    from tbotd.daemon.app import App
     from tbotd.daemon.lifecycle import Daemon
     from tbotd.store import Store
 
@@ -38,16 +39,26 @@ def readiness(daemon: Daemon) -> tuple[bool, str]:
         return False, "recovering"
     if not app.feed.live.is_set():
         return False, "waiting for market data streams"
+    stale = _stale_market_data(daemon, app)
+    return (False, stale) if stale else (True, "ok")
+
+
+def _stale_market_data(daemon: Daemon, app: App) -> str | None:
+    """Why some symbol's data cannot be trusted: its last closed candle is more than two
+    candles old, or its stream is connected but silent."""
     tf = daemon.settings.exchange.timeframe
     stale_after = 2 * timeframe_delta(tf) + timedelta(
         seconds=daemon.settings.daemon.confirm_after_s
     )
     now = app.clock.now()
-    for symbol in daemon.settings.exchange.symbols:
+    for symbol in app.settings.exchange.symbols:  # the ones the venue trades
         last = app.feed.last_closed(symbol)
         if last is None or now - (last + timeframe_delta(tf)) > stale_after:
-            return False, f"market data for {symbol} is stale"
-    return True, "ok"
+            return f"market data for {symbol} is stale"
+        if symbol in app.feed.silent:
+            silent = app.feed.silent_for(symbol)
+            return f"the {symbol} stream has sent nothing for {silent:.0f} s (redialling)"
+    return None
 
 
 async def status(daemon: Daemon) -> dict[str, Any]:

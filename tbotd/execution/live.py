@@ -82,6 +82,7 @@ class LiveBroker(CloseChecks):
         self.verdicts: dict[str, Verdict] = {}
         self._reported: set[str] = set()
         self._seq_floor: dict[tuple[str, OrderRole], int] = {}
+        self._retuned: set[str] = set()  # symbols whose leverage a reload changed, not yet set
 
     async def start(self) -> None:
         """Markets, idempotent account set-up, then recovery (reconcile and protect)."""
@@ -105,6 +106,13 @@ class LiveBroker(CloseChecks):
                 margin_mode=str(self._margin_mode),
             )
         await self.reconcile()
+
+    def retune(self, leverage: int, fallback_exits: ExitParams) -> None:
+        """A reloaded config's leverage and fallback exits. The venue's leverage is set by the
+        next close's check, which every entry waits for (so no entry runs at the old one)."""
+        if leverage != self._leverage:
+            self._retuned.update(self._symbols)
+        self._leverage, self._fallback = leverage, fallback_exits
 
     async def stop(self) -> None:
         """Close connections; protective orders stay on the venue."""

@@ -64,6 +64,7 @@ class LiveProtection(LiveOrders):
     repair_soon: asyncio.Event  # set when a position could not be protected: repair now
     entry_blocked: dict[str, str]  # symbol → why the venue's settings refuse new entries
     _seq_floor: dict[tuple[str, OrderRole], int]  # seqs sent this run (recorded or not)
+    _retuned: set[str]  # symbols whose leverage a reload changed and the venue has not yet
 
     def stop_bounds(self, symbol: str) -> StopBounds:
         """Where a stop on ``symbol`` may sit (the strict definition's bounds)."""
@@ -270,16 +271,14 @@ class LiveProtection(LiveOrders):
         """Leverage and margin mode are checked, not assumed (README: Protection): a difference from
         the config is set back, or new entries on ``symbol`` are refused until it can be."""
         problems = []
+        if settings.leverage == self._leverage:
+            self._retuned.discard(symbol)
         if settings.leverage is not None and settings.leverage != self._leverage:
             try:
                 await self._idempotent(
                     lambda: self._venue.set_leverage(symbol, self._leverage), "set leverage"
                 )
-                self._event(
-                    "leverage",
-                    f"venue leverage {settings.leverage}× set back to {self._leverage}×",
-                    symbol,
-                )
+                self._leverage_set(symbol, settings.leverage)
             except (RejectedError, RetryableError) as e:
                 problems.append(
                     f"venue leverage {settings.leverage}× (config {self._leverage}×): {e}"
@@ -302,6 +301,15 @@ class LiveProtection(LiveOrders):
                     "change while a position is open"
                 )
         self._block(symbol, "; ".join(problems))
+
+    def _leverage_set(self, symbol: str, was: int) -> None:
+        """Say why the venue's leverage changed: a reload (routine) or a hand change (warned)."""
+        if symbol in self._retuned:
+            self._retuned.discard(symbol)
+            message = f"venue leverage {was}× set to {self._leverage}× (config reloaded)"
+            self._event("leverage-applied", message, symbol, leverage=self._leverage)
+            return
+        self._event("leverage", f"venue leverage {was}× set back to {self._leverage}×", symbol)
 
     def _block(self, symbol: str, why: str) -> None:
         """Refuse (or allow again) new entries on ``symbol``, saying so once per change."""

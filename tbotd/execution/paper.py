@@ -89,6 +89,11 @@ class PaperBroker:
         """Trading rules of ``symbol``."""
         return self._markets[symbol]
 
+    def retune(self, params: pm.FillParams, fallback_exits: ExitParams) -> None:
+        """A reloaded config's costs, leverage and fallback exits, for what opens from now on
+        (an open position keeps the margin and leverage it was opened with)."""
+        self._params, self._fallback = params, fallback_exits
+
     # -- trading ---------------------------------------------------------------------------
 
     async def open_position(

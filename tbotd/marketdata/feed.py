@@ -11,9 +11,13 @@ announced to waiters (the daemon's cycle); invalid rows and real exchange gaps b
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import time
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import Any
+
+import ccxt
 
 from tbotd.domain.errors import RetryableError, StorageUnavailableError
 from tbotd.domain.market import Candle
@@ -23,6 +27,7 @@ from tbotd.execution.venue import call
 from tbotd.marketdata.assembler import CandleAssembler, Outcome
 from tbotd.ops.clock import Clock
 from tbotd.ops.logs import get_logger
+from tbotd.ops.metrics import DAEMON_METRICS
 from tbotd.ops.retry import Backoff, retry
 from tbotd.store import Store
 
@@ -45,6 +50,7 @@ class CandleFeed:
         clock: Clock,
         grace_s: float = 3.0,
         warmup_bars: int = 600,
+        silent_after_s: float = 30.0,
     ) -> None:
         self._exchange, self._symbols, self.timeframe = exchange, symbols, timeframe
         self._store, self._clock = store, clock
@@ -61,6 +67,9 @@ class CandleFeed:
         self.reconnects = 0
         self.closed_count = 0
         self._unwritten: list[Candle] = []  # closed while the database could not be written
+        self._silent_after_s = silent_after_s
+        self._heard: dict[str, float] = {}  # symbol → monotonic time of its last stream update
+        self.silent: set[str] = set()  # streams found silent and not heard from since
 
     # -- the daemon's view ---------------------------------------------------------------------
 
@@ -125,12 +134,61 @@ class CandleFeed:
             for symbol in self._symbols:
                 group.create_task(self._stream(symbol), name=f"stream {symbol}")
             group.create_task(self._confirm_forever(), name="candle confirmations")
+            group.create_task(self._watch_silence(), name="stream silence")
+
+    def silent_for(self, symbol: str) -> float:
+        """Wall seconds since ``symbol``'s stream last delivered anything (0 before it started)."""
+        heard = self._heard.get(symbol)
+        return 0.0 if heard is None else time.monotonic() - heard
+
+    async def _watch_silence(self) -> None:
+        """Redial a stream connected but silent past ``silent_after_s`` (wall seconds): sizing
+        on a frozen price, or waiting for REST alone, is worse than a redial. Off the streams'
+        own path, so a message costs nothing more than a clock read. A silent stream stays in
+        :attr:`silent` (readiness says so) until it delivers again; redialled once per
+        interval."""
+        started = time.monotonic()
+        redialled: dict[str, float] = {}
+        for symbol in self._symbols:
+            self._heard.setdefault(symbol, started)
+        while True:
+            await asyncio.sleep(min(self._silent_after_s / 4, 5.0))  # monotonic, not venue time
+            now = time.monotonic()
+            due = [
+                s
+                for s in self._symbols
+                if self.silent_for(s) > self._silent_after_s
+                and now - redialled.get(s, 0.0) > self._silent_after_s
+            ]
+            for symbol in due:
+                self.silent.add(symbol)
+                redialled[symbol] = now
+                self._event(
+                    "stream-silent",
+                    f"{symbol} stream sent nothing for {self._silent_after_s:g} s: reconnecting",
+                    symbol,
+                )
+                DAEMON_METRICS.streams_silent.labels(symbol).inc()
+            if due:
+                await self._redial(f"stream silent for {self._silent_after_s:g} s")
+
+    async def _redial(self, why: str) -> None:
+        """Fail the pending watches (each stream then takes its stream-lost path: gap fill and
+        a new watch) and close ccxt's websocket clients, so the next watch dials afresh."""
+        clients = getattr(self._exchange, "clients", None) or {}
+        for url, client in list(clients.items()):
+            clients.pop(url, None)
+            client.reject(ccxt.NetworkError(why))  # not close()'s cancel: that would end a stream
+            with contextlib.suppress(Exception):
+                await client.close()
 
     async def _stream(self, symbol: str) -> None:
         failures = 0
         while True:
             try:
                 rows = await call(lambda: self._exchange.watch_ohlcv(symbol, self.timeframe))
+                self._heard[symbol] = time.monotonic()
+                self.silent.discard(symbol)
             except RetryableError as e:
                 self._assemblers[symbol].stream_lost()
                 self.reconnects += 1

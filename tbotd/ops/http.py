@@ -9,6 +9,7 @@ refuses to listen anywhere but loopback, so nothing is exposed unauthenticated t
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -19,6 +20,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from tbotd.config.settings import is_loopback_host
 from tbotd.domain.errors import ConfigError
 from tbotd.ops.dashboard.routes import Dashboard, DashboardSource, Sessions, gate
+from tbotd.ops.guard import ConnectionGuard, RequestBudget
 from tbotd.ops.logs import get_logger
 
 log = get_logger(__name__)
@@ -51,6 +53,8 @@ class OpsServer:
         self._dashboard = (
             None if dashboard is None else Dashboard(dashboard, self._sessions, allow_write)
         )
+        self.guard = ConnectionGuard()
+        self.budget = RequestBudget()
         self.url = ""
 
     def app(self) -> web.Application:
@@ -69,7 +73,7 @@ class OpsServer:
         self._runner = web.AppRunner(self.app(), access_log=None, handle_signals=False)
         await self._runner.setup()
         try:
-            await web.TCPSite(self._runner, self.host, self.port).start()
+            await _GuardedSite(self._runner, self.host, self.port, self.guard).start()
         except OSError as e:
             await self._runner.cleanup()
             raise ConfigError(
@@ -79,6 +83,12 @@ class OpsServer:
         port = self._runner.addresses[0][1]
         self.url = f"http://{self.host}:{port}"
         log.info("ops endpoint listening", url=self.url, auth=bool(self._token))
+        if not is_loopback_host(self.host):
+            log.warning(
+                "ops endpoint reachable beyond this machine over plain HTTP: put TLS in front "
+                "(a reverse proxy), or the token travels in clear",
+                host=self.host,
+            )
         return self.url
 
     async def stop(self) -> None:
@@ -91,6 +101,10 @@ class OpsServer:
     async def _auth(
         self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
     ) -> web.StreamResponse:
+        if request.path == "/healthz":  # orchestrators poll it; it reveals and costs nothing
+            return await handler(request)
+        if not self.budget.allow(request.remote or "?"):  # before auth: guessing costs too
+            return _json({"error": "too many requests"}, 429)
         refused = gate(self._sessions, request)
         return refused if refused is not None else await handler(request)
 
@@ -113,3 +127,22 @@ def _json(body: dict[str, Any], status: int = 200) -> web.Response:
     return web.Response(
         text=json.dumps(body, default=str), status=status, content_type="application/json"
     )
+
+
+class _GuardedSite(web.TCPSite):
+    """aiohttp's TCP site with every connection behind :class:`ConnectionGuard`."""
+
+    def __init__(self, runner: web.AppRunner, host: str, port: int, guard: ConnectionGuard) -> None:
+        super().__init__(runner, host, port)
+        self._guard = guard
+
+    async def start(self) -> None:
+        """Listen, wrapping aiohttp's protocol factory."""
+        await web.BaseSite.start(self)  # registers the site with the runner
+        server = self._runner.server
+        if server is None:
+            raise RuntimeError("the runner was not set up")
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(
+            self._guard.wrap(server), self._host, self._port, reuse_address=True
+        )

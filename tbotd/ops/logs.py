@@ -30,7 +30,34 @@ _SECRET_IN_TEXT = re.compile(
     r"|((?:authorization|x-mbx-apikey)[\"']?\s*[:=]\s*[\"']?(?:bearer\s+)?)[^\s\"',}]+"
 )
 _MIN_SECRET_LEN = 3
-QUIET_LOGGERS = ("apscheduler", "aiohttp.access", "urllib3")  # urllib3: URLs with tokens
+QUIET_LOGGERS = ("aiohttp.access", "urllib3")  # urllib3: URLs with tokens
+
+
+BUDGETED_LOGGERS = ("aiohttp.server", "aiohttp.web", "aiohttp.internal")
+
+
+class LineBudget(logging.Filter):
+    """At most ``lines`` records per ``window_s`` from a logger; the rest are dropped and
+    counted, and the next window's first record says how many (a flood of bad requests to the
+    ops port once wrote 11 MB of log in 10 s)."""
+
+    def __init__(self, lines: int = 10, window_s: float = 60.0) -> None:
+        super().__init__()
+        self.lines, self.window_s = lines, window_s
+        self._start, self._used, self.dropped = 0.0, 0, 0
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Keep the record while the window's budget lasts."""
+        now = record.created
+        if now - self._start >= self.window_s:
+            if self.dropped:
+                record.msg = f"{record.msg} ({self.dropped} similar lines dropped before this)"
+            self._start, self._used, self.dropped = now, 0, 0
+        self._used += 1
+        if self._used > self.lines:
+            self.dropped += 1
+            return False
+        return True
 
 
 class Redactor:
@@ -113,6 +140,11 @@ def configure_logging(level: str = "info", fmt: str = "auto", stream: TextIO | N
     root.setLevel(level.upper())
     for chatty in QUIET_LOGGERS:  # per-job "running"/"executed" lines would drown the cycle line
         logging.getLogger(chatty).setLevel(max(logging.WARNING, root.level))
+    for noisy in BUDGETED_LOGGERS:  # what strangers can make the ops endpoint say
+        logger = logging.getLogger(noisy)
+        for old_filter in [f for f in logger.filters if isinstance(f, LineBudget)]:
+            logger.removeFilter(old_filter)
+        logger.addFilter(LineBudget())
     structlog.configure(
         processors=[
             structlog.stdlib.filter_by_level,

@@ -153,6 +153,7 @@ class DaemonMetrics:
     candles_missing: Counter
     risk_tripped: Gauge
     risk_trips: Counter
+    streams_silent: Counter
     trades: Gauge
     realized: Gauge
     fees: Gauge
@@ -208,6 +209,12 @@ class DaemonMetrics:
                 "tbotd_risk_trips_total",
                 "Risk guard trips (and operator halts), by rule",
                 ["rule"],
+                registry=registry,
+            ),
+            streams_silent=Counter(
+                "tbotd_streams_silent_total",
+                "Candle streams connected but silent past daemon.stream_silent_after_s (redialled)",
+                ["symbol"],
                 registry=registry,
             ),
             # from the database after each cycle, so a restart never resets them

@@ -43,6 +43,7 @@ _ALIASES = {
     "lose_mode": "lose_reply_mode",
     "retry_after": "retry_after_s",
     "skew": "clock_skew_ms",
+    "silent": "silent_streams",
 }
 
 
@@ -59,6 +60,7 @@ class FaultConfig:
     retry_after_s: int = 1
     hang_s: float = 30.0
     clock_skew_ms: int = 0
+    silent_streams: int = 0  # 1: websockets stay connected and answer pings but send no klines
     seed: int = 0
 
     def __post_init__(self) -> None:

@@ -263,6 +263,8 @@ class StreamHub:
     def _emit_stream(
         self, conn: Conn, state: StreamState, cache: dict[tuple[str, int, int], Kline | None]
     ) -> None:
+        if self.sim.faults.config.silent_streams:  # connected, pings answered, no data
+            return
         now = self.sim.engine.now_ms
         step = state.interval_ms
         current = now - now % step

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sqlite3
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -15,7 +16,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import CONFIGS
-from tests.e2e_support import free_port, oracle, spawn
+from tests.e2e_support import free_port, oracle, sim_process, spawn
 from tests.integration.test_e2e_daemon import cycles, daemon_env
 
 pytestmark = pytest.mark.slow
@@ -73,3 +74,29 @@ async def test_a_stop_while_waiting_for_the_exchange_exits_0(tmp_path: Path) -> 
     await daemon.wait_for(lambda ev: waited(ev) >= 1, 60)
     assert await daemon.stop() == 0
     assert not any("Traceback" in str(e.get("text", "")) for e in daemon.events)
+
+
+async def test_a_symbol_the_venue_does_not_list_is_left_out_and_the_others_trade(
+    tmp_path: Path,
+) -> None:
+    """exchange.symbols with one the sim does not list: the daemon starts, records a
+    symbol-unavailable event naming it, and cycles for the other (/readyz ok)."""
+    async with oracle() as ml_url, sim_process("--speed", "600") as (_sim, url):
+        env = daemon_env(tmp_path, url, ml_url, "paper")
+        env["TBOTD_EXCHANGE__SYMBOLS"] = '["BTC/USDT:USDT", "NOPE/USDT:USDT"]'
+        daemon = await spawn("run", "--config", str(CONFIGS / "ml_usdt_directional.toml"), env=env)
+        try:
+            await daemon.wait_for(lambda ev: cycles(ev) >= 2, 120)
+            left = [e for e in daemon.events if e.get("event") == "symbol left out"]
+            assert [e["symbol"] for e in left] == ["NOPE/USDT:USDT"]
+            status, body = await asyncio.to_thread(readyz, env["TBOTD_OPS__PORT"])
+            assert (status, body["reason"]) == (200, "ok")
+        finally:
+            assert await daemon.stop() == 0
+    with sqlite3.connect(env["TBOTD_STORE__PATH"]) as conn:
+        events = conn.execute(
+            "SELECT symbol FROM events WHERE kind = 'symbol-unavailable'"
+        ).fetchall()
+        decided = {r[0] for r in conn.execute("SELECT DISTINCT symbol FROM decisions")}
+    assert events == [("NOPE/USDT:USDT",)]
+    assert decided == {"BTC/USDT:USDT"}

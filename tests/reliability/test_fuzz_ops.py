@@ -20,6 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry, Counter
 
+from tbotd.ops.guard import RequestBudget
 from tbotd.ops.http import OpsServer
 
 TOKEN = "PLANTED-ops-token-31e8b0"
@@ -43,6 +44,7 @@ class Running:
             return SECRET_STATUS
 
         self.server = OpsServer("127.0.0.1", 0, token, registry, status, lambda: (True, "ok"))
+        self.server.budget = RequestBudget(rate_per_s=1e9, burst=1e9)  # every input reaches auth
         url = asyncio.run_coroutine_threadsafe(self.server.start(), self.loop).result(10)
         self.port = int(url.rsplit(":", 1)[1])
 

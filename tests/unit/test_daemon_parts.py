@@ -1,14 +1,22 @@
-"""The cycle trigger follows the exchange clock; sd_notify speaks systemd's datagram protocol."""
+"""The cycle scheduler follows the exchange clock, whatever the wall clock does; sd_notify speaks
+systemd's datagram protocol."""
 
 from __future__ import annotations
 
+import asyncio
+import itertools
 import socket
+import time
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
-from tbotd.daemon.schedule import CandleCloseTrigger, just_closed
+import pytest
+
+from tbotd.daemon.schedule import CandleCloseScheduler, just_closed, watch_wall_clock
 from tbotd.daemon.systemd import Notifier
+from tbotd.domain.values import floor_time
+from tbotd.ops.clock import ScaledClock
 
 WALL = datetime(2030, 1, 1, tzinfo=UTC)
 
@@ -29,36 +37,56 @@ class FrozenScaledClock:
         return seconds / self.speed
 
 
-def test_trigger_fires_at_the_next_close_plus_grace_in_exchange_time() -> None:
-    """At 12:03:00 on the exchange, a 300× clock fires 2 min 2 s of exchange time later."""
+def test_the_next_fire_is_the_next_close_plus_grace_in_exchange_time() -> None:
+    """At 12:03:00 on the exchange the next fire is 12:05:02, at any speed."""
     exchange = datetime(2024, 1, 1, 12, 3, tzinfo=UTC)
-    trigger = CandleCloseTrigger(FrozenScaledClock(exchange, 300), "5m", grace_s=2)
-    fire = trigger.get_next_fire_time(None, WALL)
-    assert fire == WALL + timedelta(seconds=122 / 300)
-    real = CandleCloseTrigger(FrozenScaledClock(exchange, 1), "5m", grace_s=2)
-    assert real.get_next_fire_time(None, WALL) == WALL + timedelta(seconds=122)
+    scheduler = CandleCloseScheduler(FrozenScaledClock(exchange, 300), "5m", 2, _nothing)
+    assert scheduler.next_fire(exchange) == datetime(2024, 1, 1, 12, 5, 2, tzinfo=UTC)
 
 
-def test_trigger_just_after_firing_waits_a_whole_candle() -> None:
-    """Right after a fire the next one is one timeframe away, never the same boundary."""
-    exchange = datetime(2024, 1, 1, 12, 5, 2, 1000, tzinfo=UTC)
-    trigger = CandleCloseTrigger(FrozenScaledClock(exchange, 1), "5m", grace_s=2)
-    fire = trigger.get_next_fire_time(WALL, WALL)
-    assert fire is not None
-    assert timedelta(seconds=299) < fire - WALL <= timedelta(seconds=300)
-
-
-def test_trigger_fires_once_per_close_when_the_clock_reads_a_hair_early() -> None:
-    """A clock re-anchored a few ms behind reads just before close + grace when the job fires:
-    the next fire is the next candle's (regression: the same close fired again 10 ms later)."""
+def test_a_clock_read_a_hair_early_never_fires_the_same_close_twice() -> None:
+    """A clock re-anchored a few ms behind reads just before close + grace after a fire: the
+    next fire is the next candle's (regression: the same close fired again 10 ms later)."""
     clock = FrozenScaledClock(datetime(2024, 1, 1, 12, 3, tzinfo=UTC), 300)
-    trigger = CandleCloseTrigger(clock, "5m", grace_s=2)
-    first = trigger.get_next_fire_time(None, WALL)
-    assert first is not None
-    clock._now = datetime(2024, 1, 1, 12, 5, 1, 990_000, tzinfo=UTC)  # 10 ms early
-    second = trigger.get_next_fire_time(first, first)
-    assert second is not None
-    assert timedelta(seconds=0.99) < second - first < timedelta(seconds=1.01)  # one candle
+    scheduler = CandleCloseScheduler(clock, "5m", 2, _nothing)
+    scheduler.fired = datetime(2024, 1, 1, 12, 5, 2, tzinfo=UTC)
+    early = datetime(2024, 1, 1, 12, 5, 1, 990_000, tzinfo=UTC)
+    assert scheduler.next_fire(early) == datetime(2024, 1, 1, 12, 10, 2, tzinfo=UTC)
+
+
+async def _nothing() -> None:
+    return None
+
+
+@pytest.mark.parametrize("step_s", [-3600.0, 3600.0])
+async def test_a_wall_clock_step_neither_stalls_nor_skips_a_cycle(
+    monkeypatch: pytest.MonkeyPatch, step_s: float
+) -> None:
+    """The machine's clock jumps an hour back (or forward) after the first fire: the next
+    closes still fire one per candle, on time, and the jump is reported once."""
+    clock = ScaledClock(datetime(2024, 1, 1, 12, 4, 59, 900_000, tzinfo=UTC), 3000.0)
+    fires: list[datetime] = []
+    moved = asyncio.Event()
+
+    async def job() -> None:
+        fires.append(clock.now())
+        if len(fires) == 1:
+            real = time.time
+            monkeypatch.setattr(time, "time", lambda: real() + step_s)
+        if len(fires) == 4:
+            moved.set()
+
+    steps: list[float] = []
+    watch = asyncio.create_task(watch_wall_clock(steps.append, interval_s=0.02))
+    scheduler = CandleCloseScheduler(clock, "5m", 0.0, job)
+    scheduler.start()
+    await asyncio.wait_for(moved.wait(), 10)  # 4 closes = 0.4 s of wall time at 3000×
+    scheduler.shutdown()
+    watch.cancel()
+    closes = [floor_time(t + timedelta(seconds=150), "5m") for t in fires]
+    assert [b - a for a, b in itertools.pairwise(closes)] == [timedelta(minutes=5)] * 3
+    assert len(steps) == 1
+    assert steps[0] == pytest.approx(step_s, abs=1.0)
 
 
 def test_the_candle_that_just_closed() -> None:
@@ -117,7 +145,8 @@ def test_sighup_reload_applies_strategy_changes_and_refuses_restart_ones(tmp_pat
     assert daemon.settings.exchange.symbols == ("BTC/USDT:USDT",)
     assert daemon.settings.strategy.threshold == 0.80  # nothing half-applied
     assert done is not None
-    assert (done.applied, done.restart_sections) == (False, ("exchange",))
+    assert (done.applied, done.restart) == (False, ("exchange.symbols",))
+    assert done.refused == "needs a restart: exchange.symbols"
     config.write_text("this is not toml [")
     daemon.reload()
     assert daemon.settings.strategy.threshold == 0.80
@@ -139,7 +168,12 @@ def test_sighup_reload_rebuilds_the_strategy_of_any_kind(tmp_path: Path) -> None
     used: list[Strategy] = []
     risk = SimpleNamespace(limits=None)
     cycle = SimpleNamespace(settings=daemon.settings, use_strategy=used.append, risk=risk)
-    daemon.app = SimpleNamespace(settings=daemon.settings, cycle=cycle)  # type: ignore[assignment]
+    events: list[tuple[str, str, dict[str, object]]] = []
+    store = SimpleNamespace(record_event=lambda _at, kind, msg, **d: events.append((kind, msg, d)))
+    clock = SimpleNamespace(now=lambda: datetime(2030, 1, 1, tzinfo=UTC))
+    daemon.app = SimpleNamespace(  # type: ignore[assignment]
+        settings=daemon.settings, cycle=cycle, broker=None, store=store, clock=clock
+    )
     enhanced = (CONFIGS / "ml_enhanced_mean_reversion.toml").read_text()
     config.write_text(
         enhanced.replace(
@@ -151,7 +185,32 @@ def test_sighup_reload_rebuilds_the_strategy_of_any_kind(tmp_path: Path) -> None
     assert [s.name for s in used] == ["ml_enhanced:boost:mean_reversion"]
     assert risk.limits is not None
     assert risk.limits.max_drawdown == Decimal("0.12")  # the risk limits change live too
+    [(kind, _message, data)] = events  # recorded with what changed
+    assert (kind, data["applied"]) == ("config-reload", True)
+    assert "risk.max_drawdown_pct: None -> 12" in data["changes"]  # type: ignore[operator]
     config.write_text(enhanced.replace('mode = "boost"', 'mode = "sideways"'))
     daemon.reload()
     assert len(used) == 1
     assert daemon.settings.strategy.kind == "ml_enhanced"
+
+
+def test_a_reload_before_the_daemon_is_ready_waits_for_it(tmp_path: Path) -> None:
+    """While the app is built or recovers, a SIGHUP changes nothing and is remembered, to be
+    applied once the daemon is ready (not lost, not applied to a half-built app)."""
+    from tbotd.config import load_settings
+    from tbotd.daemon.lifecycle import Daemon
+    from tbotd.ops.signals import RELOAD_PENDING
+    from tests.conftest import CONFIGS
+
+    config = tmp_path / "tbotd.toml"
+    text = (CONFIGS / "ml_usdt_directional.toml").read_text()
+    config.write_text(text)
+    daemon = Daemon(load_settings(config, {}), config)
+    daemon.reloads_now = False  # as from run() until ready
+    config.write_text(text.replace("threshold = 0.70", "threshold = 0.80"))
+    try:
+        assert daemon.reload() is None
+        assert RELOAD_PENDING.is_set()
+        assert daemon.settings.strategy.threshold == 0.70
+    finally:
+        RELOAD_PENDING.clear()

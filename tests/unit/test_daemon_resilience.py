@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 from typing import Any
-
-from apscheduler.events import EVENT_SCHEDULER_PAUSED, EVENT_SCHEDULER_SHUTDOWN
-from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from tbotd.config import Settings
 from tbotd.daemon.app import App
 from tbotd.daemon.lifecycle import Daemon
+from tbotd.daemon.schedule import CandleCloseScheduler
 from tbotd.domain.errors import RetryableError
 from tbotd.ops.clock import ManualClock, ScaledClock
 
@@ -94,12 +92,15 @@ async def test_sigterm_lets_the_in_flight_cycle_finish() -> None:
             await release.wait()
             finished.set()
 
-    halted = asyncio.Event()  # the scheduler took the stop (paused or shut down)
-    scheduler = AsyncIOScheduler(timezone="UTC")
-    scheduler.add_listener(
-        lambda _event: halted.set(), EVENT_SCHEDULER_PAUSED | EVENT_SCHEDULER_SHUTDOWN
-    )
-    scheduler.add_job(cycle, "date", run_date=datetime.now(UTC))
+    class Watched(CandleCloseScheduler):
+        """The daemon's scheduler, saying when it took the stop."""
+
+        def pause(self) -> None:
+            super().pause()
+            halted.set()
+
+    halted = asyncio.Event()  # the scheduler took the stop (paused)
+    scheduler = Watched(ScaledClock(T0 + timedelta(seconds=295), 300.0), "5m", 0.0, cycle)
     scheduler.start()
     await asyncio.wait_for(started.wait(), 10)
 

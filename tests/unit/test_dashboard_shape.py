@@ -144,9 +144,12 @@ def test_effective_config_masks_every_secret_and_labels_reload_scope() -> None:
     assert rows["ml.remote_url"]["value"] == f"https://bob:{MASK}@ml.example/v1"
     assert rows["strategy.threshold"]["applies"] == Applies.LIVE
     assert rows["exchange.symbols"]["applies"] == Applies.RESTART
-    assert applies("ml.deadline_s") is Applies.RESTART  # the predictor is built once, at start
-    changed = settings.model_copy(update={"ml": settings.ml.model_copy(update={"deadline_s": 1.0})})
-    assert restart_sections(settings, changed) == ["ml"]
+    assert applies("ml.deadline_s") is Applies.LIVE  # a reload rebuilds the predictor chain
+    assert applies("execution.leverage") is Applies.LIVE
+    assert applies("execution.margin_mode") is Applies.RESTART
+    margin = settings.execution.model_copy(update={"margin_mode": "cross"})
+    changed = settings.model_copy(update={"execution": margin})
+    assert restart_sections(settings, changed) == ["execution"]
 
 
 def test_dashboard_shaping_imports_no_io() -> None:

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from tbotd.config import load_settings
-from tbotd.ops.logs import configure_for, get_logger
+from tbotd.ops.logs import LineBudget, configure_for, get_logger
 from tests.conftest import CONFIGS
 
 SECRETS = {
@@ -75,3 +75,21 @@ def test_credential_named_fields_are_masked_even_unregistered(tmp_path: Path) ->
     get_logger("test").info("x", password="hunter2", listen_key="lk-abc", client_secret="s")
     assert "hunter2" not in out.getvalue()
     assert "lk-abc" not in out.getvalue()
+
+
+def test_a_flood_of_log_lines_is_cut_to_a_budget_and_counted() -> None:
+    """100 lines in a second from a budgeted logger: 10 kept; the next window's first line says
+    how many were dropped."""
+    budget = LineBudget(lines=10, window_s=60.0)
+    records = [
+        logging.LogRecord("aiohttp.server", logging.ERROR, "x", 1, "bad request", None, None)
+        for _ in range(100)
+    ]
+    for k, record in enumerate(records):
+        record.created = 1000.0 + k / 100
+    kept = [r for r in records if budget.filter(r)]
+    assert len(kept) == 10
+    later = logging.LogRecord("aiohttp.server", logging.ERROR, "x", 1, "bad request", None, None)
+    later.created = 1061.0
+    assert budget.filter(later)
+    assert "90 similar lines dropped" in str(later.msg)

@@ -48,7 +48,6 @@ FORBIDDEN_LIBRARIES = (
     "ccxt",
     "websockets",
     "asyncio",
-    "apscheduler",
     "structlog",
     "pydantic_settings",
     "torch",

@@ -276,7 +276,7 @@ function renderEditor(keys) {
     apply.disabled = applyIt;
     out.replaceChildren(body.diff.length ? table([["key", (d) => d.key], ["now", (d) => String(d.old)],
       ["new", (d) => String(d.new)], ["applies", (d) => d.applies]], body.diff) : h("p", {}, "No change."),
-    applyIt ? h("p", { class: "note" }, body.applied ? "Applied (reloaded)." : `Written; needs a restart: ${body.restart_needed.join(", ")}`) : null);
+    applyIt ? h("p", { class: "note" }, body.applied ? "Applied (reloaded)." : `Written; not applied: ${body.refused || "the file was refused"}`) : null);
     if (applyIt) {
       for (const l of inputs) { const i = l.querySelector("[data-key]"); i.dataset.original = i.value; }
       api("/api/config").then(renderConfig);
