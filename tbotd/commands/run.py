@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import sys
 from pathlib import Path
 
@@ -25,8 +26,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 def run(args: argparse.Namespace) -> int:
     """Load the config, configure logging, run the daemon."""
     from tbotd.config import ConfigInvalidError, load_settings
-    from tbotd.daemon.lifecycle import Daemon
     from tbotd.domain.errors import ConfigError, FatalError
+    from tbotd.ops.imports import hidden
     from tbotd.ops.logs import configure_for, get_logger
 
     try:
@@ -38,6 +39,10 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_BAD_INPUT
     configure_for(settings)
     log = get_logger("tbotd.run")
+    # remote-only ML needs no pandas: its libraries' optional imports of it are skipped (~35 MB)
+    with hidden("pandas") if settings.ml.models_dir is None else contextlib.nullcontext():
+        from tbotd.daemon.lifecycle import Daemon
+
     try:
         return asyncio.run(Daemon(settings, args.config).run())
     except ConfigError as e:  # the operator's to fix (e.g. the database is in use): one line

@@ -8,9 +8,9 @@ Both run the same functions on the same window of bars, so they agree exactly, n
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 from numpy.typing import NDArray
 
 from tbotd.domain.errors import InvalidDataError
@@ -18,6 +18,9 @@ from tbotd.domain.market import Candle
 from tbotd.domain.values import datetime_to_ms
 from tbotd.features.definitions import FEATURE_NAMES, FEATURES, WARMUP, Bars, FeatureSpec
 from tbotd.features.primitives import FloatArray
+
+if TYPE_CHECKING:  # imported where a frame is made: the daemon's remote-only path needs none
+    import pandas as pd
 
 CANDLE_COLUMNS = ("open_time", "open", "high", "low", "close", "volume")
 
@@ -28,6 +31,8 @@ def candles_to_frame(candles: Iterable[Candle]) -> pd.DataFrame:
     Columns: ``open_time`` (int64 epoch ms, UTC) and float64 ``open, high, low, close, volume``.
     Decimals become float64 here, at the edge of the numeric code.
     """
+    import pandas as pd
+
     rows = [
         (
             datetime_to_ms(c.open_time),
@@ -47,6 +52,8 @@ def candles_to_frame(candles: Iterable[Candle]) -> pd.DataFrame:
 
 
 def _open_time_ms(column: pd.Series) -> NDArray[np.int64]:
+    import pandas as pd
+
     if pd.api.types.is_datetime64_any_dtype(column):
         if column.dt.tz is not None:
             column = column.dt.tz_convert("UTC").dt.tz_localize(None)
@@ -127,5 +134,7 @@ def compute_features(frame: pd.DataFrame) -> pd.DataFrame:
     close, volume``, oldest first, consecutive bars. Columns are :data:`FEATURE_NAMES` in schema
     order; a row is NaN in a feature until that feature's warm-up is complete (never back-filled).
     """
+    import pandas as pd
+
     values = feature_matrix(bars_from_frame(frame))[0]
     return pd.DataFrame(values, index=frame.index, columns=list(FEATURE_NAMES))

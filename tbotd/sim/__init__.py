@@ -12,10 +12,27 @@ arithmetic), ``matching``/``trading``/``triggers`` (orders, fills, funding, liqu
 ``auth`` (signatures, errors), ``rest_*`` and ``ws`` (the protocol), ``faults``, ``admin``.
 """
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
 from tbotd.sim.config import DEMO_API_KEY, DEMO_API_SECRET, SimConfig
 from tbotd.sim.faults import FaultConfig
-from tbotd.sim.server import SimExchange
 from tbotd.sim.urls import ccxt_urls
+
+if TYPE_CHECKING:
+    from tbotd.sim.server import SimExchange
+
+
+def __getattr__(name: str) -> Any:
+    """The server on first use: a daemon that only talks to the sim (its ccxt client and demo
+    account) does not load the venue itself, nor the CSV readers' pandas."""
+    if name == "SimExchange":
+        from tbotd.sim.server import SimExchange
+
+        return SimExchange
+    raise AttributeError(name)
+
 
 __all__ = [
     "DEMO_API_KEY",
