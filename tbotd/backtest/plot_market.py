@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from tbotd.backtest.envelope import envelope
 from tbotd.domain.enums import Side
 from tbotd.domain.values import datetime_to_ms
 from tbotd.store.wallet import Trade
@@ -38,7 +39,9 @@ def _times(ms: NDArray[np.int64] | Sequence[int]) -> Any:
 def draw_price(ax: Any, track: MarketTrack, trades: Sequence[Trade]) -> None:
     """Close price; ▲/▼ at each entry price, ● at each exit price; each trade's stop (red) and
     target (green) as a segment from its entry to its exit."""
-    ax.plot(_times(track.open_ms), track.close, color="#555555", linewidth=0.7, label="close")
+    times = _times(track.open_ms)
+    drawn = envelope(times, track.close)  # the points the pixels can show
+    ax.plot(times[drawn], track.close[drawn], color="#555555", linewidth=0.7, label="close")
     if 0 < len(trades) <= MAX_MARKED:
         for side, marker, color in ((Side.LONG, "^", _LONG), (Side.SHORT, "v", _SHORT)):
             mine = [t for t in trades if t.side is side]
@@ -65,8 +68,10 @@ def draw_price(ax: Any, track: MarketTrack, trades: Sequence[Trade]) -> None:
 def draw_confidence(ax: Any, track: MarketTrack) -> None:
     """The confidence of each prediction, and the threshold an entry needs."""
     if len(track.confidence):
+        times = _times(track.confidence_ms)
+        drawn = envelope(times, track.confidence)
         ax.plot(
-            _times(track.confidence_ms), track.confidence, color="#1f4e79", linewidth=0.6,
+            times[drawn], track.confidence[drawn], color="#1f4e79", linewidth=0.6,
             label="confidence",
         )  # fmt: skip
     else:
