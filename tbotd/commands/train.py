@@ -73,8 +73,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         type=threads_arg,
         default=None,
         metavar="auto|N",
-        help="torch CPU threads; auto (default): 1 for models this small, which is never slower "
-        "when another job holds a core and gives the same weights on any machine",
+        help="torch CPU threads; auto (default): 1 for models this small, which is not slower "
+        "when another job holds a core and gives the same weights whatever the load",
     )
     p.add_argument("--force", action="store_true", help="overwrite an existing model directory")
     p.set_defaults(handler=run)

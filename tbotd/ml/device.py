@@ -63,7 +63,7 @@ def training_threads(work: int, cpus: int, load: float) -> int:
 
     Small models spend their time in per-op overhead that more threads do not shrink, and a thread
     that finds its core taken holds up every op, so with one core busy 2 threads were slower than
-    1 (25.7 s against 20.6 s). One thread also gives the same weights on any machine and load.
+    1 (25.7 s against 20.6 s). One thread also gives the same weights whatever the load.
     Large batches get the cores the 1-minute load average leaves idle.
     """
     if work < PARALLEL_WORK:
