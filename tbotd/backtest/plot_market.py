@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from tbotd.backtest.envelope import envelope
 from tbotd.domain.enums import Side
 from tbotd.domain.values import datetime_to_ms
 from tbotd.store.wallet import Trade
@@ -31,6 +32,18 @@ class MarketTrack:
     threshold: float | None
 
 
+def fixed_layout(fig: Any, bottom: Any) -> None:
+    """Margins in inches and slanted dates on the ``bottom`` axes, in place of ``tight_layout``
+    and ``autofmt_xdate``, which measured every text on the figure (a third of a year's plot).
+    Wide enough for prices and equity of up to 7 digits and the slanted dates."""
+    width, height = fig.get_size_inches()
+    fig.subplots_adjust(
+        left=1.0 / width, right=1 - 0.2 / width, top=1 - 0.45 / height, bottom=1.0 / height,
+        hspace=0.08,
+    )  # fmt: skip
+    bottom.tick_params(axis="x", labelrotation=30, labelrotation_mode="xtick")
+
+
 def _times(ms: NDArray[np.int64] | Sequence[int]) -> Any:
     return np.asarray(ms, dtype=np.int64).astype("datetime64[ms]")
 
@@ -38,7 +51,9 @@ def _times(ms: NDArray[np.int64] | Sequence[int]) -> Any:
 def draw_price(ax: Any, track: MarketTrack, trades: Sequence[Trade]) -> None:
     """Close price; ▲/▼ at each entry price, ● at each exit price; each trade's stop (red) and
     target (green) as a segment from its entry to its exit."""
-    ax.plot(_times(track.open_ms), track.close, color="#555555", linewidth=0.7, label="close")
+    times = _times(track.open_ms)
+    drawn = envelope(times, track.close)  # the points the pixels can show
+    ax.plot(times[drawn], track.close[drawn], color="#555555", linewidth=0.7, label="close")
     if 0 < len(trades) <= MAX_MARKED:
         for side, marker, color in ((Side.LONG, "^", _LONG), (Side.SHORT, "v", _SHORT)):
             mine = [t for t in trades if t.side is side]
@@ -53,20 +68,40 @@ def draw_price(ax: Any, track: MarketTrack, trades: Sequence[Trade]) -> None:
             [float(t.exit_price) for t in trades],
             marker="o", s=10, color="black", label="exit", zorder=3,
         )  # fmt: skip
-        for t in trades:
-            span = _times([datetime_to_ms(t.entry_time), datetime_to_ms(t.exit_time)])
-            for level, color in ((t.stop_loss, _STOP), (t.take_profit, _TARGET)):
-                if level is not None:
-                    ax.plot(span, [float(level)] * 2, color=color, linewidth=0.8, alpha=0.7)
+        _draw_levels(ax, trades)
     ax.set_ylabel("price (stop red, target green)")
     ax.legend(loc="upper left", fontsize=7)
+
+
+def _draw_levels(ax: Any, trades: Sequence[Trade]) -> None:
+    """Each trade's stop and target as a segment from its entry to its exit: one collection per
+    colour (one line per segment made hundreds of artists, most of the plot's drawing time)."""
+    from matplotlib.collections import LineCollection
+    from matplotlib.dates import date2num
+
+    days: Any = date2num  # untyped in matplotlib
+    entries = days(_times([datetime_to_ms(t.entry_time) for t in trades]))
+    exits = days(_times([datetime_to_ms(t.exit_time) for t in trades]))
+    for color, levels in (
+        (_STOP, [t.stop_loss for t in trades]),
+        (_TARGET, [t.take_profit for t in trades]),
+    ):
+        segments = [
+            ((start, float(level)), (end, float(level)))
+            for start, end, level in zip(entries, exits, levels, strict=True)
+            if level is not None
+        ]
+        if segments:
+            ax.add_collection(LineCollection(segments, colors=color, linewidths=0.8, alpha=0.7))
 
 
 def draw_confidence(ax: Any, track: MarketTrack) -> None:
     """The confidence of each prediction, and the threshold an entry needs."""
     if len(track.confidence):
+        times = _times(track.confidence_ms)
+        drawn = envelope(times, track.confidence)
         ax.plot(
-            _times(track.confidence_ms), track.confidence, color="#1f4e79", linewidth=0.6,
+            times[drawn], track.confidence[drawn], color="#1f4e79", linewidth=0.6,
             label="confidence",
         )  # fmt: skip
     else:

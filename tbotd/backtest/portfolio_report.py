@@ -19,6 +19,9 @@ from typing import Any
 
 import numpy as np
 
+from tbotd.backtest.envelope import envelope
+from tbotd.backtest.equity_csv import curve_columns, floats, write_columns
+from tbotd.backtest.equity_csv import drawdown as drawdown_of
 from tbotd.backtest.metrics import DEFINITIONS, REPORT_VERSION, curve_metrics, trade_metrics
 from tbotd.backtest.portfolio_run import PortfolioResult
 from tbotd.backtest.report import TRADE_COLUMNS, _iso, clean, risk_events, trade_row
@@ -134,14 +137,12 @@ def _trades(result: PortfolioResult, path: Path) -> None:
 
 
 def _equity(result: PortfolioResult, path: Path) -> None:
-    frame = result.equity.frame().drop(columns=["position"])
-    peak = np.maximum.accumulate(
-        np.concatenate([[float(result.initial_equity)], result.equity.equity])
-    )[1:]
-    frame["drawdown"] = np.where(peak > 0, 1.0 - result.equity.equity / peak, 0.0)
+    """The book's curve (no ``position``: it is per symbol) and each symbol's contribution."""
+    columns = curve_columns(result.equity, float(result.initial_equity))
+    del columns["position"]
     for leg in result.legs:
-        frame[f"pnl:{leg.symbol}"] = leg.equity.equity
-    frame.to_csv(path, index=False, float_format="%.10g")
+        columns[f"pnl:{leg.symbol}"] = floats(leg.equity.equity)
+    write_columns(path, columns)
 
 
 def _risk(events: Sequence[Mapping[str, Any]], path: Path) -> None:
@@ -162,12 +163,12 @@ def plot_portfolio(result: PortfolioResult, path: Path) -> None:
     curve = result.equity
     times = curve.open_ms.astype("datetime64[ms]")
     equity = curve.equity
-    peak = np.maximum.accumulate(np.concatenate([[float(result.initial_equity)], equity]))[1:]
-    drawdown = np.where(peak > 0, 1.0 - equity / peak, 0.0)
+    drawdown = drawdown_of(equity, float(result.initial_equity))
     fig, (top, mid, bottom) = plt.subplots(
         3, 1, figsize=(12, 9), sharex=True, gridspec_kw={"height_ratios": [3, 2, 1]}
     )
-    top.plot(times, equity, color="#1f4e79", linewidth=0.8, label="book equity")
+    drawn = envelope(times, equity)  # the points the pixels can show (first, min, max, last)
+    top.plot(times[drawn], equity[drawn], color="#1f4e79", linewidth=0.8, label="book equity")
     top.axhline(float(result.initial_equity), color="grey", linewidth=0.6, linestyle="--")
     for change in result.risk:
         if change.tripped:
@@ -181,13 +182,18 @@ def plot_portfolio(result: PortfolioResult, path: Path) -> None:
         f"{sum(1 for c in result.risk if c.tripped)} risk trips"
     )
     for leg in result.legs:
-        mid.plot(times, leg.equity.equity, linewidth=0.8, label=leg.symbol)
+        drawn = envelope(times, leg.equity.equity)
+        mid.plot(times[drawn], leg.equity.equity[drawn], linewidth=0.8, label=leg.symbol)
     mid.axhline(0, color="grey", linewidth=0.6, linestyle="--")
     mid.set_ylabel(f"contribution ({result.currency})")
     mid.legend(loc="upper left", fontsize=8)
-    bottom.fill_between(times, -100 * drawdown, 0, color="#c62828", alpha=0.4, linewidth=0)
+    drawn = envelope(times, drawdown)
+    bottom.fill_between(
+        times[drawn], -100 * drawdown[drawn], 0, color="#c62828", alpha=0.4, linewidth=0
+    )
     bottom.set_ylabel("drawdown (%)")
     bottom.set_xlabel("time (UTC)")
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    fig.set_layout_engine(None)  # else savefig draws the whole figure twice (matplotlib 3.11)
+    fig.savefig(path, dpi=110, pil_kwargs={"compress_level": 1})  # zlib level 6: 0.1 s more
     plt.close(fig)

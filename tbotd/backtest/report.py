@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from tbotd.backtest.equity_csv import curve_columns, write_columns
 from tbotd.backtest.honesty import Span, warnings
 from tbotd.backtest.metrics import DEFINITIONS, REPORT_VERSION, curve_metrics, trade_metrics
 from tbotd.backtest.plot_market import MarketTrack
@@ -260,12 +261,7 @@ def write_trades(trades: Sequence[Trade], path: Path) -> None:
 
 
 def _write_equity(result: BacktestResult, path: Path) -> None:
-    frame = result.equity.frame()
-    peak = np.maximum.accumulate(
-        np.concatenate([[float(result.initial_equity)], result.equity.equity])
-    )[1:]
-    frame["drawdown"] = np.where(peak > 0, 1.0 - result.equity.equity / peak, 0.0)
-    frame.to_csv(path, index=False, float_format="%.10g")
+    write_columns(path, curve_columns(result.equity, float(result.initial_equity)))
 
 
 def write_outputs(

@@ -8,3 +8,18 @@ machinery (torch, ccxt, aiohttp) lazily, so `tbotd --help` stays fast. Handlers 
 EXIT_OK = 0
 EXIT_FAILURE = 1
 EXIT_BAD_INPUT = 2
+
+
+def threads_arg(value: str) -> int | None:
+    """``--threads``: ``auto`` (None: the rule in :func:`tbotd.ml.device.training_threads`) or N."""
+    import argparse
+
+    if value == "auto":
+        return None
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be auto or a whole number, got {value!r}") from None
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {number}")
+    return number

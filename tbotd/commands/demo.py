@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from tbotd.commands import EXIT_FAILURE, EXIT_OK
+from tbotd.commands import EXIT_FAILURE, EXIT_OK, threads_arg
 
 
 def _positive_int(value: str) -> int:
@@ -64,10 +64,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     demo.add_argument(
         "--threads",
-        type=_positive_int,
-        default=1,
-        help="torch CPU threads for training (1: the small models barely parallelise, and one "
-        "thread gives the same weights on every run)",
+        type=threads_arg,
+        default=None,
+        metavar="auto|N",
+        help="torch CPU threads for training (auto: 1 for the demo's small models, which "
+        "barely parallelise; one thread gives the same weights on every run)",
     )
     demo.add_argument(
         "--seed", type=int, default=7, help="seed of the generated market and of training"

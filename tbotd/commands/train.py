@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tbotd.commands import EXIT_FAILURE, EXIT_OK
+from tbotd.commands import EXIT_FAILURE, EXIT_OK, threads_arg
 
 if TYPE_CHECKING:
     from tbotd.ml.pipeline import ProgressFn
@@ -69,7 +68,14 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "backtest (the --config's strategy.threshold, else 0.55)",
     )
     p.add_argument("--config", type=Path, metavar="FILE", help="take --threshold from this config")
-    p.add_argument("--threads", type=_positive, default=None, help="torch CPU threads (all cores)")
+    p.add_argument(
+        "--threads",
+        type=threads_arg,
+        default=None,
+        metavar="auto|N",
+        help="torch CPU threads; auto (default): 1 for models this small, which is not slower "
+        "when another job holds a core and gives the same weights whatever the load",
+    )
     p.add_argument("--force", action="store_true", help="overwrite an existing model directory")
     p.set_defaults(handler=run)
 
@@ -133,20 +139,21 @@ def run(args: argparse.Namespace) -> int:
     args.threshold = _threshold(args)
     if not 0 <= args.threshold <= 1:
         raise InvalidDataError(f"--threshold must be within [0, 1], not {args.threshold}")
-    from tbotd.ml.device import resolve_device, set_threads
+    from tbotd.ml.device import auto_threads, resolve_device, set_threads
     from tbotd.ml.labels import LabelSpec
     from tbotd.ml.pipeline import TrainConfig
     from tbotd.ml.trainer import FitConfig
 
     device = resolve_device(args.device)
-    set_threads(args.threads or os.cpu_count() or 1)
+    fit = FitConfig(epochs=args.epochs, seed=args.seed)
+    set_threads(args.threads or auto_threads(fit.hidden, fit.batch_size))
     try:
         label = LabelSpec(args.horizon, args.fee_bps, args.neutral_bps, args.regime_window)
     except ValueError as e:
         raise InvalidDataError(str(e)) from e
     cfg = TrainConfig(
         label=label,
-        fit=FitConfig(epochs=args.epochs, seed=args.seed),
+        fit=fit,
         folds=args.folds,
         threshold=args.threshold,
         timeframe=data.timeframe,

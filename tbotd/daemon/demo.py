@@ -51,7 +51,7 @@ class DemoOptions:
     out: Path
     config: Path | None = None
     seed: int = 7
-    threads: int = 1  # the small MLPs barely parallelise; one thread is also the reproducible one
+    threads: int | None = None  # None: auto, 1 for these small MLPs (also the reproducible one)
     keep_open: bool = False  # serve the dashboard after the last cycle until Ctrl-C
 
 
@@ -132,12 +132,13 @@ def train_models(
     same command trains the same weights.
     """
     from tbotd.ml.data import CandleData
-    from tbotd.ml.device import resolve_device, set_threads
+    from tbotd.ml.device import auto_threads, resolve_device, set_threads
     from tbotd.ml.output import write_model_dir
     from tbotd.ml.pipeline import TrainConfig
     from tbotd.ml.trainer import FitConfig
 
-    set_threads(options.threads)
+    fit = FitConfig(epochs=4, seed=options.seed)
+    set_threads(options.threads or auto_threads(fit.hidden, fit.batch_size))
     data = CandleData(training_frame(sim, timeframe), "tbotd sim history", timeframe, 0)
 
     def reported(what: str, done: int, total: int) -> None:
@@ -149,7 +150,7 @@ def train_models(
     shutil.rmtree(models, ignore_errors=True)
     write_model_dir(
         data,
-        TrainConfig(fit=FitConfig(epochs=4, seed=options.seed), folds=2),
+        TrainConfig(fit=fit, folds=2),
         resolve_device("auto"),
         models,
         reported,

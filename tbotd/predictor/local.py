@@ -110,8 +110,8 @@ class LocalPredictor:
         """Load and check a model directory written by ``tbotd train``.
 
         ``device="auto"`` uses CUDA when ``torch.cuda.is_available()``, else the CPU. ``threads``
-        caps torch's (process-wide) CPU threads; by default all cores but one, so the event loop
-        keeps a core. Raises a :class:`ModelLoadError` subclass naming what is wrong.
+        caps torch's (process-wide) CPU threads; by default 1 (see ``inference_threads``). Raises
+        a :class:`ModelLoadError` subclass naming what is wrong.
         """
         set_threads(threads or inference_threads())
         return cls(load_models(Path(models_dir), resolve_device(device)))
