@@ -95,14 +95,20 @@ async def test_daemon_cycles_trades_and_recovers(config: str, mode: str, tmp_pat
 
 
 def assert_one_decision_per_candle(db: Path) -> None:
-    """Every candle from the first decided to the last has exactly one decision."""
+    """Every candle from the first decided to the last has exactly one decision, or its miss
+    was reported (a cycle that overran the next close on a loaded machine: at the tests'
+    600× a candle is 0.5 s of wall time) — never silently skipped, never decided twice."""
     decided = [
         r["candle_time"] for r in rows(db, "SELECT candle_time FROM decisions ORDER BY candle_time")
     ]
     assert len(decided) >= CYCLES
     assert len(decided) == len(set(decided))
-    gaps = [b - a for a, b in itertools.pairwise(decided) if b - a != 300_000]
-    assert gaps == [], f"undecided candles between decisions: {gaps}"
+    skipped = sum((b - a) // 300_000 - 1 for a, b in itertools.pairwise(decided))
+    reported = sum(
+        json.loads(r["data"])["count"]
+        for r in rows(db, "SELECT data FROM events WHERE kind = 'missed-cycles'")
+    )
+    assert skipped == reported, f"{skipped} candle(s) undecided, {reported} reported missed"
 
 
 def assert_entries_protected(db: Path) -> None:

@@ -214,3 +214,34 @@ def test_a_reload_before_the_daemon_is_ready_waits_for_it(tmp_path: Path) -> Non
         assert daemon.settings.strategy.threshold == 0.70
     finally:
         RELOAD_PENDING.clear()
+
+
+def test_a_close_no_cycle_decided_is_reported_once_never_silently_skipped(tmp_path: Path) -> None:
+    """A cycle that overran the next close: the next one reports the candles nobody decided
+    (a missed-cycles event with their count), once; consecutive closes report nothing."""
+    from types import SimpleNamespace
+
+    from tbotd.config import load_settings
+    from tbotd.daemon.lifecycle import Daemon
+    from tests.conftest import CONFIGS
+
+    config = tmp_path / "tbotd.toml"
+    config.write_text((CONFIGS / "ml_usdt_directional.toml").read_text())
+    daemon = Daemon(load_settings(config, {}), config)
+    events: list[dict[str, object]] = []
+    t0 = datetime(2024, 1, 1, 12, 0, tzinfo=UTC)
+    store = SimpleNamespace(
+        query=lambda _sql: [{"t": None}],
+        record_event=lambda _at, kind, _msg, **data: events.append({"kind": kind, **data}),
+    )
+    app = SimpleNamespace(store=store, clock=SimpleNamespace(now=lambda: t0))
+    step = timedelta(minutes=5)
+    daemon._report_missed(app, t0)  # type: ignore[arg-type]  # a fresh database: nothing to say
+    daemon._last_decided = t0
+    daemon._report_missed(app, t0 + step)  # type: ignore[arg-type]
+    daemon._last_decided = t0 + step
+    assert events == []
+    daemon._report_missed(app, t0 + 4 * step)  # type: ignore[arg-type]
+    daemon._last_decided = t0 + 4 * step
+    daemon._report_missed(app, t0 + 5 * step)  # type: ignore[arg-type]
+    assert events == [{"kind": "missed-cycles", "count": 2}]
