@@ -15,7 +15,7 @@ import contextlib
 import os
 import signal
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -31,14 +31,13 @@ from tbotd.daemon.schedule import (
     CandleCloseScheduler,
     candle_of_fire,
     cycle_scheduler,
-    just_closed,
     watch_wall_clock,
 )
 from tbotd.daemon.status import readiness, record_metrics, status
 from tbotd.daemon.systemd import Notifier
 from tbotd.daemon.venue_wait import StartCancelled, StartupWait
 from tbotd.domain.errors import StorageUnavailableError
-from tbotd.domain.values import ms_to_datetime, timeframe_delta
+from tbotd.domain.values import floor_time, ms_to_datetime, timeframe_delta
 from tbotd.execution.live import LiveBroker
 from tbotd.notify import lifecycle as said
 from tbotd.notify.classify import storage_notice
@@ -308,9 +307,10 @@ class Daemon:
                 log.warning("periodic reconciliation fixed differences", fixes=fixes)
 
     def _next_to_decide(self, app: App) -> datetime:
-        """The candle the first scheduled cycle decides (the one closing next)."""
-        tf = self.settings.exchange.timeframe
-        return just_closed(app.clock.now(), tf) + timeframe_delta(tf)
+        """The candle the first scheduled cycle decides: the scheduler fires at the next
+        boundary + grace, so a start within the grace of a close still decides that candle."""
+        grace = timedelta(seconds=self.settings.daemon.grace_s)
+        return floor_time(app.clock.now() - grace, self.settings.exchange.timeframe)
 
     def _report_missed(self, app: App, upto: datetime) -> None:
         """Closes after the last decided candle and before ``upto`` that no cycle decided —
