@@ -10,7 +10,6 @@ scored predictions per model and an additive "since live" tally), for `/status`.
 
 from __future__ import annotations
 
-import time
 from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -184,10 +183,3 @@ class ModelMonitor:
             model_metrics(m, s, list(rows), self._live[(m, s)], self._since[(m, s)])
             for (m, s), rows in self._recent.items()
         ]
-
-
-def timed_run(monitor: ModelMonitor, now: datetime) -> tuple[int, float]:
-    """Run a pass and measure it (milliseconds) for the cycle's timings."""
-    start = time.perf_counter()
-    n = monitor.run(now)
-    return n, round((time.perf_counter() - start) * 1000, 2)
