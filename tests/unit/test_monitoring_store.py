@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
+import pytest
+
+from tbotd.cli import main
 from tbotd.daemon.monitor import ModelMonitor, RuleBook, rule_book, score_pending
 from tbotd.domain.enums import PredictionSource, Signal
 from tbotd.domain.market import Candle
@@ -115,3 +119,35 @@ def test_the_monitor_keeps_metrics_from_before_a_restart(tmp_path: Path) -> None
     assert live.hit_rate.value == 1.0
     assert live.always_long.value == 1.0
     assert only.windows[0].hit_rate.status == "n too small"  # 38 < 50
+
+
+def test_tbotd_models_prints_the_metrics_offline_as_json_and_as_a_table(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`tbotd models --db`: 38 graded long calls on a steady rise — hit rate 100 %, always long
+    100 %, contrarian 0 % on the same bars; the 50-window says "n too small"."""
+    path = tmp_path / "t.db"
+    store = Store.open(path)
+    _seed(store, bars=40, predictions=40)
+    score_pending(store, "5m", RULES, T0 + 40 * BAR)
+    store.close()
+    assert main(["models", "--db", str(path), "--json"]) == 0
+    (model,) = json.loads(capsys.readouterr().out)["models"]
+    assert (model["name"], model["source"], model["n_scored"]) == ("m1", "local-cpu", 38)
+    live = model["rolling"]["live"]
+    assert live["hit_rate"]["value"] == 1.0
+    assert live["always_long"]["value"] == 1.0
+    assert live["contrarian"] == {"value": 0.0, "se": 0.0, "n": 36, "status": "ok"}
+    assert model["rolling"]["50"]["hit_rate"] == {
+        "value": None, "se": None, "n": 38, "status": "n too small"
+    }  # fmt: skip
+    assert main(["models", "--db", str(path)]) == 0
+    text = capsys.readouterr().out
+    assert "n too small" in text
+    assert "100.0% ± 0.0" in text
+
+
+def test_tbotd_models_without_a_database_is_bad_input(tmp_path: Path) -> None:
+    """A path with no database exits 2 instead of creating one."""
+    assert main(["models", "--db", str(tmp_path / "none.db")]) == 2
+    assert not (tmp_path / "none.db").exists()
