@@ -61,6 +61,11 @@ class RuleBook:
         """The rule for ``model`` (a prediction's ``model_version``)."""
         return self.by_model.get(model, self.default)
 
+    def merged(self, newer: RuleBook) -> RuleBook:
+        """``newer``'s rules, keeping the models only this one knows (after a model swap, the old
+        model's predictions still waiting for their horizon are graded as it was trained)."""
+        return RuleBook(newer.default, {**self.by_model, **newer.by_model})
+
 
 def rule_book(models_dir: Path | None, taker_fee_bps: float) -> RuleBook:
     """The local models' label definition, and defaults for every other source: the training
@@ -134,7 +139,7 @@ def score_pending(
     after, waiting = cursor, False
     graded: list[Graded] = []
     for _ in range(max_batches):
-        pending = store.unscored_predictions(after, now, batch)
+        pending = store.unscored_predictions(after, batch)
         if not pending:
             break
         outcomes, first_waiting = _grade_batch(store, timeframe, pending, rules, now)
@@ -169,13 +174,15 @@ class ModelMonitor:
         return len(graded)
 
     def _fold(self, rows: Sequence[Graded]) -> None:
+        """Add scored predictions (oldest first) to each model's recent rows and live tally."""
+        groups: dict[tuple[str, str], list[Graded]] = {}
         for r in rows:
-            if r.outcome.kind is not OutcomeKind.SCORED or not is_model(r.prediction.source):
-                continue
-            key = (r.prediction.model, r.prediction.source)
-            self._recent.setdefault(key, deque(maxlen=max(WINDOWS))).append(r)
-            self._live[key] = self._live.get(key, Tally()) + tally([r])
-            self._since.setdefault(key, r.prediction.candle_time)
+            if r.outcome.kind is OutcomeKind.SCORED and is_model(r.prediction.source):
+                groups.setdefault((r.prediction.model, r.prediction.source), []).append(r)
+        for key, group in groups.items():
+            self._recent.setdefault(key, deque(maxlen=max(WINDOWS))).extend(group)
+            self._live[key] = self._live.get(key, Tally()) + tally(group)
+            self._since.setdefault(key, group[0].prediction.candle_time)
 
     def metrics(self) -> list[ModelMetrics]:
         """Every model's rolling metrics as of the last pass."""

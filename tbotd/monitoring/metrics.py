@@ -30,6 +30,7 @@ import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from typing import Any
 
 from tbotd.domain.enums import PredictionSource
 from tbotd.monitoring.outcomes import Outcome, OutcomeKind, StoredPrediction
@@ -146,43 +147,47 @@ def _add_bin(a: tuple[int, float, int], b: tuple[int, float, int]) -> tuple[int,
     return (a[0] + b[0], a[1] + b[1], a[2] + b[2])
 
 
-def tally_one(g: Graded) -> Tally:
-    """The tally of a single scored prediction (``tally`` of many is their sum)."""
+def _facts(g: Graded) -> tuple[float, ...]:
+    """One scored prediction's contribution to each of :data:`_SUMMED`, in that order."""
     o, p = g.outcome, g.prediction
     called = o.hit is not None
     fwd, past = o.fwd_return or 0.0, o.past_return or 0.0
     against = called and past != 0.0
     err = (p.confidence - bool(o.correct)) ** 2
-    b = min(int(p.confidence * ECE_BINS), ECE_BINS - 1)
-    bins = tuple(
-        (1, p.confidence, int(bool(o.correct))) if i == b else (0, 0.0, 0) for i in range(ECE_BINS)
-    )
-    regime = () if p.regime is None or not called else ((p.regime.value, 1, int(bool(o.hit))),)
-    return Tally(
-        n=1,
-        calls=int(called),
-        hits=int(bool(o.hit)),
-        ups=int(called and fwd > 0),
-        against=int(against),
-        against_hits=int(against and (fwd > 0) != (past > 0)),
-        brier_sum=err,
-        brier_sq=err * err,
-        bins=bins,
-        with_sd=int(o.inside_sd is not None),
-        inside_sd=int(bool(o.inside_sd)),
-        on_path=int(o.stayed_in_sd is not None),
-        stayed=int(bool(o.stayed_in_sd)),
-        regimes=regime,
+    return (
+        *(1, int(called), int(bool(o.hit)), int(called and fwd > 0), int(against)),
+        *(int(against and (fwd > 0) != (past > 0)), err, err * err),
+        *(int(o.inside_sd is not None), int(bool(o.inside_sd))),
+        *(int(o.stayed_in_sd is not None), int(bool(o.stayed_in_sd))),
     )
 
 
 def tally(rows: Iterable[Graded]) -> Tally:
-    """The tally of scored predictions (others are skipped)."""
-    total = Tally()
-    for r in rows:
-        if r.outcome.kind is OutcomeKind.SCORED:
-            total = total + tally_one(r)
-    return total
+    """The tally of scored predictions (others are skipped), accumulated in one pass."""
+    sums = [0.0] * len(_SUMMED)
+    in_bin, conf_sum, right = [0] * ECE_BINS, [0.0] * ECE_BINS, [0] * ECE_BINS
+    regimes: dict[str, list[int]] = {}
+    for g in rows:
+        if g.outcome.kind is not OutcomeKind.SCORED:
+            continue
+        for i, v in enumerate(_facts(g)):
+            sums[i] += v
+        conf = g.prediction.confidence
+        b = min(int(conf * ECE_BINS), ECE_BINS - 1)
+        in_bin[b], conf_sum[b] = in_bin[b] + 1, conf_sum[b] + conf
+        right[b] += int(bool(g.outcome.correct))
+        if g.prediction.regime is not None and g.outcome.hit is not None:
+            count = regimes.setdefault(g.prediction.regime.value, [0, 0])
+            count[0], count[1] = count[0] + 1, count[1] + int(g.outcome.hit)
+    counts: dict[str, Any] = {
+        f: v if f.startswith("brier") else int(v) for f, v in zip(_SUMMED, sums, strict=True)
+    }
+    return replace(
+        Tally(),
+        **counts,
+        bins=tuple(zip(in_bin, conf_sum, right, strict=True)),
+        regimes=tuple(sorted((k, c, h) for k, (c, h) in regimes.items())),
+    )
 
 
 def _brier(t: Tally, usable: bool) -> Stat:

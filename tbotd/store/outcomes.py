@@ -87,15 +87,12 @@ class OutcomeRecords:
 
     db: sqlite_utils.Database
 
-    def unscored_predictions(
-        self, after_id: int, up_to: datetime, limit: int
-    ) -> list[StoredPrediction]:
-        """Ungraded predictions with id > ``after_id`` for candles up to ``up_to``, by id."""
+    def unscored_predictions(self, after_id: int, limit: int) -> list[StoredPrediction]:
+        """Ungraded predictions with id > ``after_id``, by id (the order they were made in)."""
         rows = self.db.query(
             """SELECT p.* FROM predictions p LEFT JOIN outcomes o ON o.prediction_id = p.id
-               WHERE p.id > ? AND p.candle_time <= ? AND o.prediction_id IS NULL
-               ORDER BY p.id LIMIT ?""",
-            (after_id, datetime_to_ms(up_to), limit),
+               WHERE p.id > ? AND o.prediction_id IS NULL ORDER BY p.id LIMIT ?""",
+            (after_id, limit),
         )
         return [_prediction(r) for r in rows]
 

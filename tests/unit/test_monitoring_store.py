@@ -25,15 +25,17 @@ RULES = RuleBook(
 )
 
 
-def _seed(store: Store, bars: int, predictions: int, skip: frozenset[int] = frozenset()) -> None:
-    """Candles 0..bars-1 rising 1 % per bar (except ``skip``), a long call on each of the
-    first ``predictions`` candles."""
+def _seed(
+    store: Store, bars: int, predictions: int, skip: frozenset[int] = frozenset(), start: int = 0
+) -> None:
+    """Candles start..bars-1 rising by 1 a bar (except ``skip``), a long call on each of
+    candles start..predictions-1."""
     store.record_candles(
         Candle(SYMBOL, "5m", T0 + k * BAR, *(Decimal(100 + k),) * 4, Decimal(1))
-        for k in range(bars)
+        for k in range(start, bars)
         if k not in skip
     )
-    for k in range(predictions):
+    for k in range(start, predictions):
         p = Prediction(
             symbol=SYMBOL,
             timestamp=T0 + k * BAR,
@@ -107,12 +109,13 @@ def test_the_monitor_keeps_metrics_from_before_a_restart(tmp_path: Path) -> None
     """A new monitor (a restarted daemon) counts predictions graded by the previous one."""
     path = tmp_path / "t.db"
     store = Store.open(path)
-    _seed(store, bars=40, predictions=40)
-    assert ModelMonitor(store, "5m", RULES).run(T0 + 20 * BAR) == 21  # candles 0..20
+    _seed(store, bars=21, predictions=21)
+    assert ModelMonitor(store, "5m", RULES).run(T0 + 21 * BAR) == 19  # 19 and 20 wait for T+2
     store.close()
     store = Store.open(path)
+    _seed(store, bars=40, predictions=40, start=21)
     monitor = ModelMonitor(store, "5m", RULES)
-    assert monitor.run(T0 + 40 * BAR) == 17  # 21..37; 38 and 39 wait for T+2
+    assert monitor.run(T0 + 40 * BAR) == 19  # 19..37; 38 and 39 wait
     (only,) = monitor.metrics()
     assert (only.model, only.source, only.n_scored) == ("m1", "local-cpu", 38)
     live = only.windows[-1]
@@ -151,3 +154,15 @@ def test_tbotd_models_without_a_database_is_bad_input(tmp_path: Path) -> None:
     """A path with no database exits 2 instead of creating one."""
     assert main(["models", "--db", str(tmp_path / "none.db")]) == 2
     assert not (tmp_path / "none.db").exists()
+
+
+def test_after_a_model_swap_the_old_models_pending_predictions_keep_their_rule() -> None:
+    """A reload to a new model adds its rule; the old model is still graded as trained."""
+    newer = RuleBook(
+        LabelRule(12, 0.0008, LabelOrigin.DEFAULT),
+        {"m2": LabelRule(6, 0.002, LabelOrigin.MANIFEST)},
+    )
+    merged = RULES.merged(newer)
+    assert merged.rule_for("m1") == LabelRule(2, 0.001, LabelOrigin.MANIFEST)
+    assert merged.rule_for("m2").horizon == 6
+    assert merged.rule_for("remote-v1") == LabelRule(12, 0.0008, LabelOrigin.DEFAULT)
