@@ -15,6 +15,7 @@ from tbotd.domain.enums import PredictionSource, Signal
 from tbotd.domain.market import Candle
 from tbotd.domain.prediction import Prediction
 from tbotd.monitoring.outcomes import LabelOrigin, LabelRule, OutcomeKind
+from tbotd.monitoring.report import models_json
 from tbotd.store import Store
 
 T0 = datetime(2024, 3, 1, 12, 0, tzinfo=UTC)
@@ -166,3 +167,19 @@ def test_after_a_model_swap_the_old_models_pending_predictions_keep_their_rule()
     assert merged.rule_for("m1") == LabelRule(2, 0.001, LabelOrigin.MANIFEST)
     assert merged.rule_for("m2").horizon == 6
     assert merged.rule_for("remote-v1") == LabelRule(12, 0.0008, LabelOrigin.DEFAULT)
+
+
+def test_status_and_tbotd_models_say_the_same(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The daemon's in-memory metrics (``/status`` models) equal the offline command's."""
+    path = tmp_path / "t.db"
+    store = Store.open(path)
+    _seed(store, bars=90, predictions=90)
+    monitor = ModelMonitor(store, "5m", RULES)
+    monitor.run(T0 + 90 * BAR)
+    live = models_json(monitor.metrics())
+    store.close()
+    assert main(["models", "--db", str(path), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["models"] == live
+    assert live[0]["rolling"]["50"]["hit_rate"]["status"] == "ok"
