@@ -23,7 +23,6 @@ from tbotd.config.settings import Settings
 from tbotd.daemon.monitor import ModelMonitor
 from tbotd.daemon.risk import RiskKeeper
 from tbotd.domain.actions import Action, ClosePosition
-from tbotd.domain.errors import StorageUnavailableError
 from tbotd.domain.market import Candle
 from tbotd.domain.positions import Position, notional
 from tbotd.domain.prediction import Prediction
@@ -199,9 +198,7 @@ class Cycle:
         start = time.perf_counter()
         try:
             self.monitor.run(self.clock.now())
-        except StorageUnavailableError:
-            raise
-        except Exception:
+        except Exception:  # a full disk too: the next tick sees store.unwritable and says so
             log.exception("grading predictions failed", candle=report.candle_time.isoformat())
         report.timings_ms["monitor"] = round((time.perf_counter() - start) * 1000, 2)
 
