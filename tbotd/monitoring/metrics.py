@@ -124,6 +124,7 @@ class Tally:
     regimes: tuple[tuple[str, int, int], ...] = field(default=())  # (regime, calls, hits)
 
     def __add__(self, other: Tally) -> Tally:
+        """Both sets together: how "since live" grows by each newly graded batch."""
         regimes: dict[str, tuple[int, int]] = {}
         for name, calls, hits in (*self.regimes, *other.regimes):
             c, h = regimes.get(name, (0, 0))
