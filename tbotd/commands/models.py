@@ -54,13 +54,13 @@ def run(args: argparse.Namespace) -> int:
     db = _database(args)
     if db is None:
         return EXIT_BAD_INPUT
-    from tbotd.monitoring.metrics import all_models
+    from tbotd.daemon.monitor import load_saved
     from tbotd.monitoring.report import models_json, table
     from tbotd.store import Store
 
     store = Store.open(db)
     try:
-        models = all_models(store.graded())
+        models = load_saved(store).metrics()  # what /status shows, read the same bounded way
     finally:
         store.close()
     if args.json:

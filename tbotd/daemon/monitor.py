@@ -5,12 +5,12 @@ graded from stored candles (``monitoring.outcomes.score``) and written once per 
 bounded batches, each batch with the cursor in one transaction — so a restart, a crash in the
 middle or days of downtime only mean the next pass continues where the last one stopped.
 :class:`ModelMonitor` runs it for the daemon and keeps the rolling metrics in memory (the newest
-scored predictions per model and an additive "since live" tally), for `/status`.
+scored predictions per model and the additive "since live" tally the store keeps with each
+batch), for `/status`; a start reads only those (:func:`load_saved`), never the whole history.
 """
 
 from __future__ import annotations
 
-from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -21,20 +21,12 @@ from tbotd.domain.values import timeframe_delta
 from tbotd.ml.errors import ModelLoadError
 from tbotd.ml.labels import LabelSpec
 from tbotd.ml.manifest import read_manifest
-from tbotd.monitoring.metrics import (
-    WINDOWS,
-    Graded,
-    ModelMetrics,
-    Tally,
-    is_model,
-    model_metrics,
-    tally,
-)
+from tbotd.monitoring.live import Key, Live, by_model, live_of, newest
+from tbotd.monitoring.metrics import WINDOWS, Graded, ModelMetrics, model_metrics
 from tbotd.monitoring.outcomes import (
     LabelOrigin,
     LabelRule,
     Outcome,
-    OutcomeKind,
     StoredPrediction,
     due_time,
     score,
@@ -133,7 +125,9 @@ def score_pending(
     """Grade up to ``batch * max_batches`` due predictions, oldest first; returns them.
 
     The cursor in ``meta`` moves past every graded prediction up to the first one still waiting
-    for its candles, so the next pass starts there; grading is idempotent either way.
+    for its candles, so the next pass starts there; grading is idempotent either way. Each batch's
+    outcomes, the models' "since live" tallies and the cursor commit together: a crash between
+    batches loses nothing and counts nothing twice.
     """
     cursor = int(store.meta(CURSOR_KEY) or 0)
     after, waiting = cursor, False
@@ -147,11 +141,35 @@ def score_pending(
             cursor = pending[-1].id if first_waiting is None else first_waiting - 1
             waiting = first_waiting is not None
         with store.transaction():
-            store.record_outcomes(outcomes, now)
+            fresh = _graded(pending, store.new_outcomes(outcomes))
+            store.record_outcomes([g.outcome for g in fresh], now)
+            store.add_live(live_of(fresh))
             store.set_meta(CURSOR_KEY, str(cursor))
-        graded.extend(_graded(pending, outcomes))
+        graded.extend(fresh)
         after = pending[-1].id
     return graded
+
+
+@dataclass(frozen=True, slots=True)
+class Saved:
+    """What the store holds for the metrics: each model's live tally and newest scored rows."""
+
+    live: dict[Key, Live]
+    recent: dict[Key, list[Graded]]
+
+    def metrics(self) -> list[ModelMetrics]:
+        """Every model's rolling metrics, by model and source."""
+        return [
+            model_metrics(m, s, self.recent.get((m, s), []), live.tally, live.since)
+            for (m, s), live in self.live.items()
+        ]
+
+
+def load_saved(store: Store) -> Saved:
+    """One row per model and its newest ``max(WINDOWS)`` rows: bounded however long the history
+    (a restarted daemon and ``tbotd models`` read this, never every graded prediction)."""
+    live = store.live_tallies()
+    return Saved(live, {key: store.recent_graded(*key, max(WINDOWS)) for key in live})
 
 
 class ModelMonitor:
@@ -159,34 +177,23 @@ class ModelMonitor:
 
     def __init__(self, store: Store, timeframe: str, rules: RuleBook) -> None:
         self.store, self.timeframe, self.rules = store, timeframe, rules
-        self._recent: dict[tuple[str, str], deque[Graded]] = {}
-        self._live: dict[tuple[str, str], Tally] = {}
-        self._since: dict[tuple[str, str], datetime] = {}
-        self._loaded = False
+        self._saved: Saved | None = None
 
     def run(self, now: datetime) -> int:
         """Grade what is due and fold it into the metrics; returns how many were graded."""
-        if not self._loaded:  # once: history graded before this start
-            self._fold(self.store.graded())
-            self._loaded = True
+        saved = self._saved or load_saved(self.store)  # once a start: bounded, see load_saved
         graded = score_pending(self.store, self.timeframe, self.rules, now)
-        self._fold(graded)
+        self._saved = self._fold(saved, graded) if graded else saved
         return len(graded)
 
-    def _fold(self, rows: Sequence[Graded]) -> None:
-        """Add scored predictions (oldest first) to each model's recent rows and live tally."""
-        groups: dict[tuple[str, str], list[Graded]] = {}
-        for r in rows:
-            if r.outcome.kind is OutcomeKind.SCORED and is_model(r.prediction.source):
-                groups.setdefault((r.prediction.model, r.prediction.source), []).append(r)
-        for key, group in groups.items():
-            self._recent.setdefault(key, deque(maxlen=max(WINDOWS))).extend(group)
-            self._live[key] = self._live.get(key, Tally()) + tally(group)
-            self._since.setdefault(key, group[0].prediction.candle_time)
+    def _fold(self, saved: Saved, rows: Sequence[Graded]) -> Saved:
+        """Newly graded rows into each model's newest rows; the live tallies as just committed
+        (the store's, so the numbers are the ones a restart would read)."""
+        recent = dict(saved.recent)
+        for key, group in by_model(rows).items():
+            recent[key] = newest(recent.get(key, []), group, max(WINDOWS))
+        return Saved(self.store.live_tallies(), recent)
 
     def metrics(self) -> list[ModelMetrics]:
         """Every model's rolling metrics as of the last pass."""
-        return [
-            model_metrics(m, s, list(rows), self._live[(m, s)], self._since[(m, s)])
-            for (m, s), rows in self._recent.items()
-        ]
+        return [] if self._saved is None else self._saved.metrics()

@@ -129,7 +129,7 @@ class Tally:
         for name, calls, hits in (*self.regimes, *other.regimes):
             c, h = regimes.get(name, (0, 0))
             regimes[name] = (c + calls, h + hits)
-        summed = {f: getattr(self, f) + getattr(other, f) for f in _SUMMED}
+        summed = {f: getattr(self, f) + getattr(other, f) for f in SUMMED}
         return replace(
             self,
             **summed,
@@ -138,7 +138,7 @@ class Tally:
         )
 
 
-_SUMMED = (
+SUMMED = (  # the additive scalar fields of a Tally, in the order _facts gives them
     *("n", "calls", "hits", "ups", "against", "against_hits", "brier_sum", "brier_sq"),
     *("with_sd", "inside_sd", "on_path", "stayed"),
 )
@@ -149,7 +149,7 @@ def _add_bin(a: tuple[int, float, int], b: tuple[int, float, int]) -> tuple[int,
 
 
 def _facts(g: Graded) -> tuple[float, ...]:
-    """One scored prediction's contribution to each of :data:`_SUMMED`, in that order."""
+    """One scored prediction's contribution to each of :data:`SUMMED`, in that order."""
     o, p = g.outcome, g.prediction
     called = o.hit is not None
     fwd, past = o.fwd_return or 0.0, o.past_return or 0.0
@@ -165,7 +165,7 @@ def _facts(g: Graded) -> tuple[float, ...]:
 
 def tally(rows: Iterable[Graded]) -> Tally:
     """The tally of scored predictions (others are skipped), accumulated in one pass."""
-    sums = [0.0] * len(_SUMMED)
+    sums = [0.0] * len(SUMMED)
     in_bin, conf_sum, right = [0] * ECE_BINS, [0.0] * ECE_BINS, [0] * ECE_BINS
     regimes: dict[str, list[int]] = {}
     for g in rows:
@@ -181,7 +181,7 @@ def tally(rows: Iterable[Graded]) -> Tally:
             count = regimes.setdefault(g.prediction.regime.value, [0, 0])
             count[0], count[1] = count[0] + 1, count[1] + int(g.outcome.hit)
     counts: dict[str, Any] = {
-        f: v if f.startswith("brier") else int(v) for f, v in zip(_SUMMED, sums, strict=True)
+        f: v if f.startswith("brier") else int(v) for f, v in zip(SUMMED, sums, strict=True)
     }
     return replace(
         Tally(),

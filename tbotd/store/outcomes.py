@@ -3,13 +3,15 @@
 One ``outcomes`` row per prediction (its primary key is the prediction's id), written with
 ``INSERT OR IGNORE``: grading a prediction twice — a retried pass, a restart halfway through a
 batch — changes nothing. A cursor in ``meta`` remembers below which prediction id everything is
-graded, so a pass never rescans history.
+graded, so a pass never rescans history. ``model_tallies`` keeps each model's "since live"
+tally, added to in the transaction that records its batch: a restart reads it and the newest
+rows the windows need (:meth:`OutcomeRecords.recent_graded`), never the whole history.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -19,6 +21,7 @@ import sqlite_utils
 from tbotd.domain.enums import Regime, Signal
 from tbotd.domain.market import Candle
 from tbotd.domain.values import datetime_to_ms, ms_to_datetime
+from tbotd.monitoring.live import Key, Live, decode, encode
 from tbotd.monitoring.metrics import Graded
 from tbotd.monitoring.outcomes import (
     LabelOrigin,
@@ -146,6 +149,53 @@ class OutcomeRecords:
         """Every graded prediction with its outcome, oldest candle first."""
         rows = self.db.query(f"{_GRADED} ORDER BY p.candle_time, p.id")
         return [Graded(_prediction(r), _outcome(r)) for r in rows]
+
+    def recent_graded(self, model: str, source: str, limit: int) -> list[Graded]:
+        """The newest ``limit`` scored predictions of a model and source, oldest first (the
+        rolling windows' rows): read backwards along ``predictions_model``, so at most ``limit``
+        rows however long the history."""
+        rows = self.db.query(
+            f"""{_GRADED} WHERE p.model_version = ? AND p.source = ? AND o.kind = ?
+                ORDER BY p.candle_time DESC, p.id DESC LIMIT ?""",
+            (model, source, OutcomeKind.SCORED.value, limit),
+        )
+        return [Graded(_prediction(r), _outcome(r)) for r in reversed(list(rows))]
+
+    def live_tallies(self) -> dict[Key, Live]:
+        """Every model's stored "since live" tally, by (model, source)."""
+        rows = self.db.query("SELECT * FROM model_tallies ORDER BY model, source")
+        return {
+            (r["model"], r["source"]): Live(decode(r["tally"]), ms_to_datetime(r["since"]))
+            for r in rows
+        }
+
+    def add_live(self, batch: Mapping[Key, Live]) -> None:
+        """Add a graded batch's tallies to the stored ones; call it in the transaction that
+        records the batch's outcomes, so the two never disagree after a crash."""
+        for (model, source), live in batch.items():
+            row = self.db.execute(
+                "SELECT since, tally FROM model_tallies WHERE model = ? AND source = ?",
+                (model, source),
+            ).fetchone()
+            total = live if row is None else Live(decode(row[1]), ms_to_datetime(row[0])) + live
+            self.db.execute(
+                "INSERT OR REPLACE INTO model_tallies (model, source, since, tally) "
+                "VALUES (?, ?, ?, ?)",
+                (model, source, datetime_to_ms(total.since), encode(total.tally)),
+            )
+
+    def new_outcomes(self, outcomes: Sequence[Outcome]) -> list[Outcome]:
+        """Those of ``outcomes`` whose prediction has no outcome yet (what recording them adds)."""
+        ids = json.dumps([o.prediction_id for o in outcomes])
+        stored = {
+            r[0]
+            for r in self.db.execute(
+                "SELECT prediction_id FROM outcomes "
+                "WHERE prediction_id IN (SELECT value FROM json_each(?))",
+                (ids,),
+            ).fetchall()
+        }
+        return [o for o in outcomes if o.prediction_id not in stored]
 
     def outcome_count(self) -> int:
         """How many predictions have an outcome row."""

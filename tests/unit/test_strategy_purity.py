@@ -28,6 +28,7 @@ PURE = (
     "tbotd.monitoring",
     "tbotd.monitoring.outcomes",
     "tbotd.monitoring.metrics",
+    "tbotd.monitoring.live",
     "tbotd.monitoring.report",
 )
 FORBIDDEN_TBOTD = (
