@@ -245,7 +245,8 @@ def model_metrics(
 
 
 def all_models(rows: Iterable[Graded]) -> list[ModelMetrics]:
-    """Metrics per (model, source) from every graded row, oldest first (the offline view)."""
+    """Metrics per (model, source) from every graded row, oldest first: the from-scratch
+    reference that the daemon's stored tallies and bounded windows must agree with (tests)."""
     groups: dict[tuple[str, str], list[Graded]] = {}
     for r in rows:
         if is_model(r.prediction.source) and r.outcome.kind is OutcomeKind.SCORED:
