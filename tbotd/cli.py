@@ -29,6 +29,7 @@ COMMAND_MODULES = (
     "tbotd.commands.backtest",
     "tbotd.commands.markets",
     "tbotd.commands.serve",
+    "tbotd.commands.models",
 )
 
 Handler = Callable[[argparse.Namespace], int]

@@ -15,6 +15,7 @@ from typing import Any
 
 from tbotd.config.settings import Settings
 from tbotd.daemon.cycle import Cycle, Predictor
+from tbotd.daemon.monitor import ModelMonitor, rule_book
 from tbotd.daemon.reload import fill_params
 from tbotd.daemon.venue_wait import StartupWait, venue_time
 from tbotd.domain.enums import TradingMode
@@ -173,6 +174,8 @@ async def _wire(
 
         predictor = FallbackPredictor.from_settings(settings, events=store, clock=clock)
     cycle = Cycle(settings, store, feed, broker, predictor, clock)
+    rules = rule_book(settings.ml.models_dir, float(settings.execution.taker_fee_bps))
+    cycle.monitor = ModelMonitor(store, settings.exchange.timeframe, rules)
     return App(settings, store, clock, venue, feed, broker, predictor, cycle, lock)
 
 

@@ -20,6 +20,7 @@ from decimal import Decimal
 from typing import Protocol
 
 from tbotd.config.settings import Settings
+from tbotd.daemon.monitor import ModelMonitor
 from tbotd.daemon.risk import RiskKeeper
 from tbotd.domain.actions import Action, ClosePosition
 from tbotd.domain.market import Candle
@@ -125,6 +126,7 @@ class Cycle:
         self.histories = Histories(store, settings.exchange.timeframe, settings.daemon.history_bars)
         self.symbols = list(settings.exchange.symbols)
         self.last: CycleReport | None = None
+        self.monitor: ModelMonitor | None = None  # grades predictions after each cycle (app)
 
     def use_strategy(self, strategy: Strategy) -> None:
         """Decide with ``strategy`` from the next cycle on (start-up, and SIGHUP reload)."""
@@ -182,9 +184,23 @@ class Cycle:
             self.clock.now(), after.currency, after.balance, after.unrealized_pnl
         )
         lap("record")
+        self._grade(report)
         self.last = report
         self._log(report)
         return report
+
+    def _grade(self, report: CycleReport) -> None:
+        """Grade the predictions whose horizon has passed, after the orders went out: its time
+        is reported as ``monitor`` beside ``total`` (the decision's), and its failure is logged,
+        never the cycle's."""
+        if self.monitor is None:
+            return
+        start = time.perf_counter()
+        try:
+            self.monitor.run(self.clock.now())
+        except Exception:  # a full disk too: the next tick sees store.unwritable and says so
+            log.exception("grading predictions failed", candle=report.candle_time.isoformat())
+        report.timings_ms["monitor"] = round((time.perf_counter() - start) * 1000, 2)
 
     def _decide(
         self,

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from tbotd.config import ConfigInvalidError, Settings, load_settings
 from tbotd.config.scope import ReloadPlan, plan_reload
+from tbotd.daemon.monitor import rule_book
 from tbotd.domain.errors import ConfigError, StorageUnavailableError
 from tbotd.execution.broker import Broker
 from tbotd.execution.live import LiveBroker
@@ -159,6 +160,10 @@ def _apply(app: App, prepared: _Prepared) -> Any:
     app.cycle.risk.limits = settings.risk.limits()  # its state (trips, peak) stays
     if prepared.retune:
         retune(app.broker, settings)
+    if app.cycle.monitor is not None:  # a new model; the old one's pending predictions keep theirs
+        fee = float(settings.execution.taker_fee_bps)
+        monitor = app.cycle.monitor
+        monitor.rules = monitor.rules.merged(rule_book(settings.ml.models_dir, fee))
     if prepared.chain is None:
         return None
     old = app.predictor

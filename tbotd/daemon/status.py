@@ -16,6 +16,7 @@ from tbotd.daemon.cycle import CycleReport
 from tbotd.daemon.risk import load_state, risk_status
 from tbotd.domain.enums import Side
 from tbotd.domain.values import ms_to_datetime, timeframe_delta
+from tbotd.monitoring.report import models_json
 from tbotd.ops.metrics import DAEMON_METRICS, DaemonMetrics
 
 if TYPE_CHECKING:
@@ -62,7 +63,8 @@ def _stale_market_data(daemon: Daemon, app: App) -> str | None:
 
 
 async def status(daemon: Daemon) -> dict[str, Any]:
-    """The `/status` document: positions, open orders, last predictions, equity, last cycle."""
+    """The `/status` document: positions, open orders, last predictions, equity, last cycle,
+    and each model's rolling metrics (``models``)."""
     app = daemon.app
     ready, why = readiness(daemon)
     body: dict[str, Any] = {
@@ -85,6 +87,8 @@ async def status(daemon: Daemon) -> dict[str, Any]:
     predictor_status = getattr(app.predictor, "status", None)
     if predictor_status is not None:
         body["predictor"] = predictor_status()
+    if app.cycle.monitor is not None:  # as of the last close: no database read here
+        body["models"] = models_json(app.cycle.monitor.metrics())
     return body
 
 

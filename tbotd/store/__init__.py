@@ -15,6 +15,7 @@ from pathlib import Path
 
 from tbotd.store.db import Database, StoreError
 from tbotd.store.market import MarketRecords, to_json
+from tbotd.store.outcomes import OutcomeRecords
 from tbotd.store.schema import MIGRATIONS
 from tbotd.store.trading import TradingRecords
 from tbotd.store.wallet import Trade, WalletRecords
@@ -24,7 +25,7 @@ __all__ = ["SCHEMA_VERSION", "Store", "StoreError", "Trade", "to_json"]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
-class Store(MarketRecords, TradingRecords, WalletRecords, Database):
+class Store(MarketRecords, OutcomeRecords, TradingRecords, WalletRecords, Database):
     """The migrated database with a record/query method for each kind of row."""
 
     @classmethod

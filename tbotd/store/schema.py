@@ -142,4 +142,35 @@ def _decision_provenance(db: sqlite_utils.Database) -> None:
         db.execute(f"ALTER TABLE decisions ADD COLUMN {column} TEXT")
 
 
-MIGRATIONS: list[Migration] = [_v1, _v2, _v3, _v4, _v5, _decision_provenance]
+def _outcomes(db: sqlite_utils.Database) -> None:
+    """Prediction outcomes (ARCHITECTURE: monitoring): how each stored prediction turned out once
+    its horizon passed, one row per prediction (so grading is idempotent across restarts), with
+    the horizon and neutral band it was graded with and where they came from (``label_origin``:
+    the model's manifest, or defaults for a source without one). ``model_tallies`` holds each
+    (model, source)'s "since live" tally (``monitoring.live``), written with every graded batch,
+    so a restart reads one row per model instead of its whole history."""
+    db.execute(
+        """CREATE TABLE outcomes (
+            prediction_id INTEGER PRIMARY KEY REFERENCES predictions(id),
+            kind TEXT NOT NULL, horizon INTEGER NOT NULL, band REAL NOT NULL,
+            label_origin TEXT NOT NULL, fwd_return REAL, realised TEXT, correct INTEGER,
+            hit INTEGER, past_return REAL, inside_sd INTEGER, stayed_in_sd INTEGER,
+            scored_at INTEGER NOT NULL)"""
+    )
+    db.execute("CREATE INDEX predictions_model ON predictions (model_version, source, candle_time)")
+    db.execute(
+        """CREATE TABLE model_tallies (
+            model TEXT NOT NULL, source TEXT NOT NULL, since INTEGER NOT NULL,
+            tally TEXT NOT NULL, PRIMARY KEY (model, source)) WITHOUT ROWID"""
+    )
+
+
+MIGRATIONS: list[Migration] = [
+    _v1,
+    _v2,
+    _v3,
+    _v4,
+    _v5,
+    _decision_provenance,
+    _outcomes,
+]

@@ -73,7 +73,9 @@ async def test_a_reloaded_ml_service_and_token_take_every_request_after_it(
         [result] = rig.app.cycle.last.symbols
         assert result.prediction is not None
         assert str(result.prediction.source) == "remote"  # B accepted the new token
-        assert (await status(rig.daemon))["predictor"]["remote"]["url"].startswith(url_b)
+        body = await status(rig.daemon)
+        assert body["predictor"]["remote"]["url"].startswith(url_b)
+        assert body["models"] == []  # nothing graded yet: the 12-bar horizon has not passed
 
 
 async def test_a_reloaded_models_dir_loads_and_one_that_does_not_load_is_refused(

@@ -1,6 +1,7 @@
 """The daemon's own :class:`tbotd.daemon.cycle.Cycle` (risk guard, equity split, order of
 settling and deciding) over several symbols' candles, with a paper broker and an in-memory feed
-and predictor: what the portfolio backtest must equal trade for trade."""
+and predictor: what the portfolio backtest must equal trade for trade (with the model monitor
+grading predictions after every cycle, as in the daemon)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import pandas as pd
 
 from tbotd.config.settings import Settings
 from tbotd.daemon.cycle import Cycle
+from tbotd.daemon.monitor import ModelMonitor, rule_book
 from tbotd.domain import Candle, MarketSpec, Prediction
 from tbotd.domain.values import datetime_to_ms
 from tbotd.execution.broker import PriceRef
@@ -103,6 +105,8 @@ async def daemon_cycles(
     )
     await broker.start()
     cycle = Cycle(config, store, feed, broker, Predictor(predict), clock)
+    rules = rule_book(config.ml.models_dir, float(ex.taker_fee_bps))  # as the app wires it
+    cycle.monitor = ModelMonitor(store, config.exchange.timeframe, rules)
     for i, candle in enumerate(first):
         feed.i = i
         await clock.set(candle.close_time)

@@ -167,7 +167,9 @@ def test_sighup_reload_rebuilds_the_strategy_of_any_kind(tmp_path: Path) -> None
     daemon = Daemon(load_settings(config, {}), config)
     used: list[Strategy] = []
     risk = SimpleNamespace(limits=None)
-    cycle = SimpleNamespace(settings=daemon.settings, use_strategy=used.append, risk=risk)
+    cycle = SimpleNamespace(
+        settings=daemon.settings, use_strategy=used.append, risk=risk, monitor=None
+    )
     events: list[tuple[str, str, dict[str, object]]] = []
     store = SimpleNamespace(record_event=lambda _at, kind, msg, **d: events.append((kind, msg, d)))
     clock = SimpleNamespace(now=lambda: datetime(2030, 1, 1, tzinfo=UTC))

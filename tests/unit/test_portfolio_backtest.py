@@ -17,8 +17,15 @@ from tbotd.backtest.portfolio_run import run_portfolio
 from tbotd.config.settings import Settings
 from tbotd.domain.errors import InvalidDataError
 from tbotd.domain.markets import BTCUSD_PERP, BTCUSDT_PERP, KNOWN_MARKETS
-from tbotd.domain.values import datetime_to_ms
-from tests.unit.backtest_support import candles, predictions, random_scenario, settings
+from tbotd.domain.values import datetime_to_ms, timeframe_ms
+from tbotd.store import Store
+from tests.unit.backtest_support import (
+    candles,
+    predictions,
+    random_scenario,
+    settings,
+    to_candles,
+)
 from tests.unit.cycle_support import daemon_cycles
 from tests.unit.test_backtest_paper_parity import CASES, daemon_predictions
 
@@ -181,3 +188,28 @@ def test_a_symbol_without_market_rules_is_an_error_naming_it() -> None:
     config = with_risk(settings(), (BTC, "FOO/USDT:USDT"))
     with pytest.raises(InvalidDataError, match="FOO/USDT:USDT"):
         run_portfolio(frames, preds, config)
+
+
+async def test_the_daemon_cycle_grades_due_predictions_without_changing_a_trade(
+    tmp_path: Path,
+) -> None:
+    """With the monitor after every cycle the trades still equal the backtest's, and every
+    prediction whose 12-bar horizon passed has exactly one outcome."""
+    frames, preds, funding = two_symbols(4)
+    config = with_risk(settings(execution={"position_fraction": "0.9"}), (BTC, ETH))
+    markets = {s: KNOWN_MARKETS[s] for s in (BTC, ETH)}
+    result = run_portfolio(frames, preds, config, funding, markets)
+    predict = {s: daemon_predictions(preds[s], s) for s in frames}
+    trades, _, _ = await daemon_cycles(frames, predict, config, markets, funding, tmp_path / "d.db")
+    assert len(trades) == len(result.trades)
+    store = Store.open(tmp_path / "d.db")
+    first = datetime_to_ms(to_candles(frames[BTC], BTC)[0].open_time)
+    bar = timeframe_ms(config.exchange.timeframe)
+    last_cycle = len(frames[BTC]) - 2  # the last candle only settles exits
+    due = store.query(  # graded at the last cycle: candle T + 12 bars stored by then
+        "SELECT COUNT(*) AS n FROM predictions WHERE candle_time <= ?",
+        (first + (last_cycle - 12) * bar,),
+    )[0]["n"]
+    assert due > 0
+    assert store.outcome_count() == due
+    assert store.query("SELECT COUNT(DISTINCT prediction_id) AS n FROM outcomes")[0]["n"] == due

@@ -1,4 +1,5 @@
-"""The strategy core is pure: its modules import no config, I/O or daemon code (ARCHITECTURE)."""
+"""The strategy, risk and monitoring cores are pure: they import no config, I/O or daemon code
+(ARCHITECTURE)."""
 
 from __future__ import annotations
 
@@ -24,6 +25,11 @@ PURE = (
     "tbotd.risk.guard",
     "tbotd.risk.codec",
     "tbotd.risk.gate",
+    "tbotd.monitoring",
+    "tbotd.monitoring.outcomes",
+    "tbotd.monitoring.metrics",
+    "tbotd.monitoring.live",
+    "tbotd.monitoring.report",
 )
 FORBIDDEN_TBOTD = (
     "tbotd.config",
