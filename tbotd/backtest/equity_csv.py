@@ -57,7 +57,8 @@ def write_columns(path: Path, columns: Mapping[str, Sequence[str]]) -> None:
 def drawdown(equity: NDArray[np.float64], initial: float) -> NDArray[np.float64]:
     """Per bar, the fall from the highest equity so far (the initial equity counts as one)."""
     peak = np.maximum.accumulate(np.concatenate([[initial], equity]))[1:]
-    return np.where(peak > 0, 1.0 - equity / peak, 0.0)
+    with np.errstate(divide="ignore", invalid="ignore"):  # a peak of 0 or inf/NaN: where() picks
+        return np.where(peak > 0, 1.0 - equity / peak, 0.0)
 
 
 def curve_columns(curve: EquityCurve, initial: float) -> dict[str, list[str]]:

@@ -19,7 +19,8 @@ def pandas_csv(curve: EquityCurve, initial: float, path: Path) -> None:
     """How equity.csv was written before: pandas' to_csv with float_format %.10g."""
     frame = curve.frame()
     peak = np.maximum.accumulate(np.concatenate([[initial], curve.equity]))[1:]
-    frame["drawdown"] = np.where(peak > 0, 1.0 - curve.equity / peak, 0.0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        frame["drawdown"] = np.where(peak > 0, 1.0 - curve.equity / peak, 0.0)
     frame.to_csv(path, index=False, float_format="%.10g")
 
 
