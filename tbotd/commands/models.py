@@ -11,10 +11,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
-from pathlib import Path
 
 from tbotd.commands import EXIT_BAD_INPUT, EXIT_OK
+from tbotd.commands.database import add_database_choice, database_path
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -25,33 +24,14 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         description="Rolling metrics of every model's graded predictions (per model and "
         "source) from the database of --config's store.path, or of --db.",
     )
-    where = p.add_mutually_exclusive_group(required=True)
-    where.add_argument("--config", type=Path, metavar="FILE", help="the daemon's config")
-    where.add_argument("--db", type=Path, metavar="FILE", help="a database, e.g. the demo's")
+    add_database_choice(p)
     p.add_argument("--json", action="store_true", help='JSON: {"models": [...]}')
     p.set_defaults(handler=run)
 
 
-def _database(args: argparse.Namespace) -> Path | None:
-    """The database path, or None after saying why there is none."""
-    db: Path = args.db
-    if args.config is not None:
-        from tbotd.config import ConfigInvalidError, load_settings
-
-        try:
-            db = Path(load_settings(args.config).store.path)
-        except ConfigInvalidError as e:
-            print("\n".join(str(p) for p in e.problems), file=sys.stderr)
-            return None
-    if not db.exists():
-        print(f"tbotd models: no database at {db}", file=sys.stderr)
-        return None
-    return db
-
-
 def run(args: argparse.Namespace) -> int:
     """Print every model's metrics as a table or JSON."""
-    db = _database(args)
+    db = database_path(args)
     if db is None:
         return EXIT_BAD_INPUT
     from tbotd.daemon.monitor import load_saved

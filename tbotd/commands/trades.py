@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from tbotd.commands import EXIT_BAD_INPUT, EXIT_OK
+from tbotd.commands.database import add_database_choice, database_path
 
 if TYPE_CHECKING:
     from tbotd.store.wallet import Trade
@@ -29,9 +30,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         description="Every closed trade (entry, exit, reason, PnL, fees, funding, stop, target) "
         "from the database of --config's store.path, or of --db.",
     )
-    where = p.add_mutually_exclusive_group(required=True)
-    where.add_argument("--config", type=Path, metavar="FILE", help="the daemon's config")
-    where.add_argument("--db", type=Path, metavar="FILE", help="a database, e.g. the demo's")
+    add_database_choice(p)
     p.add_argument("--since", type=_utc, metavar="ISO", help="trades closed at or after (UTC)")
     p.add_argument("--symbol", help="one symbol only, e.g. BTC/USDT:USDT")
     p.add_argument("--csv", action="store_true", help="CSV on standard output")
@@ -48,17 +47,8 @@ def _utc(text: str) -> datetime:
 
 def run(args: argparse.Namespace) -> int:
     """Print the trades as a table (with totals) or CSV."""
-    db = args.db
-    if args.config is not None:
-        from tbotd.config import ConfigInvalidError, load_settings
-
-        try:
-            db = Path(load_settings(args.config).store.path)
-        except ConfigInvalidError as e:
-            print("\n".join(str(p) for p in e.problems), file=sys.stderr)
-            return EXIT_BAD_INPUT
-    if not db.exists():
-        print(f"tbotd trades: no database at {db}", file=sys.stderr)
+    db = database_path(args)
+    if db is None:
         return EXIT_BAD_INPUT
     from tbotd.store import Store
 

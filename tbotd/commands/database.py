@@ -1,0 +1,32 @@
+"""The offline commands' one way to name a daemon's database: ``--config FILE`` (its
+``store.path``) or ``--db FILE``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+
+def add_database_choice(parser: argparse.ArgumentParser) -> None:
+    """``--config FILE | --db FILE``, one of them required."""
+    where = parser.add_mutually_exclusive_group(required=True)
+    where.add_argument("--config", type=Path, metavar="FILE", help="the daemon's config")
+    where.add_argument("--db", type=Path, metavar="FILE", help="a database, e.g. the demo's")
+
+
+def database_path(args: argparse.Namespace) -> Path | None:
+    """The database the arguments name, or None after saying on stderr why there is none."""
+    db: Path = args.db
+    if args.config is not None:
+        from tbotd.config import ConfigInvalidError, load_settings
+
+        try:
+            db = Path(load_settings(args.config).store.path)
+        except ConfigInvalidError as e:
+            print("\n".join(str(p) for p in e.problems), file=sys.stderr)
+            return None
+    if not db.exists():
+        print(f"tbotd {args.command}: no database at {db}", file=sys.stderr)
+        return None
+    return db
