@@ -15,7 +15,7 @@ import contextlib
 import os
 import signal
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -25,6 +25,7 @@ from tbotd.config import Settings
 from tbotd.daemon.app import App, build
 from tbotd.daemon.cycle import Predictor
 from tbotd.daemon.dashboard import DaemonDashboard
+from tbotd.daemon.missed import MissedCloses
 from tbotd.daemon.reload import Reloaded
 from tbotd.daemon.reload import reload as reload_config
 from tbotd.daemon.schedule import (
@@ -37,7 +38,6 @@ from tbotd.daemon.status import readiness, record_metrics, status
 from tbotd.daemon.systemd import Notifier
 from tbotd.daemon.venue_wait import StartCancelled, StartupWait
 from tbotd.domain.errors import StorageUnavailableError
-from tbotd.domain.values import floor_time, ms_to_datetime, timeframe_delta
 from tbotd.execution.live import LiveBroker
 from tbotd.notify import lifecycle as said
 from tbotd.notify.classify import storage_notice
@@ -81,7 +81,7 @@ class Daemon:
         self.ops_url = ""
         self.waiting_for: str | None = None  # why start-up is still waiting (for /readyz)
         self.dashboard: DaemonDashboard | None = None
-        self._last_decided: datetime | None = None  # the candle of the last cycle run
+        self.missed = MissedCloses(settings.exchange.timeframe, settings.daemon.grace_s)
         self.last_reconciled: datetime | None = None  # recovery, then each periodic round
         self.reloads_now = True  # False from run() until ready: a SIGHUP waits for the app
 
@@ -142,7 +142,8 @@ class Daemon:
             app.store.add_event_listener(self.dashboard.heard)
         try:
             await self._recover(app)
-            self._report_missed(app, self._next_to_decide(app))
+            now = app.clock.now()
+            self.missed.report(app.store, now, self.missed.first_to_decide(now))
             self._spawn_background(app)
             await app.resync_clock()  # recovery may have been long: schedule from the venue's now
             if self._scheduled:
@@ -246,8 +247,8 @@ class Daemon:
         async with self._cycle_lock:
             await app.resync_clock()
             candle_time = candle_of_fire(app.clock.now(), self.settings.exchange.timeframe)
-            self._report_missed(app, candle_time)
-            self._last_decided = candle_time
+            self.missed.report(app.store, app.clock.now(), candle_time)
+            self.missed.last_decided = candle_time
             if app.store.unwritable is not None:
                 self._storage_down(app, app.store.unwritable)
                 return  # no decision without a record of it; positions keep their protection
@@ -305,36 +306,6 @@ class Daemon:
             self.last_reconciled = app.clock.now()
             if fixes:
                 log.warning("periodic reconciliation fixed differences", fixes=fixes)
-
-    def _next_to_decide(self, app: App) -> datetime:
-        """The candle the first scheduled cycle decides: the scheduler fires at the next
-        boundary + grace, so a start within the grace of a close still decides that candle."""
-        grace = timedelta(seconds=self.settings.daemon.grace_s)
-        return floor_time(app.clock.now() - grace, self.settings.exchange.timeframe)
-
-    def _report_missed(self, app: App, upto: datetime) -> None:
-        """Closes after the last decided candle and before ``upto`` that no cycle decided —
-        while the daemon was down (at start) or because a cycle overran the next close:
-        logged and recorded as a `missed-cycles` event, never replayed."""
-        if self._last_decided is None:
-            row = app.store.query("SELECT MAX(candle_time) AS t FROM decisions")[0]["t"]
-            if row is None:
-                return
-            self._last_decided = ms_to_datetime(row)
-        step = timeframe_delta(self.settings.exchange.timeframe)
-        missed = int((upto - self._last_decided) / step) - 1
-        since = self._last_decided + step
-        self._last_decided = max(self._last_decided, upto - step)  # reported once
-        if missed <= 0:
-            return
-        log.warning("missed cycles are not replayed", count=missed, since=since.isoformat())
-        with contextlib.suppress(StorageUnavailableError):  # the log line says it anyway
-            app.store.record_event(
-                app.clock.now(),
-                "missed-cycles",
-                f"{missed} cycle(s) missed since {since.isoformat()}",
-                count=missed,
-            )
 
     async def _shutdown(self, app: App, scheduler: CandleCloseScheduler | None) -> None:
         self.notifier.stopping()

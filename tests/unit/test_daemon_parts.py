@@ -238,12 +238,12 @@ def test_a_close_no_cycle_decided_is_reported_once_never_silently_skipped(tmp_pa
     )
     app = SimpleNamespace(store=store, clock=SimpleNamespace(now=lambda: t0))
     step = timedelta(minutes=5)
-    daemon._report_missed(app, t0)  # type: ignore[arg-type]  # a fresh database: nothing to say
-    daemon._last_decided = t0
-    daemon._report_missed(app, t0 + step)  # type: ignore[arg-type]
-    daemon._last_decided = t0 + step
+    daemon.missed.report(app.store, t0, t0)  # type: ignore[arg-type]  # a fresh database: nothing to say
+    daemon.missed.last_decided = t0
+    daemon.missed.report(app.store, t0, t0 + step)  # type: ignore[arg-type]
+    daemon.missed.last_decided = t0 + step
     assert events == []
-    daemon._report_missed(app, t0 + 4 * step)  # type: ignore[arg-type]
-    daemon._last_decided = t0 + 4 * step
-    daemon._report_missed(app, t0 + 5 * step)  # type: ignore[arg-type]
+    daemon.missed.report(app.store, t0, t0 + 4 * step)  # type: ignore[arg-type]
+    daemon.missed.last_decided = t0 + 4 * step
+    daemon.missed.report(app.store, t0, t0 + 5 * step)  # type: ignore[arg-type]
     assert events == [{"kind": "missed-cycles", "count": 2}]
