@@ -10,11 +10,10 @@ from __future__ import annotations
 import math
 from datetime import datetime
 from decimal import Decimal
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Final, Literal
 
 from pydantic import (
     BaseModel,
-    BeforeValidator,
     ConfigDict,
     Field,
     ValidationError,
@@ -22,31 +21,18 @@ from pydantic import (
     model_validator,
 )
 
+from tbotd.domain.answers import MAX_MODELS, ModelAnswer, ModelName, ModelRefusal, split_answers
 from tbotd.domain.enums import PredictionSource, Regime, Signal
 from tbotd.domain.errors import InvalidDataError
-from tbotd.domain.values import ms_to_datetime, require_utc
+from tbotd.domain.values import require_utc
+from tbotd.domain.wire import UtcTime
 
-PREDICTION_SCHEMA_VERSION = 1  # bump together with the Literal of Prediction.schema_version
-
-
-def _parse_time(value: Any) -> Any:
-    """Accept integer epoch milliseconds or an ISO-8601 string that carries a time zone."""
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, int):
-        try:
-            return ms_to_datetime(value)
-        except (OverflowError, OSError) as e:
-            raise ValueError(f"timestamp {value} is out of range") from e
-    if isinstance(value, str):
-        parsed = datetime.fromisoformat(value)
-        if parsed.tzinfo is None:
-            raise ValueError("timestamp must carry a time zone (UTC)")
-        return parsed
-    return value
+# the newest schema; bump together with Prediction.schema_version's Literal
+PREDICTION_SCHEMA_VERSION: Final = 2
+# no per-model answers: still accepted, and what a client that asks for it is sent
+LEGACY_SCHEMA_VERSION: Final = 1
 
 
-UtcTime = Annotated[datetime, BeforeValidator(_parse_time)]
 Price = Annotated[Decimal, Field(gt=0, allow_inf_nan=False, strict=False)]
 
 
@@ -61,7 +47,7 @@ class Prediction(BaseModel):
 
     model_config = ConfigDict(strict=True, extra="forbid", frozen=True, allow_inf_nan=False)
 
-    schema_version: Literal[1] = 1
+    schema_version: Literal[1, 2] = PREDICTION_SCHEMA_VERSION
     symbol: Annotated[str, Field(min_length=1, max_length=64)]
     timestamp: UtcTime
     signal: Annotated[Signal, Field(strict=False)]
@@ -74,6 +60,22 @@ class Prediction(BaseModel):
     ) = None
     model_version: Annotated[str, Field(min_length=1, max_length=128)]
     source: Annotated[PredictionSource, Field(strict=False)]
+    models: tuple[ModelAnswer, ...] = ()  # each model's own answer (schema 2); () = absent
+    refused: tuple[ModelRefusal, ...] = ()  # answers refused one by one, with the reason
+
+    @model_validator(mode="before")
+    @classmethod
+    def _split_model_answers(cls, data: Any) -> Any:
+        """Refuse bad per-model answers one by one instead of the whole prediction."""
+        if not isinstance(data, dict) or "models" not in data:
+            return data
+        raw = data["models"]
+        if data.get("schema_version", PREDICTION_SCHEMA_VERSION) == LEGACY_SCHEMA_VERSION:
+            raise ValueError("schema_version 1 predictions carry no per-model answers")
+        if not isinstance(raw, list | tuple) or len(raw) > MAX_MODELS:
+            raise ValueError(f"models must be a list of at most {MAX_MODELS} answers")
+        answers, refusals = split_answers(raw)
+        return {**data, "models": answers, "refused": (*data.get("refused", ()), *refusals)}
 
     @field_validator("timestamp")
     @classmethod
@@ -94,6 +96,16 @@ class Prediction(BaseModel):
         if self.take_profit is not None and self.sd is not None:
             raise ValueError("give either absolute take_profit/stop_loss or sd, not both")
         return self
+
+    def answer(self, name: ModelName) -> ModelAnswer | None:
+        """This model's own answer, or None when it did not answer (or was refused)."""
+        return next((a for a in self.models if a.name is name), None)
+
+    def as_legacy(self) -> Prediction:
+        """The schema-1 form, for a client that asked for it: the per-model answers dropped."""
+        return self.model_copy(
+            update={"schema_version": LEGACY_SCHEMA_VERSION, "models": (), "refused": ()}
+        )
 
     def check_for(self, symbol: str, candle_open_time: datetime) -> Prediction:
         """Return self if it is for ``symbol``'s candle that opened at ``candle_open_time``."""

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from numpy.typing import NDArray
 
+from tbotd.domain.answers import ModelAnswer, ModelName
 from tbotd.domain.enums import PredictionSource, Regime, Signal
 from tbotd.domain.prediction import Prediction
 
@@ -29,6 +30,7 @@ SIGNALS = (Signal.SHORT, Signal.NEUTRAL, Signal.LONG)  # index = direction class
 REGIMES = (Regime.TREND_DOWN, Regime.SIDEWAYS, Regime.TREND_UP)  # regime model output order
 SD_MIN = 1e-6
 SD_MAX = 0.5
+RETURN_MAX = 0.5  # |expected forward return| kept inside the schema's open interval
 
 
 def signal_indices(probs: NDArray[np.floating]) -> NDArray[np.int64]:
@@ -76,3 +78,34 @@ def prediction_from_outputs(
         model_version=model_version,
         source=source,
     )
+
+
+def model_answers(out: ModelOutputs, row: int, version: str) -> tuple[ModelAnswer, ...]:
+    """Each local model's own answer for row ``row`` (prediction schema 2).
+
+    Every place that turns model outputs into a Prediction must attach these, so the live
+    predictor, ``tbotd serve`` and the backtest's model table give equal Predictions.
+    """
+    return (
+        ModelAnswer(
+            name=ModelName.DIRECTION,
+            version=version,
+            probabilities=_probabilities(out.direction[row]),
+        ),
+        ModelAnswer(
+            name=ModelName.VOLATILITY,
+            version=version,
+            expected_return=float(np.clip(out.ret_mean[row], -RETURN_MAX, RETURN_MAX)),
+            sd=float(clamp_sd(out.sd[row : row + 1])[0]),
+        ),
+        ModelAnswer(
+            name=ModelName.REGIME, version=version, probabilities=_probabilities(out.regime[row])
+        ),
+    )
+
+
+def _probabilities(row: NDArray[np.floating]) -> tuple[float, float, float]:
+    """Three float32 probabilities as floats that sum to 1 within the schema's tolerance."""
+    p = np.asarray(row, dtype=np.float64)
+    p = p / p.sum()
+    return float(p[0]), float(p[1]), float(p[2])
