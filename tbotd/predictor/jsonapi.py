@@ -6,9 +6,14 @@ One symbol::
     {"symbol": "BTC/USDT:USDT",
      "timestamp": "2024-05-14T10:05:00+00:00",          # open time of the candle that just closed
      "candles": [[1715680800000, 61712.3, 61750.0, 61690.1, 61702.5, 812.4], ...]}   # optional
-    → 200 a Prediction (README: Remote predictions): {"schema_version": 1, "symbol", "timestamp",
-    "signal",       "confidence", "sd"?, "take_profit"?/"stop_loss"?, "regime"?, "model_version",
-    "source"}
+    → 200 a Prediction (README: Remote predictions): {"schema_version": 1 | 2, "symbol",
+    "timestamp", "signal", "confidence", "sd"?, "take_profit"?/"stop_loss"?, "regime"?,
+    "model_version", "source", "models"? (schema 2: each model's own answer)}
+
+Schema negotiation: a client that understands schema 2 sends the header
+``Tbotd-Prediction-Schema: 2`` (a header, because schema-1 servers refuse unknown body fields and
+ignore unknown headers); a server answers schema 2 only to such a client and schema 1 (no
+``models``) to everyone else, so old clients and servers keep working with new ones both ways.
 
 Several symbols (one request per cycle)::
 
@@ -42,13 +47,19 @@ from numpy.typing import NDArray
 from tbotd.domain.enums import PredictionSource
 from tbotd.domain.errors import InvalidDataError
 from tbotd.domain.market import Candle
-from tbotd.domain.prediction import Prediction, parse_prediction
+from tbotd.domain.prediction import (
+    LEGACY_SCHEMA_VERSION,
+    PREDICTION_SCHEMA_VERSION,
+    Prediction,
+    parse_prediction,
+)
 from tbotd.domain.values import datetime_to_ms, ms_to_datetime, require_utc
 from tbotd.predictor.errors import InvalidResponseError, Rejection
 from tbotd.predictor.history import overlap
 
 PREDICT_PATH = "/v1/predictions"
 BATCH_PATH = "/v1/predictions:batch"
+SCHEMA_HEADER = "Tbotd-Prediction-Schema"  # the prediction schema the client understands
 MAX_BATCH = 1000
 _MAX_MS = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z
 
@@ -316,7 +327,20 @@ def parse_batch(body: Any) -> list[Any]:
     return requests
 
 
-def prediction_json(prediction: Prediction) -> dict[str, Any]:
-    """A Prediction as the JSON object the API returns (None fields left out)."""
+def prediction_json(prediction: Prediction, schema: int = LEGACY_SCHEMA_VERSION) -> dict[str, Any]:
+    """A Prediction as the JSON object the API returns to a client of ``schema`` (None fields and
+    empty per-model lists left out, so a schema-1 client sees exactly the schema-1 shape)."""
+    if schema < PREDICTION_SCHEMA_VERSION:
+        prediction = prediction.as_legacy()
     out: dict[str, Any] = prediction.model_dump(mode="json", exclude_none=True)
+    for key in ("models", "refused"):
+        if not out.get(key):
+            out.pop(key, None)
     return out
+
+
+def requested_schema(header: str | None) -> int:
+    """The prediction schema a client asked for by :data:`SCHEMA_HEADER` (1 when absent/unknown)."""
+    if header is not None and header.strip() == str(PREDICTION_SCHEMA_VERSION):
+        return PREDICTION_SCHEMA_VERSION
+    return LEGACY_SCHEMA_VERSION

@@ -20,6 +20,7 @@ import aiohttp
 
 from tbotd.config.settings import MLConfig, sends_secrets_safely
 from tbotd.domain.errors import ConfigError
+from tbotd.domain.prediction import PREDICTION_SCHEMA_VERSION
 from tbotd.ops.clock import Clock, SystemClock
 from tbotd.ops.logs import register_secrets
 from tbotd.ops.metrics import PredictorMetrics
@@ -33,6 +34,7 @@ from tbotd.predictor.errors import (
     RemoteRetryableError,
     RemoteTimeoutError,
 )
+from tbotd.predictor.jsonapi import SCHEMA_HEADER
 
 MAX_RESPONSE_BYTES = 16 * 1024 * 1024
 
@@ -121,6 +123,7 @@ class Transport:
         headers = dict(self._headers)
         if body is not None:
             headers["Content-Type"] = "application/json"
+            headers[SCHEMA_HEADER] = str(PREDICTION_SCHEMA_VERSION)
 
         async def attempt() -> bytes:
             remaining = deadline - loop.time()

@@ -200,7 +200,8 @@ class ModelServer:
         body = await _off_loop(jsonapi.strict_json_loads, await request.read())
         parsed = await _off_loop(jsonapi.parse_request, body, self._step_ms)
         request[ROWS_KEY] = 1
-        result = (await self._predict_candles([parsed]))[0]
+        schema = jsonapi.requested_schema(request.headers.get(jsonapi.SCHEMA_HEADER))
+        result = (await self._predict_candles([parsed], schema))[0]
         if isinstance(result, str):
             return web.json_response({"error": result}, status=422)
         return web.json_response(result)
@@ -212,7 +213,8 @@ class ModelServer:
         parsed = await _off_loop(self._parse_all, items)
         request[ROWS_KEY] = len(parsed)
         valid = [p for p in parsed if isinstance(p, jsonapi.CandleRequest)]
-        results = iter(await self._predict_candles(valid))
+        schema = jsonapi.requested_schema(request.headers.get(jsonapi.SCHEMA_HEADER))
+        results = iter(await self._predict_candles(valid, schema))
         entries: list[dict[str, Any]] = []
         for item, p in zip(items, parsed, strict=True):
             result = next(results) if isinstance(p, jsonapi.CandleRequest) else p
@@ -233,9 +235,10 @@ class ModelServer:
         return out
 
     async def _predict_candles(
-        self, requests: list[jsonapi.CandleRequest]
+        self, requests: list[jsonapi.CandleRequest], schema: int
     ) -> list[dict[str, Any] | str]:
-        """Features for every usable request, one shared forward, Predictions as JSON."""
+        """Features for every usable request, one shared forward, Predictions as JSON in the
+        prediction schema the client asked for."""
         if not requests:
             return []
         features, problems = await _off_loop(self._features, requests)
@@ -249,7 +252,7 @@ class ModelServer:
             prediction = prediction_from_outputs(
                 req.symbol, req.timestamp, out, row, self.model_version, self.predictor.source
             )
-            results[i] = jsonapi.prediction_json(prediction)
+            results[i] = jsonapi.prediction_json(prediction, schema)
         return results
 
     def _features(
