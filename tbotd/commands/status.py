@@ -148,10 +148,26 @@ def _print(body: dict[str, Any]) -> None:
     for symbol, state in protection.items():
         if state.get("entries_refused"):
             console.print(f"[yellow]{symbol}: no new entries — {state['entries_refused']}[/]")
-    preds = Table("symbol", "candle", "signal", "confidence", "source", title="last predictions")
+    preds = Table(
+        "symbol", "candle", "signal", "confidence", "source", "models", title="last predictions"
+    )
     for symbol, p in body.get("predictions", {}).items():
-        preds.add_row(symbol, p["candle_time"], p["signal"], f"{p['confidence']:.3f}", p["source"])
+        answers = "\n".join(answer_text(a) for a in p.get("answers", [])) or "-"
+        preds.add_row(
+            symbol, p["candle_time"], p["signal"], f"{p['confidence']:.3f}", p["source"], answers
+        )
     console.print(preds)
+
+
+def answer_text(answer: dict[str, Any]) -> str:
+    """One model's answer in a table cell: its outputs, or why it was refused."""
+    name = answer["model"]
+    if "refused" in answer:
+        return f"{name}: refused ({answer['refused']})"
+    if "probabilities" in answer:
+        values = "/".join(f"{p:.2f}" for p in answer["probabilities"])
+        return f"{name}: {values}"
+    return f"{name}: ret {answer['expected_return']:+.4%} sd {answer['sd']:.4%}"
 
 
 def _risk(console: Any, risk: dict[str, Any]) -> None:

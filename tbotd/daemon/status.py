@@ -127,13 +127,7 @@ def recorded(store: Store, symbols: Sequence[str] | None = None) -> dict[str, An
             for o in store.live_orders()
         ],
         "predictions": {
-            r["symbol"]: {
-                "candle_time": ms_to_datetime(r["candle_time"]).isoformat(),
-                "signal": r["signal"],
-                "confidence": r["confidence"],
-                "source": r["source"],
-                "model_version": r["model_version"],
-            }
+            r["symbol"]: _prediction(store, r)
             for symbol in symbols
             # one index seek per symbol: a correlated MAX over a year of rows took ~1 s on the loop
             for r in store.query(
@@ -143,6 +137,19 @@ def recorded(store: Store, symbols: Sequence[str] | None = None) -> dict[str, An
         },
         "equity": next(iter(store.query("SELECT * FROM equity ORDER BY time DESC LIMIT 1")), None),
         "risk": risk_status(load_state(store)),  # a halt shows even with the daemon down
+    }
+
+
+def _prediction(store: Store, row: dict[str, Any]) -> dict[str, Any]:
+    """A symbol's last prediction with each model's own answer (``answers``: [] for schema 1)."""
+    when = ms_to_datetime(row["candle_time"])
+    return {
+        "candle_time": when.isoformat(),
+        "signal": row["signal"],
+        "confidence": row["confidence"],
+        "source": row["source"],
+        "model_version": row["model_version"],
+        "answers": store.model_answers(row["symbol"], when),
     }
 
 

@@ -19,6 +19,7 @@ from tbotd.domain.positions import FundingPayment
 from tbotd.domain.prediction import Prediction
 from tbotd.domain.values import datetime_to_ms, ms_to_datetime
 from tbotd.ops.logs import get_logger
+from tbotd.store.answers import answer_json, answer_rows
 from tbotd.store.db import dec
 
 log = get_logger(__name__)
@@ -135,6 +136,25 @@ class MarketRecords:
                 datetime_to_ms(at),
             ),
         )
+        if prediction.models or prediction.refused:
+            with self.db.conn:  # executemany opens a transaction that nothing else would commit
+                self.db.conn.executemany(
+                    """INSERT OR REPLACE INTO model_answers (symbol, candle_time, source, model,
+                       version, probabilities, expected_return, sd, trained_until, refused,
+                       detail) VALUES (?,?,?,?,?,?,?,?,?,?,?)""",
+                    answer_rows(prediction),
+                )
+
+    def model_answers(self, symbol: str, candle_time: datetime) -> list[dict[str, Any]]:
+        """Each model's answer (or refusal) stored for ``symbol``'s candle, by source and model."""
+        return [
+            answer_json(r)
+            for r in self.db.query(
+                "SELECT * FROM model_answers WHERE symbol = ? AND candle_time = ? "
+                "ORDER BY source, model",
+                (symbol, datetime_to_ms(candle_time)),
+            )
+        ]
 
     def record_decision(
         self,

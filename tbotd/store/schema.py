@@ -165,6 +165,20 @@ def _outcomes(db: sqlite_utils.Database) -> None:
     )
 
 
+def _model_answers(db: sqlite_utils.Database) -> None:
+    """Each model's own answer for a candle (prediction schema 2), per model and source, beside
+    the combined prediction: ``probabilities`` (direction or regime) as a JSON list,
+    ``expected_return``/``sd`` (the volatility model); a refused answer is a row with its
+    ``refused`` reason and no outputs. Schema-1 predictions have no rows (absent, not invented)."""
+    db.execute(
+        """CREATE TABLE model_answers (
+            symbol TEXT NOT NULL, candle_time INTEGER NOT NULL, source TEXT NOT NULL,
+            model TEXT NOT NULL, version TEXT, probabilities TEXT, expected_return REAL, sd REAL,
+            trained_until INTEGER, refused TEXT, detail TEXT,
+            PRIMARY KEY (symbol, candle_time, source, model)) WITHOUT ROWID"""
+    )
+
+
 MIGRATIONS: list[Migration] = [
     _v1,
     _v2,
@@ -173,4 +187,5 @@ MIGRATIONS: list[Migration] = [
     _v5,
     _decision_provenance,
     _outcomes,
+    _model_answers,
 ]
