@@ -201,6 +201,32 @@ def _at_threshold(at: dict[str, Any], bars: int) -> str:
     )
 
 
+_BASELINES = (
+    ("always_long", "always long", 14),
+    ("persistence", "persistence", 14),
+    ("contrarian", "contrarian", 13),
+    ("coin_flip", "coin flip", 12),
+)
+
+
+def _points(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.1f} pts"
+
+
+def _calibration(c: dict[str, Any]) -> str:
+    """Calibration in the bins thresholds act on, beside the uncalibrated probabilities."""
+    cal, raw = c["calibrated"], c["uncalibrated"]
+    high, raw_high = cal["ece_high_confidence"], raw["ece_high_confidence"]
+    return (
+        f"{'calibration (' + c['final_method'] + ')':26}"
+        f"error at confidence ≥ 0.6: {_points(None if high is None else 100 * high)} "
+        f"(uncalibrated {_points(None if raw_high is None else 100 * raw_high)})\n"
+        f"{'':26}worst bin with ≥ 300 calls {_points(cal['max_gap_points'])} "
+        f"(uncalibrated {_points(raw['max_gap_points'])}), target ≤ 5: "
+        + ("met" if cal["target_met"] else "NOT met")
+    )
+
+
 def _human(s: dict[str, Any]) -> str:
     d, b, bt = s["direction"], s["baselines"], s["backtest"]
     rows = [
@@ -210,18 +236,13 @@ def _human(s: dict[str, Any]) -> str:
         ),
         f"{s['rows']} candles, {s['oos_bars']} out-of-sample bars (walk-forward, purged)",
         "",
-        f"{'':26}{'model':>12}{'always long':>14}{'persistence':>14}{'coin flip':>12}",
+        f"{'':26}{'model':>12}" + "".join(f"{title:>{w}}" for _, title, w in _BASELINES),
         f"{'hit rate (non-neutral)':26}{_pct(d['hit_rate']):>12}"
-        + "".join(
-            f"{_pct(b[k]['hit_rate']):>{w}}"
-            for k, w in (("always_long", 14), ("persistence", 14), ("coin_flip", 12))
-        ),
+        + "".join(f"{_pct(b[k]['hit_rate']):>{w}}" for k, _, w in _BASELINES),
         f"{'backtest after fees':26}{_pct(bt['total_return']):>12}"
-        + "".join(
-            f"{_pct(b[k]['total_return']):>{w}}"
-            for k, w in (("always_long", 14), ("persistence", 14), ("coin_flip", 12))
-        ),
+        + "".join(f"{_pct(b[k]['total_return']):>{w}}" for k, _, w in _BASELINES),
         _at_threshold(d["at_threshold"], s["oos_bars"]),
+        _calibration(s["calibration"]),
         "",
         (
             f"calls {d['n_calls']}, Brier {d['brier']:.4f} "

@@ -310,6 +310,8 @@ class MLConfig(_Section):
     auth_scheme: Annotated[str, Field(pattern=r"^[A-Za-z0-9._-]{0,32}$")] = "Bearer"
     models_dir: Path | None = None
     device: Device = Device.AUTO
+    # shelf life from the end of a model's training data; past it the model abstains (None: none)
+    max_model_age_days: Annotated[float, Field(gt=0, le=3650)] | None = None
     # the remote client (tbotd/predictor/remote.py); every timeout is capped by the deadline
     model_version: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{0,64}$")] = ""
     remote_connect_timeout_s: Annotated[float, Field(gt=0, le=60)] = 1.0

@@ -39,6 +39,7 @@ from tbotd.ml.models import (
     ModelShape,
     RegimeDetector,
     VolatilityPredictor,
+    _Classifier,
     _StandardisedMLP,
 )
 
@@ -86,6 +87,12 @@ def save_weights(models: ModelSet, out_dir: Path, metadata: dict[str, str]) -> d
         }
         if isinstance(module, DirectionClassifier | RegimeDetector):
             entry["temperature"] = float(module.temperature)
+            entry["calibration"] = {
+                "scale": module.class_scale.cpu().tolist(),
+                "bias": module.class_bias.cpu().tolist(),
+                "mix": float(module.class_mix),
+                "prior": module.class_prior.cpu().tolist(),
+            }
         if isinstance(module, VolatilityPredictor):
             entry["target_scale"] = float(module.target_scale)
         entries[name] = entry
@@ -141,6 +148,17 @@ class LoadedModels:
     device: torch.device
 
 
+def with_calibration_defaults(
+    module: _StandardisedMLP, tensors: dict[str, torch.Tensor]
+) -> dict[str, torch.Tensor]:
+    """A classifier file from before per-class calibration has no ``class_*`` buffers: they get
+    the identity map (scale 1, bias 0, no mix), so the model answers exactly as it did."""
+    if not isinstance(module, _Classifier):
+        return tensors
+    defaults = {k: module.state_dict()[k] for k in _Classifier.CALIBRATION_BUFFERS}
+    return defaults | tensors
+
+
 def _load_module(
     models_dir: Path, name: str, manifest: Manifest, device: torch.device
 ) -> _StandardisedMLP:
@@ -155,7 +173,7 @@ def _load_module(
     module = _CLASSES[name](shape)
     try:
         tensors = load_file(str(path), device="cpu")
-        module.load_state_dict(tensors, strict=True)
+        module.load_state_dict(with_calibration_defaults(module, tensors), strict=True)
     except (SafetensorError, RuntimeError, OSError, ValueError) as e:
         raise WeightsIntegrityError(f"{path} ({name} weights) cannot be loaded: {e}") from e
     bad = [k for k, v in module.state_dict().items() if not torch.isfinite(v).all()]

@@ -78,17 +78,31 @@ class _StandardisedMLP(nn.Module):
 
 
 class _Classifier(_StandardisedMLP):
-    """Softmax classifier with a temperature fitted on held-out data (Guo et al. 2017)."""
+    """Softmax classifier calibrated on held-out data (:mod:`tbotd.ml.calibration`):
+    ``(1 - class_mix) · softmax(logits / temperature · class_scale + class_bias) + class_mix ·
+    class_prior``. Models trained before per-class calibration carry only ``temperature``; their
+    files load with scale 1, bias 0 and no mix, so they answer exactly as before."""
 
     temperature: torch.Tensor
+    class_scale: torch.Tensor
+    class_bias: torch.Tensor
+    class_mix: torch.Tensor
+    class_prior: torch.Tensor
+    CALIBRATION_BUFFERS = ("class_scale", "class_bias", "class_mix", "class_prior")
 
     def __init__(self, shape: ModelShape) -> None:
         super().__init__(shape)
         self.register_buffer("temperature", torch.ones(()))
+        self.register_buffer("class_scale", torch.ones(shape.n_outputs))
+        self.register_buffer("class_bias", torch.zeros(shape.n_outputs))
+        self.register_buffer("class_mix", torch.zeros(()))
+        self.register_buffer("class_prior", torch.full((shape.n_outputs,), 1 / shape.n_outputs))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Calibrated class probabilities [N, n_outputs]."""
-        return torch.softmax(self.raw(x) / self.temperature, dim=-1)
+        z = self.raw(x) / self.temperature * self.class_scale + self.class_bias
+        p = torch.softmax(z, dim=-1)
+        return (1 - self.class_mix) * p + self.class_mix * self.class_prior
 
 
 class DirectionClassifier(_Classifier):

@@ -70,7 +70,7 @@ def _training_section(
         },
         "fit": asdict(cfg.fit) | {"hidden": list(cfg.fit.hidden)},
         "best_epochs": run.final.best_epochs,
-        "temperatures": run.final.temperatures,
+        "calibration": {k: c.describe() for k, c in run.final.calibrations.items()},
         "device": device.type,
         "threads": torch.get_num_threads(),
     }
@@ -131,6 +131,16 @@ def write_model_dir(
         "direction": {
             k: report["direction"][k]
             for k in ("hit_rate", "n_calls", "brier", "brier_climatology", "at_threshold")
+        },
+        "calibration": {
+            k: v for k, v in report["direction"]["calibration"].items() if k != "uncalibrated"
+        }
+        | {
+            "uncalibrated": {
+                k: v
+                for k, v in report["direction"]["calibration"]["uncalibrated"].items()
+                if k != "reliability"
+            }
         },
         "baselines": {
             k: {"hit_rate": v["hit_rate"], "total_return": v["backtest"]["total_return"]}

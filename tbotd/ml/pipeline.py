@@ -48,6 +48,7 @@ class OutOfSample:
     rows: NDArray[np.int64]
     fold: NDArray[np.int64]
     outputs: ModelOutputs
+    raw_direction: NDArray[np.float64]  # [n, 3] the direction model before calibration
     direction_prior: NDArray[np.float64]  # [n, 3] class frequencies of the fold's fit labels
     regime_prior: NDArray[np.float64]
 
@@ -92,6 +93,16 @@ def _prior(labels: NDArray[np.int64], rows: int) -> NDArray[np.float64]:
     return np.tile(np.array(class_frequencies(labels)), (rows, 1))
 
 
+def _uncalibrated(
+    result: FitResult, x: NDArray[np.floating], device: torch.device
+) -> NDArray[np.float64]:
+    """The direction model's probabilities without its calibration map (for the report)."""
+    with torch.no_grad():
+        features = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)).to(device)
+        logits = result.models.direction.raw(features)
+        return torch.softmax(logits.double(), dim=-1).cpu().numpy()
+
+
 def _concat(parts: list[ModelOutputs]) -> ModelOutputs:
     return ModelOutputs(
         direction=np.concatenate([p.direction for p in parts]),
@@ -114,7 +125,7 @@ def train(
     folds, final_fold = plan_folds(ds, cfg.label, cfg.folds, cfg.min_train_frac, cfg.cal_frac)
     counter = _EpochCounter(progress, len(folds) + 1, cfg.fit.epochs)
     parts: list[ModelOutputs] = []
-    rows, fold_ids, d_prior, r_prior, fits = [], [], [], [], []
+    rows, fold_ids, d_prior, r_prior, fits, raw = [], [], [], [], [], []
     for k, fold in enumerate(folds):
         if fold.test is None:
             raise ValueError("a walk-forward fold needs a test segment")
@@ -131,6 +142,7 @@ def train(
         fits.append(result)
         test_rows = np.flatnonzero(ds.valid[fold.test.start : fold.test.stop]) + fold.test.start
         parts.append(run_models(result.models, ds.features[test_rows], device))
+        raw.append(_uncalibrated(result, ds.features[test_rows], device))
         rows.append(test_rows)
         fold_ids.append(np.full(len(test_rows), k, dtype=np.int64))
         d_prior.append(_prior(fit_slice.direction, len(test_rows)))
@@ -148,6 +160,7 @@ def train(
         rows=np.concatenate(rows),
         fold=np.concatenate(fold_ids),
         outputs=_concat(parts),
+        raw_direction=np.concatenate(raw),
         direction_prior=np.concatenate(d_prior),
         regime_prior=np.concatenate(r_prior),
     )

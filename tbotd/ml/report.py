@@ -1,9 +1,10 @@
 """The training report: out-of-sample metrics of every model beside naive baselines.
 
 ``report.json`` keys other tools rely on: ``direction.hit_rate`` (non-neutral calls only),
-``direction.n_calls``, ``direction.brier``, ``baselines.{always_long,persistence,coin_flip}
-.hit_rate``, ``backtest.{total_return,sharpe,max_drawdown,fees}``, ``train_seconds``. Metric
-definitions are in :mod:`tbotd.ml.metrics` and repeated in the report's ``definitions``.
+``direction.n_calls``, ``direction.brier``, ``direction.calibration``,
+``baselines.{always_long,persistence,contrarian,coin_flip}.hit_rate``,
+``backtest.{total_return,sharpe,max_drawdown,fees}``, ``train_seconds``. Metric definitions are
+in :mod:`tbotd.ml.metrics` and repeated in the report's ``definitions``.
 """
 
 from __future__ import annotations
@@ -41,10 +42,15 @@ DEFINITIONS = {
     "training fold's class frequencies every bar",
     "reliability": "top-label calibration: bars binned by the predicted class's probability vs how "
     "often that class was right",
+    "calibration": "each fit maps its logits to probabilities with the candidate (none, one "
+    "temperature, per-class scale and bias) of lowest log-loss on the later third of its "
+    "calibration slice; 'uncalibrated' is the same models' raw softmax on the same bars",
     "backtest": "simple vectorised signal backtest, NOT `tbotd backtest`: hold sign(signal) for "
     "the next bar, pay fee_bps per unit of position change; no slippage, funding, TP/SL or sizing",
     "baselines": "always_long: always +1; persistence: sign of the previous horizon-bar return; "
-    "coin_flip: seeded random ±1 each bar",
+    "contrarian: the opposite sign (fade the last horizon's move: short-horizon mean reversion, "
+    "where most of a 5-minute direction model's skill usually comes from); coin_flip: seeded "
+    "random ±1 each bar",
 }
 
 Curves = dict[str, NDArray[np.float64]]
@@ -86,6 +92,7 @@ def _direction(run: TrainingRun, cfg: TrainConfig) -> dict[str, Any]:
         "log_loss": log_loss(probs, labels),
         "ece": ece,
         "reliability": curve,
+        "calibration": _calibration(run, labels, curve),
         "by_threshold": by_threshold,
         "at_threshold": {  # what a strategy with this threshold would act on, and how well
             "threshold": cfg.threshold,
@@ -95,6 +102,45 @@ def _direction(run: TrainingRun, cfg: TrainConfig) -> dict[str, Any]:
         },
         "per_fold": per_fold,
         "class_frequencies_oos": class_frequencies(labels),
+    }
+
+
+CALIBRATION_TARGET_POINTS = 5.0  # |mean predicted - observed| per bin, in percentage points
+CALIBRATION_MIN_CALLS = 300  # bins with fewer calls are too noisy to hold to the target
+HIGH_CONFIDENCE = 0.6
+
+
+def calibration_summary(curve: list[dict[str, Any]]) -> dict[str, Any]:
+    """Calibration error of a reliability curve: overall, in the high-confidence bins (≥ 0.6,
+    where thresholds act) and the worst gap among bins with enough calls for the target."""
+    total = sum(b["count"] for b in curve) or 1
+    high = [b for b in curve if b["lo"] >= HIGH_CONFIDENCE - 1e-9]
+    high_n = sum(b["count"] for b in high)
+    big = [b for b in curve if b["count"] >= CALIBRATION_MIN_CALLS]
+    gaps = [100 * abs(b["mean_confidence"] - b["accuracy"]) for b in big]
+    return {
+        "ece": sum(b["count"] * abs(b["mean_confidence"] - b["accuracy"]) for b in curve) / total,
+        "ece_high_confidence": (
+            sum(b["count"] * abs(b["mean_confidence"] - b["accuracy"]) for b in high) / high_n
+            if high_n
+            else None
+        ),
+        "high_confidence_calls": high_n,
+        "max_gap_points": max(gaps) if gaps else None,
+        "target_met": bool(gaps) and max(gaps) <= CALIBRATION_TARGET_POINTS,
+    }
+
+
+def _calibration(run: TrainingRun, labels: NDArray[np.int64], curve: list[dict[str, Any]]) -> Any:
+    """The calibrated reliability next to the uncalibrated one, and how each fit calibrated."""
+    raw_curve, _ = reliability(run.oos.raw_direction, labels)
+    return {
+        "target": f"|mean predicted - observed| <= {CALIBRATION_TARGET_POINTS:g} points in every "
+        f"confidence bin with >= {CALIBRATION_MIN_CALLS} calls",
+        "calibrated": calibration_summary(curve),
+        "uncalibrated": calibration_summary(raw_curve) | {"reliability": raw_curve},
+        "methods": [f.calibrations["direction"].method.value for f in run.fold_fits],
+        "final_method": run.final.calibrations["direction"].method.value,
     }
 
 
@@ -109,6 +155,7 @@ def _baselines(
     calls = {
         "always_long": np.ones(len(rows), dtype=np.int64),
         "persistence": np.sign(past).astype(np.int64),
+        "contrarian": -np.sign(past).astype(np.int64),
         "coin_flip": rng.choice(np.array([-1, 1], dtype=np.int64), size=len(rows)),
     }
     out: dict[str, Any] = {}
@@ -196,12 +243,12 @@ def plot_report(report: dict[str, Any], curves: Curves, path: str) -> None:
 
     fig, axes = plt.subplots(2, 2, figsize=(12, 9))
     d, b = report["direction"], report["baselines"]
-    names = ["model", "always long", "persistence", "coin flip"]
+    names = ["model", "always long", "persistence", "contrarian", "coin flip"]
     rates = [d["hit_rate"]] + [
-        b[k]["hit_rate"] for k in ("always_long", "persistence", "coin_flip")
+        b[k]["hit_rate"] for k in ("always_long", "persistence", "contrarian", "coin_flip")
     ]
     ax = axes[0][0]
-    ax.bar(names, [100 * (r or 0.0) for r in rates], color=["C0", "C7", "C7", "C7"])
+    ax.bar(names, [100 * (r or 0.0) for r in rates], color=["C0", "C7", "C7", "C7", "C7"])
     ax.axhline(50, color="k", lw=0.8, ls="--")
     err = d.get("hit_rate_stderr")
     if err:
@@ -221,7 +268,18 @@ def plot_report(report: dict[str, Any], curves: Curves, path: str) -> None:
     ax = axes[0][1]
     rel = d["reliability"]
     ax.plot([0, 1], [0, 1], "k--", lw=0.8)
-    ax.plot([r["mean_confidence"] for r in rel], [r["accuracy"] for r in rel], "o-")
+    ax.plot(
+        [r["mean_confidence"] for r in rel], [r["accuracy"] for r in rel], "o-", label="calibrated"
+    )
+    raw = d["calibration"]["uncalibrated"]["reliability"]
+    ax.plot(
+        [r["mean_confidence"] for r in raw],
+        [r["accuracy"] for r in raw],
+        "s:",
+        color="C7",
+        label="uncalibrated",
+    )
+    ax.legend(fontsize=8, loc="upper left")
     ax.set_title(
         f"Reliability (Brier {d['brier']:.4f} vs climatology {d['brier_climatology']:.4f})"
     )

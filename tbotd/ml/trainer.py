@@ -1,8 +1,8 @@
 """Fitting the three models on one training slice, early-stopped and calibrated on a later one.
 
 Everything that is learnt from data — feature mean/std, the return scale, the best epoch and the
-softmax temperature — comes from the slices given here, never from the rows the models are later
-evaluated on. The same seed, data and thread count give the same weights.
+calibration map (:mod:`tbotd.ml.calibration`) — comes from the slices given here, never from the
+rows the models are later evaluated on. The same seed, data and thread count give the same weights.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F  # noqa: N812 - the conventional alias
 from numpy.typing import NDArray
 
+from tbotd.ml.calibration import Calibration, fit_calibration
 from tbotd.ml.models import (
     ModelSet,
     VolatilityPredictor,
@@ -26,7 +27,6 @@ from tbotd.ml.models import (
 
 EpochCallback = Callable[[int, int], None]
 _TARGET_CLIP = 10.0  # standardised forward returns beyond ±10 sd are clipped for the loss only
-_TEMPERATURES = np.exp(np.linspace(np.log(0.2), np.log(5.0), 121))
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,7 +62,7 @@ class FitResult:
 
     models: ModelSet
     best_epochs: dict[str, int]
-    temperatures: dict[str, float]
+    calibrations: dict[str, Calibration]
     seconds: float
 
 
@@ -92,21 +92,18 @@ class _Targets:
         return F.cross_entropy(module.raw(x), labels if idx is None else labels[idx])
 
 
-def _fit_temperature(module: _Classifier, cal: _Targets, labels: torch.Tensor) -> float:
-    """The softmax temperature that minimises the held-out negative log-likelihood (grid)."""
+def _calibrate(module: _Classifier, cal: _Targets, labels: torch.Tensor) -> Calibration:
+    """Fit the classifier's calibration on the held-out slice and store it in its buffers."""
     with torch.no_grad():
         logits = module.raw(cal.x).double().cpu().numpy()
-    y = labels.cpu().numpy()
-    best, best_nll = 1.0, np.inf
-    for t in _TEMPERATURES:
-        z = logits / t
-        m = z.max(axis=1, keepdims=True)
-        lse = np.log(np.exp(z - m).sum(axis=1)) + m[:, 0]
-        nll = float(np.mean(lse - z[np.arange(len(y)), y]))
-        if nll < best_nll:
-            best, best_nll = float(t), nll
-    module.temperature.fill_(best)
-    return float(module.temperature)  # as stored (float32)
+    calibration = fit_calibration(logits, labels.cpu().numpy())
+    module.temperature.fill_(1.0)
+    module.class_scale.copy_(torch.tensor(calibration.scale))
+    module.class_bias.copy_(torch.tensor(calibration.bias))
+    module.class_mix.fill_(calibration.mix)
+    if calibration.prior:
+        module.class_prior.copy_(torch.tensor(calibration.prior))
+    return calibration
 
 
 class _EarlyStopping:
@@ -205,8 +202,8 @@ def fit_models(
         if not stopping.active:
             break
     stopping.restore()
-    temperatures = {
-        "direction": _fit_temperature(models.direction, held, held.direction),
-        "regime": _fit_temperature(models.regime, held, held.regime),
+    calibrations = {
+        "direction": _calibrate(models.direction, held, held.direction),
+        "regime": _calibrate(models.regime, held, held.regime),
     }
-    return FitResult(models, stopping.best_epoch, temperatures, time.perf_counter() - started)
+    return FitResult(models, stopping.best_epoch, calibrations, time.perf_counter() - started)

@@ -37,6 +37,7 @@ from tbotd.ops.clock import Clock, SystemClock
 from tbotd.ops.logs import get_logger
 from tbotd.ops.metrics import PREDICTOR_METRICS, PredictorMetrics
 from tbotd.predictor.errors import RemoteAuthError, RemoteError, SchemaMismatchError
+from tbotd.predictor.expiry import Expiry, expired_answer, expiry_of
 from tbotd.predictor.outcome import PredictionOutcome, SourceFailure
 from tbotd.predictor.remote import RemotePredictor
 from tbotd.predictor.sources import SourceWatch
@@ -64,6 +65,11 @@ class LocalModel(Protocol):
     @property
     def source(self) -> PredictionSource:
         """local-gpu or local-cpu."""
+        ...
+
+    @property
+    def trained_until(self) -> datetime | None:
+        """The end of the models' training data (their age counts from it), when known."""
         ...
 
     async def predict_partial(
@@ -113,6 +119,7 @@ class FallbackPredictor:
         events: EventSink | None = None,
         clock: Clock | None = None,
         metrics: PredictorMetrics = PREDICTOR_METRICS,
+        max_model_age_days: float | None = None,
     ) -> None:
         if not 0 < local_reserve_s < deadline_s:
             raise ConfigError("local_reserve_s must be positive and below deadline_s")
@@ -125,6 +132,7 @@ class FallbackPredictor:
         self._clock = clock or SystemClock()
         self._metrics = metrics
         self._alerted: set[str] = set()
+        self.max_model_age_days = max_model_age_days
         self._sources = SourceWatch(_best_source(remote, self.local))
 
     @classmethod
@@ -159,6 +167,7 @@ class FallbackPredictor:
             events=events,
             clock=clock,
             metrics=metrics,
+            max_model_age_days=ml.max_model_age_days,
         )
 
     async def predict(
@@ -222,7 +231,12 @@ class FallbackPredictor:
             return
         now = loop.time()
         for symbol, prediction in result.predictions.items():
-            cycle.done(symbol, prediction, now)
+            expiry = expired_answer(prediction, self._clock.now(), self.max_model_age_days)
+            if expiry is None:
+                cycle.done(symbol, prediction, now)
+            else:
+                cycle.fail([symbol], SourceFailure("remote", "expired", str(expiry)))
+                self._expired("remote", expiry)
         for symbol, rejection in result.rejections.items():
             cycle.fail([symbol], SourceFailure("remote", rejection.reason, rejection.detail))
         missing = [s for s in cycle.pending if not cycle.failures[s]]
@@ -251,6 +265,21 @@ class FallbackPredictor:
         else:
             log.warning("remote predictions failed", reason=error.reason, error=str(error))
 
+    def _expired(self, source: str, expiry: Expiry) -> None:
+        """One ``model-expired`` event (and error line) per model past its shelf life."""
+        key = f"expired:{source}:{expiry.model}"
+        if key in self._alerted:
+            return
+        self._alerted.add(key)
+        log.error("model past its shelf life abstains", source=source, why=str(expiry))
+        self._alert(
+            "model-expired",
+            f"{source}: {expiry}; it abstains until retrained",
+            source=source,
+            model=expiry.model,
+            trained_until=expiry.trained_until.isoformat(),
+        )
+
     def _alert(self, kind: str, message: str, **data: Any) -> None:
         if self._events is None:
             return
@@ -273,6 +302,11 @@ class FallbackPredictor:
             return
         if loop.time() >= deadline:
             cycle.fail(asked, SourceFailure(source, "timeout", "no time left"))
+            return
+        expiry = expiry_of(source, model.trained_until, self._clock.now(), self.max_model_age_days)
+        if expiry is not None:
+            cycle.fail(asked, SourceFailure(source, "expired", str(expiry)))
+            self._expired(source, expiry)
             return
         try:
             async with asyncio.timeout_at(deadline):

@@ -32,6 +32,7 @@ import asyncio
 import threading
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
 from pathlib import Path
 
 import numpy as np
@@ -125,6 +126,15 @@ class LocalPredictor:
     def model_version(self) -> str:
         """The manifest's model version, copied into every Prediction."""
         return self._loaded.manifest.model_version
+
+    @property
+    def trained_until(self) -> datetime | None:
+        """The end of the training window in the manifest (the models' age counts from it)."""
+        end = (self._loaded.manifest.training.get("window") or {}).get("end")
+        try:
+            return datetime.fromisoformat(end) if isinstance(end, str) else None
+        except ValueError:
+            return None
 
     @property
     def manifest(self) -> Manifest:

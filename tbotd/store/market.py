@@ -137,7 +137,7 @@ class MarketRecords:
             ),
         )
         if prediction.models or prediction.refused:
-            with self.db.conn:  # executemany opens a transaction that nothing else would commit
+            with self.db.atomic():  # executemany opens a transaction: commit it (or nest in one)
                 self.db.conn.executemany(
                     """INSERT OR REPLACE INTO model_answers (symbol, candle_time, source, model,
                        version, probabilities, expected_return, sd, trained_until, refused,

@@ -35,6 +35,7 @@ class BrokenGpu:
     """A local model on a 'GPU' that fails with a CUDA-style error."""
 
     source = PredictionSource.LOCAL_GPU
+    trained_until = None
 
     async def predict_partial(
         self, _histories: dict[str, Sequence[Candle]]
@@ -49,6 +50,7 @@ class HangingModel:
     """A local model that never answers."""
 
     source = PredictionSource.LOCAL_CPU
+    trained_until = None
 
     async def predict_partial(
         self, _histories: dict[str, Sequence[Candle]]

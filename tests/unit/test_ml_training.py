@@ -92,13 +92,15 @@ def test_training_is_deterministic_given_a_seed() -> None:
     assert not all(torch.equal(a, b) for a, b in zip(first, other, strict=True))
 
 
-def test_temperature_and_outputs_are_sane(small_run: tuple[TrainingRun, TrainConfig]) -> None:
-    """Probabilities sum to 1, sd is positive, temperatures are positive and stored as buffers."""
+def test_calibration_and_outputs_are_sane(small_run: tuple[TrainingRun, TrainConfig]) -> None:
+    """Probabilities sum to 1, sd is positive, calibration is positive and stored as buffers."""
     run, _ = small_run
     out = run.oos.outputs
     np.testing.assert_allclose(out.direction.sum(axis=1), 1.0, atol=1e-5)
     np.testing.assert_allclose(out.regime.sum(axis=1), 1.0, atol=1e-5)
     assert (out.sd > 0).all()
     final = run.final
-    assert final.temperatures["direction"] > 0
-    assert float(final.models.direction.temperature) == final.temperatures["direction"]
+    calibration = final.calibrations["direction"]
+    assert all(v > 0 for v in calibration.scale)
+    stored = final.models.direction.class_scale.tolist()
+    assert stored == [float(np.float32(v)) for v in calibration.scale]

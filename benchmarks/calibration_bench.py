@@ -1,0 +1,126 @@
+"""Calibration of the direction model's confidence, walk-forward out of sample, on two assets.
+
+    .venv/bin/python benchmarks/calibration_bench.py [--rows N] [--days N] [--json]
+
+Runs `tbotd train` (a fresh process each) on the newest ``--rows`` real Binance BTC/USDT 5-minute
+candles of ``../shared/data`` and on ``--days`` of a generated asset (the `tbotd sim` generator's
+seeded market, "ETH", one-minute bars aggregated to five), then prints each run's reliability
+table: per confidence bin, calls, mean predicted confidence, observed frequency and the gap, for
+the calibrated probabilities and the same models' raw softmax. Target (issue: calibrated
+confidence): every bin with ≥ 300 calls within 5 points.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from tbotd.sim.sources import GeneratorSource
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from train_threads_bench import REPO, find_csv
+
+DAY_MS = 86_400_000
+ORIGIN_MS = 1_672_531_200_000  # 2023-01-01 UTC
+
+
+def generated_csv(days: int, path: Path, seed: int = 7) -> Path:
+    """``days`` of the generator's "ETH" market as 5-minute candles in a CSV."""
+    source = GeneratorSource(seed, "ETH", Decimal(2000), Decimal("0.01"), ORIGIN_MS)
+    bars = source.window(ORIGIN_MS, ORIGIN_MS + days * DAY_MS)
+    n = len(bars) // 5 * 5
+    scale = 10.0**source.price_exp
+    t, o, h, lo, c, v = (np.asarray(col[:n]) for col in bars.columns())
+    frame = pd.DataFrame(
+        {
+            "timestamp": t[::5],
+            "open": o[::5] / scale,
+            "high": h.reshape(-1, 5).max(axis=1) / scale,
+            "low": lo.reshape(-1, 5).min(axis=1) / scale,
+            "close": c[4::5] / scale,
+            "volume": v.reshape(-1, 5).sum(axis=1) / 10.0**source.volume_exp,
+        }
+    )
+    frame.to_csv(path, index=False)
+    return path
+
+
+def train_report(csv: Path, rows: int | None, out: Path) -> dict[str, Any]:
+    """Run `tbotd train` on ``csv`` and return its report.json."""
+    cmd = [sys.executable, "-m", "tbotd", "train", "--data", str(csv), "--out", str(out)]
+    cmd += ["--json", "--force"] + (["--max-rows", str(rows)] if rows else [])
+    subprocess.run(cmd, check=True, capture_output=True, cwd=REPO)
+    report: dict[str, Any] = json.loads((out / "report.json").read_text())
+    return report
+
+
+def table(name: str, report: dict[str, Any]) -> list[str]:
+    """The reliability table of one run, calibrated beside uncalibrated."""
+    d = report["direction"]
+    cal = d["calibration"]
+    raw = {round(b["lo"], 2): b for b in cal["uncalibrated"]["reliability"]}
+    head = f"{'calls':>7} {'pred':>6} {'obs':>6} {'gap':>6}"
+    lines = [
+        (
+            f"{name}: {report['evaluation']['oos_bars']:,} out-of-sample bars, methods per fold "
+            f"{cal['methods']} (final {cal['final_method']})"
+        ),
+        f"  {'bin':>9} {head} | raw: {head}",
+    ]
+    for b in d["reliability"]:
+        r = raw.get(round(b["lo"], 2))
+        gap = 100 * (b["mean_confidence"] - b["accuracy"])
+        line = (
+            f"  {b['lo']:.1f}-{b['hi']:.1f} {b['count']:>7} {b['mean_confidence']:6.3f} "
+            f"{b['accuracy']:6.3f} {gap:+6.1f}"
+        )
+        if r:
+            rg = 100 * (r["mean_confidence"] - r["accuracy"])
+            line += f" |      {r['count']:>7} {r['mean_confidence']:6.3f} "
+            line += f"{r['accuracy']:6.3f} {rg:+6.1f}"
+        lines.append(line)
+    c, u = cal["calibrated"], cal["uncalibrated"]
+    lines.append(
+        f"  worst bin with >= 300 calls: {c['max_gap_points']:.1f} pts calibrated, "
+        f"{u['max_gap_points']:.1f} raw; target met: {c['target_met']}"
+    )
+    return lines
+
+
+def main() -> int:
+    """Train on both assets and print (or JSON-dump) their calibration."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=None, help="newest BTC rows (all)")
+    parser.add_argument("--days", type=int, default=365, help="days of the generated asset")
+    parser.add_argument("--data", default=None, help="the BTC candles CSV")
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+    results: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        base = Path(tmp)
+        runs = {"generated ETH": generated_csv(args.days, base / "eth.csv")}
+        btc = find_csv(args.data)
+        if btc is not None:
+            runs = {"BTC/USDT (Binance)": btc} | runs
+        for name, csv in runs.items():
+            report = train_report(csv, args.rows if "BTC" in name else None, base / name[:3])
+            results[name] = report["direction"]["calibration"] | {
+                "reliability": report["direction"]["reliability"]
+            }
+            print("\n".join(table(name, report)), flush=True)
+    if args.json:
+        print(json.dumps({k: {"calibrated": v["calibrated"]} for k, v in results.items()}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
