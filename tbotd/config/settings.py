@@ -312,6 +312,8 @@ class MLConfig(_Section):
     device: Device = Device.AUTO
     # shelf life from the end of a model's training data; past it the model abstains (None: none)
     max_model_age_days: Annotated[float, Field(gt=0, le=3650)] | None = None
+    # a model whose rolling hit rate fell below its baselines (monitoring.health): still trade it?
+    trade_when_degraded: bool = False
     # the remote client (tbotd/predictor/remote.py); every timeout is capped by the deadline
     model_version: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{0,64}$")] = ""
     remote_connect_timeout_s: Annotated[float, Field(gt=0, le=60)] = 1.0

@@ -175,7 +175,9 @@ async def _wire(
         predictor = FallbackPredictor.from_settings(settings, events=store, clock=clock)
     cycle = Cycle(settings, store, feed, broker, predictor, clock)
     rules = rule_book(settings.ml.models_dir, float(settings.execution.taker_fee_bps))
-    cycle.monitor = ModelMonitor(store, settings.exchange.timeframe, rules)
+    cycle.monitor = ModelMonitor(
+        store, settings.exchange.timeframe, rules, settings.ml.trade_when_degraded
+    )
     return App(settings, store, clock, venue, feed, broker, predictor, cycle, lock)
 
 

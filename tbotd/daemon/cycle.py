@@ -155,6 +155,8 @@ class Cycle:
         with self.store.transaction():
             for made in outcomes.values():
                 self.store.record_prediction(made.prediction, made.latency_ms, now)
+        if self.monitor is not None:  # recorded as the model said (graded), acted on if healthy
+            outcomes = self.monitor.health.gate(outcomes)
         lap("predict")
         equity = await self.broker.equity()
         positions = await self.broker.positions()
@@ -197,7 +199,8 @@ class Cycle:
             return
         start = time.perf_counter()
         try:
-            self.monitor.run(self.clock.now())
+            status = getattr(self.predictor, "status", None)
+            self.monitor.run(self.clock.now(), status() if status is not None else None)
         except Exception:  # a full disk too: the next tick sees store.unwritable and says so
             log.exception("grading predictions failed", candle=report.candle_time.isoformat())
         report.timings_ms["monitor"] = round((time.perf_counter() - start) * 1000, 2)

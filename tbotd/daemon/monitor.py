@@ -15,12 +15,15 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
+from tbotd.daemon.model_health import HealthKeeper
 from tbotd.domain.market import Candle
 from tbotd.domain.values import timeframe_delta
 from tbotd.ml.errors import ModelLoadError
 from tbotd.ml.labels import LabelSpec
 from tbotd.ml.manifest import read_manifest
+from tbotd.monitoring.drift import ErrorChange
 from tbotd.monitoring.live import Key, Live, by_model, live_of, newest
 from tbotd.monitoring.metrics import WINDOWS, Graded, ModelMetrics, model_metrics
 from tbotd.monitoring.outcomes import (
@@ -175,16 +178,40 @@ def load_saved(store: Store) -> Saved:
 class ModelMonitor:
     """The daemon's scoring pass and the in-memory rolling metrics it keeps up to date."""
 
-    def __init__(self, store: Store, timeframe: str, rules: RuleBook) -> None:
+    def __init__(
+        self, store: Store, timeframe: str, rules: RuleBook, trade_when_degraded: bool = False
+    ) -> None:
         self.store, self.timeframe, self.rules = store, timeframe, rules
         self._saved: Saved | None = None
+        self.changes: dict[Key, ErrorChange] = {}
+        self.health = HealthKeeper(store, trade_when_degraded)
 
-    def run(self, now: datetime) -> int:
-        """Grade what is due and fold it into the metrics; returns how many were graded."""
-        saved = self._saved or load_saved(self.store)  # once a start: bounded, see load_saved
+    def run(self, now: datetime, sources: Mapping[str, Any] | None = None) -> int:
+        """Grade what is due and fold it into the metrics, then assess each model's health
+        (``sources``: the prediction chain's status — failures, expiry, drift); returns how many
+        predictions were graded."""
+        graded = self._grade(now)
+        if sources is not None:
+            self.health.update(now, self.metrics(), self.changes, sources)
+        return graded
+
+    def _grade(self, now: datetime) -> int:
+        if self._saved is None:  # once a start: bounded, see load_saved
+            self._saved = load_saved(self.store)
+            for rows in self._saved.recent.values():  # the change test resumes on them
+                self._watch(rows)
         graded = score_pending(self.store, self.timeframe, self.rules, now)
-        self._saved = self._fold(saved, graded) if graded else saved
+        if graded:
+            self._saved = self._fold(self._saved, graded)
+            self._watch(graded)
         return len(graded)
+
+    def _watch(self, rows: Sequence[Graded]) -> None:
+        """Feed graded directional calls, oldest first, to each model's error-change test."""
+        for row in sorted(rows, key=lambda r: r.prediction.id):
+            key = (row.prediction.model, row.prediction.source)
+            change = self.changes.get(key, ErrorChange())
+            self.changes[key] = change.update(row.outcome.hit, row.prediction.candle_time)
 
     def _fold(self, saved: Saved, rows: Sequence[Graded]) -> Saved:
         """Newly graded rows into each model's newest rows; the live tallies as just committed

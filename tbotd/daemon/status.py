@@ -13,9 +13,11 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from tbotd.daemon.cycle import CycleReport
+from tbotd.daemon.monitor import ModelMonitor
 from tbotd.daemon.risk import load_state, risk_status
 from tbotd.domain.enums import Side
 from tbotd.domain.values import ms_to_datetime, timeframe_delta
+from tbotd.monitoring.drift import ErrorChange
 from tbotd.monitoring.report import models_json
 from tbotd.ops.metrics import DAEMON_METRICS, DaemonMetrics
 
@@ -88,7 +90,7 @@ async def status(daemon: Daemon) -> dict[str, Any]:
     if predictor_status is not None:
         body["predictor"] = predictor_status()
     if app.cycle.monitor is not None:  # as of the last close: no database read here
-        body["models"] = models_json(app.cycle.monitor.metrics())
+        body["models"] = _models(app.cycle.monitor, body.get("predictor", {}))
     return body
 
 
@@ -138,6 +140,24 @@ def recorded(store: Store, symbols: Sequence[str] | None = None) -> dict[str, An
         "equity": next(iter(store.query("SELECT * FROM equity ORDER BY time DESC LIMIT 1")), None),
         "risk": risk_status(load_state(store)),  # a halt shows even with the daemon down
     }
+
+
+def _models(monitor: ModelMonitor, chain: dict[str, Any]) -> list[dict[str, Any]]:
+    """Each model's rolling metrics with its health state, input drift and error-change test."""
+    drift = {(d["model"], d["source"]): d for d in chain.get("drift", [])}
+    health = monitor.health.to_json()
+    out = []
+    for m in models_json(monitor.metrics()):
+        key = (m["name"], m["source"])
+        out.append(
+            m
+            | {
+                "health": health.get(key, {"state": "healthy", "reasons": []}),
+                "error_change": monitor.changes.get(key, ErrorChange()).to_json(),
+                "drift": drift.get(key, {"available": False}),
+            }
+        )
+    return out
 
 
 def _prediction(store: Store, row: dict[str, Any]) -> dict[str, Any]:

@@ -17,13 +17,14 @@ from typing import Any
 import numpy as np
 import torch
 
-from tbotd.features import FEATURE_SCHEMA_HASH
+from tbotd.features import FEATURE_NAMES, FEATURE_SCHEMA_HASH
 from tbotd.ml.artifacts import build_manifest, save_weights
 from tbotd.ml.data import CandleData
 from tbotd.ml.dataset import purge_gap
 from tbotd.ml.manifest import MANIFEST_NAME, MODEL_FORMAT_VERSION, write_json_atomic
 from tbotd.ml.pipeline import ProgressFn, TrainConfig, TrainingRun, train
 from tbotd.ml.report import build_report, plot_report
+from tbotd.monitoring.drift import DriftReference, reference_from
 
 REPORT_NAME = "report.json"
 PLOT_NAME = "report.png"
@@ -76,6 +77,13 @@ def _training_section(
     }
 
 
+def _drift_reference(run: TrainingRun) -> DriftReference:
+    """Each feature's distribution on the deployed model's fitting rows (drift's yardstick)."""
+    ds, fit = run.dataset, run.final_fold.fit
+    rows = np.flatnonzero(ds.valid[fit.start : fit.stop]) + fit.start
+    return reference_from(ds.features[rows], FEATURE_NAMES)
+
+
 def _headline(report: dict[str, Any]) -> dict[str, Any]:
     d, b, bt = report["direction"], report["baselines"], report["backtest"]
     return {
@@ -119,6 +127,7 @@ def write_model_dir(
         _training_section(run, cfg, data, device),
         _headline(report),
     )
+    manifest["drift_reference"] = _drift_reference(run).to_json()
     write_json_atomic(out / MANIFEST_NAME, clean_json(manifest))
     b = report["baselines"]
     return {

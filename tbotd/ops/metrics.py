@@ -158,6 +158,7 @@ class DaemonMetrics:
     realized: Gauge
     fees: Gauge
     last_cycle: Gauge
+    model_state: Gauge
 
     @classmethod
     def create(cls, registry: CollectorRegistry) -> DaemonMetrics:
@@ -234,6 +235,13 @@ class DaemonMetrics:
             last_cycle=Gauge(
                 "tbotd_last_cycle_timestamp_seconds",
                 "When the last cycle finished (Unix time; alert when it stops moving)",
+                registry=registry,
+            ),
+            model_state=Gauge(
+                "tbotd_model_state",
+                "1 for each model's current health state (healthy, drifting, degraded, "
+                "expired, failed), 0 for the others",
+                ["model", "source", "state"],
                 registry=registry,
             ),
         )

@@ -33,12 +33,13 @@ from tbotd.domain.errors import ConfigError, InvalidDataError
 from tbotd.domain.market import Candle
 from tbotd.domain.prediction import Prediction
 from tbotd.domain.values import require_utc
+from tbotd.monitoring.health import PER_SYMBOL_REASONS
 from tbotd.ops.clock import Clock, SystemClock
 from tbotd.ops.logs import get_logger
 from tbotd.ops.metrics import PREDICTOR_METRICS, PredictorMetrics
 from tbotd.predictor.errors import RemoteAuthError, RemoteError, SchemaMismatchError
 from tbotd.predictor.expiry import Expiry, expired_answer, expiry_of
-from tbotd.predictor.outcome import PredictionOutcome, SourceFailure
+from tbotd.predictor.outcome import PredictionOutcome, Skip, SourceFailure
 from tbotd.predictor.remote import RemotePredictor
 from tbotd.predictor.sources import SourceWatch
 
@@ -72,9 +73,18 @@ class LocalModel(Protocol):
         """The end of the models' training data (their age counts from it), when known."""
         ...
 
+    @property
+    def model_version(self) -> str:
+        """The manifest's model version."""
+        ...
+
+    def drift_summary(self) -> dict[str, Any]:
+        """Live input drift against the training data (``monitoring.drift``)."""
+        ...
+
     async def predict_partial(
         self, histories: Mapping[str, Sequence[Candle]]
-    ) -> tuple[dict[str, Prediction], dict[str, str]]:
+    ) -> tuple[dict[str, Prediction], dict[str, Skip]]:
         """Predictions for the usable histories and why the others were skipped."""
         ...
 
@@ -133,6 +143,8 @@ class FallbackPredictor:
         self._metrics = metrics
         self._alerted: set[str] = set()
         self.max_model_age_days = max_model_age_days
+        # per source: how many cycles in a row it failed as a whole, and the last such failure
+        self.failing: dict[str, tuple[int, SourceFailure]] = {}
         self._sources = SourceWatch(_best_source(remote, self.local))
 
     @classmethod
@@ -324,8 +336,8 @@ class FallbackPredictor:
         now = loop.time()
         for symbol in asked:
             if symbol in problems or symbol not in predictions:
-                detail = problems.get(symbol, "no prediction returned")
-                cycle.fail([symbol], SourceFailure(source, "insufficient_history", detail))
+                skip = problems.get(symbol) or Skip("insufficient_history", "no prediction")
+                cycle.fail([symbol], SourceFailure(source, skip.reason, skip.detail))
                 continue
             try:
                 prediction = predictions[symbol].check_for(symbol, cycle.candle_time)
@@ -334,7 +346,19 @@ class FallbackPredictor:
                 continue
             cycle.done(symbol, prediction, now)
 
+    def _note_failures(self, cycle: _Cycle) -> None:
+        """Which sources failed as a whole this cycle (not for one symbol's own reason)."""
+        now: dict[str, SourceFailure] = {}
+        for failures in cycle.failures.values():
+            for f in failures:
+                if f.reason not in PER_SYMBOL_REASONS:
+                    now.setdefault(f.source, f)
+        self.failing = {
+            source: (self.failing.get(source, (0, f))[0] + 1, f) for source, f in now.items()
+        }
+
     def _count(self, cycle: _Cycle) -> None:
+        self._note_failures(cycle)
         sources: Counter[str] = Counter()
         for outcome in cycle.outcomes.values():
             source = outcome.source.value
@@ -382,6 +406,15 @@ class FallbackPredictor:
             "local": [m.source.value for m in self.local],
             "local_unavailable": str(self.local_unavailable) if self.local_unavailable else None,
             "deadline_s": self.deadline_s,
+            "drift": [
+                {"model": m.model_version, "source": m.source.value} | m.drift_summary()
+                for m in self.local
+            ],
+            "failing": {
+                source: {"cycles": n, "reason": f.reason, "detail": f.detail}
+                for source, n_f in self.failing.items()
+                for n, f in [n_f]
+            },
         }
 
     async def close(self) -> None:

@@ -34,6 +34,7 @@ from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -66,9 +67,10 @@ from tbotd.ml.manifest import Manifest, history_shortfall
 from tbotd.ml.models import MODEL_OUTPUTS, run_models
 from tbotd.ml.outputs import ModelOutputs
 from tbotd.ml.signals import SIGNALS, clamp_sd, prediction_from_outputs, signal_indices
+from tbotd.monitoring.drift import DriftReference, FeatureWindow, out_of_range, outside_mask
 from tbotd.ops.logs import get_logger
 from tbotd.predictor.history import SeriesCache, latest_feature_rows, newest
-from tbotd.predictor.outcome import SourceFailure
+from tbotd.predictor.outcome import Skip, SourceFailure
 
 __all__ = [
     "FeatureSchemaMismatchError",
@@ -103,6 +105,9 @@ class LocalPredictor:
         self._cache = SeriesCache(self._required, manifest.timeframe)
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tbotd-local-ml")
         self._lock = threading.Lock()
+        extra = manifest.model_extra or {}
+        self.reference = DriftReference.from_json(extra.get("drift_reference"), FEATURE_NAMES)
+        self.drift = FeatureWindow(self.reference) if self.reference is not None else None
 
     @classmethod
     def load(
@@ -168,13 +173,14 @@ class LocalPredictor:
         """
         predictions, problems = await self.predict_partial(histories)
         if problems:
-            raise InsufficientHistoryError("; ".join(problems.values()))
+            raise InsufficientHistoryError("; ".join(map(str, problems.values())))
         return predictions
 
     async def predict_partial(
         self, histories: Mapping[str, Sequence[Candle]]
-    ) -> tuple[dict[str, Prediction], dict[str, str]]:
-        """Like :meth:`predict`, but symbols whose history is unusable are reported, not raised.
+    ) -> tuple[dict[str, Prediction], dict[str, Skip]]:
+        """Like :meth:`predict`, but symbols whose history is unusable (or whose inputs lie
+        outside the training range: the models abstain there) are reported, not raised.
 
         Returns (predictions of the usable symbols, {symbol: why the others were skipped}); the
         usable symbols still share one forward pass. The fallback chain uses this so one short
@@ -188,23 +194,43 @@ class LocalPredictor:
         """The blocking body of :meth:`predict` (for callers already off the event loop)."""
         predictions, problems = self._predict_partial_now(histories)
         if problems:
-            raise InsufficientHistoryError("; ".join(problems.values()))
+            raise InsufficientHistoryError("; ".join(map(str, problems.values())))
         return predictions
 
     def _predict_partial_now(
         self, histories: Mapping[str, Sequence[Candle]]
-    ) -> tuple[dict[str, Prediction], dict[str, str]]:
-        symbols, series, features, problems = latest_feature_rows(
+    ) -> tuple[dict[str, Prediction], dict[str, Skip]]:
+        symbols, series, features, short = latest_feature_rows(
             self._cache, histories, self._required
         )
+        problems = {s: Skip("insufficient_history", why) for s, why in short.items()}
         if not symbols:
             return {}, problems
+        if self.drift is not None:
+            self.drift.observe(features)
         out = self.predict_features(features)
-        predictions = {
-            symbol: self._prediction(symbol, s.candles[-1], out, i)
-            for i, (symbol, s) in enumerate(zip(symbols, series, strict=True))
-        }
+        predictions = {}
+        for i, (symbol, s) in enumerate(zip(symbols, series, strict=True)):
+            outside = self._out_of_range(features[i])
+            if outside:
+                problems[symbol] = Skip("out_of_distribution", outside)
+            else:
+                predictions[symbol] = self._prediction(symbol, s.candles[-1], out, i)
         return predictions, problems
+
+    def _out_of_range(self, row: NDArray[np.floating]) -> str:
+        """Why the models abstain on this feature row ("" when it is inside their training
+        range; always "" for models trained before the range was recorded)."""
+        if self.reference is None:
+            return ""
+        names = out_of_range(row, self.reference)
+        return f"inputs outside the training range: {', '.join(names)}" if names else ""
+
+    def drift_summary(self) -> dict[str, Any]:
+        """Live PSI of the inputs against training (``available`` False for older models)."""
+        if self.drift is None:
+            return {"available": False, "status": "no reference in the manifest"}
+        return self.drift.summary()
 
     def _prediction(self, symbol: str, candle: Candle, out: ModelOutputs, i: int) -> Prediction:
         return prediction_from_outputs(
@@ -224,6 +250,8 @@ class LocalPredictor:
         features = feature_matrix(bars_from_frame(frame))[0]
         ready = np.isfinite(features).all(axis=1)
         ready[: self._required - 1] = False
+        if self.reference is not None:  # the live path abstains on these rows: so does this
+            ready &= ~outside_mask(features, self.reference)
         rows = np.flatnonzero(ready)
         out = self.predict_features(features[rows])
         result = pd.DataFrame(index=frame.index, columns=list(HISTORY_COLUMNS), dtype=np.float64)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from tbotd.domain.enums import PredictionSource
 from tbotd.domain.prediction import Prediction
@@ -18,6 +19,16 @@ class SourceFailure:
 
     def __str__(self) -> str:
         return f"{self.source}: {self.reason}"
+
+
+class Skip(NamedTuple):
+    """Why a local model skipped a symbol: the metrics label and the detail."""
+
+    reason: str  # insufficient_history, out_of_distribution
+    detail: str
+
+    def __str__(self) -> str:
+        return self.detail
 
 
 @dataclass(frozen=True, slots=True)

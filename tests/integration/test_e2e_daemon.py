@@ -194,7 +194,8 @@ async def test_sigterm_keeps_protection_and_restart_duplicates_nothing(tmp_path:
         assert await restarted.stop() == 0
         missed = rows(db, "SELECT * FROM events WHERE kind = 'missed-cycles'")
         assert missed, "the restart logs the cycles it missed"
-        assert int(missed[-1]["message"].split()[0]) >= 3
+        # the restart's report (a cycle that overran a close under load adds its own, later)
+        assert any(int(m["message"].split()[0]) >= 3 for m in missed)
         after = sorted(r["candle_time"] for r in rows(db, "SELECT candle_time FROM decisions"))
         last_before = max(before)
         first_after = min(t for t in after if t > last_before)

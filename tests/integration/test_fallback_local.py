@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import datetime
+from decimal import Decimal
 from pathlib import Path
 
 from prometheus_client import CollectorRegistry
@@ -36,6 +38,10 @@ class BrokenGpu:
 
     source = PredictionSource.LOCAL_GPU
     trained_until = None
+    model_version = "fake"
+
+    def drift_summary(self) -> dict[str, object]:
+        return {"available": False}
 
     async def predict_partial(
         self, _histories: dict[str, Sequence[Candle]]
@@ -51,6 +57,10 @@ class HangingModel:
 
     source = PredictionSource.LOCAL_CPU
     trained_until = None
+    model_version = "fake"
+
+    def drift_summary(self) -> dict[str, object]:
+        return {"available": False}
 
     async def predict_partial(
         self, _histories: dict[str, Sequence[Candle]]
@@ -124,3 +134,26 @@ async def test_from_settings_with_missing_models_goes_neutral(
     assert count(registry, "tbotd_predictions_total", source="neutral") == len(SYMBOLS)
     labels = {"source": "local", "reason": "models_missing"}
     assert count(registry, "tbotd_prediction_failures_total", **labels) == len(SYMBOLS)
+
+
+async def test_inputs_far_outside_training_make_the_local_model_abstain_for_that_symbol(
+    local_predictor: LocalPredictor, histories: dict[str, list[Candle]], candle_time: datetime
+) -> None:
+    """A 60 % jump in the last candle: that symbol goes neutral as out_of_distribution, naming
+    the features; the other symbols keep their local prediction; drift counts the rows."""
+    jumped = dict(histories)
+    last = jumped[SYMBOLS[0]][-1]
+    spike = last.close * Decimal("1.6")
+    jumped[SYMBOLS[0]] = [*jumped[SYMBOLS[0]][:-1], replace(last, high=spike, close=spike)]
+    chain = build_chain(closed_port_url(), [local_predictor], CollectorRegistry())
+    try:
+        outcomes, _ = await timed(chain, jumped, candle_time)
+    finally:
+        await finish(chain)
+    assert outcomes[SYMBOLS[0]].source is PredictionSource.NEUTRAL
+    assert "local-cpu: out_of_distribution" in outcomes[SYMBOLS[0]].reasons
+    failure = next(f for f in outcomes[SYMBOLS[0]].failures if f.reason == "out_of_distribution")
+    assert "inputs outside the training range" in failure.detail
+    for symbol in SYMBOLS[1:]:
+        assert outcomes[symbol].source is PredictionSource.LOCAL_CPU
+    assert local_predictor.drift_summary()["n"] >= len(SYMBOLS)

@@ -67,9 +67,12 @@ def test_train_from_gzipped_csv_writes_a_complete_model_dir(
         assert sha256_file(out / entry["file"]) == entry["sha256"], name
     for key in ("features", "label", "training", "libraries", "metrics", "required_history"):
         assert key in manifest
+    reference = manifest["drift_reference"]  # drift's yardstick: every input feature's deciles
+    assert [f["name"] for f in reference["features"]] == manifest["features"]["names"]
     assert (out / "report.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     with LocalPredictor.load(out, device="cpu") as predictor:
         assert predictor.model_version == summary["model_version"]
+        assert predictor.drift_summary()["available"]
 
 
 def test_train_refuses_to_overwrite_without_force(run_tbotd: RunTbotd, tmp_path: Path) -> None:

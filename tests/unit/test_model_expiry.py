@@ -24,8 +24,13 @@ class DatedModel:
 
     source = PredictionSource.LOCAL_CPU
 
+    model_version = "dated"
+
     def __init__(self, trained_until: datetime | None) -> None:
         self.trained_until = trained_until
+
+    def drift_summary(self) -> dict[str, object]:
+        return {"available": False}
 
     async def predict_partial(
         self, histories: Mapping[str, Sequence[Candle]]
