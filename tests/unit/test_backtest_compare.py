@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 from tbotd.backtest.compare import ARMS, Comparison, run_compare
-from tbotd.backtest.predictions import prediction_table
+from tbotd.backtest.predictions_csv import prediction_table
 from tbotd.backtest.run import Inputs, candle_arrays, prediction_rows
 from tbotd.cli import main
 from tbotd.config.settings import Settings
