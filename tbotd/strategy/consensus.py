@@ -64,55 +64,56 @@ def normal_cdf(x: Floats) -> Floats:
     return np.asarray(0.5 * (1.0 + erf), dtype=np.float64)
 
 
-def _argmax_vote(probs: Floats) -> tuple[Codes, Floats]:
-    """A probability model's class (index = direction code) and its probability; NaN rows give
-    confidence NaN (no vote)."""
-    filled = np.where(np.isfinite(probs), probs, -1.0)
-    cls = np.argmax(filled, axis=1).astype(np.int8)
-    conf = np.take_along_axis(probs, cls[:, None].astype(np.int64), axis=1)[:, 0]
-    return cls, np.asarray(conf, dtype=np.float64)
+def _argmax_votes(probs: Floats) -> tuple[Codes, Floats]:
+    """Probability models' classes (index = direction code; ties: the earlier class) and their
+    probabilities, for [n, k, 3] answers; a row with NaN gives confidence NaN (no vote)."""
+    filled = np.where(np.isnan(probs), -1.0, probs)
+    cls = np.argmax(filled, axis=-1).astype(np.int8)
+    conf = filled.max(axis=-1)
+    return cls, np.where(conf < 0, np.nan, conf)
 
 
 def price_vote(expected: Floats, sd: Floats, band: float) -> tuple[Codes, Floats]:
     """The price model's class by the sign of its expected return beyond ``band``, and the
     Gaussian probability of that class (NaN where it did not answer)."""
-    with np.errstate(invalid="ignore", divide="ignore"):
-        up = normal_cdf((expected - band) / sd)  # P(r > band)
-        down = normal_cdf((-band - expected) / sd)  # P(r < -band)
-        cls = np.where(expected > band, LONG, np.where(expected < -band, SHORT, FLAT))
-        conf = np.where(cls == LONG, up, np.where(cls == SHORT, down, 1.0 - up - down))
-    answered = np.isfinite(expected) & np.isfinite(sd)
-    return cls.astype(np.int8), np.where(answered, conf, np.nan)
+    tails = normal_cdf(np.concatenate([(expected - band) / sd, (-band - expected) / sd]))
+    up, down = tails[: len(expected)], tails[len(expected) :]  # P(r > band), P(r < -band)
+    cls = np.where(expected > band, LONG, np.where(expected < -band, SHORT, FLAT))
+    conf = np.where(cls == LONG, up, np.where(cls == SHORT, down, 1.0 - up - down))
+    return cls.astype(np.int8), conf  # NaN in, NaN out: no answer, no vote
 
 
 def votes(models: ModelArrays, params: ConsensusParams) -> tuple[Codes, Floats]:
-    """Every model's vote per bar: classes [n, k] and confidences [n, k] (NaN: no answer)."""
-    d_cls, d_conf = _argmax_vote(models.direction)
+    """Every model's vote per bar: classes [n, k] and confidences [n, k] (NaN: no answer), in
+    the order direction, price, regime (when it votes)."""
     p_cls, p_conf = price_vote(models.expected_return, models.sd, params.fee_band)
-    classes, confidence = [d_cls, p_cls], [d_conf, p_conf]
-    if params.regime_votes:
-        r_cls, r_conf = _argmax_vote(models.regime)
-        classes.append(r_cls)
-        confidence.append(r_conf)
-    return np.stack(classes, axis=1), np.stack(confidence, axis=1)
+    if not params.regime_votes:
+        d_cls, d_conf = _argmax_votes(models.direction)
+        return np.stack([d_cls, p_cls], axis=1), np.stack([d_conf, p_conf], axis=1)
+    cls, conf = _argmax_votes(np.stack([models.direction, models.regime], axis=1))
+    classes = np.stack([cls[:, 0], p_cls, cls[:, 1]], axis=1)
+    return classes, np.stack([conf[:, 0], p_conf, conf[:, 1]], axis=1)
+
+
+_CLASSES = np.array([SHORT, FLAT, LONG], dtype=np.int8)
 
 
 def consensus(models: ModelArrays, params: ConsensusParams) -> Consensus:
     """The models' consensus on every bar (see the module docstring)."""
     classes, confidence = votes(models, params)
-    with np.errstate(invalid="ignore"):
-        voting = np.isfinite(confidence) & (confidence > params.min_confidence)
-    counts = np.stack([(voting & (classes == c)).sum(axis=1) for c in (SHORT, FLAT, LONG)], 1)
-    quorum = counts.sum(axis=1).astype(np.int64)
+    voting = confidence > params.min_confidence  # NaN (no answer) never votes
+    counts = ((classes[:, :, None] == _CLASSES) & voting[:, :, None]).sum(axis=1)
+    quorum = counts.sum(axis=1)
     winner = np.argmax(counts, axis=1).astype(np.int8)  # index = direction code
-    best = counts.max(axis=1)
+    share = counts.max(axis=1) / np.maximum(quorum, 1)
     has_quorum = quorum >= params.min_quorum
-    share = np.where(quorum > 0, best / np.maximum(quorum, 1), np.nan)
     agreed = has_quorum & (share >= params.min_agreement - AGREEMENT_TOLERANCE)
     reasons = np.where(
-        ~has_quorum,
-        BIT[Reason.NO_QUORUM],
+        has_quorum,
         np.where(agreed, BIT[Reason.CONSENSUS], BIT[Reason.NO_CONSENSUS]),
-    ).astype(np.int64)
+        BIT[Reason.NO_QUORUM],
+    )
     direction = np.where(agreed, winner, ABSTAIN).astype(np.int8)
-    return Consensus(direction, quorum, np.where(has_quorum, share, np.nan), reasons)
+    return Consensus(
+        direction, quorum.astype(np.int64), np.where(has_quorum, share, np.nan), reasons
+    )
