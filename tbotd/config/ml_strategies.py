@@ -4,7 +4,7 @@
 Kept apart from :mod:`tbotd.config.settings` (which only adds the two kinds to the union): the
 kinds ``ml_momentum`` and ``ml_mean_reversion`` read the consensus table and their own; an
 ``ml_enhanced`` config may carry all three for the pure ML arms of ``tbotd backtest --compare``.
-Every default is the design's (DESIGN §10): a quorum of models answering with confidence above
+Every default is the design's: a quorum of models answering with confidence above
 0.3, 60 % of them agreeing; trending at P(trend) ≥ 0.6 until it falls below 0.5; an extreme call
 at 0.7 faded while P(sideways) ≥ 0.5. Levels that cannot work are refused here, so
 ``check-config`` names them.
