@@ -39,7 +39,7 @@ import pandas as pd  # noqa: E402
 
 from tbotd.backtest import read_candles  # noqa: E402
 from tbotd.backtest.portfolio_run import run_portfolio  # noqa: E402
-from tbotd.backtest.predictions import prediction_table  # noqa: E402
+from tbotd.backtest.predictions_csv import prediction_table  # noqa: E402
 from tbotd.backtest.run import _text  # noqa: E402
 from tbotd.config.settings import Settings  # noqa: E402
 from tbotd.daemon.risk import RiskKeeper  # noqa: E402

@@ -13,7 +13,8 @@ Inputs: :func:`read_predictions_csv`, :func:`read_funding`, :func:`read_candles`
 """
 
 from tbotd.backtest.inputs import find_gaps, read_candles
-from tbotd.backtest.predictions import PredictionTable, prediction_table, read_predictions_csv
+from tbotd.backtest.predictions import PredictionTable
+from tbotd.backtest.predictions_csv import prediction_table, read_predictions_csv
 from tbotd.backtest.run import BacktestResult, EquityCurve, run_backtest
 from tbotd.marketdata.funding_csv import read_funding
 

@@ -1,6 +1,6 @@
 """``tbotd backtest --compare``: did ML improve my strategy?
 
-On the same candles, predictions and funding, one ``ml_enhanced`` config is run as seven arms
+On the same candles, predictions and funding, one ``ml_enhanced`` config is run as nine arms
 with the daemon's own code, after fees and funding:
 
 * ``classic`` — the classic strategy alone (it never sees a prediction, so it cannot change
@@ -8,12 +8,19 @@ with the daemon's own code, after fees and funding:
 * ``boost``, ``filter``, ``replace``, ``hybrid`` — the same classic strategy with the ML
   enhancement layer in each mode (the config's weight, threshold, secondary model);
 * ``ml_directional`` — the ML prediction alone;
+* ``ml_momentum``, ``ml_mean_reversion`` — the pure ML kinds over each model's own answer (the
+  config's ``[strategy.consensus]``, ``[strategy.ml_momentum]``, ``[strategy.ml_mean_reversion]``
+  tables, their defaults where absent); their differences are against ``ml_directional``;
 * ``buy_and_hold`` — long from the first price any arm can trade at (the second candle's open)
   to the last close, sized like the others, no TP/SL.
 
 With a ``[risk]`` section every strategy arm runs under the risk guard, as the daemon would, and
 one more arm, ``<mode>_no_guard``, runs the config's own mode without it; its difference is
 given against that mode's guarded arm (buy-and-hold is never guarded: it is the benchmark).
+
+More arms plug in through :data:`EXTRA_ARMS` (an :class:`ExtraArm`: a name, how to make its
+strategy from the config, whether it reads the classic signal, the arm it is compared with) —
+the pure ML arms are its first entries; a meta-label-confirmed arm is meant to be the next.
 
 Every arm shares the position rules (threshold, sizing, exits, entry cap). The indicators are
 computed once and shared by the five arms that use them. For each enhanced arm the difference to
@@ -26,6 +33,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from decimal import Decimal
 
@@ -39,13 +47,41 @@ from tbotd.config.settings import MLEnhancedConfig, Settings
 from tbotd.domain.actions import Reason
 from tbotd.domain.errors import InvalidDataError
 from tbotd.risk.guard import RiskLimits
-from tbotd.strategy.build import build_strategy
+from tbotd.strategy.build import build_strategy, pure_ml
 from tbotd.strategy.kinds import EnhanceMode, StrategyKind
 from tbotd.strategy.signal import ABSTAIN, BIT, LONG, ExitHints, Opinions, SignalSeries
 from tbotd.strategy.strategy import Strategy
 
 ENHANCED = tuple(str(m) for m in EnhanceMode)
-ARMS = ("classic", *ENHANCED, "ml_directional", "buy_and_hold")
+
+
+@dataclass(frozen=True)
+class ExtraArm:
+    """An arm beyond the classic, enhanced and ``ml_directional`` ones: ``make`` turns the config
+    and its ``ml_enhanced`` strategy into the arm's strategy; ``uses_classic``: its signal
+    combines the classic signal (shared, computed once); ``versus``: the arm its bootstrap
+    difference is taken against."""
+
+    name: str
+    make: Callable[[Settings, Strategy], Strategy]
+    uses_classic: bool
+    versus: str
+
+
+def _pure_arm(kind: StrategyKind) -> ExtraArm:
+    def make(settings: Settings, enhanced: Strategy) -> Strategy:
+        return replace(
+            enhanced, kind=kind, classic=None, enhance=None, pure=pure_ml(settings, kind)
+        )
+
+    return ExtraArm(str(kind), make, uses_classic=False, versus="ml_directional")
+
+
+EXTRA_ARMS: tuple[ExtraArm, ...] = (
+    _pure_arm(StrategyKind.ML_MOMENTUM),
+    _pure_arm(StrategyKind.ML_MEAN_REVERSION),
+)  # the meta-label-confirmed arm (issue 17, item 6) is to be appended here
+ARMS = ("classic", *ENHANCED, "ml_directional", *(a.name for a in EXTRA_ARMS), "buy_and_hold")
 DAY_BARS = 288  # 5-minute bars; the block length of the bootstrap by default
 RESAMPLES = 2000
 
@@ -113,6 +149,8 @@ def arm_strategies(settings: Settings) -> dict[str, Strategy]:
     out["ml_directional"] = replace(
         enhanced, kind=StrategyKind.ML_DIRECTIONAL, classic=None, enhance=None
     )
+    for arm in EXTRA_ARMS:
+        out[arm.name] = arm.make(settings, enhanced)
     return out
 
 
@@ -145,8 +183,9 @@ def run_compare(
     classic = strategies["classic"]
     base = classic.base(bars.high, bars.low, bars.close)  # the indicators, once
     arms: dict[str, BacktestResult] = {}
+    with_classic = {"classic", *ENHANCED} | {a.name for a in EXTRA_ARMS if a.uses_classic}
     for name, strategy in strategies.items():
-        series = strategy.combine(None if name == "ml_directional" else base, ml)
+        series = strategy.combine(base if name in with_classic else None, ml)
         arms[name] = simulate(inputs, settings, strategy, series.warming_up(warmup_bars))
     hold = replace(classic, label="buy_and_hold")
     hold_series = buy_and_hold_series(len(bars), warmup_bars)
@@ -157,6 +196,10 @@ def run_compare(
         name: difference(arms[name], arms["classic"], per_year, block_bars, resamples, seed)
         for name in ENHANCED
     }
+    for extra in EXTRA_ARMS:
+        versus = arms[extra.versus]
+        found = difference(arms[extra.name], versus, per_year, block_bars, resamples, seed)
+        differences[extra.name] = replace(found, versus=extra.versus)
     if settings.risk.limits().active:  # the config's own mode without the guard
         mode = str(settings.strategy.enhance.mode)  # type: ignore[union-attr]
         own = strategies[mode]

@@ -29,6 +29,8 @@ COLOURS = {
     "replace": "#6a1b9a",
     "hybrid": "#00838f",
     "ml_directional": "#c62828",
+    "ml_momentum": "#ad1457",
+    "ml_mean_reversion": "#4e342e",
     "buy_and_hold": "#757575",
 }
 

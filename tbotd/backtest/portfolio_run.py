@@ -20,7 +20,8 @@ import pandas as pd
 
 from tbotd.backtest.engine import Book, Candles, Progress, Simulator
 from tbotd.backtest.portfolio import Portfolio
-from tbotd.backtest.predictions import PredictionTable, ml_inputs, prediction_table
+from tbotd.backtest.predictions import PredictionTable, ml_inputs
+from tbotd.backtest.predictions_csv import prediction_table
 from tbotd.backtest.run import (
     BacktestResult,
     EquityCurve,

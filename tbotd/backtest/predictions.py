@@ -11,21 +11,21 @@ its line number instead of half-way through.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
+from tbotd.backtest.model_columns import ModelColumns
 from tbotd.domain.enums import PredictionSource, Regime, Signal
 from tbotd.domain.errors import InvalidDataError
 from tbotd.domain.prediction import Prediction
 from tbotd.domain.values import ms_to_datetime
-from tbotd.marketdata.cells import listing, parse_floats, parse_times, plain_times
+from tbotd.marketdata.cells import listing
+from tbotd.ml.signals import clamp_return, normalised
 from tbotd.strategy.ml_opinion import MLInputs
 from tbotd.strategy.signal import ExitHints
 
@@ -35,19 +35,6 @@ SIGNAL_NAMES = ("short", "neutral", "long", "hold")
 _SIGNALS = (Signal.SHORT, Signal.NEUTRAL, Signal.LONG)
 _REGIMES = (Regime.TREND_DOWN, Regime.SIDEWAYS, Regime.TREND_UP)
 
-REQUIRED_COLUMNS = ("timestamp", "signal", "confidence")
-REGIME_COLUMNS = ("p_trend_down", "p_sideways", "p_trend_up")  # the regime detector's answer
-OPTIONAL_COLUMNS = ("stop_loss", "take_profit", "sd", *REGIME_COLUMNS)
-NUMERIC_DTYPES = {
-    "timestamp": "str",
-    "signal": "str",
-    "confidence": "float64",
-    "sd": "float64",
-    "stop_loss": "str",
-    "take_profit": "str",
-    **dict.fromkeys(REGIME_COLUMNS, "float64"),
-}
-
 
 @dataclass(frozen=True)
 class PredictionTable:
@@ -55,7 +42,8 @@ class PredictionTable:
 
     ``confidence`` is NaN only on ``hold`` rows; ``sd`` is NaN where absent; ``stop_loss`` and
     ``take_profit`` hold the exact decimal text from the file ("" where absent); ``regime`` is
-    [N, 3] (trend_down, sideways, trend_up) or None.
+    the combined prediction's [N, 3] (trend_down, sideways, trend_up) or None; ``models`` each
+    model's own answer (:mod:`~tbotd.backtest.model_columns`).
     """
 
     time_ms: NDArray[np.int64]
@@ -70,6 +58,7 @@ class PredictionTable:
     origin: str
     lines: NDArray[np.int64]
     unit: str = "line"
+    models: ModelColumns = field(default_factory=ModelColumns)
 
     def __len__(self) -> int:
         return len(self.time_ms)
@@ -106,6 +95,7 @@ class PredictionTable:
             regime=regime,
             model_version=self.model_version,
             source=self.source,
+            models=self.models.answers(k, self.sd, self.model_version),
         )
 
     def rows_for(self, open_ms: NDArray[np.int64], step_ms: int, max_age: int) -> NDArray[np.int64]:
@@ -160,7 +150,7 @@ class PredictionTable:
                 "lines",
             )
         }  # fmt: skip
-        return replace(self, **arrays)
+        return replace(self, **arrays, models=self.models.keep(keep))
 
     def _check_range(self, open_ms: NDArray[np.int64]) -> None:
         matched = self._matched(open_ms)
@@ -193,6 +183,12 @@ class PredictionTable:
         codes = {s.value: i for i, s in enumerate(_SIGNALS)}
         signal = np.array([codes[s] for s in history["signal"].to_numpy()[rows]], dtype=np.int8)
         regime_cols = ["p_trend_down", "p_sideways", "p_trend_up"]
+        direction_cols = ["p_down", "p_neutral", "p_up"]
+        models = ModelColumns(  # exactly as tbotd.ml.signals.model_answers makes them
+            normalised(history[direction_cols].to_numpy(np.float64)[rows]),
+            clamp_return(history["ret_mean"].to_numpy(np.float64)[rows]),
+            normalised(history[regime_cols].to_numpy(np.float64)[rows]),
+        )
         return cls(
             time_ms=np.asarray(open_ms, dtype=np.int64)[rows],
             signal=signal,
@@ -206,30 +202,8 @@ class PredictionTable:
             origin="local models",
             lines=rows.astype(np.int64) + 1,
             unit="bar",
+            models=models,
         )
-
-
-def _regime(
-    raw: pd.DataFrame,
-    numbers: Callable[[str], tuple[NDArray[np.float64], NDArray[np.bool_]]],
-    flag: Callable[[NDArray[np.bool_], str], None],
-) -> NDArray[np.float64] | None:
-    """The regime columns as [n, 3] probabilities (NaN where a row has none), bad rows flagged."""
-    if REGIME_COLUMNS[0] not in raw.columns:
-        return None
-    parts = [numbers(name) for name in REGIME_COLUMNS]
-    regime = np.stack([values for values, _ in parts], axis=1)
-    bad = np.asarray(np.any([b for _, b in parts], axis=0), dtype=bool)
-    with np.errstate(invalid="ignore"):
-        outside = np.asarray(((regime < 0) | (regime > 1)).any(axis=1), dtype=bool)
-        total = regime.sum(axis=1)
-    given = np.isfinite(regime)
-    some = np.asarray(given.any(axis=1), dtype=bool)
-    every = np.asarray(given.all(axis=1), dtype=bool)
-    flag(bad | (some & ~every), "regime probabilities come together")
-    flag(outside, "regime probabilities must lie in [0, 1]")
-    flag(every & (np.abs(total - 1) > 1e-3), "regime probabilities must sum to 1")
-    return regime
 
 
 def ml_inputs(table: PredictionTable | None, rows: NDArray[np.int64]) -> MLInputs:
@@ -258,142 +232,9 @@ def ml_inputs(table: PredictionTable | None, rows: NDArray[np.int64]) -> MLInput
         np.full(n, table.source is PredictionSource.NEUTRAL),
         regime,
         ExitHints(sd, text(table.stop_loss), text(table.take_profit)),
+        table.models.arrays(k, code >= 0, table.sd),
     )
 
 
 def _iso(ms: int) -> str:
     return ms_to_datetime(ms).isoformat()
-
-
-def read_predictions_csv(
-    path: Path, source: PredictionSource = PredictionSource.REMOTE
-) -> PredictionTable:
-    """Read ``timestamp,signal,confidence`` plus ``stop_loss,take_profit`` and/or ``sd``.
-
-    Raises :class:`InvalidDataError` naming the file and every bad line (header is line 1).
-    """
-    from tbotd.marketdata.candle_csv import read_csv_fast
-
-    if not path.is_file():
-        raise InvalidDataError(f"{path}: no such file")
-    try:
-        raw = read_csv_fast(path, NUMERIC_DTYPES)
-        if raw is None:  # a cell is not a number: read it as text to name the line
-            raw = pd.read_csv(path, dtype=str, keep_default_na=False, skip_blank_lines=False)
-            raw.columns = [str(c).strip() for c in raw.columns]
-    except (OSError, ValueError, EOFError, UnicodeDecodeError) as e:
-        raise InvalidDataError(f"{path}: not a readable CSV ({e})") from e
-    return prediction_table(raw, str(path), source)
-
-
-def _columns(raw: pd.DataFrame, origin: str) -> None:
-    allowed = REQUIRED_COLUMNS + OPTIONAL_COLUMNS
-    missing = [c for c in REQUIRED_COLUMNS if c not in raw.columns]
-    unknown = [c for c in raw.columns if c not in allowed]
-    duplicated = sorted({c for c in raw.columns if list(raw.columns).count(c) > 1})
-    half = [c for c in ("stop_loss", "take_profit") if c in raw.columns]
-    problems = []
-    if missing:
-        problems.append(f"missing column(s) {', '.join(missing)}")
-    if unknown:
-        problems.append(f"unknown column(s) {', '.join(unknown)}")
-    if duplicated:
-        problems.append(f"repeated column(s) {', '.join(duplicated)}")
-    if len(half) == 1:
-        partner = "take_profit" if half[0] == "stop_loss" else "stop_loss"
-        problems.append(f"{half[0]} needs its partner column {partner}")
-    regime = [c for c in REGIME_COLUMNS if c in raw.columns]
-    if regime and len(regime) < len(REGIME_COLUMNS):
-        problems.append(f"regime probabilities need all of {', '.join(REGIME_COLUMNS)}")
-    if problems:
-        raise InvalidDataError(
-            f"{origin}: line 1 (header): {'; '.join(problems)}. Expected "
-            "timestamp,signal,confidence[,stop_loss,take_profit][,sd]"
-        )
-    if raw.empty:
-        raise InvalidDataError(f"{origin}: no prediction rows after the header")
-
-
-def prediction_table(
-    raw: pd.DataFrame,
-    origin: str,
-    source: PredictionSource = PredictionSource.REMOTE,
-    first_line: int = 2,
-) -> PredictionTable:
-    """Validate a frame of prediction text columns (as read from CSV) into a table."""
-    _columns(raw, origin)
-    n = len(raw)
-    lines = np.arange(n, dtype=np.int64) + first_line
-    found: list[tuple[int, str]] = []
-
-    def flag(mask: NDArray[np.bool_], message: str) -> None:
-        found.extend((int(x), message) for x in lines[mask])
-
-    def col(name: str) -> NDArray[np.str_]:
-        if name not in raw.columns:
-            return np.full(n, "", dtype=str)
-        return np.char.strip(raw[name].fillna("").to_numpy(dtype=str))
-
-    def numbers(name: str) -> tuple[NDArray[np.float64], NDArray[np.bool_]]:
-        """Values (NaN where empty) and the cells that are not numbers."""
-        if name in raw.columns and pd.api.types.is_float_dtype(raw[name]):
-            return raw[name].to_numpy(np.float64, copy=True), np.zeros(n, dtype=bool)
-        return parse_floats(col(name))
-
-    plain = plain_times(raw["timestamp"])
-    time_problems: list[tuple[int, str]] = []
-    if plain is None:
-        times, time_problems = parse_times(col("timestamp"), lines)
-    else:
-        times = plain
-    found.extend(time_problems)
-    found_codes, distinct = pd.factorize(raw["signal"].fillna(""))  # a handful of distinct words
-    known = {name: code for code, name in enumerate(SIGNAL_NAMES)}
-    lookup = np.array([known.get(str(w).strip().lower(), -1) for w in distinct] + [-1], np.int8)
-    signal = lookup[found_codes]
-    flag(signal < 0, "signal must be one of long, short, neutral, hold")
-    hold = signal == HOLD
-    confidence, bad = numbers("confidence")
-    flag(bad | ~hold & ~np.isfinite(confidence), "confidence is not a finite number")
-    with np.errstate(invalid="ignore"):
-        flag((confidence < 0) | (confidence > 1), "confidence is outside [0, 1]")
-    sd, bad = numbers("sd")  # empty or NaN: no sd
-    flag(bad | np.isinf(sd), "sd is not a finite number")
-    with np.errstate(invalid="ignore"):
-        flag((sd <= 0) | (sd >= 1), "sd must be a fraction of price strictly between 0 and 1")
-    has_exits = "stop_loss" in raw.columns
-    stop, take = col("stop_loss"), col("take_profit")
-    if has_exits:
-        for name, text in (("stop_loss", stop), ("take_profit", take)):
-            value, bad = parse_floats(text)
-            with np.errstate(invalid="ignore"):
-                flag(
-                    bad | (text != "") & ~(np.isfinite(value) & (value > 0)),
-                    f"{name} is not a positive price",
-                )
-        flag((stop == "") != (take == ""), "stop_loss and take_profit come together or not at all")
-        flag((stop != "") & np.isfinite(sd), "give either stop_loss/take_profit or sd, not both")
-    if not time_problems:
-        order = np.diff(times) <= 0
-        flag(
-            np.concatenate([[False], order]),
-            "timestamp is not after the previous row's (duplicate or out of order)",
-        )
-    regime = _regime(raw, numbers, flag)
-    if found:
-        found.sort()
-        raise InvalidDataError(listing(origin, [f"line {k}: {m}" for k, m in found]))
-    confidence[hold] = np.nan
-    return PredictionTable(
-        time_ms=times,
-        signal=signal,
-        confidence=confidence,
-        sd=sd,
-        stop_loss=stop if has_exits else None,
-        take_profit=take if has_exits else None,
-        regime=regime,
-        source=source,
-        model_version=f"csv:{Path(origin).name}"[:128],
-        origin=origin,
-        lines=lines,
-    )

@@ -23,7 +23,8 @@ from numpy.typing import NDArray
 from tbotd.backtest.drive import run_fast, run_reference
 from tbotd.backtest.engine import Candles, Decided, Progress, Simulator
 from tbotd.backtest.portfolio import Portfolio
-from tbotd.backtest.predictions import PredictionTable, ml_inputs, prediction_table
+from tbotd.backtest.predictions import PredictionTable, ml_inputs
+from tbotd.backtest.predictions_csv import prediction_table
 from tbotd.config.settings import Settings
 from tbotd.domain.actions import Action, DecisionTrace
 from tbotd.domain.errors import InvalidDataError

@@ -60,9 +60,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         description="Backtest with the same strategy (strategy.kind: signal source + position "
         "rules) and fill code (paper model: fees, slippage, funding, liquidation, stop-loss "
         "before take-profit) the daemon runs. Predictions come from a CSV or from local models "
-        "(a classic strategy needs none). --compare runs an ml_enhanced config as seven arms "
-        "(classic alone, each enhancement mode, ML alone, buy and hold) and says whether ML "
-        "helped. Exit 0 ok, 2 bad input (bad rows are listed by file and line), 1 runtime "
+        "(a classic strategy needs none). --compare runs an ml_enhanced config as nine arms "
+        "(classic alone, each enhancement mode, ML alone, the pure ML kinds ml_momentum and "
+        "ml_mean_reversion, buy and hold) and says whether ML helped. Exit 0 ok, 2 bad input "
+        "(bad rows are listed by file and line), 1 runtime "
         "failure.",
     )
     p.add_argument("--config", type=Path, required=True, metavar="FILE", help="tbotd TOML config")
@@ -119,7 +120,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "--compare",
         action="store_true",
         help="(an ml_enhanced config) run classic, boost, filter, replace, hybrid, "
-        "ml_directional and buy_and_hold on the same inputs; write compare.json, "
+        "ml_directional, ml_momentum, ml_mean_reversion and buy_and_hold on the same inputs; "
+        "write compare.json, "
         "trades/<arm>.csv, decisions/<arm>.csv, compare.png",
     )
     p.add_argument(

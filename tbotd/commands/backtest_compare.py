@@ -103,8 +103,9 @@ def _table(report: dict[str, Any], out: Path | None) -> None:
     console = Console(width=None if sys.stdout.isatty() else 130)  # the table is wide
     console.print(table)
     console.print(
-        "Δ: the arm minus the classic arm (an arm <mode>_no_guard: minus <mode>, the same "
-        "strategy under the risk guard), per-bar return (basis points) and annualised Sharpe, "
+        "Δ: the arm minus the classic arm (a pure ML arm: minus ml_directional; an arm "
+        "<mode>_no_guard: minus <mode>, the same strategy under the risk guard), per-bar "
+        "return (basis points) and annualised Sharpe, "
         "95 % interval of a paired block bootstrap "
         f"({report['bootstrap']['block_bars']}-bar blocks, {report['bootstrap']['resamples']} "
         "resamples); an interval containing 0 means this history cannot tell them apart."

@@ -27,6 +27,7 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from tbotd.config.ml_strategies import PureMLTables
 from tbotd.config.notify import NotifyConfig
 from tbotd.config.risk import RiskConfig
 from tbotd.domain.enums import MarginMode, MarketType, TradingMode
@@ -272,23 +273,40 @@ class ClassicStrategyConfig(_StrategyBase):
     classic: ClassicConfig
 
 
-class MLEnhancedConfig(_StrategyBase):
-    """``kind = "ml_enhanced"``: a classic strategy with the ML enhancement layer over it."""
+class MLEnhancedConfig(_StrategyBase, PureMLTables):
+    """``kind = "ml_enhanced"``: a classic strategy with the ML enhancement layer over it (the
+    pure ML tables, if given, tune the pure ML arms of ``backtest --compare``)."""
 
     kind: Literal[StrategyKind.ML_ENHANCED]
     classic: ClassicConfig
     enhance: EnhanceConfig
 
 
+class MLMomentumConfig(_StrategyBase, PureMLTables):
+    """``kind = "ml_momentum"``: the direction model's call while the regime model says trending,
+    with consensus (``[strategy.consensus]``, ``[strategy.ml_momentum]``)."""
+
+    kind: Literal[StrategyKind.ML_MOMENTUM]
+
+
+class MLMeanReversionConfig(_StrategyBase, PureMLTables):
+    """``kind = "ml_mean_reversion"``: fade an extreme call while the regime model says sideways,
+    with consensus (``[strategy.consensus]``, ``[strategy.ml_mean_reversion]``)."""
+
+    kind: Literal[StrategyKind.ML_MEAN_REVERSION]
+
+
 StrategyConfig = Annotated[
     Annotated[MLDirectionalConfig, Tag(StrategyKind.ML_DIRECTIONAL.value)]
     | Annotated[ClassicStrategyConfig, Tag(StrategyKind.CLASSIC.value)]
-    | Annotated[MLEnhancedConfig, Tag(StrategyKind.ML_ENHANCED.value)],
+    | Annotated[MLEnhancedConfig, Tag(StrategyKind.ML_ENHANCED.value)]
+    | Annotated[MLMomentumConfig, Tag(StrategyKind.ML_MOMENTUM.value)]
+    | Annotated[MLMeanReversionConfig, Tag(StrategyKind.ML_MEAN_REVERSION.value)],
     Discriminator(
         _tag("kind", StrategyKind.ML_DIRECTIONAL.value),
         custom_error_type="config_tag",
-        custom_error_message="unknown strategy kind (expected ml_directional, classic or "
-        "ml_enhanced)",
+        custom_error_message="unknown strategy kind (expected ml_directional, classic, "
+        "ml_enhanced, ml_momentum or ml_mean_reversion)",
         custom_error_context={"key": "kind"},
     ),
 ]

@@ -190,6 +190,19 @@ class Reason(StrEnum):
     CROSSED_MIDDLE_BAND = "crossed_middle_band"
     FAST_ABOVE_SLOW = "fast_above_slow"
     FAST_BELOW_SLOW = "fast_below_slow"
+    # the pure ML kinds (README: Pure ML strategies); appended, so the older bits keep their place
+    DIRECTION_MISSING = "direction_missing"  # the direction model gave no answer
+    REGIME_MISSING = "regime_missing"  # the regime model gave no answer
+    REGIME_TRENDING = "regime_trending"  # ml_momentum's gate is open (with hysteresis)
+    REGIME_NOT_TRENDING = "regime_not_trending"
+    REGIME_SIDEWAYS = "regime_sideways"  # ml_mean_reversion's gate is open
+    REGIME_NOT_SIDEWAYS = "regime_not_sideways"
+    NO_EXTREME = "no_extreme"  # no direction probability at the level ml_mean_reversion fades
+    FADED_EXTREME = "faded_extreme"  # ml_mean_reversion trades against the models' call
+    CONSENSUS = "consensus"  # a quorum of the models agreed on the direction traded
+    NO_QUORUM = "no_quorum"  # too few models answered with enough confidence to vote
+    NO_CONSENSUS = "no_consensus"  # a quorum voted, but too few of them agreed
+    CONSENSUS_AGAINST = "consensus_against"  # the quorum agreed on another direction
 
 
 class Provenance(StrEnum):

@@ -77,35 +77,48 @@ def prediction_from_outputs(
         regime={r: float(p) for r, p in zip(REGIMES, out.regime[row], strict=True)},
         model_version=model_version,
         source=source,
+        models=model_answers(out, row, model_version),
     )
 
 
 def model_answers(out: ModelOutputs, row: int, version: str) -> tuple[ModelAnswer, ...]:
     """Each local model's own answer for row ``row`` (prediction schema 2).
 
-    Every place that turns model outputs into a Prediction must attach these, so the live
-    predictor, ``tbotd serve`` and the backtest's model table give equal Predictions.
+    Every place that turns model outputs into a Prediction attaches these (through
+    :func:`prediction_from_outputs`), so the live predictor, ``tbotd serve`` and the backtest's
+    model table (which applies the same :func:`normalised` and :func:`clamp_return` to whole
+    columns) give equal Predictions.
     """
+    direction = normalised(out.direction[row : row + 1])[0]
+    regime = normalised(out.regime[row : row + 1])[0]
     return (
         ModelAnswer(
             name=ModelName.DIRECTION,
             version=version,
-            probabilities=_probabilities(out.direction[row]),
+            probabilities=(float(direction[0]), float(direction[1]), float(direction[2])),
         ),
         ModelAnswer(
             name=ModelName.VOLATILITY,
             version=version,
-            expected_return=float(np.clip(out.ret_mean[row], -RETURN_MAX, RETURN_MAX)),
+            expected_return=float(clamp_return(out.ret_mean[row : row + 1])[0]),
             sd=float(clamp_sd(out.sd[row : row + 1])[0]),
         ),
         ModelAnswer(
-            name=ModelName.REGIME, version=version, probabilities=_probabilities(out.regime[row])
+            name=ModelName.REGIME,
+            version=version,
+            probabilities=(float(regime[0]), float(regime[1]), float(regime[2])),
         ),
     )
 
 
-def _probabilities(row: NDArray[np.floating]) -> tuple[float, float, float]:
-    """Three float32 probabilities as floats that sum to 1 within the schema's tolerance."""
-    p = np.asarray(row, dtype=np.float64)
-    p = p / p.sum()
-    return float(p[0]), float(p[1]), float(p[2])
+def normalised(probs: NDArray[np.floating]) -> NDArray[np.float64]:
+    """[n, 3] float32 probabilities as float64 rows that sum to 1 within the schema's tolerance
+    (one expression, so one row and a whole column give the same bits)."""
+    p = np.asarray(probs, dtype=np.float64)
+    total = (p[:, 0] + p[:, 1]) + p[:, 2]
+    return np.asarray(p / total[:, None], dtype=np.float64)
+
+
+def clamp_return(ret: NDArray[np.floating]) -> NDArray[np.float64]:
+    """The expected forward return within the schema's open interval (-1, 1)."""
+    return np.clip(np.asarray(ret, dtype=np.float64), -RETURN_MAX, RETURN_MAX)

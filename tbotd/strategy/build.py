@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+from tbotd.config.ml_strategies import PureMLTables
 from tbotd.config.settings import (
     ClassicStrategyConfig,
     MeanReversionConfig,
@@ -24,9 +25,11 @@ from tbotd.strategy.classic import (
     Momentum,
     MomentumParams,
 )
+from tbotd.strategy.consensus import ConsensusParams
 from tbotd.strategy.enhance import EnhanceParams
 from tbotd.strategy.exits import ExitBounds, ExitParams
-from tbotd.strategy.kinds import SecondaryModel
+from tbotd.strategy.kinds import PURE_ML_KINDS, SecondaryModel, StrategyKind
+from tbotd.strategy.pure_ml import MLMeanReversionParams, MLMomentumParams, PureML
 from tbotd.strategy.rules import ManagerConfig
 from tbotd.strategy.strategy import Strategy
 
@@ -43,7 +46,26 @@ def build_strategy(settings: Settings) -> Strategy:
             e.mode, e.ml_weight, e.confidence_threshold, e.fail_open, e.replace_on
         )
         return Strategy(s.kind, rules, classic_strategy(s.classic), params, e.secondary_model)
+    if s.kind in PURE_ML_KINDS:
+        return Strategy(s.kind, rules, pure=pure_ml(settings, s.kind))
     return Strategy(s.kind, rules, secondary=SecondaryModel.NONE)
+
+
+def pure_ml(settings: Settings, kind: StrategyKind) -> PureML:
+    """A pure ML kind's knobs: the config's pure ML tables (their defaults where it has none, as
+    for the arms of ``--compare`` over an ``ml_enhanced`` config) and the fee band of the price
+    model's vote: the round trip's taker fees and slippage."""
+    s = settings.strategy
+    tables = s if isinstance(s, PureMLTables) else PureMLTables()
+    c, m, r = tables.consensus, tables.ml_momentum, tables.ml_mean_reversion
+    ex = settings.execution
+    band = float(2 * (ex.taker_fee_bps + ex.slippage_bps) / 10_000)
+    return PureML(
+        kind,
+        ConsensusParams(c.min_confidence, c.min_quorum, c.min_agreement, band, c.regime_votes),
+        MLMomentumParams(m.enter_trend, m.exit_trend),
+        MLMeanReversionParams(r.extreme_probability, r.min_sideways),
+    )
 
 
 def classic_strategy(cfg: MeanReversionConfig | MomentumConfig) -> ClassicStrategy:

@@ -12,6 +12,11 @@ class StrategyKind(StrEnum):
     ML_DIRECTIONAL = "ml_directional"  # the ML prediction alone (README: Strategies)
     CLASSIC = "classic"  # a rule strategy over indicators of closed candles
     ML_ENHANCED = "ml_enhanced"  # a classic strategy with the ML enhancement layer over it
+    ML_MOMENTUM = "ml_momentum"  # the direction model's call while the regime model says trending
+    ML_MEAN_REVERSION = "ml_mean_reversion"  # fade an extreme call while the regime says sideways
+
+
+PURE_ML_KINDS = (StrategyKind.ML_MOMENTUM, StrategyKind.ML_MEAN_REVERSION)
 
 
 class ClassicName(StrEnum):

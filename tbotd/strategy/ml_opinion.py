@@ -18,6 +18,7 @@ from tbotd.domain.actions import Reason
 from tbotd.domain.enums import PredictionSource, Regime, Signal
 from tbotd.domain.prediction import Prediction
 from tbotd.strategy.kinds import SecondaryModel
+from tbotd.strategy.model_inputs import ModelArrays
 from tbotd.strategy.signal import (
     ABSTAIN,
     BIT,
@@ -37,14 +38,21 @@ REGIME_ORDER = (Regime.TREND_DOWN, Regime.SIDEWAYS, Regime.TREND_UP)
 @dataclass(frozen=True)
 class MLInputs:
     """Per bar: the model's call (``code`` -1 where there is none), its confidence, whether it
-    is the degraded fallback, the regime probabilities ([n, 3] in :data:`REGIME_ORDER`, NaN where
-    absent) and the exits it asks for."""
+    is the degraded fallback, the legacy combined regime probabilities ([n, 3] in
+    :data:`REGIME_ORDER`, NaN where absent), the exits it asks for, and each model's own answer
+    (``models``; None: no model answered on any bar)."""
 
     code: Codes
     confidence: Floats
     degraded: NDArray[np.bool_]
     regime: Floats
     exits: ExitHints
+    models: ModelArrays | None = None
+
+    @property
+    def answers(self) -> ModelArrays:
+        """Each model's answer per bar (NaN where it gave none)."""
+        return ModelArrays.none(len(self)) if self.models is None else self.models
 
     def __len__(self) -> int:
         return len(self.code)
@@ -69,6 +77,7 @@ class MLInputs:
             np.array([prediction.source is PredictionSource.NEUTRAL]),
             regime,
             exits,
+            ModelArrays.of(prediction) if prediction.models else None,
         )
 
     @classmethod

@@ -27,6 +27,7 @@ from tbotd.strategy.classic.base import ClassicStrategy, Tracker, Values, with_p
 from tbotd.strategy.enhance import PROVENANCE_CODE, PROVENANCES, EnhanceParams, enhance
 from tbotd.strategy.kinds import SecondaryModel, StrategyKind
 from tbotd.strategy.ml_opinion import MLInputs, ml_opinions
+from tbotd.strategy.pure_ml import PureML, pure_series
 from tbotd.strategy.rules import DecisionInput, ManagerConfig, decide_vote
 from tbotd.strategy.signal import ExitHints, Floats, Opinions, SignalSeries, Vote
 
@@ -42,7 +43,8 @@ class Decision:
 @dataclass(frozen=True)
 class Strategy:
     """``strategy.kind`` made concrete: ``classic`` for the classic kinds, ``enhance`` for
-    ``ml_enhanced``; ``rules`` are the position rules every kind shares."""
+    ``ml_enhanced``, ``pure`` for the pure ML kinds; ``rules`` are the position rules every kind
+    shares."""
 
     kind: StrategyKind
     rules: ManagerConfig
@@ -50,6 +52,7 @@ class Strategy:
     enhance: EnhanceParams | None = None
     secondary: SecondaryModel = SecondaryModel.NONE
     label: str = ""  # a name of its own (the buy-and-hold arm of --compare)
+    pure: PureML | None = None
 
     @property
     def name(self) -> str:
@@ -84,6 +87,18 @@ class Strategy:
 
     def combine(self, base: Opinions | None, ml: MLInputs) -> SignalSeries:
         """The signal the rules act on, from the classic signal and the ML inputs."""
+        return self.combine_from(base, ml)[0]
+
+    def combine_from(
+        self, base: Opinions | None, ml: MLInputs, trending: bool = False
+    ) -> tuple[SignalSeries, bool]:
+        """:meth:`combine` from a momentum gate that was ``trending`` before the first bar, and
+        the gate after the last one (the only state a signal source carries between bars)."""
+        if self.pure is not None:
+            return pure_series(ml, self.pure, trending)
+        return self._combine(base, ml), trending
+
+    def _combine(self, base: Opinions | None, ml: MLInputs) -> SignalSeries:
         if base is None:  # ml_directional: the model's call is the signal
             opinion = ml_opinions(ml)
             return SignalSeries(opinion, ml.exits, ml=opinion)
@@ -117,11 +132,13 @@ class Strategy:
 
 
 class Session:
-    """A strategy in the daemon: the per-symbol indicator streams it keeps between cycles."""
+    """A strategy in the daemon: the per-symbol indicator streams and momentum gates it keeps
+    between cycles (both start afresh on a restart or a reload: the gate closed)."""
 
     def __init__(self, strategy: Strategy) -> None:
         self.strategy = strategy
         self._trackers: dict[str, Tracker] = {}
+        self._trending: dict[str, bool] = {}
 
     def values(self, symbol: str, history: Sequence[Candle]) -> Values:
         """The classic strategy's values at the newest candle of ``history`` (streamed)."""
@@ -137,7 +154,10 @@ class Session:
         """The signal for the newest candle of ``history`` (a series of length 1)."""
         classic = self.strategy.classic
         base = None if classic is None else classic.rule(self.values(inp.symbol, history))
-        return self.strategy.combine(base, MLInputs.of(inp.prediction))
+        before = self._trending.get(inp.symbol, False)
+        series, after = self.strategy.combine_from(base, MLInputs.of(inp.prediction), before)
+        self._trending[inp.symbol] = after  # one step of the hysteresis: idempotent per candle
+        return series
 
     def decide(self, inp: DecisionInput, history: Sequence[Candle]) -> Decision:
         """Signal, then the position rules, for one symbol after one closed candle."""

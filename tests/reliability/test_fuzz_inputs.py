@@ -22,7 +22,7 @@ from typing import Any
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from tbotd.backtest.predictions import read_predictions_csv
+from tbotd.backtest.predictions_csv import read_predictions_csv
 from tbotd.config import ConfigInvalidError, Settings, load_settings
 from tbotd.domain.errors import InvalidDataError
 from tbotd.domain.market import Candle

@@ -104,6 +104,12 @@ KINDS: dict[str, dict[str, Any]] = {
         "enhance": {"mode": "hybrid", "ml_weight": 0.5},
         "threshold": 0.35,
     },
+    "ml_momentum": {"kind": "ml_momentum", "threshold": 0.5},
+    "ml_mean_reversion": {
+        "kind": "ml_mean_reversion",
+        "threshold": 0.7,
+        "ml_mean_reversion": {"min_sideways": 0.45},
+    },
 }
 
 
@@ -172,6 +178,8 @@ def random_scenario(
         sign = np.where(signal == "short", -1.0, 1.0)
         preds["stop_loss"] = np.round(close * (1 - sign * rng.uniform(-0.002, 0.02, n)), 1)
         preds["take_profit"] = np.round(close * (1 + sign * rng.uniform(-0.002, 0.03, n)), 1)
+    for name, values in model_columns(seed, n, preds.get("sd")).items():
+        preds[name] = values
     preds = preds[keep].reset_index(drop=True)
     funding = {
         int(t) + 300_000: Decimal(str(round(float(r), 6)))
@@ -179,6 +187,37 @@ def random_scenario(
         if (int(t) + 300_000) % 28_800_000 == 0 and rng.random() < 0.8
     }
     return frame, preds, funding
+
+
+def model_columns(seed: int, n: int, sd: pd.Series | None) -> dict[str, Any]:
+    """Each model's answer per row (drawn from a generator of their own, so the scenario's other
+    columns stay what they were): a latent lean the direction model states with a strength, the
+    price model follows where the row has an ``sd``, and the regime model in blocks of trending
+    and sideways bars; every column can be read as the pure ML kinds need it."""
+    rng = np.random.default_rng([seed, 17])
+    lean = rng.choice([0, 1, 2], size=n, p=[0.4, 0.2, 0.4])
+    strength = np.round(rng.uniform(0.34, 0.95, n), 3)
+    other = np.round((1 - strength) * rng.uniform(0, 1, n), 3)
+    direction = np.zeros((n, 3))
+    rows = np.arange(n)
+    direction[rows, lean] = strength
+    direction[rows, (lean + 1) % 3] = other
+    direction[rows, (lean + 2) % 3] = np.round(1 - strength - other, 3)
+    trend = np.repeat(rng.random(n // 20 + 1) < 0.5, 20)[:n]
+    mass = np.round(np.where(trend, rng.uniform(0.45, 0.95, n), rng.uniform(0.05, 0.55, n)), 3)
+    up = np.round(mass * np.where(lean == 2, 0.8, 0.2), 3)
+    out: dict[str, Any] = {
+        "p_down": direction[:, 0],
+        "p_neutral": direction[:, 1],
+        "p_up": direction[:, 2],
+        "regime_down": np.round(mass - up, 3),
+        "regime_sideways": np.round(1 - mass, 3),
+        "regime_up": up,
+    }
+    if sd is not None:
+        ret = np.round((lean - 1) * rng.uniform(0.0, 0.006, n) + rng.normal(0, 0.001, n), 5)
+        out["expected_return"] = np.where(sd.to_numpy() == "", "", ret.astype(str))
+    return out
 
 
 def to_candles(frame: pd.DataFrame, symbol: str) -> list[Candle]:

@@ -1,4 +1,4 @@
-"""`tbotd backtest --compare`: seven arms on the same inputs whose numbers add up, that differ
+"""`tbotd backtest --compare`: nine arms on the same inputs whose numbers add up, that differ
 only where they can, and the paired bootstrap's answer to "did ML improve my strategy?"."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 from tbotd.backtest.compare import ARMS, Comparison, run_compare
-from tbotd.backtest.predictions import prediction_table
+from tbotd.backtest.predictions_csv import prediction_table
 from tbotd.backtest.run import Inputs, candle_arrays, prediction_rows
 from tbotd.cli import main
 from tbotd.config.settings import Settings
@@ -53,7 +53,7 @@ def predictions(seed: int = 4) -> pd.DataFrame:
 
 
 def test_every_arm_runs_and_its_numbers_add_up() -> None:
-    """Seven arms, each booked exactly: final − initial equity = net PnL (pnl − fees +
+    """Nine arms, each booked exactly: final − initial equity = net PnL (pnl − fees +
     funding); buy-and-hold holds one position to the end with no TP/SL."""
     result = compare(None, enhanced())
     assert list(result.arms) == list(ARMS)
@@ -71,6 +71,8 @@ def test_every_arm_runs_and_its_numbers_add_up() -> None:
         "replace": "ml_enhanced:replace:mean_reversion",
         "hybrid": "ml_enhanced:hybrid:mean_reversion",
         "ml_directional": "ml_directional",
+        "ml_momentum": "ml_momentum",
+        "ml_mean_reversion": "ml_mean_reversion",
         "buy_and_hold": "buy_and_hold",
     }
     assert all(len(a.trades) > 5 for n, a in result.arms.items() if n != "buy_and_hold")
@@ -165,7 +167,10 @@ def test_the_command_writes_every_output(tmp_path: Path) -> None:
     report = json.loads((out / "compare.json").read_text())
     assert report["complete"] is True
     assert list(report["arms"]) == list(ARMS)
-    assert set(report["differences"]) == {"boost", "filter", "replace", "hybrid"}
+    assert set(report["differences"]) == {
+        "boost", "filter", "replace", "hybrid", "ml_momentum", "ml_mean_reversion",
+    }  # fmt: skip
+    assert report["differences"]["ml_momentum"]["versus"] == "ml_directional"
     for arm in report["arms"].values():
         assert {"total_return", "sharpe", "max_drawdown", "trades", "fees", "funding"} <= set(arm)
         assert arm["accounts"]["adds_up"] is True

@@ -18,6 +18,27 @@ from tbotd.store import Store
 from tests.unit.backtest_support import KINDS, paper_cycle, random_scenario, settings
 
 
+def model_answers(row: dict[str, Any]) -> list[dict[str, Any]]:
+    """The per-model answers (prediction schema 2) a row's model columns stand for."""
+    out: list[dict[str, Any]] = []
+    if "p_down" in row:
+        p = [float(row[c]) for c in ("p_down", "p_neutral", "p_up")]
+        out.append({"name": "direction", "version": "parity", "probabilities": p})
+    if row.get("expected_return", "") != "" and "expected_return" in row:
+        out.append(
+            {
+                "name": "volatility",
+                "version": "parity",
+                "expected_return": float(row["expected_return"]),
+                "sd": float(row["sd"]),
+            }
+        )
+    if "regime_down" in row:
+        r = [float(row[c]) for c in ("regime_down", "regime_sideways", "regime_up")]
+        out.append({"name": "regime", "version": "parity", "probabilities": r})
+    return out
+
+
 def daemon_predictions(preds: pd.DataFrame, symbol: str) -> dict[int, Prediction | None]:
     """What the daemon would have received per candle, built straight from the rows."""
     out: dict[int, Prediction | None] = {}
@@ -31,6 +52,7 @@ def daemon_predictions(preds: pd.DataFrame, symbol: str) -> dict[int, Prediction
         if "stop_loss" in row:
             extra["stop_loss"] = Decimal(repr(float(row["stop_loss"])))
             extra["take_profit"] = Decimal(repr(float(row["take_profit"])))
+        extra["models"] = model_answers(row)
         out[int(row["timestamp"])] = Prediction.model_validate(
             {
                 "symbol": symbol,

@@ -10,7 +10,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tbotd.backtest.predictions import ml_inputs, prediction_table
+from tbotd.backtest.predictions import ml_inputs
+from tbotd.backtest.predictions_csv import prediction_table
 from tbotd.domain import Prediction
 from tbotd.domain.actions import Direction, Reason
 from tbotd.domain.errors import InvalidDataError
