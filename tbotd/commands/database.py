@@ -8,15 +8,21 @@ import sys
 from pathlib import Path
 
 
-def add_database_choice(parser: argparse.ArgumentParser) -> None:
-    """``--config FILE | --db FILE``, one of them required."""
-    where = parser.add_mutually_exclusive_group(required=True)
+def add_database_choice(parser: argparse.ArgumentParser, required: bool = True) -> None:
+    """``--config FILE | --db FILE``, one of them required (``required`` False: a parser whose
+    subcommands take them; :func:`database_path` then refuses when neither is given)."""
+    where = parser.add_mutually_exclusive_group(required=required)
     where.add_argument("--config", type=Path, metavar="FILE", help="the daemon's config")
     where.add_argument("--db", type=Path, metavar="FILE", help="a database, e.g. the demo's")
 
 
 def database_path(args: argparse.Namespace) -> Path | None:
     """The database the arguments name, or None after saying on stderr why there is none."""
+    if args.config is None and args.db is None:
+        print(
+            f"tbotd {args.command}: one of --config FILE or --db FILE is required", file=sys.stderr
+        )
+        return None
     db: Path = args.db
     if args.config is not None:
         from tbotd.config import ConfigInvalidError, load_settings

@@ -20,6 +20,7 @@ from tbotd.daemon.reload import fill_params
 from tbotd.daemon.venue_wait import StartupWait, venue_time
 from tbotd.domain.enums import TradingMode
 from tbotd.domain.errors import ConfigError, RetryableError, StorageUnavailableError
+from tbotd.domain.notices import EventRecord
 from tbotd.domain.values import ms_to_datetime
 from tbotd.execution.broker import Broker
 from tbotd.execution.live import LiveBroker
@@ -28,6 +29,7 @@ from tbotd.execution.venue import CcxtVenue, call
 from tbotd.marketdata.feed import CandleFeed
 from tbotd.ops.clock import Clock, ScaledClock
 from tbotd.ops.logs import get_logger
+from tbotd.ops.metrics import DAEMON_METRICS, DaemonMetrics
 from tbotd.store import Store
 from tbotd.store.lock import DatabaseLock
 from tbotd.strategy.build import exit_params
@@ -173,12 +175,19 @@ async def _wire(
         from tbotd.predictor.fallback import FallbackPredictor
 
         predictor = FallbackPredictor.from_settings(settings, events=store, clock=clock)
+    store.add_event_listener(count_event)
     cycle = Cycle(settings, store, feed, broker, predictor, clock)
     rules = rule_book(settings.ml.models_dir, float(settings.execution.taker_fee_bps))
     cycle.monitor = ModelMonitor(
         store, settings.exchange.timeframe, rules, settings.ml.trade_when_degraded
     )
     return App(settings, store, clock, venue, feed, broker, predictor, cycle, lock)
+
+
+def count_event(event: EventRecord, metrics: DaemonMetrics = DAEMON_METRICS) -> None:
+    """``tbotd_events_total{kind}``: the alert rules see reconciliation differences and
+    unprotected positions as they are recorded (or fail to be)."""
+    metrics.events.labels(event.kind).inc()
 
 
 def _public_url(exchange: Any) -> str:

@@ -193,7 +193,24 @@ class ModelMonitor:
         graded = self._grade(now)
         if sources is not None:
             self.health.update(now, self.metrics(), self.changes, sources)
+            self.store.save_model_health(now, self.snapshot(sources))
         return graded
+
+    def snapshot(self, sources: Mapping[str, Any]) -> list[dict[str, Any]]:
+        """Each assessed model's state, reasons, drift and error-change test (what `/status`
+        shows and `tbotd models status` reads back)."""
+        drift = {(d["model"], d["source"]): d for d in sources.get("drift", [])}
+        return [
+            {
+                "model": key[0],
+                "source": key[1],
+                "state": health.state.value,
+                "reasons": list(health.reasons),
+                "drift": drift.get(key, {"available": False}),
+                "error_change": self.changes.get(key, ErrorChange()).to_json(),
+            }
+            for key, health in self.health.states.items()
+        ]
 
     def _grade(self, now: datetime) -> int:
         if self._saved is None:  # once a start: bounded, see load_saved

@@ -138,7 +138,7 @@ class Tally:
         )
 
 
-SUMMED = (  # the additive scalar fields of a Tally, in the order _facts gives them
+SUMMED = (  # the additive scalar fields of a Tally, in the order facts gives them
     *("n", "calls", "hits", "ups", "against", "against_hits", "brier_sum", "brier_sq"),
     *("with_sd", "inside_sd", "on_path", "stayed"),
 )
@@ -148,7 +148,7 @@ def _add_bin(a: tuple[int, float, int], b: tuple[int, float, int]) -> tuple[int,
     return (a[0] + b[0], a[1] + b[1], a[2] + b[2])
 
 
-def _facts(g: Graded) -> tuple[float, ...]:
+def facts(g: Graded) -> tuple[float, ...]:
     """One scored prediction's contribution to each of :data:`SUMMED`, in that order."""
     o, p = g.outcome, g.prediction
     called = o.hit is not None
@@ -171,7 +171,7 @@ def tally(rows: Iterable[Graded]) -> Tally:
     for g in rows:
         if g.outcome.kind is not OutcomeKind.SCORED:
             continue
-        for i, v in enumerate(_facts(g)):
+        for i, v in enumerate(facts(g)):
             sums[i] += v
         conf = g.prediction.confidence
         b = min(int(conf * ECE_BINS), ECE_BINS - 1)

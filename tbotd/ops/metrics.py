@@ -159,6 +159,7 @@ class DaemonMetrics:
     fees: Gauge
     last_cycle: Gauge
     model_state: Gauge
+    events: Counter
 
     @classmethod
     def create(cls, registry: CollectorRegistry) -> DaemonMetrics:
@@ -242,6 +243,13 @@ class DaemonMetrics:
                 "1 for each model's current health state (healthy, drifting, degraded, "
                 "expired, failed), 0 for the others",
                 ["model", "source", "state"],
+                registry=registry,
+            ),
+            events=Counter(
+                "tbotd_events_total",
+                "Audit events by kind (reconciliation differences, unprotected positions, "
+                "model states, ...): what the alert rules watch",
+                ["kind"],
                 registry=registry,
             ),
         )

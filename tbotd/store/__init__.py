@@ -14,6 +14,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from tbotd.store.db import Database, StoreError
+from tbotd.store.health import HealthRecords
 from tbotd.store.market import MarketRecords, to_json
 from tbotd.store.outcomes import OutcomeRecords
 from tbotd.store.schema import MIGRATIONS
@@ -25,7 +26,7 @@ __all__ = ["SCHEMA_VERSION", "Store", "StoreError", "Trade", "to_json"]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
-class Store(MarketRecords, OutcomeRecords, TradingRecords, WalletRecords, Database):
+class Store(MarketRecords, OutcomeRecords, HealthRecords, TradingRecords, WalletRecords, Database):
     """The migrated database with a record/query method for each kind of row."""
 
     @classmethod

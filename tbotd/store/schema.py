@@ -179,6 +179,23 @@ def _model_answers(db: sqlite_utils.Database) -> None:
     )
 
 
+def _model_health(db: sqlite_utils.Database) -> None:
+    """Each model's latest health snapshot (state, reasons, drift, error-change test as JSON)
+    and the hourly drift history behind `tbotd models report` (``store/health.py``)."""
+    db.execute(
+        """CREATE TABLE model_health (
+            model TEXT NOT NULL, source TEXT NOT NULL, state TEXT NOT NULL, reasons TEXT NOT NULL,
+            drift TEXT NOT NULL, error_change TEXT NOT NULL, updated_at INTEGER NOT NULL,
+            PRIMARY KEY (model, source)) WITHOUT ROWID"""
+    )
+    db.execute(
+        """CREATE TABLE drift_history (
+            id INTEGER PRIMARY KEY, at INTEGER NOT NULL, model TEXT NOT NULL,
+            source TEXT NOT NULL, state TEXT NOT NULL, psi TEXT NOT NULL)"""
+    )
+    db.execute("CREATE INDEX drift_history_model ON drift_history (model, source, at)")
+
+
 MIGRATIONS: list[Migration] = [
     _v1,
     _v2,
@@ -188,4 +205,5 @@ MIGRATIONS: list[Migration] = [
     _decision_provenance,
     _outcomes,
     _model_answers,
+    _model_health,
 ]
