@@ -58,6 +58,7 @@ def prediction_from_outputs(
     row: int,
     model_version: str,
     source: PredictionSource,
+    trained_until: datetime | None = None,
 ) -> Prediction:
     """The Prediction for row ``row`` of the models' outputs, by the rule above.
 
@@ -77,17 +78,21 @@ def prediction_from_outputs(
         regime={r: float(p) for r, p in zip(REGIMES, out.regime[row], strict=True)},
         model_version=model_version,
         source=source,
-        models=model_answers(out, row, model_version),
+        models=model_answers(out, row, model_version, trained_until),
     )
 
 
-def model_answers(out: ModelOutputs, row: int, version: str) -> tuple[ModelAnswer, ...]:
+def model_answers(
+    out: ModelOutputs, row: int, version: str, trained_until: datetime | None = None
+) -> tuple[ModelAnswer, ...]:
     """Each local model's own answer for row ``row`` (prediction schema 2).
 
     Every place that turns model outputs into a Prediction attaches these (through
     :func:`prediction_from_outputs`), so the live predictor, ``tbotd serve`` and the backtest's
     model table (which applies the same :func:`normalised` and :func:`clamp_return` to whole
-    columns) give equal Predictions.
+    columns) give equal Predictions. ``trained_until`` (the end of the models' training data)
+    is given by ``tbotd serve`` to its clients, who check a model's shelf life by it; the local
+    predictor checks its manifest instead and leaves it out.
     """
     direction = normalised(out.direction[row : row + 1])[0]
     regime = normalised(out.regime[row : row + 1])[0]
@@ -96,17 +101,20 @@ def model_answers(out: ModelOutputs, row: int, version: str) -> tuple[ModelAnswe
             name=ModelName.DIRECTION,
             version=version,
             probabilities=(float(direction[0]), float(direction[1]), float(direction[2])),
+            trained_until=trained_until,
         ),
         ModelAnswer(
             name=ModelName.VOLATILITY,
             version=version,
             expected_return=float(clamp_return(out.ret_mean[row : row + 1])[0]),
             sd=float(clamp_sd(out.sd[row : row + 1])[0]),
+            trained_until=trained_until,
         ),
         ModelAnswer(
             name=ModelName.REGIME,
             version=version,
             probabilities=(float(regime[0]), float(regime[1]), float(regime[2])),
+            trained_until=trained_until,
         ),
     )
 

@@ -41,6 +41,7 @@ INPUT = "features"
 OUTPUTS: tuple[tuple[str, int], ...] = (("direction", 3), ("volatility", 2), ("regime", 3))
 SCHEMA_PARAM = "feature_schema_hash"
 VERSION_PARAM = "tbotd_model_version"
+TRAINED_PARAM = "tbotd_trained_until"  # schema 2: the end of the models' training data (ISO)
 HEADER_LENGTH = "Inference-Header-Content-Length"
 MAX_ROWS = 4096
 _PROB_TOLERANCE = 1e-3
@@ -97,6 +98,7 @@ class DecodedOutputs:
     outputs: ModelOutputs
     bad_rows: dict[int, str] = field(default_factory=dict)
     model_version: str = ""
+    trained_until: datetime | None = None  # when the server says (tbotd serve does)
 
 
 def decode_infer_response(body: bytes, n: int, request_id: str) -> DecodedOutputs:
@@ -134,7 +136,19 @@ def decode_infer_response(body: bytes, n: int, request_id: str) -> DecodedOutput
         sd=np.ascontiguousarray(vol[:, 1]),
         regime=as32["regime"],
     )
-    return DecodedOutputs(outputs, _bad_rows(as32), model_version or "oip")
+    return DecodedOutputs(outputs, _bad_rows(as32), model_version or "oip", _trained_until(params))
+
+
+def _trained_until(params: Any) -> datetime | None:
+    """The server's training-window end, if it gave a valid zoned ISO time (else absent)."""
+    raw = params.get(TRAINED_PARAM) if isinstance(params, dict) else None
+    if not isinstance(raw, str) or len(raw) > 40:
+        return None
+    try:
+        parsed = datetime.fromisoformat(raw)
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo is not None else None
 
 
 def _bad_rows(tensors: dict[str, NDArray[np.float32]]) -> dict[int, str]:
@@ -313,7 +327,12 @@ def _requested_outputs(
 
 
 def encode_infer_response(
-    out: ModelOutputs, request: InferRequest, name: str, version: str, model_version: str
+    out: ModelOutputs,
+    request: InferRequest,
+    name: str,
+    version: str,
+    model_version: str,
+    trained_until: datetime | None = None,
 ) -> tuple[bytes, dict[str, str]]:
     """The response body and its headers (binary tensors appended when they were asked for)."""
     arrays = {
@@ -337,6 +356,8 @@ def encode_infer_response(
     if request.request_id is not None:
         body["id"] = request.request_id
     body["parameters"] = {VERSION_PARAM: model_version}
+    if trained_until is not None:  # schema-1 clients ignore parameters they do not know
+        body["parameters"][TRAINED_PARAM] = trained_until.isoformat()
     body["outputs"] = entries
     head = json.dumps(body, allow_nan=False).encode()
     if not blobs:

@@ -249,6 +249,7 @@ class RemotePredictor:
                     k,
                     decoded.model_version,
                     PredictionSource.REMOTE,
+                    decoded.trained_until,
                 )
             except ValidationError as e:
                 rejections[symbol] = Rejection("invalid_prediction", str(e)[:300])

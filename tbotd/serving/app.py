@@ -189,7 +189,12 @@ class ModelServer:
         request[ROWS_KEY] = len(decoded.features)
         out = await self.batcher.run(decoded.features)
         payload, headers = oip.encode_infer_response(
-            out, decoded, self.options.model_name, VERSION, self.model_version
+            out,
+            decoded,
+            self.options.model_name,
+            VERSION,
+            self.model_version,
+            self.predictor.trained_until,
         )
         return web.Response(body=payload, headers=headers)
 
@@ -250,7 +255,13 @@ class ModelServer:
         for row, i in enumerate(usable):
             req = requests[i]
             prediction = prediction_from_outputs(
-                req.symbol, req.timestamp, out, row, self.model_version, self.predictor.source
+                req.symbol,
+                req.timestamp,
+                out,
+                row,
+                self.model_version,
+                self.predictor.source,
+                self.predictor.trained_until,
             )
             results[i] = jsonapi.prediction_json(prediction, schema)
         return results

@@ -77,7 +77,8 @@ async def test_the_schema_two_client_reads_each_models_answer_from_serve(
     histories: dict[str, list[Candle]],
     candle_time: datetime,
 ) -> None:
-    """Over JSON and OIP, the client gets the three models' own answers, as the local models say."""
+    """Over JSON and OIP, the client gets the three models' own answers, as the local models say,
+    each with the end of their training data (so the client can check their shelf life)."""
     local = await local_predictor.predict(histories)
     for wire in ("json", "oip"):
         remote = client(serve.url, wire)
@@ -85,9 +86,14 @@ async def test_the_schema_two_client_reads_each_models_answer_from_serve(
             result = await remote.predict(histories, candle_time, deadline())
         finally:
             await remote.close()
+        trained = local_predictor.trained_until
+        assert trained is not None
         for symbol, p in result.predictions.items():
             assert [a.name for a in p.models] == list(ModelName)
-            assert p.models == local[symbol].models
+            dated = tuple(
+                a.model_copy(update={"trained_until": trained}) for a in local[symbol].models
+            )
+            assert p.models == dated  # the server also says when its models' data ended
 
 
 def _schema_one_server(entry: dict[str, Any]) -> web.Application:
