@@ -25,7 +25,7 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from tbotd.config.settings import Settings
 from tbotd.domain.enums import PredictionSource
@@ -33,64 +33,21 @@ from tbotd.domain.errors import ConfigError, InvalidDataError
 from tbotd.domain.market import Candle
 from tbotd.domain.prediction import Prediction
 from tbotd.domain.values import require_utc
-from tbotd.monitoring.health import PER_SYMBOL_REASONS
 from tbotd.ops.clock import Clock, SystemClock
 from tbotd.ops.logs import get_logger
 from tbotd.ops.metrics import PREDICTOR_METRICS, PredictorMetrics
 from tbotd.predictor.errors import RemoteAuthError, RemoteError, SchemaMismatchError
 from tbotd.predictor.expiry import Expiry, expired_answer, expiry_of
 from tbotd.predictor.outcome import PredictionOutcome, Skip, SourceFailure
+from tbotd.predictor.protocols import EventSink, LocalModel
 from tbotd.predictor.remote import RemotePredictor
-from tbotd.predictor.sources import SourceWatch
+from tbotd.predictor.sources import SourceWatch, whole_source_failures
 
 if TYPE_CHECKING:
     pass
 
 log = get_logger(__name__)
 _LOCAL_MARGIN_S = 0.025  # the neutral step needs microseconds; this absorbs event-loop lag
-
-
-class EventSink(Protocol):
-    """Where operator alerts go (``tbotd.store.Store`` is one)."""
-
-    def record_event(
-        self, at: datetime, kind: str, message: str, symbol: str | None = None, **data: Any
-    ) -> None:
-        """Append an audit event."""
-        ...
-
-
-class LocalModel(Protocol):
-    """What the chain needs of a local model (:class:`tbotd.predictor.local.LocalPredictor`)."""
-
-    @property
-    def source(self) -> PredictionSource:
-        """local-gpu or local-cpu."""
-        ...
-
-    @property
-    def trained_until(self) -> datetime | None:
-        """The end of the models' training data (their age counts from it), when known."""
-        ...
-
-    @property
-    def model_version(self) -> str:
-        """The manifest's model version."""
-        ...
-
-    def drift_summary(self) -> dict[str, Any]:
-        """Live input drift against the training data (``monitoring.drift``)."""
-        ...
-
-    async def predict_partial(
-        self, histories: Mapping[str, Sequence[Candle]]
-    ) -> tuple[dict[str, Prediction], dict[str, Skip]]:
-        """Predictions for the usable histories and why the others were skipped."""
-        ...
-
-    def close(self) -> None:
-        """Release the executor."""
-        ...
 
 
 class _Cycle:
@@ -346,19 +303,8 @@ class FallbackPredictor:
                 continue
             cycle.done(symbol, prediction, now)
 
-    def _note_failures(self, cycle: _Cycle) -> None:
-        """Which sources failed as a whole this cycle (not for one symbol's own reason)."""
-        now: dict[str, SourceFailure] = {}
-        for failures in cycle.failures.values():
-            for f in failures:
-                if f.reason not in PER_SYMBOL_REASONS:
-                    now.setdefault(f.source, f)
-        self.failing = {
-            source: (self.failing.get(source, (0, f))[0] + 1, f) for source, f in now.items()
-        }
-
     def _count(self, cycle: _Cycle) -> None:
-        self._note_failures(cycle)
+        self.failing = whole_source_failures(self.failing, cycle.failures.values())
         sources: Counter[str] = Counter()
         for outcome in cycle.outcomes.values():
             source = outcome.source.value

@@ -8,13 +8,14 @@ secret), and whether the new state is the expected one (the best configured sour
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from tbotd.domain.enums import PredictionSource
+from tbotd.monitoring.health import PER_SYMBOL_REASONS
 from tbotd.ops.logs import get_logger
-from tbotd.predictor.outcome import PredictionOutcome
+from tbotd.predictor.outcome import PredictionOutcome, SourceFailure
 
 log = get_logger(__name__)
 ORDER = (
@@ -63,3 +64,18 @@ class SourceWatch:
                 "reason": reason,
             },
         )
+
+
+def whole_source_failures(
+    previous: Mapping[str, tuple[int, SourceFailure]],
+    failures: Iterable[Iterable[SourceFailure]],
+) -> dict[str, tuple[int, SourceFailure]]:
+    """Per source that failed as a whole this cycle (not for one symbol's own reason, see
+    :data:`~tbotd.monitoring.health.PER_SYMBOL_REASONS`): how many cycles in a row, and the
+    failure — what the health states call "failed"."""
+    now: dict[str, SourceFailure] = {}
+    for per_symbol in failures:
+        for f in per_symbol:
+            if f.reason not in PER_SYMBOL_REASONS:
+                now.setdefault(f.source, f)
+    return {source: (previous.get(source, (0, f))[0] + 1, f) for source, f in now.items()}
