@@ -54,6 +54,37 @@ def generated_csv(days: int, path: Path, seed: int = 7) -> Path:
     return path
 
 
+def structured_csv(bars: int, path: Path, seed: int = 11) -> Path:
+    """A generated asset with the structure real 5-minute returns have: GARCH(1,1) volatility,
+    Student-t shocks and a little short-horizon mean reversion (AR(1) of -0.08)."""
+    rng = np.random.default_rng(seed)
+    omega, alpha, beta, phi = 2e-8, 0.08, 0.9, -0.08
+    var = omega / (1 - alpha - beta)
+    shocks = rng.standard_t(5, bars) / np.sqrt(5 / 3)
+    ret = np.empty(bars)
+    prev = 0.0
+    for i in range(bars):
+        eps = np.sqrt(var) * shocks[i]
+        ret[i] = phi * prev + eps
+        var = omega + alpha * eps**2 + beta * var
+        prev = ret[i]
+    close = 2000 * np.exp(np.cumsum(ret))
+    open_ = np.concatenate([[2000.0], close[:-1]])
+    wick = np.abs(rng.standard_normal((2, bars))) * np.sqrt(omega / (1 - alpha - beta)) * close
+    frame = pd.DataFrame(
+        {
+            "timestamp": ORIGIN_MS + np.arange(bars, dtype=np.int64) * 300_000,
+            "open": open_,
+            "high": np.maximum(open_, close) + wick[0],
+            "low": np.minimum(open_, close) - wick[1],
+            "close": close,
+            "volume": rng.lognormal(3.0, 0.5, bars) * (1 + np.abs(ret) / 0.002),
+        }
+    )
+    frame.to_csv(path, index=False)
+    return path
+
+
 def train_report(csv: Path, rows: int | None, out: Path) -> dict[str, Any]:
     """Run `tbotd train` on ``csv`` and return its report.json."""
     cmd = [sys.executable, "-m", "tbotd", "train", "--data", str(csv), "--out", str(out)]
@@ -107,12 +138,16 @@ def main() -> int:
     results: dict[str, Any] = {}
     with tempfile.TemporaryDirectory() as tmp:
         base = Path(tmp)
-        runs = {"generated ETH": generated_csv(args.days, base / "eth.csv")}
+        runs = {
+            "generated ETH": generated_csv(args.days, base / "eth.csv"),
+            "generated GARCH-AR": structured_csv(args.days * 288, base / "garch.csv"),
+        }
         btc = find_csv(args.data)
         if btc is not None:
             runs = {"BTC/USDT (Binance)": btc} | runs
         for name, csv in runs.items():
-            report = train_report(csv, args.rows if "BTC" in name else None, base / name[:3])
+            out = base / name.split()[-1].replace("/", "_")
+            report = train_report(csv, args.rows if "BTC" in name else None, out)
             results[name] = report["direction"]["calibration"] | {
                 "reliability": report["direction"]["reliability"]
             }

@@ -13,7 +13,8 @@ stored as the scoring pass would), then times on it:
 * **normal pass** — ``ModelMonitor.run`` after a close: one new due prediction per symbol
   (``--symbols`` in all) graded from stored candles, recorded with its tally and the cursor;
 * **before** — for comparison, what the first pass read before the tallies were stored: every
-  graded prediction (``store.graded()``) folded into tallies and windows.
+  graded prediction (``store.graded()``) folded into tallies and windows;
+* **models status** — a whole `tbotd models status --db … --json` process on that database.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import argparse
 import json
 import random
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -131,6 +133,17 @@ def measure(path: Path, bars: int, symbols: int, rounds: int) -> dict[str, list[
     return {"load_s": loads, "pass_s": passes, "rows_read": rows}
 
 
+def models_status_seconds(path: Path) -> float:
+    """Wall time of a whole `tbotd models status --db PATH --json` process (imports included)."""
+    start = time.perf_counter()
+    subprocess.run(
+        [sys.executable, "-m", "tbotd", "models", "status", "--db", str(path), "--json"],
+        check=True,
+        capture_output=True,
+    )
+    return time.perf_counter() - start
+
+
 def main() -> int:
     """Build, measure, print."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -145,6 +158,7 @@ def main() -> int:
         bars, before = build(path, args.predictions, args.symbols)
         built = time.perf_counter() - t
         result = measure(path, bars, args.symbols, args.rounds)
+        status_s = [models_status_seconds(path) for _ in range(args.rounds)]
     summary = {
         "predictions": bars * args.symbols,
         "symbols": args.symbols,
@@ -155,6 +169,8 @@ def main() -> int:
         "pass_ms_median": round(statistics.median(result["pass_s"]) * 1000, 2),
         "pass_ms_max": round(max(result["pass_s"]) * 1000, 2),
         "rows_read_at_start": int(max(result["rows_read"])),
+        "models_status_s_median": round(statistics.median(status_s), 3),
+        "models_status_s_max": round(max(status_s), 3),
     }
     print(json.dumps(summary) if args.json else "\n".join(f"{k}: {v}" for k, v in summary.items()))
     return 0
