@@ -58,7 +58,7 @@ def _open(args: argparse.Namespace) -> Store | None:
         return None
     from tbotd.store import Store
 
-    return Store.open(db)
+    return Store.open(db, quick_check=False)  # a reader: no whole-file check to wait on
 
 
 def run(args: argparse.Namespace) -> int:

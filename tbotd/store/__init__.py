@@ -30,9 +30,14 @@ class Store(MarketRecords, OutcomeRecords, HealthRecords, TradingRecords, Wallet
     """The migrated database with a record/query method for each kind of row."""
 
     @classmethod
-    def open(cls, path: str | Path) -> Store:
-        """Open (creating with mode 0600 and migrating as needed) the database at ``path``."""
-        return cls(Path(path), MIGRATIONS)
+    def open(cls, path: str | Path, quick_check: bool = True) -> Store:
+        """Open (creating with mode 0600 and migrating as needed) the database at ``path``.
+
+        ``quick_check`` False skips SQLite's whole-file check — for the offline readers
+        (`tbotd models`), whose answer must not wait on reading a year of pages; the daemon
+        always checks.
+        """
+        return cls(Path(path), MIGRATIONS, quick_check)
 
     def owner(self) -> str:
         """This database's random identity (part of every client order id it derives)."""

@@ -93,7 +93,7 @@ class _TranslatingConnection(sqlite3.Connection):
 class Database:
     """A migrated SQLite database. ``db`` is the sqlite-utils handle; use :meth:`transaction`."""
 
-    def __init__(self, path: Path, migrations: list[Migration]) -> None:
+    def __init__(self, path: Path, migrations: list[Migration], quick_check: bool = True) -> None:
         self.path = path
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -115,7 +115,7 @@ class Database:
                 raise StoreError(f"{path}: cannot switch to WAL (journal_mode={mode})")
             conn.execute("PRAGMA synchronous = FULL")
             conn.execute("PRAGMA foreign_keys = ON")
-            checked = str(conn.execute("PRAGMA quick_check").fetchone()[0])
+            checked = str(conn.execute("PRAGMA quick_check").fetchone()[0]) if quick_check else "ok"
         except (sqlite3.DatabaseError, StorageUnavailableError) as e:
             raise StoreError(f"{path}: not a usable SQLite database: {e}{_RESTORE}") from e
         if checked != "ok":
