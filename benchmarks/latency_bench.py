@@ -38,8 +38,6 @@ import json
 import os
 import platform
 import signal
-import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -179,7 +177,7 @@ class Venue:
     def __init__(self, symbols: int, tick_s: float, in_process: bool) -> None:
         self.symbols, self.tick_s, self.in_process = symbols, tick_s, in_process
         self.sim: TimedSim | None = None
-        self.child: subprocess.Popen[str] | None = None
+        self.child: asyncio.subprocess.Process | None = None
         self.url = ""
 
     async def start(self) -> str:
@@ -187,11 +185,11 @@ class Venue:
             self.sim = timed_sim(self.symbols, self.tick_s)
             self.url = await self.sim.start("127.0.0.1", 0)
             return self.url
-        command = [sys.executable, __file__, "--serve-venue", str(self.symbols)]
-        command += ["--tick-s", str(self.tick_s)]
-        self.child = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)  # noqa: S603
-        assert self.child.stdout is not None
-        line = await asyncio.to_thread(self.child.stdout.readline)
+        command = [__file__, "--serve-venue", str(self.symbols), "--tick-s", str(self.tick_s)]
+        self.child = await asyncio.create_subprocess_exec(
+            sys.executable, *command, stdout=asyncio.subprocess.PIPE
+        )
+        line = (await self.child.stdout.readline()).decode() if self.child.stdout else ""
         if not line.startswith("http"):
             raise RuntimeError(f"the venue process did not start: {line!r}")
         self.url = line.strip()
@@ -209,7 +207,7 @@ class Venue:
             await self.sim.stop()
         if self.child is not None:
             self.child.send_signal(signal.SIGTERM)
-            await asyncio.to_thread(self.child.wait, 10)
+            await asyncio.wait_for(self.child.wait(), 10)
 
 
 @dataclass
@@ -351,9 +349,7 @@ async def memory(cycles: int, models: Path, work: Path) -> dict[str, Any]:
 
 def trained_models(work: Path) -> Path:
     """Small local models on the sim's own history (model size does not depend on it)."""
-    trainer = SimExchange(
-        replace(SimConfig(seed=5), start=SimConfig().origin + timedelta(days=40))
-    )
+    trainer = SimExchange(replace(SimConfig(seed=5), start=SimConfig().origin + timedelta(days=40)))
     options = DemoOptions(cycles=0, speed=SPEED, mode="paper", data=None, out=work)
     return train_models(trainer, options, "5m", None)
 

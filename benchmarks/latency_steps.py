@@ -135,7 +135,7 @@ def summary(symbols: int, steps: Steps, readings: dict[str, Any]) -> dict[str, A
         c, pub = steps.cycles[boundary], published[boundary]
         start = c.run_start or c.fire
 
-        def at(moment: float | None) -> float | None:
+        def at(moment: float | None, pub: float = pub) -> float | None:
             return None if moment is None else (moment - pub) * 1000
 
         done = _lap_ends(start, c.laps_ms)
