@@ -441,6 +441,8 @@ class DaemonConfig(_Section):
     confirm_after_s: Annotated[float, Field(ge=0, le=120)] = 3.0
     candle_wait_s: Annotated[float, Field(gt=0, le=120)] = 20.0
     reconcile_interval_s: Annotated[float, Field(gt=0, le=86_400)] = 300.0
+    # the venue's clock is re-read this often (exchange seconds), between closes, never at one
+    clock_resync_s: Annotated[float, Field(gt=0, le=86_400)] = 300.0
     history_bars: Annotated[int, Field(ge=50, le=20_000)] = 1000
     time_scale: Annotated[float, Field(gt=0, le=10_000)] = 1.0
     stop_timeout_s: Annotated[float, Field(gt=0, le=600)] = 60.0

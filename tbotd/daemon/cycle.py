@@ -29,6 +29,7 @@ from tbotd.domain.prediction import Prediction
 from tbotd.domain.values import datetime_to_ms, timeframe_ms
 from tbotd.execution.broker import Broker, PriceRef
 from tbotd.execution.executor import ActionResult, execute
+from tbotd.execution.order_round import order_round, orders_sent
 from tbotd.ops.clock import Clock
 from tbotd.ops.logs import get_logger
 from tbotd.risk.gate import Exposure
@@ -166,19 +167,10 @@ class Cycle:
             report.symbols.extend(await self._flatten(positions, candle_time))
             equity, positions = await self.broker.equity(), await self.broker.positions()
         lap("risk")
-        share = equity.total / len(self.symbols)
         gross = sum((self._notional(p) for p in positions.values()), Decimal(0))
-        exposure = Exposure(equity.total, gross)
-        planned: list[tuple[str, Prediction | None, list[Action] | None]] = []
-        for s in sorted(candles):  # decided one after another: the guard's caps are shared
-            outcome = outcome_of(outcomes.get(s))
-            actions, exposure = self._decide(
-                s, candle_time, outcome, positions, share, histories[s], exposure
-            )
-            planned.append((s, outcome, actions))
-        report.symbols.extend(
-            await asyncio.gather(*(self._execute(s, p, a, candle_time) for s, p, a in planned))
-        )
+        share = equity.total / len(self.symbols)
+        each = _Round(candle_time, outcomes, positions, share, Exposure(equity.total, gross))
+        report.symbols.extend(await self._decide_and_send(sorted(candles), each, histories))
         lap("decide+execute")
         after = await self.broker.equity()
         report.equity = after.total
@@ -190,6 +182,38 @@ class Cycle:
         self.last = report
         self._log(report)
         return report
+
+    async def _decide_and_send(
+        self, symbols: list[str], each: _Round, histories: Mapping[str, Sequence[Candle]]
+    ) -> list[SymbolResult]:
+        """Decide every symbol, one after another (the guard's caps are shared), recorded in
+        one commit — one disk sync before the first order, not one per symbol (each is a few
+        milliseconds with ``synchronous=FULL``) — then send each symbol's orders from its own
+        task; bookkeeping waits for every symbol's orders (:mod:`tbotd.execution.order_round`).
+        """
+        planned: list[tuple[str, Prediction | None, list[Action] | None]] = []
+        with self.store.transaction():
+            for symbol in symbols:
+                outcome = outcome_of(each.outcomes.get(symbol))
+                actions, each.exposure = self._decide(
+                    symbol,
+                    each.candle_time,
+                    outcome,
+                    each.positions,
+                    each.share,
+                    histories[symbol],
+                    each.exposure,
+                )
+                planned.append((symbol, outcome, actions))
+        with order_round(symbols):
+            done = await asyncio.gather(
+                *(self._execute(s, p, a, each.candle_time) for s, p, a in planned),
+                return_exceptions=True,
+            )
+        for result in done:  # every task has finished: a failure cannot orphan an order
+            if isinstance(result, BaseException):
+                raise result
+        return [r for r in done if isinstance(r, SymbolResult)]
 
     def _grade(self, report: CycleReport) -> None:
         """Grade the predictions whose horizon has passed, after the orders went out: its time
@@ -247,10 +271,13 @@ class Cycle:
         actions: list[Action] | None,
         candle_time: datetime,
     ) -> SymbolResult:
-        if actions is None:
-            return SymbolResult(symbol, prediction, skipped="already decided (restart)")
-        results = await execute(self.broker, actions, candle_time)
-        return SymbolResult(symbol, prediction, tuple(results))
+        try:
+            if actions is None:
+                return SymbolResult(symbol, prediction, skipped="already decided (restart)")
+            results = await execute(self.broker, actions, candle_time)
+            return SymbolResult(symbol, prediction, tuple(results))
+        finally:
+            orders_sent(symbol)  # done (or nothing to send): nobody's bookkeeping waits for it
 
     async def _flatten(
         self, positions: Mapping[str, Position], candle_time: datetime
@@ -324,6 +351,18 @@ class Histories:
             fresh = self._store.candles(symbol, self._timeframe, since=newest)
             window.extend(c for c in fresh if c.open_time > newest)
         return [c for c in window if c.open_time <= candle_time]
+
+
+@dataclass(slots=True)
+class _Round:
+    """What every symbol's decision at one close shares; ``exposure`` is threaded from one
+    decision to the next."""
+
+    candle_time: datetime
+    outcomes: Mapping[str, Outcome]
+    positions: Mapping[str, Position]
+    share: Decimal
+    exposure: Exposure
 
 
 class _Lap:

@@ -23,6 +23,8 @@ from typing import Any
 from tbotd import __version__
 from tbotd.config import Settings
 from tbotd.daemon.app import App, build
+from tbotd.daemon.background import STORAGE_RETRY, reconcile_forever, resync_forever, watch_storage
+from tbotd.daemon.between import BetweenCloses
 from tbotd.daemon.cycle import Predictor
 from tbotd.daemon.dashboard import DaemonDashboard
 from tbotd.daemon.missed import MissedCloses
@@ -32,6 +34,7 @@ from tbotd.daemon.schedule import (
     CandleCloseScheduler,
     candle_of_fire,
     cycle_scheduler,
+    venue_drifted,
     watch_wall_clock,
 )
 from tbotd.daemon.status import readiness, record_metrics, status
@@ -45,12 +48,10 @@ from tbotd.notify.service import Notifications
 from tbotd.ops.http import OpsServer
 from tbotd.ops.logs import get_logger
 from tbotd.ops.metrics import DAEMON_METRICS, REGISTRY
-from tbotd.ops.retry import Backoff
 from tbotd.ops.signals import RELOAD_PENDING
 from tbotd.ops.tasks import TaskSupervisor
 
 log = get_logger(__name__)
-STORAGE_RETRY = Backoff(attempts=1_000_000, base_s=2.0, cap_s=60.0)
 
 
 class Daemon:
@@ -82,6 +83,7 @@ class Daemon:
         self.waiting_for: str | None = None  # why start-up is still waiting (for /readyz)
         self.dashboard: DaemonDashboard | None = None
         self.missed = MissedCloses(settings.exchange.timeframe, settings.daemon.grace_s)
+        self.between = BetweenCloses(settings.exchange.timeframe, settings.daemon.grace_s)
         self.last_reconciled: datetime | None = None  # recovery, then each periodic round
         self.reloads_now = True  # False from run() until ready: a SIGHUP waits for the app
 
@@ -154,6 +156,7 @@ class Daemon:
                     self._tick,
                 )
                 scheduler.start()
+                self.between.start(app.clock.now())  # background work keeps off its closes
             self._announce_ready(app)
             stop = asyncio.create_task(self.stop_requested.wait())
             failed = asyncio.create_task(self.supervisor.failed.wait())
@@ -212,31 +215,12 @@ class Daemon:
         if repair is not None:
             repair.set()
 
-    async def _watch_storage(self, app: App) -> None:
-        """While the database cannot be written, try a small write now and then; once it
-        works, reconcile (the records of what happened meanwhile come from the venue)."""
-        failures = 0
-        while True:
-            await app.clock.sleep(STORAGE_RETRY.delay(failures) if failures else 5.0)
-            if app.store.unwritable is None:
-                failures = 0
-                continue
-            if not app.store.probe():
-                failures += 1
-                self._storage_down(app, app.store.unwritable or "")
-                continue
-            failures = 0
-            log.warning("database writable again; reconciling")
-            with contextlib.suppress(StorageUnavailableError):
-                app.store.record_event(app.clock.now(), "storage", "database writable again")
-            async with self._cycle_lock:
-                await app.broker.reconcile()
-            self.notifier.status("database writable again; cycling")
-            self.notifications.notify(storage_notice(app.clock.now(), writable=True))
-
     async def tick(self) -> None:
         """One cycle now, as the scheduler would run it: the demo drives its paused market in
-        lockstep with this (a candle closes, the daemon decides it, the market moves on)."""
+        lockstep with this (a candle closes, the daemon decides it, the market moves on). The
+        market jumped, so the venue's clock is read first."""
+        if self.app is not None:
+            await self.app.resync_clock()
         await self._tick()
 
     async def _tick(self) -> None:
@@ -244,9 +228,9 @@ class Daemon:
         app = self.app
         if app is None or self.stop_requested.is_set():
             return
+        self.between.cycle_began(candle_of_fire(app.clock.now(), self.settings.exchange.timeframe))
         async with self._cycle_lock:
-            await app.resync_clock()
-            candle_time = candle_of_fire(app.clock.now(), self.settings.exchange.timeframe)
+            candle_time = await self._candle_to_decide(app)
             self.missed.report(app.store, app.clock.now(), candle_time)
             self.missed.last_decided = candle_time
             if app.store.unwritable is not None:
@@ -269,6 +253,18 @@ class Daemon:
             if self._on_cycle is not None:
                 self._on_cycle(report)
 
+    async def _candle_to_decide(self, app: App) -> datetime:
+        """The candle this fire decides, by the daemon's clock — anchored on the venue's between
+        closes, so no request delays the decision; re-read first only when the venue's streams
+        show its current candle a candle or more away from ours (a venue paused or jumped)."""
+        timeframe = self.settings.exchange.timeframe
+        candle_time = candle_of_fire(app.clock.now(), timeframe)
+        if venue_drifted(candle_time, app.feed.forming_open(), timeframe):
+            log.info("venue clock moved; re-reading it", candle=candle_time.isoformat())
+            await app.resync_clock()
+            candle_time = candle_of_fire(app.clock.now(), timeframe)
+        return candle_time
+
     def _ops_server(self, dashboard: DaemonDashboard) -> OpsServer:
         ops = self.settings.ops
         token = ops.token.get_secret_value() if ops.token else None
@@ -287,25 +283,15 @@ class Daemon:
         self.supervisor.spawn(app.feed.run(), "candle feed", critical=True)
         self.supervisor.spawn(self.notifier.watchdog_forever(), "systemd watchdog")
         self.supervisor.spawn(self._reconcile_forever(app), "reconciliation")
-        self.supervisor.spawn(self._watch_storage(app), "storage watch")
+        self.supervisor.spawn(resync_forever(self, app), "clock resync")
+        self.supervisor.spawn(watch_storage(self, app), "storage watch")
         self.supervisor.spawn(watch_wall_clock(partial(_clock_stepped, app)), "wall clock watch")
         if isinstance(app.broker, LiveBroker):
             self.supervisor.spawn(app.broker.watch_user_stream(), "user-data stream")
             self.supervisor.spawn(app.broker.protect_forever(), "protection repair")
 
     async def _reconcile_forever(self, app: App) -> None:
-        while True:
-            await app.clock.sleep(self.settings.daemon.reconcile_interval_s)
-            try:  # a failed round (the venue down a moment) must not end reconciliation
-                async with self._cycle_lock:
-                    fixes = await app.broker.reconcile()
-            except Exception:
-                log.exception("periodic reconciliation failed; trying again next interval")
-                DAEMON_METRICS.errors.labels("reconcile").inc()
-                continue
-            self.last_reconciled = app.clock.now()
-            if fixes:
-                log.warning("periodic reconciliation fixed differences", fixes=fixes)
+        await reconcile_forever(self, app)
 
     async def _shutdown(self, app: App, scheduler: CandleCloseScheduler | None) -> None:
         self.notifier.stopping()

@@ -35,6 +35,16 @@ def candle_of_fire(now: datetime, timeframe: str) -> datetime:
     return just_closed(now + timeframe_delta(timeframe) / 2, timeframe)
 
 
+def venue_drifted(candle_time: datetime, venue_candle: datetime | None, timeframe: str) -> bool:
+    """At the fire for ``candle_time`` the venue's streams show its forming candle as that one
+    (not rolled over yet) or the next; any other (``venue_candle``: the newest forming candle's
+    open time, None when no stream has spoken) means the two clocks are a candle or more apart
+    — a venue paused, jumped, or accelerated differently — and the clock must be re-read."""
+    if venue_candle is None:
+        return False
+    return not candle_time <= venue_candle <= candle_time + timeframe_delta(timeframe)
+
+
 class CandleCloseScheduler:
     """Runs ``job`` at each ``timeframe`` boundary + ``grace_s`` of ``clock`` (exchange time).
 

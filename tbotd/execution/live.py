@@ -37,6 +37,7 @@ from tbotd.execution.broker import (
     record_entry,
 )
 from tbotd.execution.live_checks import CloseChecks, Snapshot, known
+from tbotd.execution.order_round import before_bookkeeping
 from tbotd.execution.orders import new_order
 from tbotd.execution.protection import Verdict
 from tbotd.execution.venue import CcxtVenue
@@ -169,6 +170,7 @@ class LiveBroker(CloseChecks):
             )  # first: the stop never waits for bookkeeping
             if placed.closed:
                 return position
+            await before_bookkeeping(symbol)  # every symbol's order before anyone's records
             return await self._book_entry(
                 entry, state, position, protection.stop_loss, protection.take_profit, candle_time
             )

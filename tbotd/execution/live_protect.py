@@ -27,6 +27,7 @@ from tbotd.domain.orders import Order
 from tbotd.domain.positions import Position
 from tbotd.execution.broker import bounded_prices
 from tbotd.execution.live_orders import LiveOrders
+from tbotd.execution.order_round import before_bookkeeping
 from tbotd.execution.orders import new_order
 from tbotd.execution.protection import StopBounds, VenueOrder, VenuePosition, repair_stop
 from tbotd.execution.reconcile import Protect
@@ -195,6 +196,7 @@ class LiveProtection(LiveOrders):
             await self.sync(symbol)  # the venue is already flat: a stop or target fired
             return None
         exit_, state = await self._until_final(exit_, state)
+        await before_bookkeeping(symbol)  # the other symbols' orders first, then the booking
         fills = await self._record_fills(exit_, state)
         trade = self._finish(position, fills, "decision" if seq == 0 else reason)
         await self._cancel_protection(symbol)

@@ -77,6 +77,12 @@ class CandleFeed:
         """Open time of the newest closed candle of ``symbol``."""
         return self._assemblers[symbol].last_closed
 
+    def forming_open(self) -> datetime | None:
+        """Open time of the newest forming candle any stream has shown: the venue's "now" to
+        the nearest candle, without a request (None before the first update)."""
+        opens = [int(row[0]) for row in self._forming.values()]
+        return ms_to_datetime(max(opens)) if opens else None
+
     def price(self, symbol: str) -> PriceRef:
         """The price a market order would fill near now: the forming candle's open right after
         a close (what the paper broker and the backtest fill at), else its latest price."""
