@@ -68,7 +68,9 @@ def with_side(features: NDArray[np.floating], side: float) -> NDArray[np.float32
     return np.concatenate([x, np.full((len(x), 1), side, dtype=np.float32)], axis=1)
 
 
-def run_blocks(model: MetaClassifier, x: NDArray[np.float32], device: torch.device) -> NDArray:
+def run_blocks(
+    model: MetaClassifier, x: NDArray[np.float32], device: torch.device
+) -> NDArray[np.float64]:
     """Forward rows [N, 26] in fixed blocks (padded), so a row's answer never depends on N."""
     n = len(x)
     padded = -(-n // FORWARD_BLOCK) * FORWARD_BLOCK

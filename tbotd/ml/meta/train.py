@@ -80,7 +80,7 @@ def signal_events(ds: Dataset, frame: pd.DataFrame, base: Opinions, b: Barriers)
     return Events(rows, side, x, outcome)
 
 
-def _tensor(x: NDArray[np.floating], device: torch.device) -> torch.Tensor:
+def _tensor(x: NDArray[np.floating] | NDArray[np.integer], device: torch.device) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)).to(device)
 
 
@@ -104,9 +104,12 @@ def fit_meta(
     best, best_state, waited = float("inf"), copy.deepcopy(model.state_dict()), 0
     for _ in range(cfg.epochs):
         model.train()
-        for idx in torch.randperm(len(xt), generator=gen).split(cfg.batch_size):
+        order = torch.randperm(len(xt), generator=gen)
+        for start in range(0, len(xt), cfg.batch_size):
+            idx = order[start : start + cfg.batch_size]
             opt.zero_grad()
-            F.binary_cross_entropy_with_logits(model.logit(xt[idx]), yt[idx]).backward()
+            loss = F.binary_cross_entropy_with_logits(model.logit(xt[idx]), yt[idx])
+            loss.backward()  # type: ignore[no-untyped-call]
             opt.step()
         model.eval()
         with torch.no_grad():
@@ -135,10 +138,10 @@ def _platt(z: torch.Tensor, y: torch.Tensor) -> tuple[float, float]:
     def closure() -> torch.Tensor:
         opt.zero_grad()
         loss = F.binary_cross_entropy_with_logits(ab[0] * z + ab[1], y) + 1e-4 * ab[0] ** 2
-        loss.backward()
+        loss.backward()  # type: ignore[no-untyped-call]
         return loss
 
-    opt.step(closure)
+    opt.step(closure)  # type: ignore[no-untyped-call]
     a, b = (float(v) for v in ab.detach())
     return (a, b) if np.isfinite([a, b]).all() else (1.0, 0.0)
 
