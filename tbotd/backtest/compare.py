@@ -20,7 +20,9 @@ given against that mode's guarded arm (buy-and-hold is never guarded: it is the 
 
 More arms plug in through :data:`EXTRA_ARMS` (an :class:`ExtraArm`: a name, how to make its
 strategy from the config, whether it reads the classic signal, the arm it is compared with) —
-the pure ML arms are its first entries; a meta-label-confirmed arm is meant to be the next.
+the pure ML arms are its first entries, then ``meta_label``: the classic strategy with only the
+meta-label gate over it (compared with ``classic``), there when ``[strategy.meta_label]`` names
+a model directory.
 
 Every arm shares the position rules (threshold, sizing, exits, entry cap). The indicators are
 computed once and shared by the five arms that use them. For each enhanced arm the difference to
@@ -41,13 +43,13 @@ import numpy as np
 from numpy.typing import NDArray
 
 from tbotd.backtest.metrics import bars_per_year
-from tbotd.backtest.predictions import ml_inputs
+from tbotd.backtest.predictions import ml_inputs, with_meta
 from tbotd.backtest.run import BacktestResult, Inputs, simulate
 from tbotd.config.settings import MLEnhancedConfig, Settings
 from tbotd.domain.actions import Reason
 from tbotd.domain.errors import InvalidDataError
 from tbotd.risk.guard import RiskLimits
-from tbotd.strategy.build import build_strategy, pure_ml
+from tbotd.strategy.build import build_strategy, meta_label, pure_ml
 from tbotd.strategy.kinds import EnhanceMode, StrategyKind
 from tbotd.strategy.signal import ABSTAIN, BIT, LONG, ExitHints, Opinions, SignalSeries
 from tbotd.strategy.strategy import Strategy
@@ -63,9 +65,10 @@ class ExtraArm:
     difference is taken against."""
 
     name: str
-    make: Callable[[Settings, Strategy], Strategy]
+    make: Callable[[Settings, Strategy], Strategy | None]  # None: not configured, no such arm
     uses_classic: bool
     versus: str
+    optional: bool = False  # only there when configured (not in :data:`ARMS`)
 
 
 def _pure_arm(kind: StrategyKind) -> ExtraArm:
@@ -77,11 +80,28 @@ def _pure_arm(kind: StrategyKind) -> ExtraArm:
     return ExtraArm(str(kind), make, uses_classic=False, versus="ml_directional")
 
 
+def _meta_arm(settings: Settings, enhanced: Strategy) -> Strategy | None:
+    """The classic strategy with only the meta-label gate over it (``[strategy.meta_label]``
+    ``models_dir``; None without one): what the meta model alone does to the classic trades."""
+    gate = meta_label(settings)
+    if gate is None:
+        return None
+    classic = replace(enhanced, kind=StrategyKind.CLASSIC, enhance=None)
+    return replace(classic, meta=gate, label=f"meta_label:{classic.name.removeprefix('classic:')}")
+
+
 EXTRA_ARMS: tuple[ExtraArm, ...] = (
     _pure_arm(StrategyKind.ML_MOMENTUM),
     _pure_arm(StrategyKind.ML_MEAN_REVERSION),
-)  # the meta-label-confirmed arm (issue 17, item 6) is to be appended here
-ARMS = ("classic", *ENHANCED, "ml_directional", *(a.name for a in EXTRA_ARMS), "buy_and_hold")
+    ExtraArm("meta_label", _meta_arm, uses_classic=True, versus="classic", optional=True),
+)
+ARMS = (
+    "classic",
+    *ENHANCED,
+    "ml_directional",
+    *(a.name for a in EXTRA_ARMS if not a.optional),
+    "buy_and_hold",
+)
 DAY_BARS = 288  # 5-minute bars; the block length of the bootstrap by default
 RESAMPLES = 2000
 
@@ -143,14 +163,16 @@ def arm_strategies(settings: Settings) -> dict[str, Strategy]:
     enhanced = build_strategy(settings)
     if enhanced.enhance is None:  # build_strategy always sets it for ml_enhanced
         raise InvalidDataError("an ml_enhanced strategy without its enhancement layer")
-    out = {"classic": replace(enhanced, kind=StrategyKind.CLASSIC, enhance=None)}
+    out = {"classic": replace(enhanced, kind=StrategyKind.CLASSIC, enhance=None, meta=None)}
     for mode in EnhanceMode:
         out[str(mode)] = replace(enhanced, enhance=replace(enhanced.enhance, mode=mode))
     out["ml_directional"] = replace(
         enhanced, kind=StrategyKind.ML_DIRECTIONAL, classic=None, enhance=None
     )
     for arm in EXTRA_ARMS:
-        out[arm.name] = arm.make(settings, enhanced)
+        made = arm.make(settings, enhanced)
+        if made is not None:
+            out[arm.name] = made
     return out
 
 
@@ -179,7 +201,7 @@ def run_compare(
     started = time.perf_counter()
     strategies = arm_strategies(settings)
     bars = inputs.bars
-    ml = ml_inputs(inputs.table, inputs.rows)
+    ml = with_meta(strategies.values(), ml_inputs(inputs.table, inputs.rows), bars)
     classic = strategies["classic"]
     base = classic.base(bars.high, bars.low, bars.close)  # the indicators, once
     arms: dict[str, BacktestResult] = {}
@@ -196,7 +218,7 @@ def run_compare(
         name: difference(arms[name], arms["classic"], per_year, block_bars, resamples, seed)
         for name in ENHANCED
     }
-    for extra in EXTRA_ARMS:
+    for extra in (a for a in EXTRA_ARMS if a.name in arms):
         versus = arms[extra.versus]
         found = difference(arms[extra.name], versus, per_year, block_bars, resamples, seed)
         differences[extra.name] = replace(found, versus=extra.versus)

@@ -20,7 +20,7 @@ import pandas as pd
 
 from tbotd.backtest.engine import Book, Candles, Progress, Simulator
 from tbotd.backtest.portfolio import Portfolio
-from tbotd.backtest.predictions import PredictionTable, ml_inputs
+from tbotd.backtest.predictions import PredictionTable, ml_inputs, with_meta
 from tbotd.backtest.predictions_csv import prediction_table
 from tbotd.backtest.run import (
     BacktestResult,
@@ -157,7 +157,8 @@ def run_portfolio(
         if table is not None and align_spans:
             table = table.within(int(leg.open_ms[0]), int(leg.open_ms[-1]))
         rows = prediction_rows(table, leg, max_prediction_age)
-        series = strategy.series(leg.high, leg.low, leg.close, ml_inputs(table, rows))
+        ml = with_meta([strategy], ml_inputs(table, rows), leg)
+        series = strategy.series(leg.high, leg.low, leg.close, ml)
         series = series.warming_up(warmup_bars)
         inputs = Inputs(leg, table, rows, market, _funding((funding or {}).get(symbol)))
         sim = Simulator(leg, series, strategy, settings, market, inputs.funding, book=book)

@@ -11,9 +11,10 @@ its line number instead of half-way through.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -28,6 +29,10 @@ from tbotd.marketdata.cells import listing
 from tbotd.ml.signals import clamp_return, normalised
 from tbotd.strategy.ml_opinion import MLInputs
 from tbotd.strategy.signal import ExitHints
+
+if TYPE_CHECKING:
+    from tbotd.backtest.engine import Candles
+    from tbotd.strategy.strategy import Strategy
 
 # signal codes; 0-2 follow tbotd.ml.signals.SIGNALS (the direction classes)
 SHORT, NEUTRAL, LONG, HOLD = 0, 1, 2, 3
@@ -234,6 +239,16 @@ def ml_inputs(table: PredictionTable | None, rows: NDArray[np.int64]) -> MLInput
         ExitHints(sd, text(table.stop_loss), text(table.take_profit)),
         table.models.arrays(k, code >= 0, table.sd),
     )
+
+
+def with_meta(strategies: Iterable[Strategy], ml: MLInputs, bars: Candles) -> MLInputs:
+    """``ml`` with the meta-label model's answer for every bar, when one of ``strategies``
+    gates on it (computed once, vectorised: the daemon asks the same model candle by candle)."""
+    for strategy in strategies:
+        if strategy.meta is not None:
+            ohlcv = (bars.open, bars.high, bars.low, bars.close, bars.volume)
+            return replace(ml, meta=strategy.meta.scorer.batch(bars.open_ms, ohlcv))
+    return ml
 
 
 def _iso(ms: int) -> str:

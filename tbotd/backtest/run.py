@@ -23,7 +23,7 @@ from numpy.typing import NDArray
 from tbotd.backtest.drive import run_fast, run_reference
 from tbotd.backtest.engine import Candles, Decided, Progress, Simulator
 from tbotd.backtest.portfolio import Portfolio
-from tbotd.backtest.predictions import PredictionTable, ml_inputs
+from tbotd.backtest.predictions import PredictionTable, ml_inputs, with_meta
 from tbotd.backtest.predictions_csv import prediction_table
 from tbotd.config.settings import Settings
 from tbotd.domain.actions import Action, DecisionTrace
@@ -205,7 +205,8 @@ def run_backtest(
     rows = prediction_rows(table, bars, max_prediction_age)
     strategy = build_strategy(settings) if strategy is None else strategy
     if series is None:
-        series = strategy.series(bars.high, bars.low, bars.close, ml_inputs(table, rows))
+        ml = with_meta([strategy], ml_inputs(table, rows), bars)
+        series = strategy.series(bars.high, bars.low, bars.close, ml)
     if warmup_bars < 0:
         raise InvalidDataError(f"warmup_bars must not be negative ({warmup_bars})")
     series = series.warming_up(warmup_bars)

@@ -77,6 +77,19 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "when another job holds a core and gives the same weights whatever the load",
     )
     p.add_argument("--force", action="store_true", help="overwrite an existing model directory")
+    p.add_argument(
+        "--meta-label",
+        action="store_true",
+        help="train the meta-label model of the --config's classic strategy instead: P(its "
+        "signal reaches take-profit before stop-loss after fees); --threshold defaults to the "
+        "break-even probability",
+    )
+    p.add_argument(
+        "--max-hold-bars",
+        type=_positive,
+        default=48,
+        help="--meta-label: the time barrier, bars a labelled trade may stay open (48)",
+    )
     p.set_defaults(handler=run)
 
 
@@ -134,6 +147,10 @@ def run(args: argparse.Namespace) -> int:
             "and labels count rows as consecutive bars across them",
             file=sys.stderr,
         )
+    if args.meta_label:
+        from tbotd.commands.train_meta import run_meta
+
+        return run_meta(args, data)
     if (args.out / "manifest.json").exists() and not args.force:
         raise InvalidDataError(f"{args.out} already holds a model; pass --force to replace it")
     args.threshold = _threshold(args)

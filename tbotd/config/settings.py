@@ -27,6 +27,7 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from tbotd.config.meta_label import MetaLabelTable
 from tbotd.config.ml_strategies import PureMLTables
 from tbotd.config.notify import NotifyConfig
 from tbotd.config.risk import RiskConfig
@@ -248,7 +249,8 @@ class EnhanceConfig(_Section):
     ``confidence_threshold``: below it the model abstains (never a vote of 0.5);
     ``fail_open``: ``filter`` passes the classic signal while ML abstains instead of blocking it;
     ``replace_on``: where ``replace`` lets ML stand in; ``secondary_model``: a model that must
-    confirm the ML opinion (``regime``: the regime detector must not lean against it).
+    confirm the ML opinion (``regime``: the regime detector must not lean against it) or the
+    classic setup (``meta_label``: ``[strategy.meta_label]``, :mod:`tbotd.config.meta_label`).
     """
 
     mode: EnhanceMode
@@ -273,7 +275,7 @@ class ClassicStrategyConfig(_StrategyBase):
     classic: ClassicConfig
 
 
-class MLEnhancedConfig(_StrategyBase, PureMLTables):
+class MLEnhancedConfig(_StrategyBase, PureMLTables, MetaLabelTable):
     """``kind = "ml_enhanced"``: a classic strategy with the ML enhancement layer over it (the
     pure ML tables, if given, tune the pure ML arms of ``backtest --compare``)."""
 

@@ -203,6 +203,10 @@ class Reason(StrEnum):
     NO_QUORUM = "no_quorum"  # too few models answered with enough confidence to vote
     NO_CONSENSUS = "no_consensus"  # a quorum voted, but too few of them agreed
     CONSENSUS_AGAINST = "consensus_against"  # the quorum agreed on another direction
+    # the meta-label gate (README: The ML enhancement layer); appended like the above
+    META_CONFIRMED = "meta_confirmed"  # P(take-profit first) at or above the gate's threshold
+    META_VETOED = "meta_vetoed"  # below it: the classic setup is dropped
+    META_MISSING = "meta_missing"  # no answer from the meta-label model: dropped too
 
 
 class Provenance(StrEnum):

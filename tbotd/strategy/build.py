@@ -29,6 +29,7 @@ from tbotd.strategy.consensus import ConsensusParams
 from tbotd.strategy.enhance import EnhanceParams
 from tbotd.strategy.exits import ExitBounds, ExitParams
 from tbotd.strategy.kinds import PURE_ML_KINDS, SecondaryModel, StrategyKind
+from tbotd.strategy.meta_label import MetaLabel
 from tbotd.strategy.pure_ml import MLMeanReversionParams, MLMomentumParams, PureML
 from tbotd.strategy.rules import ManagerConfig
 from tbotd.strategy.strategy import Strategy
@@ -45,7 +46,9 @@ def build_strategy(settings: Settings) -> Strategy:
         params = EnhanceParams(
             e.mode, e.ml_weight, e.confidence_threshold, e.fail_open, e.replace_on
         )
-        return Strategy(s.kind, rules, classic_strategy(s.classic), params, e.secondary_model)
+        gate = meta_label(settings) if e.secondary_model is SecondaryModel.META_LABEL else None
+        classic = classic_strategy(s.classic)
+        return Strategy(s.kind, rules, classic, params, e.secondary_model, meta=gate)
     if s.kind in PURE_ML_KINDS:
         return Strategy(s.kind, rules, pure=pure_ml(settings, s.kind))
     return Strategy(s.kind, rules, secondary=SecondaryModel.NONE)
@@ -66,6 +69,18 @@ def pure_ml(settings: Settings, kind: StrategyKind) -> PureML:
         MLMomentumParams(m.enter_trend, m.exit_trend),
         MLMeanReversionParams(r.extreme_probability, r.min_sideways),
     )
+
+
+def meta_label(settings: Settings) -> MetaLabel | None:
+    """The meta-label gate of ``[strategy.meta_label]`` (None without ``models_dir``); the model
+    itself is loaded on first use (``tbotd.ml.meta.scorer``: torch only then)."""
+    s = settings.strategy
+    table = s.meta_label if isinstance(s, MLEnhancedConfig) else None
+    if table is None or table.models_dir is None:
+        return None
+    from tbotd.ml.meta.scorer import MetaModelScorer
+
+    return MetaLabel(table.threshold, MetaModelScorer(table.models_dir, table.device))
 
 
 def classic_strategy(cfg: MeanReversionConfig | MomentumConfig) -> ClassicStrategy:

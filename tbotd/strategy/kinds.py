@@ -44,10 +44,12 @@ class ReplaceOn(StrEnum):
 
 
 class SecondaryModel(StrEnum):
-    """The optional model that must confirm the ML opinion before it counts."""
+    """The optional model that must confirm: the ML opinion (``regime``) or the classic setup
+    (``meta_label``, :mod:`tbotd.strategy.meta_label`) before it counts."""
 
     NONE = "none"
     REGIME = "regime"  # the regime detector's probabilities carried by the prediction
+    META_LABEL = "meta_label"  # a meta-label model confirms or vetoes the classic setups
 
 
 class OnNeutral(StrEnum):

@@ -39,8 +39,10 @@ REGIME_ORDER = (Regime.TREND_DOWN, Regime.SIDEWAYS, Regime.TREND_UP)
 class MLInputs:
     """Per bar: the model's call (``code`` -1 where there is none), its confidence, whether it
     is the degraded fallback, the legacy combined regime probabilities ([n, 3] in
-    :data:`REGIME_ORDER`, NaN where absent), the exits it asks for, and each model's own answer
-    (``models``; None: no model answered on any bar)."""
+    :data:`REGIME_ORDER`, NaN where absent), the exits it asks for, each model's own answer
+    (``models``; None: no model answered on any bar) and the meta-label model's P(take-profit
+    first) for a long and a short (``meta``, [n, 2]; None: not asked,
+    :mod:`tbotd.strategy.meta_label`)."""
 
     code: Codes
     confidence: Floats
@@ -48,6 +50,7 @@ class MLInputs:
     regime: Floats
     exits: ExitHints
     models: ModelArrays | None = None
+    meta: Floats | None = None
 
     @property
     def answers(self) -> ModelArrays:

@@ -17,7 +17,7 @@ the classic signal, the ML opinion, what the layer did (provenance) and the resu
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -26,10 +26,19 @@ from tbotd.domain.market import Candle
 from tbotd.strategy.classic.base import ClassicStrategy, Tracker, Values, with_previous
 from tbotd.strategy.enhance import PROVENANCE_CODE, PROVENANCES, EnhanceParams, enhance
 from tbotd.strategy.kinds import SecondaryModel, StrategyKind
+from tbotd.strategy.meta_label import MetaLabel, meta_gate
 from tbotd.strategy.ml_opinion import MLInputs, ml_opinions
 from tbotd.strategy.pure_ml import PureML, pure_series
 from tbotd.strategy.rules import DecisionInput, ManagerConfig, decide_vote
-from tbotd.strategy.signal import ExitHints, Floats, Opinions, SignalSeries, Vote
+from tbotd.strategy.signal import (
+    LONG,
+    SHORT,
+    ExitHints,
+    Floats,
+    Opinions,
+    SignalSeries,
+    Vote,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,7 +53,8 @@ class Decision:
 class Strategy:
     """``strategy.kind`` made concrete: ``classic`` for the classic kinds, ``enhance`` for
     ``ml_enhanced``, ``pure`` for the pure ML kinds; ``rules`` are the position rules every kind
-    shares."""
+    shares; ``meta``: the meta-label gate over the classic setups (before the enhancement
+    layer, :mod:`tbotd.strategy.meta_label`)."""
 
     kind: StrategyKind
     rules: ManagerConfig
@@ -53,6 +63,7 @@ class Strategy:
     secondary: SecondaryModel = SecondaryModel.NONE
     label: str = ""  # a name of its own (the buy-and-hold arm of --compare)
     pure: PureML | None = None
+    meta: MetaLabel | None = None
 
     @property
     def name(self) -> str:
@@ -103,6 +114,8 @@ class Strategy:
             opinion = ml_opinions(ml)
             return SignalSeries(opinion, ml.exits, ml=opinion)
         n = len(base)
+        if self.meta is not None:  # confirmed or vetoed before anything else sees the setup
+            base = meta_gate(base, ml.meta, self.meta.level())
         if self.enhance is None:  # classic: no ML at all
             only = np.full(n, PROVENANCE_CODE[Provenance.CLASSIC_ONLY], dtype=np.int8)
             return SignalSeries(base, ExitHints.none(n), base=base, provenance=only)
@@ -155,7 +168,11 @@ class Session:
         classic = self.strategy.classic
         base = None if classic is None else classic.rule(self.values(inp.symbol, history))
         before = self._trending.get(inp.symbol, False)
-        series, after = self.strategy.combine_from(base, MLInputs.of(inp.prediction), before)
+        ml = MLInputs.of(inp.prediction)
+        meta = self.strategy.meta
+        if meta is not None and base is not None and base.direction[0] in (LONG, SHORT):
+            ml = replace(ml, meta=meta.scorer.latest(history))  # asked only for a setup
+        series, after = self.strategy.combine_from(base, ml, before)
         self._trending[inp.symbol] = after  # one step of the hysteresis: idempotent per candle
         return series
 
