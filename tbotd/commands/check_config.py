@@ -65,19 +65,20 @@ def runtime_problems(settings: Settings) -> list[tuple[str, str]]:
     """What the config's shape allows but a run could not trade with: a models directory that
     is missing, unreadable, for another timeframe or needing more history than the daemon
     keeps (the daemon would start and decide neutral every candle)."""
+    found = _meta_label_problems(settings)
     models_dir = settings.ml.models_dir
     if models_dir is None:
-        return []
+        return found
     from tbotd.ml.errors import ModelLoadError
     from tbotd.ml.manifest import history_shortfall, read_manifest
 
     if not models_dir.is_dir():
-        return [("ml.models_dir", f"{models_dir} is not a directory (train one: tbotd train)")]
+        why = f"{models_dir} is not a directory (train one: tbotd train)"
+        return [*found, ("ml.models_dir", why)]
     try:
         manifest = read_manifest(models_dir)
     except ModelLoadError as e:
-        return [("ml.models_dir", str(e))]
-    found = []
+        return [*found, ("ml.models_dir", str(e))]
     if manifest.timeframe != settings.exchange.timeframe:
         why = f"{models_dir} holds {manifest.timeframe} models, exchange.timeframe is "
         found.append(("ml.models_dir", why + settings.exchange.timeframe))
@@ -85,6 +86,27 @@ def runtime_problems(settings: Settings) -> list[tuple[str, str]]:
     if short is not None:
         found.append(("daemon.history_bars", short))
     return found
+
+
+def _meta_label_problems(settings: Settings) -> list[tuple[str, str]]:
+    """A meta-label gate whose model would not load vetoes every setup (``meta_missing``):
+    refuse it here, as the run would otherwise trade nothing without saying so."""
+    strategy = settings.strategy
+    if str(getattr(getattr(strategy, "enhance", None), "secondary_model", "")) != "meta_label":
+        return []
+    models_dir = getattr(getattr(strategy, "meta_label", None), "models_dir", None)
+    if models_dir is None:
+        return []  # the config itself refuses this
+    import torch
+
+    from tbotd.ml.errors import ModelLoadError
+    from tbotd.ml.meta.model import load_meta
+
+    try:
+        load_meta(Path(models_dir), torch.device("cpu"))
+    except ModelLoadError as e:
+        return [("strategy.meta_label.models_dir", str(e))]
+    return []
 
 
 def as_toml(config: dict[str, Any]) -> str:

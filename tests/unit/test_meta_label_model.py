@@ -5,6 +5,7 @@ meta-label arm of `tbotd backtest --compare`."""
 from __future__ import annotations
 
 import json
+import shutil
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -198,3 +199,18 @@ def test_a_meta_label_secondary_model_needs_its_directory() -> None:
                 "enhance": {"mode": "filter", "secondary_model": "meta_label"},
             }
         )
+
+
+def test_check_config_refuses_a_meta_label_model_that_would_not_load(
+    meta_dir: Path, tmp_path: Path
+) -> None:
+    """A damaged meta model would veto every setup silently: check-config names it instead."""
+    from tbotd.commands.check_config import runtime_problems
+
+    assert runtime_problems(gated(meta_dir, None)) == []
+    broken = tmp_path / "broken"
+    shutil.copytree(meta_dir, broken)
+    (broken / "meta_label.safetensors").write_bytes(b"not the weights")
+    ((key, why),) = runtime_problems(gated(broken, None))
+    assert key == "strategy.meta_label.models_dir"
+    assert "meta_label" in why
