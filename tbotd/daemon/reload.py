@@ -164,6 +164,7 @@ def _apply(app: App, prepared: _Prepared) -> Any:
         fee = float(settings.execution.taker_fee_bps)
         monitor = app.cycle.monitor
         monitor.rules = monitor.rules.merged(rule_book(settings.ml.models_dir, fee))
+        monitor.health.trade_when_degraded = settings.ml.trade_when_degraded
     if prepared.chain is None:
         return None
     old = app.predictor

@@ -79,7 +79,7 @@ async def oracle(token: str) -> AsyncIterator[tuple[Oracle, str]]:
 
 def config_text(tmp_path: Path, sim_url: str, ml_url: str, **over: Any) -> str:
     """The daemon's config file; ``over`` changes ``leverage``, ``mode``, ``models_dir``,
-    ``symbols`` or ``threshold``."""
+    ``symbols``, ``threshold`` or adds ``ml`` keys (TOML values as text)."""
     symbols = json.dumps(list(over.get("symbols", [SYMBOL])))
     models = over.get("models_dir")
     return (
@@ -89,6 +89,7 @@ def config_text(tmp_path: Path, sim_url: str, ml_url: str, **over: Any) -> str:
         f'initial_capital = "10000"\nthreshold = {over.get("threshold", 0.6)}\n'
         f'[ml]\nremote_url = "{ml_url}"\nremote_candles = 0\n'
         + (f'models_dir = "{models}"\n' if models else "")
+        + "".join(f"{k} = {v}\n" for k, v in over.get("ml", {}).items())
         + f'[execution]\nmode = "{over.get("mode", "live")}"\n'
         f"leverage = {over.get('leverage', 1)}\n"
         f'[store]\npath = "{tmp_path / "reload.sqlite"}"\n[ops]\nport = 0\n'

@@ -99,6 +99,17 @@ async def test_a_reloaded_models_dir_loads_and_one_that_does_not_load_is_refused
         assert rig.app.cycle.settings.strategy.threshold == 0.6
 
 
+async def test_a_reloaded_trade_when_degraded_reaches_the_health_gate(tmp_path: Path) -> None:
+    """ml.trade_when_degraded is live: after the reload the gate lets a degraded model trade."""
+    async with oracle("tok-A") as (_, url), running(tmp_path, url) as rig:
+        monitor = rig.app.cycle.monitor
+        assert monitor is not None
+        assert monitor.health.trade_when_degraded is False
+        text = config_text(tmp_path, sim_url(rig), url, ml={"trade_when_degraded": "true"})
+        assert (await rig.hup(text)).data["applied"] is True
+        assert monitor.health.trade_when_degraded is True
+
+
 async def test_a_restart_only_key_refuses_the_reload_naming_it(tmp_path: Path) -> None:
     """A new symbol list with a new threshold and leverage: refused, naming exchange.symbols;
     neither the threshold nor the leverage is applied, on the daemon or on the venue."""
