@@ -85,7 +85,25 @@ def runtime_problems(settings: Settings) -> list[tuple[str, str]]:
     short = history_shortfall(settings.daemon.history_bars, manifest)
     if short is not None:
         found.append(("daemon.history_bars", short))
+    expired = _expired(manifest.training, settings.ml.max_model_age_days)
+    if expired is not None:
+        found.append(("ml.max_model_age_days", f"{models_dir}: {expired}; retrain it"))
     return found
+
+
+def _expired(training: dict[str, Any], max_age_days: float | None) -> str | None:
+    """The local models are already past their shelf life: they would abstain every candle."""
+    from datetime import UTC, datetime
+
+    from tbotd.predictor.expiry import expiry_of
+
+    end = (training.get("window") or {}).get("end")
+    if not isinstance(end, str):
+        return None
+    expiry = expiry_of(
+        "the local models", datetime.fromisoformat(end), datetime.now(UTC), max_age_days
+    )
+    return None if expiry is None else str(expiry)
 
 
 def _meta_label_problems(settings: Settings) -> list[tuple[str, str]]:

@@ -174,6 +174,20 @@ def test_check_config_refuses_what_the_run_could_not_trade_with(
         load_settings(write(tmp_path, MINIMAL), {"TBOTD_OPS__TOKEN": "short"})
 
 
+def test_check_config_refuses_local_models_already_past_their_shelf_life(
+    run_tbotd: RunTbotd, models_dir: Path
+) -> None:
+    """Models older than ml.max_model_age_days would abstain on every candle: exit 2, named."""
+    env = {"TBOTD_ML__MODELS_DIR": str(models_dir), "TBOTD_ML__MAX_MODEL_AGE_DAYS": "1"}
+    old = run_tbotd("check-config", str(CONFIGS / "ml_usdt_directional.toml"), env=env)
+    assert old.returncode == 2
+    assert "ml.max_model_age_days" in old.stderr
+    assert "days old" in old.stderr
+    env["TBOTD_ML__MAX_MODEL_AGE_DAYS"] = "3650"
+    fresh = run_tbotd("check-config", str(CONFIGS / "ml_usdt_directional.toml"), env=env)
+    assert fresh.returncode == 0, fresh.stderr
+
+
 def test_check_config_masks_secrets(run_tbotd: RunTbotd, models_dir: Path) -> None:
     """The effective config never shows a secret's value."""
     env = {
