@@ -41,7 +41,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     add_database_choice(p, required=False)
     p.add_argument("--json", action="store_true", help='JSON: {"models": [...]}')
     p.set_defaults(handler=run)
-    views = p.add_subparsers(dest="view", metavar="{status,report}")
+    views = p.add_subparsers(dest="view", metavar="{status,report,retrain,rollback,recover}")
     status = views.add_parser("status", help="each model's state, rolling metrics, drift, age")
     add_database_choice(status)
     status.add_argument("--json", action="store_true", help='JSON: {"models": [...]}')
@@ -50,6 +50,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     add_database_choice(report)
     report.add_argument("--out", type=Path, required=True, metavar="DIR")
     report.set_defaults(handler=run_report)
+    from tbotd.commands.models_retrain import register_views
+
+    register_views(views)
 
 
 def _open(args: argparse.Namespace) -> Store | None:
