@@ -112,18 +112,21 @@ async def run_worker(daemon: Daemon, app: App, argv: list[str]) -> int | None:
         async with asyncio.timeout(timeout_s):
             async for line in stdout:
                 _record(app, line)
-            return await proc.wait()
+            code = await proc.wait()
     except TimeoutError:
         log.error(  # noqa: TRY400
             "retrain worker ran past ml.retrain.timeout_h; killed", pid=proc.pid
         )
-        _event(app, "retrain-kept", "the worker ran too long and was killed", {"pid": proc.pid})
+        _event(app, "retrain-failed", "the worker ran too long and was killed", {"pid": proc.pid})
         return None
     finally:
         if proc.returncode is None:  # cancelled (the daemon stops) or timed out
             proc.kill()
             with contextlib.suppress(ProcessLookupError):
                 await proc.wait()
+    if code != 0:  # its stderr (the journal) says why; the live model is as it was
+        _event(app, "retrain-failed", f"the retrain worker exited with {code}", {"exit": code})
+    return code
 
 
 def _record(app: App, line: bytes) -> None:

@@ -154,7 +154,11 @@ def _train(job: RetrainJob, data: Any, champion: Any, now: Callable[[], datetime
     )
     out = versions.new_version_dir(job.live, now(), "challenger")
     source = CandleData(train.reset_index(drop=True), data.source, data.timeframe, data.gaps)
-    write_model_dir(source, train_cfg, torch.device("cpu"), out, now=now())
+    try:
+        write_model_dir(source, train_cfg, torch.device("cpu"), out, now=now())
+    except BaseException:  # never linked: nothing points at it
+        shutil.rmtree(out, ignore_errors=True)
+        raise
     return out
 
 

@@ -13,7 +13,7 @@ A plain directory (what ``tbotd train --out`` writes) is adopted first: moved in
 link leaves no ``P`` for a moment; :func:`recover`, run by every worker and at daemon start-up,
 puts the link back).
 
-``TBOTD_RETRAIN_KILL_AT=<step>`` SIGKILLs the process at that step (the chaos test's hook).
+``CHAOS_TBOTD_KILL_AT=<step>`` SIGKILLs the process at that step (the chaos test's hook).
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from typing import Any
 from tbotd.domain.errors import TbotdError
 from tbotd.ml.manifest import MANIFEST_NAME
 
-KILL_ENV = "TBOTD_RETRAIN_KILL_AT"
+KILL_ENV = "CHAOS_TBOTD_KILL_AT"  # not TBOTD_*: those are config keys
 JOURNAL = "swap.json"
 PREVIOUS = "previous"
 ADOPT_STEPS = ("adopt-journal", "adopt-moved", "adopt-linked")
