@@ -17,20 +17,26 @@ from tests.synthetic import START_MS, STEP_MS, random_walk
 SYMBOL = "BTC/USDT:USDT"
 
 
-def copy_model(source: Path, to: Path, version: str | None = None) -> Path:
+def copy_model(
+    source: Path, to: Path, version: str | None = None, *, any_market: bool = False
+) -> Path:
     """A copy of the model directory ``source``; with ``version``, its manifest says so (the
-    weights stay the same, so it loads and its predictions carry the new version)."""
+    weights stay the same, so it loads and its predictions carry the new version);
+    ``any_market``: without the drift reference (as an older model), so it answers candles of
+    another volatility instead of abstaining as out of distribution."""
     shutil.copytree(source, to)
+    manifest = json.loads((to / MANIFEST_NAME).read_text())
     if version is not None:
-        manifest = json.loads((to / MANIFEST_NAME).read_text())
         manifest["model_version"] = version
-        write_json_atomic(to / MANIFEST_NAME, manifest)
+    if any_market:
+        manifest.pop("drift_reference", None)
+    write_json_atomic(to / MANIFEST_NAME, manifest)
     return to
 
 
-def add_version(live: Path, source: Path, name: str) -> str:
+def add_version(live: Path, source: Path, name: str, *, any_market: bool = False) -> str:
     """Put a copy of ``source`` beside the live version as ``name`` (its model_version too)."""
-    copy_model(source, Layout(live).version(name), version=name)
+    copy_model(source, Layout(live).version(name), version=name, any_market=any_market)
     return name
 
 

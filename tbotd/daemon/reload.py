@@ -156,7 +156,8 @@ def _new_chain(app: App, old: Settings, new: Settings) -> FallbackPredictor:
         and (new.ml.models_dir != old.ml.models_dir or running_has_local)
     ):
         # dropped as is: no local model loaded, and the remote session opens at the first call
-        raise ConfigError(f"ml.models_dir {new.ml.models_dir}: {failure}")
+        detail = f" ({failure.detail})" if failure.detail else ""
+        raise ConfigError(f"ml.models_dir {new.ml.models_dir}: {failure}{detail}")
     return chain
 
 

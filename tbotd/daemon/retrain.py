@@ -73,15 +73,16 @@ async def models_forever(
     last = monotonic()
     while True:
         await app.clock.sleep(CHECK_S)
-        every = daemon.settings.ml.retrain.every_h
-        if (
-            every is not None
-            and daemon.config_path is not None
-            and monotonic() - last >= every * 3600
-        ):
+        every_h = daemon.settings.ml.retrain.every_h  # a reload may change it
+        if daemon.config_path is not None and retrain_due(every_h, last, monotonic()):
             last = monotonic()
             await run_worker(daemon, app, worker_argv(daemon))
         seen = await check_models_dir(daemon, app, seen)
+
+
+def retrain_due(every_h: float | None, last: float, now: float) -> bool:
+    """Whether a round is due (monotonic seconds; ``every_h`` None: retraining is off)."""
+    return every_h is not None and now - last >= every_h * 3600
 
 
 async def check_models_dir(daemon: Daemon, app: App, seen: Fingerprint) -> Fingerprint:
@@ -141,6 +142,6 @@ def _record(app: App, line: bytes) -> None:
 
 
 def _event(app: App, kind: str, message: str, data: dict[str, Any]) -> None:
-    log.info(message, event=kind)
+    log.info(message, kind=kind)
     with contextlib.suppress(StorageUnavailableError):
         app.store.record_event(app.clock.now(), kind, message, **data)
