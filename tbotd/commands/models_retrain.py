@@ -87,6 +87,9 @@ def run_retrain(args: argparse.Namespace) -> int:
 
     cfg = settings.ml.retrain
     os.nice(cfg.nice)  # below the daemon: its cycles come first on a shared core
+    from tbotd.ml.device import set_threads
+
+    set_threads(1)  # one core at most: the daemon keeps the others
     job = RetrainJob(
         live=live,
         db=Path(settings.store.path),
