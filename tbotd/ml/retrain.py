@@ -66,9 +66,13 @@ def run_round(job: RetrainJob, emit: Emit, now: Callable[[], datetime]) -> Decis
             {"version": challenger_dir.name, "rows": len(data.frame) - cfg.holdout_bars},
         )
         versions.kill_point("trained")
-        with LocalPredictor.load(challenger_dir, "cpu", threads=1) as challenger:
-            scores = _evaluate(data.frame, champion, challenger, cfg.holdout_bars)
-            new_version = challenger.model_version
+        try:
+            with LocalPredictor.load(challenger_dir, "cpu", threads=1) as challenger:
+                scores = _evaluate(data.frame, champion, challenger, cfg.holdout_bars)
+                new_version = challenger.model_version
+        except BaseException:  # never linked: nothing points at it
+            shutil.rmtree(challenger_dir, ignore_errors=True)
+            raise
     finally:
         if champion is not None:
             champion.close()
