@@ -12,6 +12,7 @@ undoes a switch a kill interrupted (the daemon and every round do it first anywa
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -87,6 +88,8 @@ def run_retrain(args: argparse.Namespace) -> int:
 
     cfg = settings.ml.retrain
     os.nice(cfg.nice)  # below the daemon: its cycles come first on a shared core
+    with contextlib.suppress(OSError):  # short of memory, the kernel takes this, not the daemon
+        Path("/proc/self/oom_score_adj").write_text("1000")
     from tbotd.ml.device import set_threads
 
     set_threads(1)  # one core at most: the daemon keeps the others
