@@ -63,7 +63,10 @@ def worker_argv(daemon: Daemon) -> list[str]:
 
 
 async def models_forever(
-    daemon: Daemon, app: App, monotonic: Callable[[], float] = time.monotonic
+    daemon: Daemon,
+    app: App,
+    monotonic: Callable[[], float] = time.monotonic,
+    check_s: float = CHECK_S,
 ) -> None:
     """Retrain on schedule and reload on a changed models directory (module docstring)."""
     live = daemon.settings.ml.models_dir
@@ -72,7 +75,7 @@ async def models_forever(
     seen = fingerprint(Path(live))
     last = monotonic()
     while True:
-        await app.clock.sleep(CHECK_S)
+        await app.clock.sleep(check_s)
         every_h = daemon.settings.ml.retrain.every_h  # a reload may change it
         if daemon.config_path is not None and retrain_due(every_h, last, monotonic()):
             last = monotonic()

@@ -4,6 +4,8 @@ the old model keeps predicting, and the retrain worker's events are recorded."""
 
 from __future__ import annotations
 
+import asyncio
+import itertools
 import json
 import shutil
 import sys
@@ -11,7 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from tbotd.daemon.retrain import check_models_dir, retrain_due, run_worker
+from tbotd.config.retrain import RetrainConfig
+from tbotd.daemon import retrain
+from tbotd.daemon.retrain import check_models_dir, models_forever, retrain_due, run_worker
+from tbotd.domain.notices import EventRecord
 from tbotd.ml import versions
 from tbotd.ml.versions import fingerprint
 from tbotd.sim import DEMO_API_KEY, DEMO_API_SECRET
@@ -114,3 +119,37 @@ async def test_the_workers_events_are_recorded_and_its_promotion_reloads_the_mod
         assert _latest(rig) == ("challenger", "local-cpu")
         assert await run_worker(rig.daemon, rig.app, [sys.executable, "-c", "exit(3)"]) == 3
         assert rig.kinds()[-1] == "retrain-failed"
+
+
+async def test_every_every_h_the_daemon_retrains_and_the_next_close_uses_the_promoted_model(
+    tmp_path: Path, models_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The daemon's task, once every_h has passed on the monotonic clock, starts the worker,
+    records its events and reloads the model it promoted; the next prediction carries it."""
+    live = copy_model(models_dir, tmp_path / "models", version="champion", any_market=True)
+    versions.adopt(live, "champion")
+    add_version(live, models_dir, "challenger", any_market=True)
+    monkeypatch.setattr(
+        retrain, "worker_argv", lambda _: [sys.executable, "-c", _WORKER, str(live)]
+    )
+    async with running(tmp_path, "", models_dir=live, mode="paper") as rig:
+        settings = rig.daemon.settings
+        ml = settings.ml.model_copy(update={"retrain": RetrainConfig(every_h=1.0)})
+        rig.daemon.settings = settings.model_copy(update={"ml": ml})
+        reloaded: asyncio.Queue[EventRecord] = asyncio.Queue()
+        rig.app.store.add_event_listener(
+            lambda e: reloaded.put_nowait(e) if e.kind == "models-reloaded" else None
+        )
+        hours = itertools.chain([0.0], itertools.repeat(3_600.0))  # one round is due
+        task = asyncio.create_task(models_forever(rig.daemon, rig.app, lambda: next(hours), 0.01))
+        try:
+            await asyncio.wait_for(reloaded.get(), 60)
+        finally:
+            task.cancel()
+        assert [k for k in rig.kinds() if k.startswith("retrain-")] == [
+            "retrain-started",
+            "retrain-evaluated",
+            "retrain-promoted",
+        ]
+        await rig.close()
+        assert _latest(rig) == ("challenger", "local-cpu")
