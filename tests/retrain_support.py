@@ -5,16 +5,30 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from tbotd.ml.manifest import MANIFEST_NAME, write_json_atomic
-from tbotd.ml.versions import Layout
+from tbotd.ml.versions import KILL_ENV, Layout
+from tests.conftest import tbotd_env
 from tests.synthetic import START_MS, STEP_MS, random_walk
 
 SYMBOL = "BTC/USDT:USDT"
+REPO = Path(__file__).resolve().parents[1]
+# adopt the live directory as version "old", then switch to version "new" (the chaos tests
+# run it with CHAOS_TBOTD_KILL_AT naming the step to die at)
+SWITCH = """
+import sys
+from pathlib import Path
+from tbotd.ml import versions
+live = Path(sys.argv[1])
+versions.adopt(live, "old")
+versions.switch(live, "new")
+"""
 
 
 def copy_model(
@@ -88,3 +102,13 @@ def retrain_config(tmp_path: Path, live: Path, **retrain: object) -> Path:
         f'[store]\npath = "{tmp_path / "tbotd.sqlite"}"\n'
     )
     return path
+
+
+def killed_switch(live: Path, step: str) -> subprocess.CompletedProcess[bytes]:
+    """Run :data:`SWITCH` on ``live`` in a child process told to SIGKILL itself at ``step``."""
+    return subprocess.run(
+        [sys.executable, "-c", SWITCH, str(live)],
+        env=tbotd_env({KILL_ENV: step, "PYTHONPATH": str(REPO)}),
+        check=False,
+        capture_output=True,
+    )

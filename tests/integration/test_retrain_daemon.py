@@ -8,6 +8,7 @@ import asyncio
 import itertools
 import json
 import shutil
+import signal
 import sys
 from pathlib import Path
 
@@ -18,10 +19,10 @@ from tbotd.daemon import retrain
 from tbotd.daemon.retrain import check_models_dir, models_forever, retrain_due, run_worker
 from tbotd.domain.notices import EventRecord
 from tbotd.ml import versions
-from tbotd.ml.versions import fingerprint
+from tbotd.ml.versions import Layout, fingerprint
 from tbotd.sim import DEMO_API_KEY, DEMO_API_SECRET
 from tests.integration.reload_support import Rig, running
-from tests.retrain_support import add_version, copy_model
+from tests.retrain_support import add_version, copy_model, killed_switch
 
 pytestmark = pytest.mark.slow
 
@@ -153,3 +154,21 @@ async def test_every_every_h_the_daemon_retrains_and_the_next_close_uses_the_pro
         ]
         await rig.close()
         assert _latest(rig) == ("challenger", "local-cpu")
+
+
+@pytest.mark.parametrize(("step", "version"), [("swap-previous", "old"), ("swap-live", "new")])
+async def test_a_daemon_started_after_a_killed_switch_recovers_it_and_predicts_whole(
+    tmp_path: Path, models_dir: Path, step: str, version: str
+) -> None:
+    """A switch killed before the live link moved is undone at start-up, one killed after it is
+    completed: the daemon loads and predicts with that one version, the journal gone."""
+    live = copy_model(models_dir, tmp_path / "models", version="old", any_market=True)
+    Layout(live).versions.mkdir()
+    add_version(live, models_dir, "new", any_market=True)
+    done = killed_switch(live, step)
+    assert done.returncode == -signal.SIGKILL
+    assert Layout(live).journal.exists()
+    async with running(tmp_path, "", models_dir=live, mode="paper") as rig:
+        assert not Layout(live).journal.exists()
+        await rig.close()
+        assert _latest(rig) == (version, "local-cpu")

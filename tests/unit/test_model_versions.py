@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import math
 import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -13,13 +11,11 @@ import pytest
 
 from tbotd.ml.challenger import Score, Verdict, decide, score
 from tbotd.ml.manifest import MANIFEST_NAME
-from tbotd.ml.versions import ADOPT_STEPS, KILL_ENV, SWAP_STEPS, Layout, recover
+from tbotd.ml.versions import ADOPT_STEPS, SWAP_STEPS, Layout, recover
 from tbotd.predictor.local import LocalPredictor
 from tbotd.store import Store
-from tests.conftest import RunTbotd, tbotd_env
-from tests.retrain_support import add_version, copy_model, retrain_config
-
-REPO = Path(__file__).resolve().parents[2]
+from tests.conftest import RunTbotd
+from tests.retrain_support import add_version, copy_model, killed_switch, retrain_config
 
 
 def _version(path: Path) -> str:
@@ -58,16 +54,6 @@ def test_a_live_model_that_does_not_load_is_replaced_by_any_scoring_challenger()
     assert decide(None, Score(1_000, 1.05, 0.4), 0.002, 500).verdict is Verdict.PROMOTE
 
 
-_SWITCH = """
-import sys
-from pathlib import Path
-from tbotd.ml import versions
-live = Path(sys.argv[1])
-versions.adopt(live, "old")
-versions.switch(live, "new")
-"""
-
-
 @pytest.mark.parametrize("step", [*ADOPT_STEPS, *SWAP_STEPS])
 def test_a_switch_killed_at_any_step_leaves_one_whole_model_after_recovery(
     tmp_path: Path, models_dir: Path, step: str
@@ -77,12 +63,7 @@ def test_a_switch_killed_at_any_step_leaves_one_whole_model_after_recovery(
     live = copy_model(models_dir, tmp_path / "models", version="old")
     Layout(live).versions.mkdir()
     add_version(live, models_dir, "new")
-    done = subprocess.run(
-        [sys.executable, "-c", _SWITCH, str(live)],
-        env=tbotd_env({KILL_ENV: step, "PYTHONPATH": str(REPO)}),
-        check=False,
-        capture_output=True,
-    )
+    done = killed_switch(live, step)
     assert done.returncode == -signal.SIGKILL, done.stderr
     recover(live)
     assert _version(live) in {"old", "new"}
