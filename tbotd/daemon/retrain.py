@@ -77,10 +77,13 @@ async def models_forever(
     while True:
         await app.clock.sleep(check_s)
         every_h = daemon.settings.ml.retrain.every_h  # a reload may change it
-        if daemon.config_path is not None and retrain_due(every_h, last, monotonic()):
-            last = monotonic()
-            await run_worker(daemon, app, worker_argv(daemon))
-        seen = await check_models_dir(daemon, app, seen)
+        try:
+            if daemon.config_path is not None and retrain_due(every_h, last, monotonic()):
+                last = monotonic()
+                await run_worker(daemon, app, worker_argv(daemon))
+            seen = await check_models_dir(daemon, app, seen)
+        except Exception:  # one failed round or check (no fork, a full disk) stops neither
+            log.exception("model retrain or models-directory check failed; trying again")
 
 
 def retrain_due(every_h: float | None, last: float, now: float) -> bool:
