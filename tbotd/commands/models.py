@@ -36,7 +36,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="live accuracy, health and drift of each model against baselines",
         description="Rolling metrics of every model's graded predictions (per model and "
         "source) from the database of --config's store.path, or of --db. Subcommands: status "
-        "(health state, drift, age), report --out DIR (PNG plots).",
+        "(health state, drift, age), report --out DIR (PNG plots); retrain, rollback, recover "
+        "--config FILE (model versions: README, Champion/challenger retraining).",
     )
     add_database_choice(p, required=False)
     p.add_argument("--json", action="store_true", help='JSON: {"models": [...]}')
