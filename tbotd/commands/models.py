@@ -36,12 +36,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="live accuracy, health and drift of each model against baselines",
         description="Rolling metrics of every model's graded predictions (per model and "
         "source) from the database of --config's store.path, or of --db. Subcommands: status "
-        "(health state, drift, age), report --out DIR (PNG plots).",
+        "(health state, drift, age), report --out DIR (PNG plots); retrain, rollback, recover "
+        "--config FILE (model versions: README, Champion/challenger retraining).",
     )
     add_database_choice(p, required=False)
     p.add_argument("--json", action="store_true", help='JSON: {"models": [...]}')
     p.set_defaults(handler=run)
-    views = p.add_subparsers(dest="view", metavar="{status,report}")
+    views = p.add_subparsers(dest="view", metavar="{status,report,retrain,rollback,recover}")
     status = views.add_parser("status", help="each model's state, rolling metrics, drift, age")
     add_database_choice(status)
     status.add_argument("--json", action="store_true", help='JSON: {"models": [...]}')
@@ -50,6 +51,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     add_database_choice(report)
     report.add_argument("--out", type=Path, required=True, metavar="DIR")
     report.set_defaults(handler=run_report)
+    from tbotd.commands.models_retrain import register_views
+
+    register_views(views)
 
 
 def _open(args: argparse.Namespace) -> Store | None:

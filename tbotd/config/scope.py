@@ -88,7 +88,8 @@ def plan_reload(old: Settings, new: Settings, *, ml_live: bool = True) -> Reload
     return ReloadPlan(
         changes=changes,
         restart=tuple(restart_keys(old, new, ml_live=ml_live)),
-        rebuild_ml=old.ml != new.ml,
+        # ml.retrain is read by the retrain task at each round: no models to reload for it
+        rebuild_ml=old.ml.model_copy(update={"retrain": new.ml.retrain}) != new.ml,
         retune_broker=old.execution != new.execution or old.strategy != new.strategy,
     )
 

@@ -30,6 +30,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from tbotd.config.meta_label import MetaLabelTable
 from tbotd.config.ml_strategies import PureMLTables
 from tbotd.config.notify import NotifyConfig
+from tbotd.config.retrain import RetrainConfig
 from tbotd.config.risk import RiskConfig
 from tbotd.domain.enums import MarginMode, MarketType, TradingMode
 from tbotd.domain.values import timeframe_ms
@@ -347,6 +348,8 @@ class MLConfig(_Section):
     remote_ca_file: Path | None = None
     remote_require_schema_hash: bool = True
     local_reserve_s: Annotated[float, Field(gt=0, le=60)] = 0.5
+    # champion/challenger retraining of the local models (:mod:`tbotd.config.retrain`)
+    retrain: RetrainConfig = RetrainConfig()
 
     @field_validator("remote_url")
     @classmethod

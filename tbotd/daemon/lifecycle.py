@@ -30,6 +30,7 @@ from tbotd.daemon.dashboard import DaemonDashboard
 from tbotd.daemon.missed import MissedCloses
 from tbotd.daemon.reload import Reloaded
 from tbotd.daemon.reload import reload as reload_config
+from tbotd.daemon.retrain import models_forever, recover_models
 from tbotd.daemon.schedule import (
     CandleCloseScheduler,
     candle_of_fire,
@@ -117,6 +118,7 @@ class Daemon:
             self._waiting_for_exchange,
             self.settings.daemon.startup_retry_cap_s,
         )
+        recover_models(self.settings)  # an interrupted model switch: finished or undone first
         try:
             self.app = app = await build(self.settings, self._predictor, holder, wait)
         except StartCancelled:
@@ -285,6 +287,8 @@ class Daemon:
         self.supervisor.spawn(self._reconcile_forever(app), "reconciliation")
         self.supervisor.spawn(resync_forever(self, app), "clock resync")
         self.supervisor.spawn(watch_storage(self, app), "storage watch")
+        if self.builds_predictor:
+            self.supervisor.spawn(models_forever(self, app), "model retrain and watch")
         self.supervisor.spawn(watch_wall_clock(partial(_clock_stepped, app)), "wall clock watch")
         if isinstance(app.broker, LiveBroker):
             self.supervisor.spawn(app.broker.watch_user_stream(), "user-data stream")

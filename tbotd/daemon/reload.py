@@ -56,7 +56,7 @@ class _Prepared:
     """Everything built before anything is applied (building may fail; applying may not)."""
 
     trading: Settings  # the new settings with the symbols the app trades (start-up narrowed)
-    strategy: Strategy
+    strategy: Strategy | None  # None: the strategy is unchanged (a models-only reload)
     chain: FallbackPredictor | None  # None: ``ml`` unchanged
     retune: bool
 
@@ -99,6 +99,33 @@ def reload(daemon: Daemon) -> Reloaded | None:
     return Reloaded(applied=True, changes=plan.changes)
 
 
+def reload_models(daemon: Daemon, why: str) -> Reloaded:
+    """Rebuild the predictor chain from the same config because ``ml.models_dir`` changed on
+    disk (a promotion, a rollback, a hand copy): the models are checked as at start-up
+    (manifest, hashes), a directory that does not load is refused with a
+    ``models-dir-refused`` event and the running chain stays."""
+    app = daemon.app
+    if app is None or not daemon.builds_predictor:
+        return Reloaded(applied=False, changes=(), refused="no predictor chain of its own")
+    try:
+        chain = _new_chain(app, app.settings, app.settings)
+    except ConfigError as e:
+        log.warning("models directory refused; the running models stay", reason=str(e))
+        with contextlib.suppress(StorageUnavailableError):
+            app.store.record_event(
+                app.clock.now(), "models-dir-refused", f"{why}: refused, {e}", reason=str(e)
+            )
+        return Reloaded(applied=False, changes=(), refused=str(e))
+    _apply_between_cycles(daemon, app, _Prepared(app.settings, None, chain, retune=False))
+    versions = [getattr(m, "model_version", "") for m in getattr(chain, "local", ())]
+    log.info("models reloaded", why=why, model_versions=versions)
+    with contextlib.suppress(StorageUnavailableError):
+        app.store.record_event(
+            app.clock.now(), "models-reloaded", f"{why}: reloaded", model_versions=versions
+        )
+    return Reloaded(applied=True, changes=("ml.models_dir",))
+
+
 def _refuse(daemon: Daemon, plan: ReloadPlan, why: str) -> Reloaded:
     log.warning("config reload refused; nothing applied", reason=why, changes=list(plan.changes))
     _record(daemon.app, f"config reload refused: {why}", plan, applied=False, reason=why)
@@ -129,7 +156,8 @@ def _new_chain(app: App, old: Settings, new: Settings) -> FallbackPredictor:
         and (new.ml.models_dir != old.ml.models_dir or running_has_local)
     ):
         # dropped as is: no local model loaded, and the remote session opens at the first call
-        raise ConfigError(f"ml.models_dir {new.ml.models_dir}: {failure}")
+        detail = f" ({failure.detail})" if failure.detail else ""
+        raise ConfigError(f"ml.models_dir {new.ml.models_dir}: {failure}{detail}")
     return chain
 
 
@@ -156,7 +184,8 @@ def _apply(app: App, prepared: _Prepared) -> Any:
     settings = prepared.trading
     app.settings = settings
     app.cycle.settings = settings
-    app.cycle.use_strategy(prepared.strategy)
+    if prepared.strategy is not None:
+        app.cycle.use_strategy(prepared.strategy)
     app.cycle.risk.limits = settings.risk.limits()  # its state (trips, peak) stays
     if prepared.retune:
         retune(app.broker, settings)

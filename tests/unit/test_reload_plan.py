@@ -71,3 +71,14 @@ def test_the_dashboard_labels_match_what_a_reload_does() -> None:
         "execution.mode",
         "execution.margin_mode",
     }
+
+
+def test_a_retrain_schedule_change_is_live_without_reloading_the_models() -> None:
+    """`[ml.retrain]` is read at each round: changing it applies live and leaves the chain."""
+    from tbotd.config.retrain import RetrainConfig
+
+    new = changed(ml={"retrain": RetrainConfig(every_h=12)})
+    plan = plan_reload(BASE, new)
+    assert plan.applies
+    assert not plan.rebuild_ml
+    assert any(c.startswith("ml.retrain.every_h") for c in plan.changes)
