@@ -6,17 +6,20 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 from dataclasses import replace
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 
+import numpy as np
 from prometheus_client import CollectorRegistry
 
 from tbotd.config import load_settings
+from tbotd.daemon.model_health import HealthKeeper
 from tbotd.domain.enums import PredictionSource
 from tbotd.domain.market import Candle
 from tbotd.domain.prediction import Prediction
-from tbotd.ops.metrics import PredictorMetrics
+from tbotd.monitoring.health import ModelState
+from tbotd.ops.metrics import DaemonMetrics, PredictorMetrics
 from tbotd.predictor.fallback import FallbackPredictor
 from tbotd.predictor.local import LocalPredictor
 from tests.conftest import CONFIGS
@@ -157,3 +160,39 @@ async def test_inputs_far_outside_training_make_the_local_model_abstain_for_that
     for symbol in SYMBOLS[1:]:
         assert outcomes[symbol].source is PredictionSource.LOCAL_CPU
     assert local_predictor.drift_summary()["n"] >= len(SYMBOLS)
+
+
+def _rows_like_training(predictor: LocalPredictor, n: int, shifted: int) -> np.ndarray:
+    """Rows spread over each feature's training deciles, except feature ``shifted``, always in
+    its top decile."""
+    reference = predictor.reference
+    assert reference is not None
+    rng = np.random.default_rng(5)
+    rows = np.empty((n, len(reference.features)))
+    for j, f in enumerate(reference.features):
+        edges = np.array([f.low, *f.edges, f.high])
+        bins = np.full(n, len(edges) - 2) if j == shifted else rng.integers(0, len(edges) - 1, n)
+        rows[:, j] = edges[bins] + rng.random(n) * (edges[bins + 1] - edges[bins])
+    return rows
+
+
+async def test_a_shifted_input_feature_turns_the_model_drifting_naming_it(models_dir: Path) -> None:
+    """The local models saw one feature move: the chain's status names it, and the model's
+    health becomes drifting with that feature as the reason."""
+    predictor = LocalPredictor.load(models_dir, device="cpu")
+    chain = build_chain(closed_port_url(), [predictor], CollectorRegistry())
+    try:
+        assert predictor.drift is not None
+        assert predictor.reference is not None
+        name = predictor.reference.features[3].name
+        predictor.drift.observe(_rows_like_training(predictor, 1_000, shifted=3))
+        status = chain.status()
+        (drift,) = status["drift"]
+        assert drift["drifting"] == [name]
+        keeper = HealthKeeper(Events(), metrics=DaemonMetrics.create(CollectorRegistry()))
+        keeper.update(datetime.now(UTC), [], {}, status)
+        health = keeper.states[(predictor.model_version, "local-cpu")]
+        assert health.state is ModelState.DRIFTING
+        assert health.reasons == (f"inputs drifting: {name}",)
+    finally:
+        await finish(chain)
