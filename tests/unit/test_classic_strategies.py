@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from decimal import Decimal
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -125,6 +126,39 @@ def test_too_few_candles_abstain_with_the_warmup_reason(strategy: ClassicStrateg
     for i in range(first):
         tracker.push(int(frame["open_time"].iloc[i]), high[i], low[i], close[i])
         assert int(strategy.rule(tracker.current()).reasons[0]) == BIT[Reason.WARMUP]
+
+
+class _OpenSpy:
+    """A strategy that records the history length of every stream opening it is asked for."""
+
+    def __init__(self, inner: ClassicStrategy) -> None:
+        self.inner = inner
+        self.opened_on: list[int] = []
+        self.name, self.outputs, self.previous = inner.name, inner.outputs, inner.previous
+        self.bars_to_open, self.batch, self.rule = inner.bars_to_open, inner.batch, inner.rule
+
+    def open(self, high: np.ndarray, low: np.ndarray, close: np.ndarray) -> Any:
+        self.opened_on.append(len(close))
+        return self.inner.open(high, low, close)
+
+
+@pytest.mark.parametrize("strategy", STRATEGIES, ids=lambda s: f"{s.name}")
+def test_streams_open_only_on_a_history_every_indicator_can_start_from(
+    strategy: ClassicStrategy,
+) -> None:
+    """TA-Lib is never asked to open a stream on too short a history (ta-lib 0.8.2 then answers
+    by heap layout, sometimes TA_BAD_PARAM), and the streams open on the first bar where every
+    indicator has a value."""
+    frame = random_walk(400, seed=9, vol=0.01)
+    high, low, close = (frame[k].to_numpy(np.float64) for k in ("high", "low", "close"))
+    values = strategy.batch(high, low, close)
+    complete = np.isfinite(np.stack([values[k] for k in strategy.outputs])).all(axis=0)
+    assert strategy.bars_to_open == int(np.argmax(complete)) + 1
+    spy = _OpenSpy(strategy)
+    tracker = Tracker(spy)
+    for i in range(len(frame)):
+        tracker.push(int(frame["open_time"].iloc[i]), high[i], low[i], close[i])
+    assert spy.opened_on == [strategy.bars_to_open]
 
 
 def path(prices: list[float]) -> dict[str, np.ndarray]:

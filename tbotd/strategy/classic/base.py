@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from typing import Protocol
 
 import numpy as np
+import talib.abstract
 from talib import InsufficientHistory  # type: ignore[attr-defined]  # not in talib's stubs
 
 from tbotd.domain.market import Candle
@@ -49,6 +50,11 @@ class ClassicStrategy(Protocol):
         """Values whose previous bar the rule reads as ``prev_<name>``."""
         ...
 
+    @property
+    def bars_to_open(self) -> int:
+        """The shortest history :meth:`open` may be given (the most any indicator needs)."""
+        ...
+
     def batch(self, high: Floats, low: Floats, close: Floats) -> dict[str, Floats]:
         """Every bar's values (NaN until the indicators' warm-up is complete)."""
         ...
@@ -60,6 +66,20 @@ class ClassicStrategy(Protocol):
     def rule(self, values: Values) -> Opinions:
         """Opinions from values (and ``prev_`` values), one per element."""
         ...
+
+
+def bars_to_open(function: str, **parameters: float) -> int:
+    """The history TA-Lib needs to open ``function``'s stream: its lookback, plus the bar whose
+    value the stream starts from.
+
+    Why ask before opening instead of catching ``InsufficientHistory``: on a shorter history
+    ta-lib 0.8.2's ``open_and_fill`` hands the C opener an output pointer past the end of its
+    output array, and the answer then depends on what lies next to it on the heap — usually
+    ``InsufficientHistory``, sometimes ``TA_BAD_PARAM`` (seen once in CI, reproduced in a worker
+    thread: 623 of 20,000 such calls).
+    """
+    described = talib.abstract.Function(function, **parameters)  # type: ignore[attr-defined]
+    return int(described.lookback) + 1
 
 
 def with_previous(values: dict[str, Floats], names: Sequence[str]) -> dict[str, Floats]:
@@ -129,9 +149,13 @@ class Tracker:
         lows.append(low)
         closes.append(close)
         arrays = np.array(highs), np.array(lows), np.array(closes)
-        try:
-            streams, series = self.strategy.open(*arrays)
-        except InsufficientHistory:  # warming up: the few bars so far, in batch
+        streams: Streams | None = None
+        if len(closes) >= self.strategy.bars_to_open:
+            try:
+                streams, series = self.strategy.open(*arrays)
+            except InsufficientHistory:  # a seeding that wants more than the lookback
+                streams = None
+        if streams is None:  # warming up: the few bars so far, in batch
             series = self.strategy.batch(*arrays)
         else:
             self._streams, self._bars = streams, ([], [], [])

@@ -18,7 +18,7 @@ import talib
 from talib import stream
 
 from tbotd.domain.actions import Reason
-from tbotd.strategy.classic.base import Values
+from tbotd.strategy.classic.base import Values, bars_to_open
 from tbotd.strategy.kinds import ClassicName
 from tbotd.strategy.signal import ABSTAIN, BIT, FLAT, LONG, SHORT, Floats, Opinions
 
@@ -61,6 +61,13 @@ class MeanReversion:
 
     def __init__(self, params: MeanReversionParams) -> None:
         self.params = params
+        width = params.bollinger_width_sd
+        self.bars_to_open = max(
+            bars_to_open(
+                "BBANDS", timeperiod=params.bollinger_window_bars, nbdevup=width, nbdevdn=width
+            ),
+            bars_to_open("RSI", timeperiod=params.rsi_window_bars),
+        )
 
     def batch(self, high: Floats, low: Floats, close: Floats) -> dict[str, Floats]:  # noqa: ARG002
         """Bands and RSI over the whole history (TA-Lib's Function API)."""

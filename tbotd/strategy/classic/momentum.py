@@ -16,7 +16,7 @@ import talib
 from talib import stream
 
 from tbotd.domain.actions import Reason
-from tbotd.strategy.classic.base import Values
+from tbotd.strategy.classic.base import Values, bars_to_open
 from tbotd.strategy.kinds import ClassicName
 from tbotd.strategy.signal import ABSTAIN, BIT, LONG, SHORT, Floats, Opinions
 
@@ -54,6 +54,11 @@ class Momentum:
 
     def __init__(self, params: MomentumParams) -> None:
         self.params = params
+        self.bars_to_open = max(
+            bars_to_open("EMA", timeperiod=params.fast_ema_bars),
+            bars_to_open("EMA", timeperiod=params.slow_ema_bars),
+            bars_to_open("ATR", timeperiod=params.atr_window_bars),
+        )
 
     def batch(self, high: Floats, low: Floats, close: Floats) -> dict[str, Floats]:
         """Both EMAs and the ATR over the whole history (TA-Lib's Function API)."""
