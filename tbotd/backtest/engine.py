@@ -22,6 +22,7 @@ from decimal import Decimal
 import numpy as np
 from numpy.typing import NDArray
 
+from tbotd.backtest.bars import BarRecord, BarState
 from tbotd.config.settings import Settings
 from tbotd.domain.actions import Action, ClosePosition, Hold, MoveProtection, OpenPosition
 from tbotd.domain.enums import MarketType, Side
@@ -140,12 +141,9 @@ class Simulator:
         self.entries: deque[int] = deque()  # candle open times (ms) of the decided entries
         self.skipped: Counter[str] = Counter()
         self.decided: list[Decided] = []
-        self._known: tuple[object, float, int, float, float] | None = None
+        self._known: tuple[object, BarState] | None = None
         self._position: tuple[object, Position | None] = (None, None)
-        self.balance = np.empty(self.n)
-        self.sign = np.zeros(self.n, dtype=np.int8)
-        self.qty = np.zeros(self.n)
-        self.entry = np.zeros(self.n)
+        self.per_bar = BarRecord(self.n)
 
     @property
     def wallet(self) -> pm.Wallet:
@@ -278,20 +276,20 @@ class Simulator:
             self._position = (p, p.as_position(self.params.leverage))
         return self._position[1]
 
-    def _state(self) -> tuple[object, float, int, float, float]:
-        """The floats the per-bar record keeps (balance, side, quantity, entry), converted once
-        per change of the wallet."""
+    def _state(self) -> BarState:
+        """What the per-bar record keeps (balance, side, quantity, entry), converted once per
+        change of the wallet (the same object while it does not change)."""
         known = self._known
         if known is not None and known[0] is self.wallet:
-            return known
+            return known[1]
         p = self.position()
         balance = float(self.wallet.balance if self.own_wallet else self.cash)
         if p is None:
-            known = (self.wallet, balance, 0, 0.0, 0.0)
+            state = BarState(balance)
         else:
-            known = (self.wallet, balance, p.side.sign, float(p.qty), float(p.entry_price))
-        self._known = known
-        return known
+            state = BarState(balance, p.side.sign, float(p.qty), float(p.entry_price))
+        self._known = (self.wallet, state)
+        return state
 
     def open(self, action: OpenPosition, mark: Decimal, at_ms: int) -> None:
         """Fill an entry at ``mark`` and protect it, or count why it could not be."""
@@ -356,14 +354,23 @@ class Simulator:
 
     def record(self, start: int, stop: int) -> None:
         """Bars ``[start, stop)`` end with the current balance and position (after their exits)."""
-        if stop <= start:
-            return
-        _, balance, sign, qty, entry = self._state()
-        self.balance[start:stop] = balance
-        self.sign[start:stop] = sign
-        if sign:
-            self.qty[start:stop] = qty
-            self.entry[start:stop] = entry
+        if stop > start:
+            self.per_bar.write(start, stop, self._state())
+
+    @property
+    def balance(self) -> NDArray[np.float64]:
+        """The balance after each bar."""
+        return self.per_bar.arrays()[0]
+
+    @property
+    def sign(self) -> NDArray[np.int8]:
+        """The position's side after each bar (+1 long, -1 short, 0 none)."""
+        return self.per_bar.arrays()[1]
+
+    @property
+    def qty(self) -> NDArray[np.float64]:
+        """The position's quantity (contracts) after each bar."""
+        return self.per_bar.arrays()[2]
 
     def finish(self) -> None:
         """Close what is still open at the last close (``end_of_data``), slipped and charged."""
@@ -380,10 +387,11 @@ class Simulator:
 
     def equity(self) -> NDArray[np.float64]:
         """Balance plus unrealised PnL at each close (float64: for curves and ratios only)."""
-        size = self.sign * self.qty * float(self.market.contract_size)
+        balance, sign, qty, entry = self.per_bar.arrays()
+        size = sign * qty * float(self.market.contract_size)
         if self.market.market_type is MarketType.LINEAR:
-            upnl = size * (self.c.close - self.entry)
+            upnl = size * (self.c.close - entry)
         else:
             with np.errstate(divide="ignore", invalid="ignore"):
-                upnl = np.where(self.sign != 0, size * (1 / self.entry - 1 / self.c.close), 0.0)
-        return np.asarray(self.balance + upnl, dtype=np.float64)
+                upnl = np.where(sign != 0, size * (1 / entry - 1 / self.c.close), 0.0)
+        return np.asarray(balance + upnl, dtype=np.float64)

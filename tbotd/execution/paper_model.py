@@ -16,7 +16,7 @@ settlement currency (USDT for linear, the coin for inverse).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 from enum import StrEnum
@@ -92,6 +92,11 @@ class Wallet:
         """Balance not posted as margin."""
         return self.balance - sum((p.margin for p in self.positions.values()), Decimal(0))
 
+    def with_(self, balance: Decimal, positions: dict[str, PaperPosition]) -> Wallet:
+        """This wallet after a change (built directly: ``dataclasses.replace`` re-reads the
+        fields on every call, and the backtest changes a wallet several times per trade)."""
+        return Wallet(self.currency, balance, positions)
+
 
 @dataclass(frozen=True, slots=True)
 class Execution:
@@ -158,7 +163,7 @@ def open_position(
     liq = liquidation_price(market, side, qty, price, margin, params.maintenance_margin_rate)
     position = PaperPosition(market.symbol, side, qty, price, at, margin, liq)
     positions = {**wallet.positions, market.symbol: position}
-    new = replace(wallet, balance=wallet.balance - cost, positions=positions)
+    new = wallet.with_(wallet.balance - cost, positions)
     return new, Execution(market.symbol, order_side, qty, price, cost, Decimal(0), at)
 
 
@@ -191,7 +196,7 @@ def close_position(
     if reason is ExitReason.LIQUIDATION:
         cost = min(cost, position.margin + realized)  # whatever margin is left pays the fee
     positions = {k: v for k, v in wallet.positions.items() if k != market.symbol}
-    new = replace(wallet, balance=wallet.balance + realized - cost, positions=positions)
+    new = wallet.with_(wallet.balance + realized - cost, positions)
     return new, Execution(
         market.symbol, order_side, position.qty, price, cost, realized, at, reason
     )
@@ -199,8 +204,19 @@ def close_position(
 
 def protect(wallet: Wallet, symbol: str, stop_loss: Decimal, take_profit: Decimal) -> Wallet:
     """Attach (or move) the protective levels of an open position."""
-    position = replace(wallet.positions[symbol], stop_loss=stop_loss, take_profit=take_profit)
-    return replace(wallet, positions={**wallet.positions, symbol: position})
+    p = wallet.positions[symbol]
+    position = PaperPosition(
+        p.symbol,
+        p.side,
+        p.qty,
+        p.entry_price,
+        p.opened_at,
+        p.margin,
+        p.liquidation_price,
+        stop_loss,
+        take_profit,
+    )
+    return wallet.with_(wallet.balance, {**wallet.positions, symbol: position})
 
 
 def candle_exit(position: PaperPosition, candle: Candle) -> tuple[ExitReason, Decimal] | None:
@@ -239,7 +255,7 @@ def charge_funding(
             market.market_type, position.side, position.qty, market.contract_size, mark, rate
         )
     )
-    return replace(wallet, balance=wallet.balance + amount), amount
+    return wallet.with_(wallet.balance + amount, wallet.positions), amount
 
 
 def unrealized(
