@@ -133,6 +133,7 @@ class Cycle:
         """Decide with ``strategy`` from the next cycle on (start-up, and SIGHUP reload)."""
         self.strategy = strategy
         self.session = strategy.session()
+        self._meta_error_said = False
 
     async def run(self, candle_time: datetime) -> CycleReport:
         """Decide the candle that opened at ``candle_time`` for every symbol."""
@@ -256,6 +257,7 @@ class Cycle:
             self.store.entries_decided(symbol, candle_time - ENTRY_WINDOW, candle_time),
         )
         decision = self.session.decide(inp, history)
+        self._say_meta_error()
         own = Decimal(0) if position is None else self._notional(position)
         with self.store.transaction():  # the guard's entry count and the decision: one commit
             gated = self.risk.gate(decision.actions, replace(exposure, own=own), market, mark)
@@ -263,6 +265,17 @@ class Cycle:
                 symbol, candle_time, gated.actions, self.clock.now(), decision.trace
             )
         return gated.actions, replace(exposure, gross=gated.gross)
+
+    def _say_meta_error(self) -> None:
+        """One ``meta-label-unusable`` event per strategy (start-up, each reload) whose
+        meta-label model would not load: its setups are all vetoed, which must not be silent."""
+        meta = self.strategy.meta
+        if meta is None or self._meta_error_said or meta.scorer.error is None:
+            return
+        self._meta_error_said = True
+        self.store.record_event(
+            self.clock.now(), "meta-label-unusable", meta.scorer.error, error=meta.scorer.error
+        )
 
     async def _execute(
         self,

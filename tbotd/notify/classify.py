@@ -35,6 +35,13 @@ _SIMPLE: dict[str, tuple[NoticeKind, Severity, str]] = {
     "ml_schema_mismatch": (K.ML_SOURCE, S.WARNING, "the remote ML service's schema differs"),
     "risk-trip": (K.RISK_GUARD, S.CRITICAL, "RISK GUARD TRIPPED"),
     "risk-reset": (K.RISK_GUARD, S.INFO, "risk guard reset"),
+    "model-expired": (K.MODEL_HEALTH, S.WARNING, "model past its shelf life, it abstains"),
+    "models-dir-refused": (K.MODEL_HEALTH, S.WARNING, "new models refused, the running ones stay"),
+    "meta-label-unusable": (
+        K.MODEL_HEALTH,
+        S.WARNING,
+        "meta-label model unusable: every classic setup is vetoed",
+    ),
 }
 
 _CLOSES: dict[str, tuple[NoticeKind, Severity, str]] = {

@@ -35,6 +35,11 @@ class MetaScorer(Protocol):
     """The meta-label model as the strategy asks it: per closed candle (the daemon's session),
     per bar of a history (the backtest)."""
 
+    @property
+    def error(self) -> str | None:
+        """Why the model is unusable (every setup is then vetoed); None while it is usable or
+        not asked yet."""
+
     def latest(self, history: Sequence[Candle]) -> Floats:
         """P(take-profit first | long, short) for the newest candle of ``history``: [1, 2],
         NaN where the model has no answer."""

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -22,17 +23,21 @@ from tbotd.cli import main
 from tbotd.config.settings import Settings
 from tbotd.domain.actions import Reason
 from tbotd.domain.markets import BTCUSDT_PERP
+from tbotd.domain.notices import EventRecord, Severity
 from tbotd.features import WARMUP
 from tbotd.ml.errors import ModelLoadError
 from tbotd.ml.meta.model import META_WEIGHTS, load_meta
 from tbotd.ml.meta.scorer import MetaModelScorer
+from tbotd.notify.classify import notice_for
+from tbotd.store import Store
 from tbotd.strategy.build import build_strategy
 from tbotd.strategy.meta_label import meta_gate
 from tbotd.strategy.rules import DecisionInput
 from tbotd.strategy.signal import ABSTAIN, BIT, FLAT, LONG, SHORT, Opinions
 from tests.conftest import CONFIGS
 from tests.synthetic import random_walk, to_candles, write_csv
-from tests.unit.backtest_support import MEAN_REVERSION, settings
+from tests.unit.backtest_support import MEAN_REVERSION, random_scenario, settings
+from tests.unit.cycle_support import daemon_cycles
 
 
 @pytest.fixture(scope="module")
@@ -214,3 +219,29 @@ def test_check_config_refuses_a_meta_label_model_that_would_not_load(
     ((key, why),) = runtime_problems(gated(broken, None))
     assert key == "strategy.meta_label.models_dir"
     assert "meta_label" in why
+
+
+async def test_an_unusable_meta_label_model_is_said_once_not_silently(tmp_path: Path) -> None:
+    """A meta-label directory that does not load vetoes every setup; the daemon records one
+    ``meta-label-unusable`` event naming why (the notifier warns), however many cycles run."""
+    broken = tmp_path / "meta"
+    broken.mkdir()
+    frame, _preds, funding = random_scenario(3, 300)
+    db = tmp_path / "d.db"
+    symbol = BTCUSDT_PERP.symbol
+    config = gated(broken, 0.5)
+    trades, _, _ = await daemon_cycles(
+        {symbol: frame}, {}, config, {symbol: BTCUSDT_PERP}, {symbol: funding}, db
+    )
+    assert trades == []  # every setup vetoed
+    store = Store.open(db)
+    events = store.query("SELECT * FROM events WHERE kind = 'meta-label-unusable'")
+    vetoed = store.query("SELECT COUNT(*) AS n FROM decisions WHERE base LIKE '%meta_missing%'")
+    store.close()
+    assert len(events) == 1
+    assert str(broken) in events[0]["message"]
+    assert vetoed[0]["n"] > 0
+    record = EventRecord(datetime.now(UTC), "meta-label-unusable", events[0]["message"])
+    notice = notice_for(record)
+    assert notice is not None
+    assert notice.severity is Severity.WARNING
