@@ -97,10 +97,13 @@ def run_status(args: argparse.Namespace) -> int:
         store.close()
     age = _age(args)
     models = status_json(metrics, health, age)
+    local = _versions(args)
     if args.json:
-        print(json.dumps({"models": models}, indent=2))
+        print(json.dumps({"models": models} | ({"local": local} if local else {}), indent=2))
     else:
         print(status_text(models))
+        if local:
+            print(versions_text(local))
     return EXIT_OK
 
 
@@ -167,6 +170,37 @@ def _age(args: argparse.Namespace) -> dict[str, Any]:
         "max_model_age_days": limit,
         "expired": limit is not None and days > limit,
     }
+
+
+def _versions(args: argparse.Namespace) -> dict[str, Any]:
+    """The configured models directory's live and previous versions (with --config), as
+    retraining and `tbotd models rollback` left them."""
+    if getattr(args, "config", None) is None:
+        return {}
+    from tbotd.config import load_settings
+    from tbotd.ml.versions import Layout, kept
+
+    live = load_settings(args.config).ml.models_dir
+    if live is None:
+        return {}
+    layout = Layout(live)
+    return {
+        "models_dir": str(live),
+        "live_version": layout.live_name(),
+        "previous_version": layout.previous_name(),
+        "versions": kept(live),
+    }
+
+
+def versions_text(local: dict[str, Any]) -> str:
+    """The terminal view of :func:`_versions`."""
+    if local["live_version"] is None:
+        return f"{local['models_dir']}: a plain directory (no retrained versions yet)"
+    previous = local["previous_version"] or "none"
+    return (
+        f"{local['models_dir']} -> {local['live_version']} (previous: {previous}; "
+        f"{len(local['versions'])} kept)"
+    )
 
 
 def status_text(models: list[dict[str, Any]]) -> str:

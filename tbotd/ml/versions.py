@@ -228,6 +228,15 @@ def _recover(layout: Layout, entry: dict[str, Any]) -> str:
     return f"undid the switch; {entry['live_before']} stays live"
 
 
+def kept(live: Path) -> list[str]:
+    """The versions on disk, oldest first (names sort by creation time); none when ``live`` is
+    a plain directory."""
+    versions = Layout(live).versions
+    if not versions.is_dir():
+        return []
+    return sorted(p.name for p in versions.iterdir() if p.is_dir() and not p.is_symlink())
+
+
 def prune(live: Path, keep: int) -> list[str]:
     """Delete the oldest versions beyond ``keep`` (never the live or the previous one)."""
     layout = Layout(live)

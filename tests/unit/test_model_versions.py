@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import signal
 from pathlib import Path
@@ -76,7 +77,8 @@ def test_a_switch_killed_at_any_step_leaves_one_whole_model_after_recovery(
 def test_rollback_makes_the_previous_version_live_and_records_an_event(
     tmp_path: Path, models_dir: Path, run_tbotd: RunTbotd
 ) -> None:
-    """`tbotd models rollback` swaps live and previous; a second rollback swaps them back."""
+    """`tbotd models rollback` swaps live and previous (an event, and `tbotd models status`
+    shows which version is live and which is previous)."""
     live = copy_model(models_dir, tmp_path / "models", version="old")
     from tbotd.ml import versions
 
@@ -94,6 +96,16 @@ def test_rollback_makes_the_previous_version_live_and_records_an_event(
     finally:
         store.close()
     assert [e["message"] for e in events] == ["old is live again (was new)"]
+    shown = run_tbotd("models", "status", "--json", "--config", str(config))
+    assert shown.returncode == 0, shown.stderr
+    assert json.loads(shown.stdout)["local"] == {
+        "models_dir": str(live),
+        "live_version": "old",
+        "previous_version": "new",
+        "versions": ["new", "old"],
+    }
+    text = run_tbotd("models", "status", "--config", str(config)).stdout
+    assert f"{live} -> old (previous: new; 2 kept)" in text
 
 
 def test_rollback_without_a_previous_version_says_what_to_do(
