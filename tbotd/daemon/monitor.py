@@ -196,20 +196,24 @@ class ModelMonitor:
             self.store.save_model_health(now, self.snapshot(sources))
         return graded
 
-    def snapshot(self, sources: Mapping[str, Any]) -> list[dict[str, Any]]:
+    def snapshot(
+        self, sources: Mapping[str, Any], graded: Sequence[Key] = ()
+    ) -> list[dict[str, Any]]:
         """Each assessed model's state, reasons, drift and error-change test (what `/status`
-        shows and `tbotd models status` reads back)."""
+        shows and `tbotd models status` reads back); ``graded`` adds models graded but not yet
+        assessed (healthy until they are)."""
         drift = {(d["model"], d["source"]): d for d in sources.get("drift", [])}
+        states = self.health.states
         return [
             {
                 "model": key[0],
                 "source": key[1],
-                "state": health.state.value,
-                "reasons": list(health.reasons),
+                "state": states[key].state.value if key in states else "healthy",
+                "reasons": list(states[key].reasons) if key in states else [],
                 "drift": drift.get(key, {"available": False}),
                 "error_change": self.changes.get(key, ErrorChange()).to_json(),
             }
-            for key, health in self.health.states.items()
+            for key in dict.fromkeys([*states, *graded])
         ]
 
     def _grade(self, now: datetime) -> int:

@@ -17,7 +17,6 @@ from tbotd.daemon.monitor import ModelMonitor
 from tbotd.daemon.risk import load_state, risk_status
 from tbotd.domain.enums import Side
 from tbotd.domain.values import ms_to_datetime, timeframe_delta
-from tbotd.monitoring.drift import ErrorChange
 from tbotd.monitoring.report import models_json
 from tbotd.ops.metrics import DAEMON_METRICS, DaemonMetrics
 
@@ -143,20 +142,17 @@ def recorded(store: Store, symbols: Sequence[str] | None = None) -> dict[str, An
 
 
 def _models(monitor: ModelMonitor, chain: dict[str, Any]) -> list[dict[str, Any]]:
-    """Each model's rolling metrics with its health state, input drift and error-change test."""
-    drift = {(d["model"], d["source"]): d for d in chain.get("drift", [])}
-    health = monitor.health.to_json()
+    """Each model's rolling metrics with its health state, input drift and error-change test
+    (the monitor's :meth:`~tbotd.daemon.monitor.ModelMonitor.snapshot`, which the daemon also
+    saves for `tbotd models status`)."""
+    graded = models_json(monitor.metrics())
+    keys = [(m["name"], m["source"]) for m in graded]
+    assessed = {(a["model"], a["source"]): a for a in monitor.snapshot(chain, keys)}
     out = []
-    for m in models_json(monitor.metrics()):
-        key = (m["name"], m["source"])
-        out.append(
-            m
-            | {
-                "health": health.get(key, {"state": "healthy", "reasons": []}),
-                "error_change": monitor.changes.get(key, ErrorChange()).to_json(),
-                "drift": drift.get(key, {"available": False}),
-            }
-        )
+    for m, key in zip(graded, keys, strict=True):
+        a = assessed[key]
+        health = {"state": a["state"], "reasons": a["reasons"]}
+        out.append(m | {"health": health, "error_change": a["error_change"], "drift": a["drift"]})
     return out
 
 
