@@ -28,7 +28,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from tbotd.config.settings import MLDirectionalConfig
+from tbotd.config.strategy import MLDirectionalConfig
 from tbotd.domain.enums import OrderRole, OrderSide, OrderType, Side
 from tbotd.domain.orders import client_order_id
 from tbotd.domain.values import ms_to_datetime

@@ -16,7 +16,7 @@ import ccxt.async_support as ccxt
 
 from benchmarks.reliability.checks import BOUNDS, TICKS, client_order_id_for
 from benchmarks.reliability.procs import DaemonProcess
-from tbotd.config.settings import MLDirectionalConfig
+from tbotd.config.strategy import MLDirectionalConfig
 from tbotd.domain.enums import MarketType
 from tbotd.execution.protection import StopBounds, verdict
 from tbotd.execution.venue import CcxtVenue

@@ -45,7 +45,8 @@ from numpy.typing import NDArray
 from tbotd.backtest.metrics import bars_per_year
 from tbotd.backtest.predictions import ml_inputs, with_meta
 from tbotd.backtest.run import BacktestResult, Inputs, simulate
-from tbotd.config.settings import MLEnhancedConfig, Settings
+from tbotd.config.settings import Settings
+from tbotd.config.strategy import MLEnhancedConfig
 from tbotd.domain.actions import Reason
 from tbotd.domain.errors import InvalidDataError
 from tbotd.risk.guard import RiskLimits

@@ -11,10 +11,9 @@ from tbotd.config.settings import (
     MLConfig,
     OpsConfig,
     Settings,
-    StrategyConfig,
-    StrategyMode,
     WireFormat,
 )
+from tbotd.config.strategy import StrategyConfig, StrategyMode
 from tbotd.strategy.kinds import OnNeutral
 
 __all__ = [

@@ -11,12 +11,12 @@ from __future__ import annotations
 from decimal import Decimal
 
 from tbotd.config.ml_strategies import PureMLTables
-from tbotd.config.settings import (
+from tbotd.config.settings import Settings
+from tbotd.config.strategy import (
     ClassicStrategyConfig,
     MeanReversionConfig,
     MLEnhancedConfig,
     MomentumConfig,
-    Settings,
 )
 from tbotd.strategy.classic import (
     ClassicStrategy,

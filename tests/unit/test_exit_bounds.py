@@ -13,7 +13,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tbotd.config import ConfigInvalidError
-from tbotd.config.settings import OnNeutral, Settings
+from tbotd.config.settings import Settings
 from tbotd.domain import ClosePosition, Hold, MoveProtection, OpenPosition, Position, Prediction
 from tbotd.domain.actions import ClampReason, ExitLevel
 from tbotd.domain.enums import MarketType, Side
@@ -23,6 +23,7 @@ from tbotd.execution import paper_model as pm
 from tbotd.execution.broker import protection_after_fill
 from tbotd.strategy import DecisionInput, ExitParams, ManagerConfig, decide
 from tbotd.strategy.exits import LIQUIDATION_SHARE, ExitBounds, plan_exits
+from tbotd.strategy.kinds import OnNeutral
 from tests.unit.backtest_support import candles, predictions, settings
 
 T0 = datetime(2024, 5, 1, 10, 0, tzinfo=UTC)

@@ -11,7 +11,6 @@ import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from tbotd.config.settings import OnNeutral
 from tbotd.domain import (
     ClosePosition,
     ExitSource,
@@ -35,6 +34,7 @@ from tbotd.strategy import (
     protective_prices,
 )
 from tbotd.strategy.exits import plan_exits
+from tbotd.strategy.kinds import OnNeutral
 
 T0 = datetime(2024, 5, 1, 10, 0, tzinfo=UTC)
 # Binance's own rules (tbotd.domain.markets), with a 5 USDT minimum notional so small test

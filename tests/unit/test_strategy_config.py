@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from tbotd.config import ConfigInvalidError, load_settings
-from tbotd.config.settings import MLEnhancedConfig
+from tbotd.config.strategy import MLEnhancedConfig
 from tbotd.strategy.build import build_strategy
 from tbotd.strategy.kinds import EnhanceMode, ReplaceOn, StrategyKind
 from tests.conftest import CONFIGS, RunTbotd
