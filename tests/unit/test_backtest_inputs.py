@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from tbotd.backtest import read_funding, read_predictions_csv
 from tbotd.backtest.engine import dec
 from tbotd.marketdata.candle_csv import read_candle_csv
+from tbotd.marketdata.cells import parse_times, plain_times
 
 START = 1_709_510_400_000  # 2024-03-04 00:00 UTC
 
@@ -70,3 +71,23 @@ def test_funding_rates_are_exact_decimals(tmp_path: Path) -> None:
         START + 28_800_000: Decimal("-0.00012232"),
     }
     assert np.array_equal(np.array(list(read_funding(path))), np.array([START, START + 28_800_000]))
+
+
+CELL = st.one_of(
+    st.integers(min_value=0, max_value=10**17).map(str),
+    st.text(alphabet="0123456789 +-.e²٣T:Z", min_size=0, max_size=18),
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(cells=st.lists(CELL, min_size=1, max_size=20))
+def test_the_fast_timestamp_path_agrees_with_the_strict_parser(cells: list[str]) -> None:
+    """The bytes-level reader of plain-digit times either declines (the strict parser then names
+    the bad lines) or gives exactly the strict parser's numbers, never a third answer."""
+    fast = plain_times(pd.Series(cells, dtype="str"))
+    if fast is None:
+        return
+    slow, problems = parse_times(np.array(cells), np.arange(len(cells), dtype=np.int64))
+    assert problems == []
+    assert fast.tolist() == slow.tolist()
+    assert all(c.isascii() and c.isdigit() and len(c) <= 16 for c in cells)
