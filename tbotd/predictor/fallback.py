@@ -191,7 +191,11 @@ class FallbackPredictor:
                     {s: histories[s] for s in asked}, cycle.candle_time, deadline
                 )
         except TimeoutError:
-            cycle.fail(asked, SourceFailure("remote", "timeout", "no answer before the deadline"))
+            cut = remote.cut_short  # retrying a refused connection when the deadline came
+            why = SourceFailure("remote", cut.reason, str(cut)) if cut is not None else None
+            cycle.fail(
+                asked, why or SourceFailure("remote", "timeout", "no answer before the deadline")
+            )
             return
         except RemoteError as e:
             cycle.fail(asked, SourceFailure("remote", e.reason, str(e)))
