@@ -24,7 +24,6 @@ import asyncio
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from datetime import datetime
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tbotd.config.settings import Settings
@@ -41,7 +40,12 @@ from tbotd.predictor.expiry import Expiry, expired_answer, expiry_of
 from tbotd.predictor.outcome import PredictionOutcome, Skip, SourceFailure
 from tbotd.predictor.protocols import EventSink, LocalModel
 from tbotd.predictor.remote import RemotePredictor
-from tbotd.predictor.sources import SourceWatch, whole_source_failures
+from tbotd.predictor.sources import (
+    SourceWatch,
+    describe_error,
+    hopeless,
+    whole_source_failures,
+)
 
 if TYPE_CHECKING:
     pass
@@ -187,14 +191,18 @@ class FallbackPredictor:
                     {s: histories[s] for s in asked}, cycle.candle_time, deadline
                 )
         except TimeoutError:
-            cycle.fail(asked, SourceFailure("remote", "timeout", "no answer before the deadline"))
+            cut = remote.cut_short  # retrying a refused connection when the deadline came
+            why = SourceFailure("remote", cut.reason, str(cut)) if cut is not None else None
+            cycle.fail(
+                asked, why or SourceFailure("remote", "timeout", "no answer before the deadline")
+            )
             return
         except RemoteError as e:
             cycle.fail(asked, SourceFailure("remote", e.reason, str(e)))
             self._remote_failed(e)
             return
         except Exception as e:  # noqa: BLE001 - a bug here must not cost the cycle its decision
-            error = _describe(e)
+            error = describe_error(e)
             log.error("remote predictor failed unexpectedly", error=error)  # noqa: TRY400 - fast
             cycle.fail(asked, SourceFailure("remote", "error", error))
             return
@@ -266,7 +274,7 @@ class FallbackPredictor:
     ) -> None:
         loop = asyncio.get_running_loop()
         source = model.source.value
-        asked = [s for s in cycle.pending if not _hopeless(cycle.failures[s])]
+        asked = [s for s in cycle.pending if not hopeless(cycle.failures[s])]
         if not asked:
             return
         if loop.time() >= deadline:
@@ -286,7 +294,7 @@ class FallbackPredictor:
             cycle.fail(asked, SourceFailure(source, "timeout", "local models did not answer"))
             return
         except Exception as e:  # noqa: BLE001 - e.g. a CUDA error: the next source takes over
-            error = _describe(e)
+            error = describe_error(e)
             log.error("local models failed", source=source, error=error)  # noqa: TRY400 - fast
             cycle.fail(asked, SourceFailure(source, "error", error))
             return
@@ -371,31 +379,11 @@ class FallbackPredictor:
             await asyncio.to_thread(model.close)
 
 
-def _describe(error: BaseException) -> str:
-    """``Type: message (file.py:line)`` — where it was raised, without rendering a traceback.
-
-    A full traceback (rich, with locals, on a console) can take longer than the deadline, and
-    these lines are logged inside it.
-    """
-    tb = error.__traceback__
-    while tb is not None and tb.tb_next is not None:
-        tb = tb.tb_next
-    where = f" ({Path(tb.tb_frame.f_code.co_filename).name}:{tb.tb_lineno})" if tb else ""
-    return f"{type(error).__name__}: {error}{where}"
-
-
 def _best_source(remote: RemotePredictor | None, local: Sequence[LocalModel]) -> PredictionSource:
     """The source the chain uses when nothing fails."""
     if remote is not None:
         return PredictionSource.REMOTE
     return local[0].source if local else PredictionSource.NEUTRAL
-
-
-def _hopeless(failures: Sequence[SourceFailure]) -> bool:
-    """A history one local model found unusable is unusable for the next one too."""
-    return any(
-        f.source.startswith("local") and f.reason == "insufficient_history" for f in failures
-    )
 
 
 __all__ = [

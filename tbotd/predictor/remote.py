@@ -129,6 +129,8 @@ class RemotePredictor:
                 async with asyncio.timeout_at(deadline):
                     result = await self._predict(histories, candle_time, deadline)
             except TimeoutError as e:
+                if self._http.cut_short is not None:  # down until the deadline, not slow
+                    raise self._http.cut_short from e
                 raise RemoteTimeoutError("no answer within the cycle's deadline") from e
         except RemoteError as e:
             self._failed(e)
@@ -144,6 +146,11 @@ class RemotePredictor:
             self.breaker.release()  # nothing was asked: not a verdict on the remote
         self._metrics.breaker_open.set(int(self.breaker.is_open))
         return result
+
+    @property
+    def cut_short(self) -> RemoteError | None:
+        """The retryable failure the last call was retrying when its deadline came."""
+        return self._http.cut_short
 
     def _failed(self, error: RemoteError) -> None:
         if isinstance(error, RemoteAuthError | SchemaMismatchError):

@@ -3,13 +3,16 @@
 The chain's state after a cycle is the worst source any symbol got (remote < local-gpu <
 local-cpu < neutral): one symbol on the fallback is already a degraded service. A change is
 reported once, with the failures' codes (never their text: a service's error may quote a
-secret), and whether the new state is the expected one (the best configured source).
+secret), and whether the new state is the expected one (the best configured source). Also the
+two small judgements the chain makes about a failure: how to describe it in one line, and
+whether a history one local model refused is hopeless for the next.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from tbotd.domain.enums import PredictionSource
@@ -79,3 +82,23 @@ def whole_source_failures(
             if f.reason not in PER_SYMBOL_REASONS:
                 now.setdefault(f.source, f)
     return {source: (previous.get(source, (0, f))[0] + 1, f) for source, f in now.items()}
+
+
+def describe_error(error: BaseException) -> str:
+    """``Type: message (file.py:line)`` — where it was raised, without rendering a traceback.
+
+    A full traceback (rich, with locals, on a console) can take longer than the deadline, and
+    these lines are logged inside it.
+    """
+    tb = error.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    where = f" ({Path(tb.tb_frame.f_code.co_filename).name}:{tb.tb_lineno})" if tb else ""
+    return f"{type(error).__name__}: {error}{where}"
+
+
+def hopeless(failures: Sequence[SourceFailure]) -> bool:
+    """A history one local model found unusable is unusable for the next one too."""
+    return any(
+        f.source.startswith("local") and f.reason == "insufficient_history" for f in failures
+    )

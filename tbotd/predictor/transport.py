@@ -19,7 +19,7 @@ from datetime import UTC, datetime, timedelta
 import aiohttp
 
 from tbotd.config.settings import MLConfig, sends_secrets_safely
-from tbotd.domain.errors import ConfigError
+from tbotd.domain.errors import ConfigError, RetryableError
 from tbotd.domain.prediction import PREDICTION_SCHEMA_VERSION
 from tbotd.ops.clock import Clock, SystemClock
 from tbotd.ops.logs import register_secrets
@@ -96,6 +96,10 @@ class Transport:
             cap_s=config.remote_backoff_cap_s,
         )
         self._session: aiohttp.ClientSession | None = None
+        # the retryable failure a call was retrying when its deadline came (None while an
+        # attempt is in flight): a service refusing connections until the deadline is down
+        # ("connect"), which an operator must not read as merely slow ("timeout")
+        self.cut_short: RemoteError | None = None
 
     async def _session_for(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
@@ -125,10 +129,15 @@ class Transport:
             headers["Content-Type"] = "application/json"
             headers[SCHEMA_HEADER] = str(PREDICTION_SCHEMA_VERSION)
 
+        self.cut_short = None
+
         async def attempt() -> bytes:
             remaining = deadline - loop.time()
             if remaining <= 0:
+                if self.cut_short is not None:
+                    raise self.cut_short
                 raise RemoteTimeoutError(f"{method} {path}: no time left before the deadline")
+            self.cut_short = None
             started = loop.time()
             outcome = "error"
             try:
@@ -145,19 +154,23 @@ class Transport:
                     return data
             except RemoteError as e:
                 outcome = e.reason
+                if isinstance(e, RetryableError):
+                    self.cut_short = e
                 raise
             except asyncio.CancelledError:
                 outcome = "deadline"
                 raise
             except aiohttp.ConnectionTimeoutError as e:
                 outcome = "connect"
-                raise RemoteRetryableError(f"{method} {path}: connect timeout") from e
+                self.cut_short = RemoteRetryableError(f"{method} {path}: connect timeout")
+                raise self.cut_short from e
             except TimeoutError as e:
                 outcome = "timeout"
                 raise RemoteTimeoutError(f"{method} {path}: no response in time") from e
             except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError) as e:
                 outcome = "connect"
-                raise RemoteRetryableError(f"{method} {path}: {type(e).__name__}") from e
+                self.cut_short = RemoteRetryableError(f"{method} {path}: {type(e).__name__}")
+                raise self.cut_short from e
             except aiohttp.ClientError as e:
                 raise RemoteError(f"{method} {path}: {type(e).__name__}") from e
             finally:
