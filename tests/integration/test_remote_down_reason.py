@@ -19,11 +19,11 @@ from tests.integration.fallback_support import closed_port_url, ml_config
 
 
 class _Overslept(SystemClock):
-    """A loaded machine: every backoff sleeps 0.2 s longer than asked, so a retry the helper
-    started with time to spare finds the deadline already gone."""
+    """A loaded machine: every backoff sleeps 1.5 s longer than asked, so a retry the helper
+    started with time to spare finds the deadline (1 s away) already gone."""
 
     async def sleep(self, seconds: float) -> None:
-        await asyncio.sleep(seconds + 0.2)
+        await asyncio.sleep(seconds + 1.5)
 
 
 class _Longest(random.Random):
@@ -46,7 +46,7 @@ async def test_refused_until_the_deadline_is_connect_not_timeout(
         clock=_Overslept(),
         rng=_Longest(),
     )
-    deadline = asyncio.get_running_loop().time() + 0.1
+    deadline = asyncio.get_running_loop().time() + 1.0  # the first attempt surely fits
     try:
         with pytest.raises(RemoteError) as caught:
             await remote.predict(histories, candle_time, deadline)
