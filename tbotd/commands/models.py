@@ -23,6 +23,7 @@ from tbotd.commands import EXIT_BAD_INPUT, EXIT_OK
 from tbotd.commands.database import add_database_choice, database_path
 
 if TYPE_CHECKING:
+    from tbotd.config.settings import Settings
     from tbotd.monitoring.metrics import ModelMetrics
     from tbotd.store import Store
 
@@ -95,9 +96,10 @@ def run_status(args: argparse.Namespace) -> int:
         metrics, health = load_saved(store).metrics(), store.model_health()
     finally:
         store.close()
-    age = _age(args)
+    settings = _settings(args)
+    age = _age(settings) if settings is not None else {}
     models = status_json(metrics, health, age)
-    local = _versions(args)
+    local = _versions(settings) if settings is not None else {}
     if args.json:
         print(json.dumps({"models": models} | ({"local": local} if local else {}), indent=2))
     else:
@@ -141,17 +143,22 @@ def status_json(
     return out
 
 
-def _age(args: argparse.Namespace) -> dict[str, Any]:
-    """The configured local model's training end, age and shelf life (with --config)."""
+def _settings(args: argparse.Namespace) -> Settings | None:
+    """The config given with --config (None with --db): read once for the age and versions."""
     if getattr(args, "config", None) is None:
-        return {}
+        return None
+    from tbotd.config import load_settings
+
+    return load_settings(args.config)
+
+
+def _age(settings: Settings) -> dict[str, Any]:
+    """The configured local model's training end, age and shelf life."""
     from datetime import UTC
 
-    from tbotd.config import load_settings
     from tbotd.ml.errors import ModelLoadError
     from tbotd.ml.manifest import read_manifest
 
-    settings = load_settings(args.config)
     if settings.ml.models_dir is None:
         return {}
     try:
@@ -172,15 +179,12 @@ def _age(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
-def _versions(args: argparse.Namespace) -> dict[str, Any]:
-    """The configured models directory's live and previous versions (with --config), as
-    retraining and `tbotd models rollback` left them."""
-    if getattr(args, "config", None) is None:
-        return {}
-    from tbotd.config import load_settings
+def _versions(settings: Settings) -> dict[str, Any]:
+    """The configured models directory's live and previous versions, as retraining and
+    `tbotd models rollback` left them."""
     from tbotd.ml.versions import Layout, kept
 
-    live = load_settings(args.config).ml.models_dir
+    live = settings.ml.models_dir
     if live is None:
         return {}
     layout = Layout(live)

@@ -241,11 +241,7 @@ def prune(live: Path, keep: int) -> list[str]:
     """Delete the oldest versions beyond ``keep`` (never the live or the previous one)."""
     layout = Layout(live)
     pinned = {layout.live_name(), layout.previous_name()}
-    names = sorted(
-        p.name
-        for p in layout.versions.iterdir()
-        if p.is_dir() and not p.is_symlink() and p.name not in pinned
-    )
+    names = [name for name in kept(live) if name not in pinned]
     doomed = names[: max(0, len(names) - max(0, keep - len(pinned - {None})))]
     for name in doomed:
         shutil.rmtree(layout.version(name), ignore_errors=True)
