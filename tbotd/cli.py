@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from tbotd import __version__
 from tbotd.commands import EXIT_BAD_INPUT, EXIT_FAILURE
 from tbotd.domain.errors import ConfigError, InvalidDataError, TbotdError
-from tbotd.ops.signals import Terminated, install_early, restore
+from tbotd.ops.signals import Terminated, install_early, restore, stopped_by_signal
 
 # One module per subcommand, in the order `tbotd --help` lists them.
 COMMAND_MODULES = (
@@ -66,5 +66,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except TbotdError as e:
         print(f"tbotd {args.command}: {e}", file=sys.stderr)
         return EXIT_FAILURE
+    except Exception as e:
+        if stopped_by_signal(e):  # SIGTERM landed in code that re-raised it as another error
+            return 0
+        raise
     finally:
         restore(previous)  # a program that called main() (a test) gets its own handlers back

@@ -53,6 +53,23 @@ def restore(previous: Handlers) -> None:
         signal.signal(signum, handler)
 
 
+def stopped_by_signal(error: BaseException) -> bool:
+    """Whether ``error`` is :class:`Terminated` wrapped by the code it interrupted.
+
+    The signal can land anywhere, also inside machinery that re-raises what it caught as
+    something else (a class body's ``__set_name__`` turns it into a ``RuntimeError`` while a
+    module is still being imported); that is still a requested stop, not a failure.
+    """
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        if isinstance(current, Terminated):
+            return True
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return False
+
+
 def check_stop() -> None:
     """Raise :class:`Terminated` when a stop was requested (for threads doing long work)."""
     if STOP.is_set():
