@@ -82,6 +82,7 @@ class LiveBroker(CloseChecks):
         self.suspended: dict[str, str] = {}
         self.verdicts: dict[str, Verdict] = {}
         self._reported: set[str] = set()
+        self._swept: dict[str, datetime] = {}
         self._seq_floor: dict[tuple[str, OrderRole], int] = {}
         self._retuned: set[str] = set()  # symbols whose leverage a reload changed, not yet set
 

@@ -21,8 +21,8 @@ from tbotd.domain.enums import OrderRole, OrderSide, Side
 from tbotd.domain.orders import Fill, Order, OrderState, id_role
 from tbotd.domain.positions import Position
 from tbotd.domain.values import datetime_to_ms
+from tbotd.execution.live_fills import ADOPT_LOOKBACK, LiveFills
 from tbotd.execution.live_orders import SEND
-from tbotd.execution.live_protect import LiveProtection
 from tbotd.execution.orders import new_order
 from tbotd.execution.protection import VenueOrder, VenuePosition
 from tbotd.execution.reconcile import (
@@ -47,10 +47,9 @@ from tbotd.ops.logs import get_logger
 
 log = get_logger(__name__)
 _PROTECTIVE = (OrderRole.STOP_LOSS, OrderRole.TAKE_PROFIT)
-ADOPT_LOOKBACK = timedelta(days=2)  # how far back a position's hand-made fills are looked for
 
 
-class LiveRecovery(LiveProtection):
+class LiveRecovery(LiveFills):
     """Reconciliation and protective-order settlement for the live broker."""
 
     suspended: dict[str, str]  # symbol → why another trader's orders stop our entries there
@@ -120,6 +119,8 @@ class LiveRecovery(LiveProtection):
         for symbol in symbols:
             if symbol not in suspended:
                 self._lift(symbol)
+            if not ({symbol} & (suspended | set(positions) | set(self._store.positions()))):
+                await self.sweep_fills(symbol)
             await self.check_settings(
                 symbol, settings.get(symbol, SymbolSettings(None, None)), symbol not in positions
             )
@@ -215,34 +216,6 @@ class LiveRecovery(LiveProtection):
 
     async def _open_orders(self, symbols: list[str]) -> list[VenueOrder]:
         return await self._idempotent(partial(self._venue.open_orders, symbols), "open orders")
-
-    async def _recover_fills(self) -> None:
-        """Fetch the executions of orders stored as filled but never booked (a crash between
-        the two writes): without them the balance, fees and the trade would be wrong."""
-        for order in self._store.filled_without_fills():
-            state = await self._lookup(order.symbol, order.client_id, order.type.is_conditional)
-            if state is not None and state.filled_qty:
-                fills = await self._record_fills(order, state)
-                self._event(
-                    "fills-recovered", f"{order.client_id}: {len(fills)} fill(s)", order.symbol
-                )
-
-    async def _venue_fills(self, symbol: str, since: datetime) -> list[Fill]:
-        """The venue's executions on ``symbol`` since ``since`` that we never recorded (a
-        person's, or ours while the database could not be written), now recorded."""
-        found = await self._idempotent(
-            partial(self._venue.fills_since, symbol, since), f"fills {symbol}"
-        )
-        known = {f.trade_id for f in self._store.fills(symbol)}
-        new = []
-        for exchange_id, fill in found:
-            if fill.trade_id in known:
-                continue
-            order = self._store.order_by_exchange_id(exchange_id)
-            new.append(fill if order is None else replace(fill, client_order_id=order.client_id))
-        with self._recording():
-            self._store.record_fills(new)
-        return new
 
     async def _adopt(self, fix: AdoptPosition) -> None:
         """The venue's position replaces ours: a hand change, its fills recorded and any part

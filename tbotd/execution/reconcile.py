@@ -26,16 +26,21 @@ a person, another program). The rules:
   that no open position needs and that have rested for a while (not the fresh stop of another
   daemon's entry, caught between two snapshots) are cancelled, not left to act on a later
   position;
-* any other manual order → reported once, never touched.
+* any other manual order → reported once, never touched;
+* fills on the account that none of ours explains and that add up to nothing (a person's round
+  trip between two looks, while our books are flat there) → recorded and booked as an external
+  trade, so the books keep equal to the account's balance.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from decimal import Decimal
 from enum import StrEnum
 
-from tbotd.domain.orders import Order, OrderState, id_owner
+from tbotd.domain.enums import OrderSide, Side
+from tbotd.domain.orders import Fill, Order, OrderState, id_owner
 from tbotd.domain.positions import Position
 from tbotd.execution.protection import StopBounds, VenueOrder, VenuePosition, Verdict, verdict
 
@@ -51,10 +56,12 @@ __all__ = [
     "Protect",
     "ReportUnknown",
     "ResolveOrder",
+    "RoundTrip",
     "Suspend",
     "VenueOrder",
     "VenuePosition",
     "classify",
+    "outside_round_trip",
     "reconcile_orders",
     "reconcile_positions",
 ]
@@ -265,3 +272,48 @@ def _symbol_fixes(
     if not judged.protected or take_missing:
         fixes.append(Protect(theirs, judged, take_missing))
     return fixes + unknown
+
+
+@dataclass(frozen=True, slots=True)
+class RoundTrip:
+    """Fills nobody here placed that add up to nothing: a person opened and closed (or added
+    and took back) between two looks at the account, so no position differs, yet the account's
+    balance moved by their realised PnL and fees."""
+
+    fills: tuple[Fill, ...]
+    side: Side
+    qty: Decimal
+    entry_price: Decimal
+    exit_price: Decimal
+    pnl: Decimal
+    fees: Decimal
+
+
+def outside_round_trip(fills: Iterable[Fill]) -> RoundTrip | None:
+    """The round trip that ``fills`` (time order) make, or None when they do not net to zero
+    (a position change: adopting or dropping the position records those) or there are none."""
+    fills = tuple(sorted(fills, key=lambda f: (f.time, f.trade_id)))
+    if not fills or sum(_signed(f) for f in fills) != 0:
+        return None
+    side = Side.LONG if fills[0].side is OrderSide.BUY else Side.SHORT
+    opening = [f for f in fills if f.side is not side.exit_order_side]
+    closing = [f for f in fills if f.side is side.exit_order_side]
+    qty = sum((f.qty for f in opening), Decimal(0))
+    return RoundTrip(
+        fills,
+        side,
+        qty,
+        _average_price(opening),
+        _average_price(closing),
+        sum((f.realized_pnl for f in fills), Decimal(0)),
+        sum((f.fee for f in fills), Decimal(0)),
+    )
+
+
+def _signed(fill: Fill) -> Decimal:
+    return fill.qty if fill.side is OrderSide.BUY else -fill.qty
+
+
+def _average_price(fills: list[Fill]) -> Decimal:
+    qty = sum((f.qty for f in fills), Decimal(0))
+    return sum((f.qty * f.price for f in fills), Decimal(0)) / qty

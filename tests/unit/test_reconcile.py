@@ -9,7 +9,7 @@ from decimal import Decimal
 
 from tbotd.domain import Order, OrderRole, OrderSide, OrderState, OrderType, Position, Side
 from tbotd.domain import client_order_id as cid
-from tbotd.domain.orders import owner_tag
+from tbotd.domain.orders import Fill, owner_tag
 from tbotd.execution.protection import Problem, StopBounds
 from tbotd.execution.reconcile import (
     AdoptPosition,
@@ -24,6 +24,7 @@ from tbotd.execution.reconcile import (
     Suspend,
     VenueOrder,
     VenuePosition,
+    outside_round_trip,
     reconcile_orders,
     reconcile_positions,
 )
@@ -202,3 +203,32 @@ def test_an_empty_database_cancels_leftover_reduce_only_orders_nothing_needs() -
     fresh = replace(venue(old_stop), created_ms=NOW_MS - 1000)  # another daemon's new stop
     assert fixes(books(traded=False), {}, [fresh]) == [Suspend(SYM, (fresh,))]
     assert fixes(books(traded=True), {}, [venue(old_stop)]) == [Suspend(SYM, (venue(old_stop),))]
+
+
+def fill(n: int, side: OrderSide, qty: str, price: str, pnl: str = "0") -> Fill:
+    return Fill(
+        str(n), f"venue:{n}", SYM, side, D(qty), D(price), D("0.5"), "USDT",
+        T0.replace(minute=n), D(pnl),
+    )  # fmt: skip
+
+
+def test_outside_fills_that_add_up_to_nothing_are_one_round_trip() -> None:
+    """A short opened in two fills and closed in one: side, size, prices, PnL and fees."""
+    trip = outside_round_trip(
+        [
+            fill(3, OrderSide.BUY, "0.3", "90", pnl="15"),
+            fill(1, OrderSide.SELL, "0.1", "100"),
+            fill(2, OrderSide.SELL, "0.2", "106"),
+        ]
+    )
+    assert trip is not None
+    assert [f.trade_id for f in trip.fills] == ["1", "2", "3"]  # time order
+    assert (trip.side, trip.qty) == (Side.SHORT, D("0.3"))
+    assert (trip.entry_price, trip.exit_price) == (D(104), D(90))
+    assert (trip.pnl, trip.fees) == (D(15), D("1.5"))
+
+
+def test_outside_fills_that_change_a_position_are_not_a_round_trip() -> None:
+    """Fills that leave a position (or none at all) are left to adopting or dropping it."""
+    assert outside_round_trip([fill(1, OrderSide.BUY, "0.1", "100")]) is None
+    assert outside_round_trip([]) is None

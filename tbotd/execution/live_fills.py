@@ -1,0 +1,111 @@
+"""The account's executions in the live broker's books: ours whose booking a crash cut short,
+a person's found when a position differs, and a person's round trip that leaves no difference.
+
+Every fill on the account moves its balance, so the books record every one of them — whoever
+placed the order — and book each closing one in a trade (README: Protection): the database's
+ledger then equals the exchange's wallet, and realised PnL equals what the trades say.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import datetime, timedelta
+from decimal import Decimal
+from functools import partial
+
+from tbotd.domain.errors import StorageUnavailableError
+from tbotd.domain.orders import Fill
+from tbotd.execution.broker import record_trade
+from tbotd.execution.live_protect import LiveProtection
+from tbotd.execution.reconcile import RoundTrip, outside_round_trip
+from tbotd.store import Trade
+
+ADOPT_LOOKBACK = timedelta(days=2)  # how far back a position's hand-made fills are looked for
+
+
+class LiveFills(LiveProtection):
+    """Recording the venue's fills that the order flow did not (a mixin of the live broker)."""
+
+    _swept: dict[str, datetime]  # symbol → every outside fill before this time is in the books
+
+    async def _recover_fills(self) -> None:
+        """Fetch the executions of orders stored as filled but never booked (a crash between
+        the two writes): without them the balance, fees and the trade would be wrong."""
+        for order in self._store.filled_without_fills():
+            state = await self._lookup(order.symbol, order.client_id, order.type.is_conditional)
+            if state is not None and state.filled_qty:
+                fills = await self._record_fills(order, state)
+                self._event(
+                    "fills-recovered", f"{order.client_id}: {len(fills)} fill(s)", order.symbol
+                )
+
+    async def _venue_fills(self, symbol: str, since: datetime) -> list[Fill]:
+        """The venue's executions on ``symbol`` since ``since`` that we never recorded (a
+        person's, or ours while the database could not be written), now recorded."""
+        found = await self._idempotent(
+            partial(self._venue.fills_since, symbol, since), f"fills {symbol}"
+        )
+        known = {f.trade_id for f in self._store.fills(symbol)}
+        new = []
+        for exchange_id, fill in found:
+            if fill.trade_id in known:
+                continue
+            order = self._store.order_by_exchange_id(exchange_id)
+            new.append(fill if order is None else replace(fill, client_order_id=order.client_id))
+        with self._recording():
+            self._store.record_fills(new)
+        return new
+
+    async def sweep_fills(self, symbol: str) -> None:
+        """Book a person's round trip on ``symbol`` that no position difference revealed.
+
+        Called by reconciliation (every symbol lock held) where our books and the venue are
+        both flat: then none of our orders can be filling, and every unrecorded fill since the
+        last sweep is someone else's. Fills that do not add up to nothing are a position
+        change that adopting or dropping records; the sweep waits for them.
+        """
+        since = self._swept.get(symbol) or self._first_sweep(symbol)
+        found = await self._idempotent(
+            partial(self._venue.fills_since, symbol, since), f"fills {symbol}"
+        )
+        known = {f.trade_id for f in self._store.fills(symbol)}
+        outside = [
+            fill
+            for exchange_id, fill in found
+            if fill.trade_id not in known and self._store.order_by_exchange_id(exchange_id) is None
+        ]
+        trip = outside_round_trip(outside)
+        if outside and trip is None:
+            self._swept[symbol] = min(f.time for f in outside)
+            return
+        if trip is not None and not self._book_round_trip(symbol, trip):
+            return  # the database refused: the next sweep books it
+        self._swept[symbol] = max((fill.time for _, fill in found), default=since)
+
+    def _first_sweep(self, symbol: str) -> datetime:
+        """Our newest fill on ``symbol``; a database without any starts its books now."""
+        fills = self._store.fills(symbol)
+        return max(f.time for f in fills) if fills else self._clock.now()
+
+    def _book_round_trip(self, symbol: str, trip: RoundTrip) -> bool:
+        """Its fills and its trade in one transaction; False when the database refused."""
+        trade = Trade(
+            symbol, trip.side, trip.qty, trip.fills[0].time, trip.fills[-1].time,
+            trip.entry_price, trip.exit_price, "external", trip.pnl, trip.fees,
+            Decimal(0), self.currency,
+        )  # fmt: skip
+        try:
+            with self._store.transaction():
+                self._store.record_fills(trip.fills)
+                self._store.record_trade(trade)
+                record_trade(self._store, trade.exit_time, trade)
+        except StorageUnavailableError:
+            return False
+        self._event(
+            "round-trip-by-hand",
+            f"{trip.side} {trip.qty} opened and closed on the venue by someone else "
+            f"(realised {trip.pnl}, fees {trip.fees}); booked as an external trade",
+            symbol,
+            fills=len(trip.fills),
+        )
+        return True
