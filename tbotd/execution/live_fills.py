@@ -45,7 +45,7 @@ class LiveFills(LiveProtection):
         found = await self._idempotent(
             partial(self._venue.fills_since, symbol, since), f"fills {symbol}"
         )
-        known = {f.trade_id for f in self._store.fills(symbol)}
+        known = self._store.known_trade_ids(symbol, (fill.trade_id for _, fill in found))
         new = []
         for exchange_id, fill in found:
             if fill.trade_id in known:
@@ -68,7 +68,7 @@ class LiveFills(LiveProtection):
         found = await self._idempotent(
             partial(self._venue.fills_since, symbol, since), f"fills {symbol}"
         )
-        known = {f.trade_id for f in self._store.fills(symbol)}
+        known = self._store.known_trade_ids(symbol, (fill.trade_id for _, fill in found))
         outside = [
             fill
             for exchange_id, fill in found
@@ -84,8 +84,8 @@ class LiveFills(LiveProtection):
 
     def _first_sweep(self, symbol: str) -> datetime:
         """Our newest fill on ``symbol``; a database without any starts its books now."""
-        fills = self._store.fills(symbol)
-        return max(f.time for f in fills) if fills else self._clock.now()
+        newest = self._store.newest_fill_time(symbol)
+        return self._clock.now() if newest is None else newest
 
     def _book_round_trip(self, symbol: str, trip: RoundTrip) -> bool:
         """Its fills and its trade in one transaction; False when the database refused."""

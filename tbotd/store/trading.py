@@ -207,6 +207,22 @@ class TradingRecords:
             return self._fills("", ())
         return self._fills(" WHERE symbol = ?", (symbol,))
 
+    def known_trade_ids(self, symbol: str, trade_ids: Iterable[str]) -> set[str]:
+        """Which of ``symbol``'s ``trade_ids`` are recorded (by the primary key, not a scan)."""
+        ids = list(trade_ids)
+        found: set[str] = set()
+        for start in range(0, len(ids), 500):  # below SQLite's bound-parameter limit
+            chunk = ids[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            sql = f"SELECT trade_id FROM fills WHERE symbol = ? AND trade_id IN ({marks})"  # noqa: S608 - only marks
+            found.update(r[0] for r in self.db.execute(sql, [symbol, *chunk]))
+        return found
+
+    def newest_fill_time(self, symbol: str) -> datetime | None:
+        """When ``symbol``'s newest recorded fill happened (venue time), if any."""
+        row = self.db.execute("SELECT MAX(time) FROM fills WHERE symbol = ?", (symbol,)).fetchone()
+        return None if row[0] is None else ms_to_datetime(row[0])
+
     def fills_of(self, client_order_id: str) -> list[Fill]:
         """Fills of one order (by the ``fills_order`` index)."""
         return self._fills(" WHERE client_order_id = ?", (client_order_id,))
