@@ -21,6 +21,7 @@ import stat
 import subprocess
 import sys
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import aiohttp
@@ -179,14 +180,19 @@ async def _run_and_scan(
         await oracle.stop()
     bad = config.with_name("bad.toml")
     bad.write_text(config.read_text().replace("threshold = 0.6", "threshold = 7"))
-    outputs["check-config"] = tbotd("check-config", str(config), env=env)
-    outputs["check-config --json"] = tbotd("check-config", str(config), "--json", env=env)
-    outputs["check-config (invalid)"] = tbotd("check-config", str(bad), env=env)
-    outputs["check-config --json (invalid)"] = tbotd("check-config", str(bad), "--json", env=env)
     bad_url = env | {"TBOTD_NOTIFY__URLS": env["TBOTD_NOTIFY__URLS"] + " discord://" + key}
-    outputs["check-config (invalid notify URL)"] = tbotd("check-config", str(config), env=bad_url)
-    outputs["notify test"] = tbotd("notify", "test", "--config", str(config), env=env)
-    outputs["notify test --json"] = tbotd("notify", "test", "--json", env=env)
+    commands = {
+        "check-config": (("check-config", str(config)), env),
+        "check-config --json": (("check-config", str(config), "--json"), env),
+        "check-config (invalid)": (("check-config", str(bad)), env),
+        "check-config --json (invalid)": (("check-config", str(bad), "--json"), env),
+        "check-config (invalid notify URL)": (("check-config", str(config)), bad_url),
+        "notify test": (("notify", "test", "--config", str(config)), env),
+        "notify test --json": (("notify", "test", "--json"), env),
+    }
+    with ThreadPoolExecutor(4) as pool:  # independent processes: at once
+        answers = pool.map(lambda c: tbotd(*c[0], env=c[1]), commands.values())
+        outputs.update(zip(commands, answers, strict=True))
     outputs["daemon log"] = log.read_text()
     for file in data.iterdir():
         outputs[f"database file {file.name}"] = file.read_bytes()
