@@ -38,9 +38,8 @@ def trades(db: Path) -> list[tuple[Any, ...]]:
 def test_the_demo_twice_gives_the_same_trades_and_summary(
     run_tbotd: RunTbotd, tmp_path: Path
 ) -> None:
-    """Two runs of `tbotd demo` at once (contending for the CPU, as on a busy machine):
-    identical summaries and trades, at least 5 closed trades."""
-    with ThreadPoolExecutor(2) as pool:
+    """Two `tbotd demo` runs at once: identical summaries and trades, at least 5 closed trades."""
+    with ThreadPoolExecutor(2) as pool:  # contending for the CPU, as on a busy machine
         first, second = pool.map(lambda out: demo(run_tbotd, out), (tmp_path / "a", tmp_path / "b"))
     assert first == second
     assert first["trades"] >= 5
