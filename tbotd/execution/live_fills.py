@@ -13,8 +13,10 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from functools import partial
 
+from tbotd.domain.enums import OrderRole, OrderSide, Side
 from tbotd.domain.errors import StorageUnavailableError
-from tbotd.domain.orders import Fill
+from tbotd.domain.orders import Fill, Order
+from tbotd.domain.positions import Position
 from tbotd.execution.broker import record_trade
 from tbotd.execution.live_protect import LiveProtection
 from tbotd.execution.reconcile import RoundTrip, outside_round_trip
@@ -38,6 +40,26 @@ class LiveFills(LiveProtection):
                 self._event(
                     "fills-recovered", f"{order.client_id}: {len(fills)} fill(s)", order.symbol
                 )
+                if order.role is OrderRole.ENTRY and not self._booked_after(order):
+                    self._entry_found(order)  # its stop or target may have closed it since
+
+    def _booked_after(self, entry: Order) -> bool:
+        """Whether a trade opened at or after ``entry`` was sent is already in the books."""
+        return any(t.entry_time >= entry.created_at for t in self._store.trades(entry.symbol))
+
+    def _entry_found(self, order: Order) -> None:
+        """An entry filled while we were away: record the position (protected next)."""
+        if order.symbol in self._store.positions() or order.avg_fill_price is None:
+            return
+        position = Position(
+            order.symbol,
+            Side.LONG if order.side is OrderSide.BUY else Side.SHORT,
+            order.filled_qty,
+            order.avg_fill_price,
+            order.updated_at or order.created_at,
+        )
+        with self._recording():
+            self._store.save_position(position, self._clock.now())
 
     async def _venue_fills(self, symbol: str, since: datetime) -> list[Fill]:
         """The venue's executions on ``symbol`` since ``since`` that we never recorded (a

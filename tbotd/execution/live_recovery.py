@@ -18,7 +18,7 @@ from decimal import Decimal
 from functools import partial
 
 from tbotd.domain.enums import OrderRole, OrderSide, Side
-from tbotd.domain.orders import Fill, Order, OrderState, id_role
+from tbotd.domain.orders import Fill, OrderState, id_role
 from tbotd.domain.positions import Position
 from tbotd.domain.values import datetime_to_ms
 from tbotd.execution.live_fills import ADOPT_LOOKBACK, LiveFills
@@ -332,17 +332,3 @@ class LiveRecovery(LiveFills):
                 order.transition(OrderState.OPEN, self._clock.now()), "imported from the venue"
             )
         self._event("imported", f"{venue.client_id}: ours, placed while unrecorded", venue.symbol)
-
-    def _entry_found(self, order: Order) -> None:
-        """An entry filled while we were away: record the position (protected next)."""
-        if order.symbol in self._store.positions() or order.avg_fill_price is None:
-            return
-        position = Position(
-            order.symbol,
-            Side.LONG if order.side is OrderSide.BUY else Side.SHORT,
-            order.filled_qty,
-            order.avg_fill_price,
-            order.updated_at or order.created_at,
-        )
-        with self._recording():
-            self._store.save_position(position, self._clock.now())

@@ -119,3 +119,23 @@ async def test_crash_after_the_target_was_accepted_before_its_answer(h: LiveHarn
     assert (trade.exit_reason, trade.exit_price) == ("take_profit", Decimal(20400))
     assert recorded_fills(h) == sim_fills(h)
     assert await h.resting_protection() == {}
+
+
+async def test_crash_before_the_entry_is_booked_then_its_target_fills_while_down(
+    h: LiveHarness,
+) -> None:
+    """The entry is filled and protected, the process dies before booking it, and its target
+    fills while it is down: restart books that round trip with the venue's PnL."""
+    await h.next_candle()
+    opening = h.broker.open_position(h.venue.symbol, Side.LONG, QTY, FIXED, h.candle_time)
+    await die_in(h, opening, "fills_of")
+    await h.broker.stop()
+    await h.next_candle()
+    await h.sim.advance_to(h.candle.close_time, step_s=15)  # the target fills while down
+    await h.restart()
+    assert recorded_fills(h) == sim_fills(h)
+    assert await h.broker.positions() == {}
+    [trade] = h.store.trades()
+    assert (trade.exit_reason, trade.exit_price) == ("take_profit", Decimal(20400))
+    assert trade.pnl == sum((f.realized_pnl for f in h.store.fills()), Decimal(0)) != 0
+    assert await h.resting_protection() == {}
