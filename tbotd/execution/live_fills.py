@@ -64,19 +64,25 @@ class LiveFills(LiveProtection):
     async def _venue_fills(self, symbol: str, since: datetime) -> list[Fill]:
         """The venue's executions on ``symbol`` since ``since`` that we never recorded (a
         person's, or ours while the database could not be written), now recorded."""
-        found = await self._idempotent(
-            partial(self._venue.fills_since, symbol, since), f"fills {symbol}"
-        )
-        known = self._store.known_trade_ids(symbol, (fill.trade_id for _, fill in found))
+        _, unrecorded = await self._unrecorded_fills(symbol, since)
         new = []
-        for exchange_id, fill in found:
-            if fill.trade_id in known:
-                continue
+        for exchange_id, fill in unrecorded:
             order = self._store.order_by_exchange_id(exchange_id)
             new.append(fill if order is None else replace(fill, client_order_id=order.client_id))
         with self._recording():
             self._store.record_fills(new)
         return new
+
+    async def _unrecorded_fills(
+        self, symbol: str, since: datetime
+    ) -> tuple[list[tuple[str, Fill]], list[tuple[str, Fill]]]:
+        """The venue's executions on ``symbol`` since ``since`` (with their exchange order ids),
+        and those of them the books do not have yet."""
+        found: list[tuple[str, Fill]] = await self._idempotent(
+            partial(self._venue.fills_since, symbol, since), f"fills {symbol}"
+        )
+        known = self._store.known_trade_ids(symbol, (fill.trade_id for _, fill in found))
+        return found, [(eid, fill) for eid, fill in found if fill.trade_id not in known]
 
     async def sweep_fills(self, symbol: str) -> None:
         """Book a person's round trip on ``symbol`` that no position difference revealed.
@@ -87,14 +93,11 @@ class LiveFills(LiveProtection):
         change that adopting or dropping records; the sweep waits for them.
         """
         since = self._swept.get(symbol) or self._first_sweep(symbol)
-        found = await self._idempotent(
-            partial(self._venue.fills_since, symbol, since), f"fills {symbol}"
-        )
-        known = self._store.known_trade_ids(symbol, (fill.trade_id for _, fill in found))
+        found, unrecorded = await self._unrecorded_fills(symbol, since)
         outside = [
             fill
-            for exchange_id, fill in found
-            if fill.trade_id not in known and self._store.order_by_exchange_id(exchange_id) is None
+            for exchange_id, fill in unrecorded
+            if self._store.order_by_exchange_id(exchange_id) is None
         ]
         trip = outside_round_trip(outside)
         if outside and trip is None:
