@@ -27,7 +27,7 @@ from tbotd.domain.actions import ExitPlan
 from tbotd.domain.enums import MarginMode, OrderRole, Side
 from tbotd.domain.errors import OutcomeUnknownError, RejectedError, RetryableError
 from tbotd.domain.market import Candle, MarketSpec
-from tbotd.domain.orders import OrderState
+from tbotd.domain.orders import Order, OrderState
 from tbotd.domain.positions import Position, is_funding_time
 from tbotd.execution.broker import (
     Equity,
@@ -144,18 +144,29 @@ class LiveBroker(CloseChecks):
             market = self._markets[symbol]
             if symbol in self._store.positions():
                 raise RejectedError(f"{symbol} already has an open position")
+            unresolved = self._unresolved_entry(symbol)
+            if unresolved:
+                raise RejectedError(f"{symbol}: entry {unresolved} is not resolved yet")
             qty = order_qty(market, qty, self._prices(symbol).price)
             now = self._clock.now()
             entry = new_order(self._instance, symbol, side, OrderRole.ENTRY, qty, candle_time, now)
             self._intent(entry, strict=True)
-            entry, state = await self._send(
-                entry,
-                lambda: self._venue.market_order(
-                    symbol, entry.side, qty, entry.client_id, reduce_only=False
-                ),
-            )
-            entry, state = await self._until_final(entry, state)
+            try:
+                entry, state = await self._send(
+                    entry,
+                    lambda: self._venue.market_order(
+                        symbol, entry.side, qty, entry.client_id, reduce_only=False
+                    ),
+                )
+                entry, state = await self._until_final(entry, state)
+            except (RetryableError, OutcomeUnknownError) as e:
+                self._entry_unsettled(entry, f"its outcome is unknown ({e})")
+                raise
             if entry.state is not OrderState.FILLED:
+                if entry.filled_qty or not entry.state.is_terminal:
+                    self._entry_unsettled(
+                        entry, f"it ended {entry.state}, {entry.filled_qty} filled"
+                    )
                 raise RejectedError(f"entry {entry.client_id} ended {entry.state}, not filled")
             price = entry.avg_fill_price or self._prices(symbol).price
             position = Position(
@@ -175,6 +186,20 @@ class LiveBroker(CloseChecks):
             return await self._book_entry(
                 entry, state, position, protection.stop_loss, protection.take_profit, candle_time
             )
+
+    def _unresolved_entry(self, symbol: str) -> str:
+        """The client id of an entry on ``symbol`` whose outcome we do not know yet (a lost
+        answer, a fill not final): a second entry could double the position."""
+        for order in self._store.live_orders(symbol):
+            if order.role is OrderRole.ENTRY:
+                return order.client_id
+        return ""
+
+    def _entry_unsettled(self, entry: Order, why: str) -> None:
+        """An entry that may hold a position we did not protect: reconcile now (the repair loop
+        adopts and protects whatever the venue holds) and say so."""
+        self.repair_soon.set()
+        self._event("unprotected", f"entry {entry.client_id}: {why}; reconciling", entry.symbol)
 
     async def _book_entry(
         self,
@@ -216,7 +241,9 @@ class LiveBroker(CloseChecks):
         """New stop and target first, then the old ones cancelled; a position the move had to
         close (a level refused) stays closed."""
         async with self._locks[symbol]:
-            position = self._store.positions()[symbol]
+            position = self._store.positions().get(symbol)
+            if position is None:  # a stop or target fired since the decision
+                raise RejectedError(f"{symbol}: no open position to move the exits of")
             levels = {OrderRole.STOP_LOSS: stop_loss, OrderRole.TAKE_PROFIT: take_profit}
             placed = await self._protect(
                 symbol, position.side, position.qty, levels, candle_time, position

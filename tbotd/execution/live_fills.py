@@ -23,6 +23,7 @@ from tbotd.execution.reconcile import RoundTrip, outside_round_trip
 from tbotd.store import Trade
 
 ADOPT_LOOKBACK = timedelta(days=2)  # how far back a position's hand-made fills are looked for
+UNEXPLAINED_AFTER = timedelta(hours=1)  # how long fills that do not net may wait for a reason
 
 
 class LiveFills(LiveProtection):
@@ -74,12 +75,13 @@ class LiveFills(LiveProtection):
         return new
 
     async def _unrecorded_fills(
-        self, symbol: str, since: datetime
+        self, symbol: str, since: datetime, until: datetime | None = None
     ) -> tuple[list[tuple[str, Fill]], list[tuple[str, Fill]]]:
         """The venue's executions on ``symbol`` since ``since`` (with their exchange order ids),
         and those of them the books do not have yet."""
+        until = until or self._clock.now()
         found: list[tuple[str, Fill]] = await self._idempotent(
-            partial(self._venue.fills_since, symbol, since), f"fills {symbol}"
+            partial(self._venue.fills_since, symbol, since, until), f"fills {symbol}"
         )
         known = self._store.known_trade_ids(symbol, (fill.trade_id for _, fill in found))
         return found, [(eid, fill) for eid, fill in found if fill.trade_id not in known]
@@ -92,8 +94,8 @@ class LiveFills(LiveProtection):
         last sweep is someone else's. Fills that do not add up to nothing are a position
         change that adopting or dropping records; the sweep waits for them.
         """
-        since = self._swept.get(symbol) or self._first_sweep(symbol)
-        found, unrecorded = await self._unrecorded_fills(symbol, since)
+        since, until = self._swept.get(symbol) or self._first_sweep(symbol), self._clock.now()
+        _, unrecorded = await self._unrecorded_fills(symbol, since, until)
         outside = [
             fill
             for exchange_id, fill in unrecorded
@@ -101,11 +103,35 @@ class LiveFills(LiveProtection):
         ]
         trip = outside_round_trip(outside)
         if outside and trip is None:
-            self._swept[symbol] = min(f.time for f in outside)
-            return
+            oldest = min(f.time for f in outside)
+            if until - oldest < UNEXPLAINED_AFTER:
+                self._swept[symbol] = oldest  # a change in progress: adopting or dropping books it
+                return
+            if not self._record_unexplained(symbol, outside):
+                return
         if trip is not None and not self._book_round_trip(symbol, trip):
             return  # the database refused: the next sweep books it
-        self._swept[symbol] = max((fill.time for _, fill in found), default=since)
+        self._swept[symbol] = until  # searched to here: the next sweep starts here
+
+    def _record_unexplained(self, symbol: str, fills: list[Fill]) -> bool:
+        """Fills that neither a position change nor a round trip explains after an hour (half of a
+        trip that began before our books did, an execution of ours under an id we do not know):
+        recorded so that the books show them, said loudly, and no longer waited for — waiting
+        would keep every later round trip on the symbol out of the books. False: not written."""
+        try:
+            with self._store.transaction():
+                self._store.record_fills(fills)
+        except StorageUnavailableError:
+            return False
+        net = sum((f.qty if f.side is OrderSide.BUY else -f.qty for f in fills), Decimal(0))
+        self._event(
+            "fills-unexplained",
+            f"{len(fills)} fill(s) on the venue (net {net}) that no position change or round "
+            "trip explains: recorded, not booked in a trade — check the account's history",
+            symbol,
+            trade_ids=[f.trade_id for f in fills],
+        )
+        return True
 
     def _first_sweep(self, symbol: str) -> datetime:
         """Our newest fill on ``symbol``; a database without any starts its books now."""

@@ -195,7 +195,12 @@ class LiveOrders:
         exchange_id = state.child_order_id or state.exchange_id
         fills = await self._patiently(
             partial(
-                self._venue.fills_of, order.symbol, exchange_id, order.client_id, order.created_at
+                self._venue.fills_of,
+                order.symbol,
+                exchange_id,
+                order.client_id,
+                order.created_at,
+                self._clock.now(),
             ),
             f"fills of {order.client_id}",
             LOOKUP,
@@ -219,7 +224,7 @@ class LiveOrders:
             price or position.entry_price,
             reason,
             sum((f.realized_pnl for f in fills), Decimal(0)),
-            self._store.entry_fees(position.symbol) + sum((f.fee for f in fills), Decimal(0)),
+            self._entry_fee_share(position) + sum((f.fee for f in fills), Decimal(0)),
             self._store.funding_total(position.symbol, position.opened_at),
             self.currency,
             position.stop_loss,
@@ -230,6 +235,34 @@ class LiveOrders:
             self._store.remove_position(position.symbol)
             record_trade(self._store, at, trade)
         return trade
+
+    def _entry_fee_share(self, position: Position) -> Decimal:
+        """The part of our entry's fees that closing ``position`` books, so that they are booked
+        once: all of them for a whole close, the closed share for a part (the rest's close
+        books the rest), none when the entry was booked by an earlier trade (a position found
+        on the venue later, e.g. opened by hand, did not pay them)."""
+        entry = self._store.latest_entry(position.symbol)
+        if entry is None or not entry.filled_qty:
+            return Decimal(0)
+        trades = self._store.trades(position.symbol)
+        if any(entry.created_at <= t.entry_time < position.opened_at for t in trades):
+            return Decimal(0)
+        parts = sum((t.qty for t in trades if t.entry_time == position.opened_at), Decimal(0))
+        left = min(position.qty, entry.filled_qty - parts)
+        if left <= 0:
+            return Decimal(0)
+        return self._store.entry_fees(position.symbol) * left / entry.filled_qty
+
+    def _finish_part(self, ours: Position, closing: list[Fill], qty: Decimal) -> None:
+        """Book ``qty`` of ``ours`` closed by hand (all of it when ``qty`` is its size)."""
+        if qty >= ours.qty:
+            self._finish(ours, closing, "external")
+            return
+        part = Position(
+            ours.symbol, ours.side, qty, ours.entry_price, ours.opened_at,
+            ours.stop_loss, ours.take_profit, ours.leverage,
+        )  # fmt: skip
+        self._finish(part, closing, "external")
 
     async def _cancel_protection(
         self,

@@ -17,13 +17,13 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from decimal import Decimal
 
 from tbotd.domain.enums import MarginMode, OrderRole, OrderType, Side
 from tbotd.domain.errors import OutcomeUnknownError, RejectedError, RetryableError
-from tbotd.domain.orders import Order
+from tbotd.domain.orders import Order, OrderState
 from tbotd.domain.positions import Position
 from tbotd.execution.broker import bounded_prices
 from tbotd.execution.live_orders import LiveOrders
@@ -35,7 +35,7 @@ from tbotd.execution.venue import ReduceOnlyRejectedError
 from tbotd.execution.venue_answers import SymbolSettings, VenueOrderState
 from tbotd.ops.logs import get_logger
 from tbotd.store import Trade
-from tbotd.strategy.exits import ExitParams, fixed_exits
+from tbotd.strategy.exits import ExitParams, Protection, fixed_exits
 
 log = get_logger(__name__)
 PROTECTION_ATTEMPTS = 3
@@ -196,11 +196,52 @@ class LiveProtection(LiveOrders):
             await self.sync(symbol)  # the venue is already flat: a stop or target fired
             return None
         exit_, state = await self._until_final(exit_, state)
+        label = "decision" if seq == 0 else reason
+        if exit_.state is not OrderState.FILLED:
+            return await self._exit_cut_short(position, exit_, state, label)
         await before_bookkeeping(symbol)  # the other symbols' orders first, then the booking
         fills = await self._record_fills(exit_, state)
-        trade = self._finish(position, fills, "decision" if seq == 0 else reason)
+        trade = self._finish(position, fills, label)
         await self._cancel_protection(symbol)
         return trade
+
+    async def _exit_cut_short(
+        self, position: Position, exit_: Order, state: VenueOrderState, label: str
+    ) -> Trade | None:
+        """An exit that ended without filling whole (expired, rejected, or not final after the
+        polls): whatever is still open on the venue keeps its stop and target.
+
+        The venue's position decides. Flat: the exit (or a stop, a person) closed it all — booked
+        as usual. Still holding: the part that went is booked, the rest stays in the books with
+        the protection it has (reduce-only orders for the old size cover a smaller one), and the
+        close is refused. Not reachable: nothing is booked or cancelled — reconciliation books
+        the venue's fills once it can see them.
+        """
+        symbol = position.symbol
+        self.repair_soon.set()  # reconcile soon, whatever this finds: the books may differ
+        try:
+            held = (await self._venue.positions([symbol])).get(symbol)
+        except (RetryableError, OutcomeUnknownError) as e:
+            why = f"exit {exit_.client_id} ended {exit_.state}; the venue's position is unknown"
+            self._event("exit-incomplete", f"{why} ({e}): nothing booked yet", symbol)
+            raise RejectedError(why) from e
+        if held is None:
+            await before_bookkeeping(symbol)
+            fills = await self._record_fills(exit_, state) if exit_.filled_qty else []
+            trade = self._finish(position, fills, label)
+            await self._cancel_protection(symbol)
+            return trade
+        if held.side is position.side and held.qty < position.qty:
+            fills = await self._record_fills(exit_, state) if exit_.filled_qty else []
+            self._finish_part(position, fills, position.qty - held.qty)
+            with self._recording():
+                self._store.save_position(replace(position, qty=held.qty), self._clock.now())
+        why = (
+            f"exit {exit_.client_id} ended {exit_.state} with {exit_.filled_qty} of "
+            f"{position.qty} filled; {held.side} {held.qty} still open"
+        )
+        self._event("exit-incomplete", f"{why}, with its stop and target", symbol)
+        raise RejectedError(why)
 
     async def sync(
         self, symbol: str, still_open: set[str] | None = None, funding: bool = True
@@ -219,6 +260,8 @@ class LiveProtection(LiveOrders):
         levels: dict[OrderRole, Decimal] = {}
         if fix.stop_needed:
             wanted = held.stop_loss if held is not None else None
+            if wanted is None:  # found or adopted: the fixed exits' stop, not the tightest one
+                wanted = self._fixed_levels(theirs).stop_loss
             stop = repair_stop(theirs, wanted, self.stop_bounds(symbol))
             if stop is None:
                 why = (
@@ -265,9 +308,12 @@ class LiveProtection(LiveOrders):
             and sign * (held.take_profit - entry) > 0
         ):
             return held.take_profit
-        market = self._markets[theirs.symbol]
-        plan = fixed_exits(self._fallback)
-        return bounded_prices(plan, theirs.side, entry, market, self._fallback).take_profit
+        return self._fixed_levels(theirs).take_profit
+
+    def _fixed_levels(self, theirs: VenuePosition) -> Protection:
+        """The config's fixed exits around the venue's entry price (bounded, on the tick)."""
+        market, plan = self._markets[theirs.symbol], fixed_exits(self._fallback)
+        return bounded_prices(plan, theirs.side, theirs.entry_price, market, self._fallback)
 
     async def check_settings(self, symbol: str, settings: SymbolSettings, flat: bool) -> None:
         """Leverage and margin mode are checked, not assumed (README: Protection): a difference from

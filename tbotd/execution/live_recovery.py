@@ -252,17 +252,6 @@ class LiveRecovery(LiveFills):
             fills=len(fills),
         )
 
-    def _finish_part(self, ours: Position, closing: list[Fill], qty: Decimal) -> None:
-        """Book ``qty`` of ``ours`` closed by hand (all of it when ``qty`` is its size)."""
-        if qty >= ours.qty:
-            self._finish(ours, closing, "external")
-            return
-        part = Position(
-            ours.symbol, ours.side, qty, ours.entry_price, ours.opened_at,
-            ours.stop_loss, ours.take_profit, ours.leverage,
-        )  # fmt: skip
-        self._finish(part, closing, "external")
-
     async def _drop(self, fix: DropPosition) -> None:
         # The snapshots are moments apart: a stop or target may have just fired. Settle that
         # first; only a position still recorded after it is dropped.

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Iterable
 from datetime import datetime
 from decimal import Decimal
+from functools import partial
 from typing import Any, TypeVar
 
 import ccxt.async_support as ccxt
@@ -29,7 +30,7 @@ from tbotd.domain.errors import (
 from tbotd.domain.market import MarketSpec
 from tbotd.domain.orders import Fill
 from tbotd.domain.positions import FundingPayment
-from tbotd.domain.values import ms_to_datetime, to_decimal
+from tbotd.domain.values import datetime_to_ms, ms_to_datetime, to_decimal
 from tbotd.execution.protection import VenueOrder, VenuePosition
 from tbotd.execution.venue_answers import (
     SymbolSettings,
@@ -43,6 +44,8 @@ from tbotd.execution.venue_answers import (
 )
 
 T = TypeVar("T")
+TRADES_WINDOW_MS = 7 * 86_400_000  # the longest span one userTrades request may cover
+TRADES_PAGE = 1000  # the most fills one userTrades request answers
 
 
 class ImmediateTriggerError(RejectedError):
@@ -306,29 +309,46 @@ class CcxtVenue:
         return to_decimal(total, "total"), Decimal(0)
 
     async def fills_of(
-        self, symbol: str, exchange_order_id: str, client_id: str, since: datetime
+        self, symbol: str, exchange_order_id: str, client_id: str, since: datetime, until: datetime
     ) -> list[Fill]:
         """The venue's executions of one order (with commission and realised PnL)."""
         return [
             fill_of(t, symbol, client_id)
-            for t in await self._trades(symbol, since)
+            for t in await self._trades(symbol, since, until)
             if order_id_of(t) == exchange_order_id
         ]
 
-    async def fills_since(self, symbol: str, since: datetime) -> list[tuple[str, Fill]]:
-        """Every execution on ``symbol`` since ``since`` — ours, a person's, anyone's — with the
-        exchange order id it belongs to (its fill's ``client_order_id`` is ``venue:<id>``)."""
+    async def fills_since(
+        self, symbol: str, since: datetime, until: datetime
+    ) -> list[tuple[str, Fill]]:
+        """Every execution on ``symbol`` from ``since`` to ``until`` — ours, a person's, anyone's —
+        with the exchange order id it belongs to (its fill's ``client_order_id`` is
+        ``venue:<id>``)."""
         return [
             (order_id_of(t), fill_of(t, symbol, f"venue:{order_id_of(t)}"))
-            for t in await self._trades(symbol, since)
+            for t in await self._trades(symbol, since, until)
         ]
 
-    async def _trades(self, symbol: str, since: datetime) -> list[dict[str, Any]]:
-        since_ms = int(since.timestamp() * 1000) - 60_000
-        trades: list[dict[str, Any]] = await call(
-            lambda: self.exchange.fetch_my_trades(symbol, since_ms, 1000)
-        )
-        return trades
+    async def _trades(self, symbol: str, since: datetime, until: datetime) -> list[dict[str, Any]]:
+        """The account's fills on ``symbol`` from a minute before ``since`` to ``until``.
+
+        Binance answers at most 7 days of fills per request (ccxt asks for exactly 7 days when
+        ``since`` is older) and at most 1,000 at a time: a stop that rested for weeks, or a busy
+        account, needs several requests — one 7-day window after the other, and more pages in
+        a window that came back full.
+        """
+        start, end = datetime_to_ms(since) - 60_000, datetime_to_ms(until) + 60_000
+        found: dict[str, dict[str, Any]] = {}
+        while start <= end:
+            stop = min(start + TRADES_WINDOW_MS - 1, end)
+            page: list[dict[str, Any]] = await call(
+                partial(self.exchange.fetch_my_trades, symbol, start, TRADES_PAGE, {"until": stop})
+            )
+            found.update((str(t["id"]), t) for t in page)
+            newest = max((int(t["timestamp"]) for t in page), default=start)
+            full = len(page) >= TRADES_PAGE and newest > start  # more in this window
+            start = newest if full else stop + 1
+        return sorted(found.values(), key=lambda t: (int(t["timestamp"]), _numeric(t["id"])))
 
     async def funding_since(
         self, symbol: str, since: datetime, currency: str
@@ -359,3 +379,9 @@ class CcxtVenue:
         RetryableError on a drop."""
         orders = await call(self.exchange.watch_orders)
         return [(str(o.get("symbol") or ""), order_state(o)) for o in orders]
+
+
+def _numeric(trade_id: object) -> tuple[int, str]:
+    """Sort key of a trade id: by number where it is one (``"999"`` before ``"1000"``)."""
+    text = str(trade_id)
+    return (int(text), text) if text.isdigit() else (-1, text)

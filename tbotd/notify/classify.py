@@ -28,6 +28,8 @@ _SIMPLE: dict[str, tuple[NoticeKind, Severity, str]] = {
     "imported": (K.RECONCILIATION, S.WARNING, "order found on the exchange, recorded"),
     "unknown-order": (K.RECONCILIATION, S.WARNING, "an order that is not ours"),
     "fills-recovered": (K.RECONCILIATION, S.WARNING, "fills recovered"),
+    "fills-unexplained": (K.RECONCILIATION, S.WARNING, "fills the books cannot explain"),
+    "exit-incomplete": (K.PROTECTION, S.WARNING, "a close did not fill whole, the rest kept"),
     "leverage": (K.RECONCILIATION, S.WARNING, "exchange leverage set back"),
     "margin-mode": (K.RECONCILIATION, S.WARNING, "exchange margin mode set back"),
     "resolved": (K.RECONCILIATION, S.INFO, "order of unknown outcome resolved"),

@@ -13,6 +13,7 @@ from tbotd.sim.render import fmt, trade_json
 from tbotd.sim.rest_common import Ctx, Route, Venue
 
 SUCCESS = {"code": 200, "msg": "success"}
+TRADES_SPAN_MS = 7 * 86_400_000  # the longest span one userTrades request covers
 
 
 def _asset_row(ctx: Ctx, asset: str) -> dict[str, Any]:
@@ -212,10 +213,18 @@ async def set_dual(ctx: Ctx) -> Any:
 
 
 async def user_trades(ctx: Ctx) -> Any:
-    """GET userTrades: this account's fills in one symbol, oldest first."""
+    """GET userTrades: this account's fills in one symbol, oldest first.
+
+    As Binance: one request covers at most 7 days (a ``startTime`` alone, the 7 days from it;
+    a longer span is refused, -1127), and at most ``limit`` (≤ 1,000) fills.
+    """
     inst = ctx.inst()
     limit = min(ctx.integer("limit", 500) or 500, 1000)
     start, end, from_id = ctx.integer("startTime"), ctx.integer("endTime"), ctx.integer("fromId")
+    if start is not None and end is None:
+        end = start + TRADES_SPAN_MS
+    if start is not None and end is not None and end - start > TRADES_SPAN_MS:
+        raise SimError(-1127, "More than 7 days between startTime and endTime.")
     fills = [
         f
         for f in ctx.sim.engine.ledger.fills

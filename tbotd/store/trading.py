@@ -258,16 +258,23 @@ class TradingRecords:
         )
         return [_order(r) for r in rows]
 
+    def latest_entry(self, symbol: str) -> Order | None:
+        """The latest filled entry order of ``symbol``."""
+        rows = list(
+            self.db.query(
+                "SELECT * FROM orders WHERE symbol = ? AND role = 'entry' AND state = 'filled'"
+                " ORDER BY created_at DESC, rowid DESC LIMIT 1",
+                (symbol,),
+            )
+        )
+        return _order(rows[0]) if rows else None
+
     def entry_fees(self, symbol: str) -> Decimal:
         """Fees paid by the fills of the latest filled entry of ``symbol`` (for the trade row)."""
-        row = self.db.execute(
-            "SELECT client_id FROM orders WHERE symbol = ? AND role = 'entry' AND state = 'filled'"
-            " ORDER BY created_at DESC, rowid DESC LIMIT 1",
-            (symbol,),
-        ).fetchone()
-        if row is None:
+        entry = self.latest_entry(symbol)
+        if entry is None:
             return Decimal(0)
-        return sum((f.fee for f in self.fills_of(row[0])), Decimal(0))
+        return sum((f.fee for f in self.fills_of(entry.client_id)), Decimal(0))
 
     def save_position(self, position: Position, at: datetime) -> None:
         """Insert or replace the open position of ``position.symbol``."""

@@ -5,6 +5,7 @@ the books keep equal to the exchange's fills (a hostile run once lost two such f
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -103,3 +104,55 @@ async def test_fills_from_before_the_database_existed_are_not_booked(
     h.broker = h._broker()
     await h.broker.start()  # startup is recovery: it reconciles
     assert (h.store.fills(), h.store.trades()) == ([], [])
+
+
+async def test_half_a_round_trip_from_before_the_books_is_said_and_does_not_block(
+    tmp_path: Path,
+) -> None:
+    """A person opened before our books began and closed after: that lone close is recorded and
+    reported after an hour, and a later round trip by hand is still booked."""
+    h = LiveHarness(LINEAR, [QUIET] * 30, tmp_path / "live.sqlite")
+    await h.start()
+    try:
+        await h.next_candle()
+        await by_hand(h, "buy", QTY)
+        h.broker._swept[SYM] = h.clock.now() + timedelta(minutes=2)  # the books begin here
+        await h.sim.advance_to(h.candle_time + timedelta(minutes=4))
+        await by_hand(h, "sell", QTY, reduce_only=True)
+        await h.broker.reconcile()
+        assert h.store.fills() == []  # not explained yet: waited for
+        h.index += 14  # seventy minutes later
+        await h.sim.advance_to(h.candle_time)
+        await h.broker.reconcile()
+        rows = h.store.query("SELECT message FROM events WHERE kind = 'fills-unexplained'")
+        assert len(rows) == 1
+        assert len(h.store.fills()) == 1
+        assert h.store.trades() == []
+        await by_hand(h, "buy", QTY)
+        await by_hand(h, "sell", QTY, reduce_only=True)
+        await h.broker.reconcile()
+        [trade] = h.store.trades()
+        assert trade.exit_reason == "external"
+    finally:
+        await h.close()
+
+
+async def test_a_position_opened_by_hand_after_ours_does_not_book_our_entry_fees_again(
+    flat: LiveHarness,
+) -> None:
+    """Our round trip, then a person's position adopted and closed: its trade carries none of
+    our entry's fees (the first trade booked them)."""
+    h = flat
+    await h.broker.open_position(SYM, Side.LONG, QTY, FIXED, h.candle_time)
+    await h.broker.close_position(SYM, "decision", h.candle_time)
+    await h.sim.advance_to(h.candle_time + timedelta(minutes=1))
+    await by_hand(h, "buy", QTY)
+    await h.sim.advance_to(h.candle_time + timedelta(minutes=2))
+    await h.broker.reconcile()  # adopted
+    await h.sim.advance_to(h.candle.close_time)
+    await by_hand(h, "sell", QTY, reduce_only=True)
+    await h.broker.reconcile()  # gone: booked
+    _ours, theirs = h.store.trades()
+    assert theirs.exit_reason == "external"
+    [closing] = [f for f in h.store.fills() if f.time == theirs.exit_time]
+    assert theirs.fees == closing.fee
