@@ -19,7 +19,7 @@ from tbotd.domain.orders import Fill, Order
 from tbotd.domain.positions import Position
 from tbotd.execution.broker import record_trade
 from tbotd.execution.live_protect import LiveProtection
-from tbotd.execution.reconcile import RoundTrip, outside_round_trip
+from tbotd.execution.reconcile import RoundTrip, closed_before, outside_round_trip
 from tbotd.store import Trade
 
 ADOPT_LOOKBACK = timedelta(days=2)  # how far back a position's hand-made fills are looked for
@@ -94,7 +94,7 @@ class LiveFills(LiveProtection):
         last sweep is someone else's. Fills that do not add up to nothing are a position
         change that adopting or dropping records; the sweep waits for them.
         """
-        since, until = self._swept.get(symbol) or self._first_sweep(symbol), self._clock.now()
+        since, until = self._sweep_start(symbol), self._clock.now()
         _, unrecorded = await self._unrecorded_fills(symbol, since, until)
         outside = [
             fill
@@ -112,6 +112,18 @@ class LiveFills(LiveProtection):
         if trip is not None and not self._book_round_trip(symbol, trip):
             return  # the database refused: the next sweep books it
         self._swept[symbol] = until  # searched to here: the next sweep starts here
+
+    def _sweep_start(self, symbol: str) -> datetime:
+        """Where the next sweep of ``symbol`` starts: every outside fill before it is booked."""
+        return self._swept.get(symbol) or self._first_sweep(symbol)
+
+    def _trips_before(self, symbol: str, fills: list[Fill], start: datetime) -> None:
+        """A person's round trips among the fills that adopting their position recorded (bought
+        and sold, then bought again, between two reconciliations): booked as the sweep would
+        have, from ``start`` (the sweep's; a new database starts its books when it starts)."""
+        trip = outside_round_trip(closed_before(f for f in fills if f.time >= start))
+        if trip is not None:
+            self._book_round_trip(symbol, trip)
 
     def _record_unexplained(self, symbol: str, fills: list[Fill]) -> bool:
         """Fills that neither a position change nor a round trip explains after an hour (half of a

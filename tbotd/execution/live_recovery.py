@@ -221,7 +221,7 @@ class LiveRecovery(LiveFills):
         """The venue's position replaces ours: a hand change, its fills recorded and any part
         it closed booked as a trade, before the position is protected for its whole size."""
         ours, theirs = fix.ours, fix.position
-        now = self._clock.now()
+        now, start = self._clock.now(), self._sweep_start(theirs.symbol)
         fills = await self._venue_fills(
             theirs.symbol, ours.opened_at if ours is not None else now - ADOPT_LOOKBACK
         )
@@ -230,6 +230,8 @@ class LiveRecovery(LiveFills):
             if closing:
                 closed = ours.qty if ours.side is not theirs.side else ours.qty - theirs.qty
                 self._finish_part(ours, closing, closed)
+        else:
+            self._trips_before(theirs.symbol, fills, start)
         keep = ours is not None and ours.side is theirs.side
         position = Position(
             theirs.symbol,

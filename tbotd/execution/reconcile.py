@@ -289,10 +289,28 @@ class RoundTrip:
     fees: Decimal
 
 
+def fill_order(fill: Fill) -> tuple[object, ...]:
+    """Sort key of fills: by time, then by trade id as a number where it is one."""
+    tid = fill.trade_id
+    return (fill.time, int(tid), tid) if tid.isdigit() else (fill.time, -1, tid)
+
+
+def closed_before(fills: Iterable[Fill]) -> tuple[Fill, ...]:
+    """The longest run of ``fills`` from the oldest on that nets to zero: round trips that were
+    over before the position the rest of them make (bought, sold, bought again)."""
+    ordered = sorted(fills, key=fill_order)
+    net, end = Decimal(0), 0
+    for i, fill in enumerate(ordered, 1):
+        net += _signed(fill)
+        if net == 0:
+            end = i
+    return tuple(ordered[:end])
+
+
 def outside_round_trip(fills: Iterable[Fill]) -> RoundTrip | None:
     """The round trip that ``fills`` (time order) make, or None when they do not net to zero
     (a position change: adopting or dropping the position records those) or there are none."""
-    fills = tuple(sorted(fills, key=lambda f: (f.time, f.trade_id)))
+    fills = tuple(sorted(fills, key=fill_order))
     if not fills or sum(_signed(f) for f in fills) != 0:
         return None
     side = Side.LONG if fills[0].side is OrderSide.BUY else Side.SHORT

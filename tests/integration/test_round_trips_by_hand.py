@@ -156,3 +156,23 @@ async def test_a_position_opened_by_hand_after_ours_does_not_book_our_entry_fees
     assert theirs.exit_reason == "external"
     [closing] = [f for f in h.store.fills() if f.time == theirs.exit_time]
     assert theirs.fees == closing.fee
+
+
+async def test_a_round_trip_by_hand_before_a_position_by_hand_is_booked_too(
+    flat: LiveHarness,
+) -> None:
+    """Bought and sold by hand, then bought again, before anyone looks: the position is adopted
+    and the round trip before it is booked as an external trade."""
+    h = flat
+    await h.broker.reconcile()  # the last look: flat
+    await by_hand(h, "buy", QTY)
+    await h.sim.advance_to(h.candle.close_time)
+    await by_hand(h, "sell", QTY, reduce_only=True)
+    await by_hand(h, "buy", QTY)
+    await h.broker.reconcile()
+    assert h.store.positions()[SYM].qty == QTY
+    [trade] = h.store.trades()
+    assert (trade.side, trade.qty, trade.exit_reason) == (Side.LONG, QTY, "external")
+    fills = await venue_trades(h)
+    assert trade.pnl == sum(Decimal(t["info"]["realizedPnl"]) for t in fills) != 0
+    assert {f.trade_id for f in h.store.fills()} == {str(t["id"]) for t in fills}

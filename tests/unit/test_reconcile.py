@@ -24,6 +24,7 @@ from tbotd.execution.reconcile import (
     Suspend,
     VenueOrder,
     VenuePosition,
+    closed_before,
     outside_round_trip,
     reconcile_orders,
     reconcile_positions,
@@ -232,3 +233,16 @@ def test_outside_fills_that_change_a_position_are_not_a_round_trip() -> None:
     """Fills that leave a position (or none at all) are left to adopting or dropping it."""
     assert outside_round_trip([fill(1, OrderSide.BUY, "0.1", "100")]) is None
     assert outside_round_trip([]) is None
+
+
+def test_the_round_trips_before_a_position_are_the_longest_run_that_nets_to_zero() -> None:
+    """Bought, sold, bought, sold, bought: the first four fills; nothing when none nets out."""
+    fills = [
+        fill(5, OrderSide.BUY, "0.1", "100"),
+        fill(1, OrderSide.BUY, "0.1", "100"),
+        fill(2, OrderSide.SELL, "0.1", "101"),
+        fill(3, OrderSide.BUY, "0.2", "100"),
+        fill(4, OrderSide.SELL, "0.2", "99"),
+    ]
+    assert [f.trade_id for f in closed_before(fills)] == ["1", "2", "3", "4"]
+    assert closed_before([fill(1, OrderSide.SELL, "0.1", "100")]) == ()
