@@ -160,7 +160,9 @@ class LiveBroker(CloseChecks):
                 )
                 entry, state = await self._until_final(entry, state)
             except (RetryableError, OutcomeUnknownError) as e:
-                self._entry_unsettled(entry, f"its outcome is unknown ({e})")
+                stored = self._store.order(entry.client_id)
+                if stored is None or stored.state.is_live:  # not refused before it executed
+                    self._entry_unsettled(entry, f"its outcome is unknown ({e})")
                 raise
             if entry.state is not OrderState.FILLED:
                 if entry.filled_qty or not entry.state.is_terminal:

@@ -101,16 +101,18 @@ class LiveFills(LiveProtection):
             for exchange_id, fill in unrecorded
             if self._store.order_by_exchange_id(exchange_id) is None
         ]
-        trip = outside_round_trip(outside)
-        if outside and trip is None:
-            oldest = min(f.time for f in outside)
+        trips = closed_before(outside)  # from the oldest on, what adds up to nothing
+        trip = outside_round_trip(trips)
+        if trip is not None and not self._book_round_trip(symbol, trip):
+            return  # the database refused: the next sweep books it
+        rest = [f for f in outside if f not in trips]
+        if rest:
+            oldest = min(f.time for f in rest)
             if until - oldest < UNEXPLAINED_AFTER:
                 self._swept[symbol] = oldest  # a change in progress: adopting or dropping books it
                 return
-            if not self._record_unexplained(symbol, outside):
+            if not self._record_unexplained(symbol, rest):
                 return
-        if trip is not None and not self._book_round_trip(symbol, trip):
-            return  # the database refused: the next sweep books it
         self._swept[symbol] = until  # searched to here: the next sweep starts here
 
     def _sweep_start(self, symbol: str) -> datetime:

@@ -20,13 +20,14 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from decimal import Decimal
+from functools import partial
 
 from tbotd.domain.enums import MarginMode, OrderRole, OrderType, Side
 from tbotd.domain.errors import OutcomeUnknownError, RejectedError, RetryableError
 from tbotd.domain.orders import Order, OrderState
 from tbotd.domain.positions import Position
 from tbotd.execution.broker import bounded_prices
-from tbotd.execution.live_orders import LiveOrders
+from tbotd.execution.live_orders import SEND, LiveOrders
 from tbotd.execution.order_round import before_bookkeeping
 from tbotd.execution.orders import new_order
 from tbotd.execution.protection import StopBounds, VenueOrder, VenuePosition, repair_stop
@@ -208,40 +209,63 @@ class LiveProtection(LiveOrders):
     async def _exit_cut_short(
         self, position: Position, exit_: Order, state: VenueOrderState, label: str
     ) -> Trade | None:
-        """An exit that ended without filling whole (expired, rejected, or not final after the
-        polls): whatever is still open on the venue keeps its stop and target.
+        """An exit that ended without filling whole (expired, or not final after the polls):
+        what it closed is booked, and what is still open keeps its stop and target.
 
-        The venue's position decides. Flat: the exit (or a stop, a person) closed it all — booked
-        as usual. Still holding: the part that went is booked, the rest stays in the books with
-        the protection it has (reduce-only orders for the old size cover a smaller one), and the
-        close is refused. Not reachable: nothing is booked or cancelled — reconciliation books
-        the venue's fills once it can see them.
+        An exit still open is cancelled first, so that nothing it fills later goes unbooked.
+        Then its own fills say what it closed: all of it — booked as usual; a part — that part
+        booked and the rest kept in the books with the protection it has (reduce-only orders
+        for the old size cover a smaller one), the close refused (a flip does not open) and a
+        reconciliation started, which also books whatever someone else closed of the rest.
         """
         symbol = position.symbol
-        self.repair_soon.set()  # reconcile soon, whatever this finds: the books may differ
-        try:
-            held = (await self._venue.positions([symbol])).get(symbol)
-        except (RetryableError, OutcomeUnknownError) as e:
-            why = f"exit {exit_.client_id} ended {exit_.state}; the venue's position is unknown"
-            self._event("exit-incomplete", f"{why} ({e}): nothing booked yet", symbol)
-            raise RejectedError(why) from e
-        if held is None:
-            await before_bookkeeping(symbol)
-            fills = await self._record_fills(exit_, state) if exit_.filled_qty else []
+        self.repair_soon.set()
+        if not exit_.state.is_terminal:
+            exit_, state = await self._cancel_exit(exit_, state)
+            if not exit_.state.is_terminal:
+                why = f"exit {exit_.client_id} is still {exit_.state}; its outcome is unknown"
+                self._event("exit-incomplete", f"{why}: nothing booked yet", symbol)
+                raise RejectedError(why)
+        await before_bookkeeping(symbol)
+        fills = await self._record_fills(exit_, state)
+        closed = sum((f.qty for f in fills), Decimal(0))
+        if closed >= position.qty:
             trade = self._finish(position, fills, label)
             await self._cancel_protection(symbol)
             return trade
-        if held.side is position.side and held.qty < position.qty:
-            fills = await self._record_fills(exit_, state) if exit_.filled_qty else []
-            self._finish_part(position, fills, position.qty - held.qty)
+        if closed > 0:
+            self._finish_part(position, fills, closed)
             with self._recording():
-                self._store.save_position(replace(position, qty=held.qty), self._clock.now())
+                rest = replace(position, qty=position.qty - closed)
+                self._store.save_position(rest, self._clock.now())
+        await self.sync(symbol, funding=False)  # a stop or target that fired on the rest
+        if symbol not in self._store.positions():
+            return None
         why = (
-            f"exit {exit_.client_id} ended {exit_.state} with {exit_.filled_qty} of "
-            f"{position.qty} filled; {held.side} {held.qty} still open"
+            f"exit {exit_.client_id} ended {exit_.state} with {closed} of {position.qty} "
+            "filled; the rest stays open"
         )
         self._event("exit-incomplete", f"{why}, with its stop and target", symbol)
         raise RejectedError(why)
+
+    async def _cancel_exit(
+        self, exit_: Order, state: VenueOrderState
+    ) -> tuple[Order, VenueOrderState]:
+        """Cancel an exit that is not final yet and look up what became of it."""
+        symbol = exit_.symbol
+        try:
+            await self._patiently(
+                partial(self._venue.cancel, symbol, exit_.client_id, conditional=False),
+                f"cancel {exit_.client_id}",
+                SEND,
+            )
+            found = await self._lookup(symbol, exit_.client_id, conditional=False)
+        except (RetryableError, OutcomeUnknownError) as e:
+            log.warning("exit not cancelled", client_id=exit_.client_id, error=str(e))
+            return exit_, state
+        if found is None:
+            return exit_, state
+        return self._apply(exit_, found), found
 
     async def sync(
         self, symbol: str, still_open: set[str] | None = None, funding: bool = True

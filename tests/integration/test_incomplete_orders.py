@@ -17,6 +17,7 @@ import pytest
 
 from tbotd.domain import OrderState, Side
 from tbotd.domain.errors import OutcomeUnknownError, RejectedError, RetryableError
+from tbotd.execution.live_orders import POLLS
 from tbotd.execution.protection import StopBounds, verdict
 from tbotd.execution.venue_answers import VenueOrderState
 from tests.contract.harness import LINEAR, LiveHarness
@@ -74,7 +75,7 @@ async def test_an_exit_that_expires_half_filled_keeps_the_rest_protected(h: Live
     await h.broker.open_position(SYM, Side.LONG, QTY, FIXED, h.candle_time)
     real = h.broker._venue.market_order
     exit_filling(h, Decimal("0.5"))
-    with pytest.raises(RejectedError, match="still open"):
+    with pytest.raises(RejectedError, match="the rest stays open"):
         await h.broker.close_position(SYM, "decision", h.candle_time)
     assert await venue_view(h) == (QTY / 2, True)
     assert h.store.positions()[SYM].qty == QTY / 2
@@ -107,7 +108,7 @@ async def test_an_exit_that_expires_unfilled_cancels_nothing_and_books_nothing(
 
     venue = h.broker._venue
     venue.market_order = expired  # type: ignore[method-assign]
-    with pytest.raises(RejectedError, match="still open"):
+    with pytest.raises(RejectedError, match="the rest stays open"):
         await h.broker.close_position(SYM, "decision", h.candle_time)
     assert await venue_view(h) == (QTY, True)
     assert h.store.positions()[SYM].qty == QTY
@@ -189,3 +190,33 @@ async def test_moving_the_exits_of_a_position_closed_since_the_decision_is_refus
     """The stop fired between the decision and its action: the move is refused, not a crash."""
     with pytest.raises(RejectedError, match="no open position"):
         await h.broker.move_protection(SYM, Decimal(19900), Decimal(20300), h.candle_time)
+
+
+async def test_an_exit_not_final_after_the_polls_is_settled_before_it_is_booked(
+    h: LiveHarness,
+) -> None:
+    """The exit filled but no poll saw it: it is cancelled (too late) and looked up once more,
+    and the trade is booked from its fills — not at the entry price, not left half open."""
+    await h.broker.open_position(SYM, Side.LONG, QTY, FIXED, h.candle_time)
+    venue = h.broker._venue
+    real_market, real_find = venue.market_order, venue.find_order
+    hidden = {"lookups": 0}
+
+    async def acked(symbol: str, side: Any, qty: Decimal, cid: str, reduce_only: bool) -> Any:
+        state = await real_market(symbol, side, qty, cid, reduce_only)
+        return replace(state, state=OrderState.OPEN, filled_qty=Decimal(0), avg_price=None)
+
+    async def lagging(symbol: str, cid: str, conditional: bool) -> Any:
+        if not conditional and hidden["lookups"] < POLLS:
+            hidden["lookups"] += 1
+            return None
+        return await real_find(symbol, cid, conditional)
+
+    venue.market_order, venue.find_order = acked, lagging  # type: ignore[method-assign]
+    trade = await h.broker.close_position(SYM, "decision", h.candle_time)
+    assert trade is not None
+    assert trade.qty == QTY
+    assert trade.fees == sum((f.fee for f in h.store.fills()), Decimal(0))  # the exit's fee too
+    assert await venue_view(h) == (Decimal(0), True)
+    assert h.store.positions() == {}
+    assert await h.resting_protection() == {}
