@@ -16,8 +16,9 @@ def add_database_choice(parser: argparse.ArgumentParser, required: bool = True) 
     where.add_argument("--db", type=Path, metavar="FILE", help="a database, e.g. the demo's")
 
 
-def database_path(args: argparse.Namespace) -> Path | None:
-    """The database the arguments name, or None after saying on stderr why there is none."""
+def database_path(args: argparse.Namespace, why_it_must_exist: str = "") -> Path | None:
+    """The database the arguments name, or None after saying on stderr why there is none
+    (``why_it_must_exist``: said beside "no database at …")."""
     if args.config is None and args.db is None:
         print(
             f"tbotd {args.command}: one of --config FILE or --db FILE is required", file=sys.stderr
@@ -33,6 +34,13 @@ def database_path(args: argparse.Namespace) -> Path | None:
             print("\n".join(str(p) for p in e.problems), file=sys.stderr)
             return None
     if not db.exists():
-        print(f"tbotd {args.command}: no database at {db}", file=sys.stderr)
+        hint = f" ({why_it_must_exist})" if why_it_must_exist else ""
+        if args.config is not None and not db.is_absolute():
+            hint += (
+                f"; store.path {db} is relative to the current directory: run from the "
+                "daemon's working directory, or give --db the daemon's database (a systemd "
+                "unit's TBOTD_STORE__PATH)"
+            )
+        print(f"tbotd {args.command}: no database at {db}{hint}", file=sys.stderr)
         return None
     return db

@@ -5,7 +5,11 @@ daemon reads at every candle close: a halt stops new entries from its next close
 ``--flatten`` it also closes every position, its protective orders cancelled with it) and
 persists across restarts; a resume lifts the halt and resets every tripped risk rule (the
 current equity becomes the new peak). The daemon need not be running: a halt written while it
-is down holds from its first close. Exit 0 ok, 2 bad config, 1 the database cannot be written.
+is down holds from its first close. The database must exist: a command written into a new,
+empty file (a relative ``store.path`` read from another directory than the daemon's, a unit
+that sets ``TBOTD_STORE__PATH``) would reach no daemon, so it is refused, naming the path; or
+name the database itself with ``--db``. Exit 0 ok, 2 bad config or no such database, 1 the
+database cannot be written.
 """
 
 from __future__ import annotations
@@ -14,9 +18,9 @@ import argparse
 import json
 import sys
 from datetime import UTC, datetime
-from pathlib import Path
 
 from tbotd.commands import EXIT_BAD_INPUT, EXIT_FAILURE, EXIT_OK
+from tbotd.commands.database import add_database_choice, database_path
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -27,7 +31,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         description="Stops the daemon's new entries from its next candle close, until "
         "`tbotd resume`; survives restarts. --flatten also closes every position.",
     )
-    halt.add_argument("--config", type=Path, required=True, metavar="FILE", help="its config")
+    add_database_choice(halt)
     halt.add_argument("--flatten", action="store_true", help="also close every position")
     halt.add_argument("--json", action="store_true", help="print the command as JSON")
     halt.set_defaults(handler=run_halt)
@@ -37,7 +41,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         description="Lifts `tbotd halt` and resets the risk guard's tripped rules (the equity "
         "at the next close becomes the drawdown's new peak).",
     )
-    resume.add_argument("--config", type=Path, required=True, metavar="FILE", help="its config")
+    add_database_choice(resume)
     resume.add_argument("--json", action="store_true", help="print the command as JSON")
     resume.set_defaults(handler=run_resume)
 
@@ -53,17 +57,15 @@ def run_resume(args: argparse.Namespace) -> int:
 
 
 def _write(args: argparse.Namespace, *, halt: bool, flatten: bool) -> int:
-    from tbotd.config import ConfigInvalidError, load_settings
     from tbotd.daemon.risk import write_command
     from tbotd.domain.errors import TbotdError
     from tbotd.store import Store
 
-    try:
-        settings = load_settings(args.config)
-    except ConfigInvalidError as e:
-        print("\n".join(str(p) for p in e.problems), file=sys.stderr)
+    path = database_path(
+        args, "the daemon's database; a command written elsewhere reaches no daemon"
+    )
+    if path is None:
         return EXIT_BAD_INPUT
-    path = settings.store.path
     try:
         store = Store.open(path)
         try:
@@ -80,8 +82,13 @@ def _write(args: argparse.Namespace, *, halt: bool, flatten: bool) -> int:
         then = ", closes every position" if flatten else ""
         print(
             f"{what} #{command.seq} recorded in {path}: the daemon stops new entries at its "
-            f"next close{then}, until `tbotd resume --config {args.config}`"
+            f"next close{then}, until `tbotd resume {_where(args)}`"
         )
     else:
         print(f"resume #{command.seq} recorded in {path}: applied at the daemon's next close")
     return EXIT_OK
+
+
+def _where(args: argparse.Namespace) -> str:
+    """The database option as the user gave it (for the resume hint)."""
+    return f"--config {args.config}" if args.config is not None else f"--db {args.db}"

@@ -179,6 +179,12 @@ def _risk(console: Any, risk: dict[str, Any]) -> None:
         where = f" on {trip['symbol']}" if trip.get("symbol") else ""
         until = f" until {trip['until']}" if trip.get("until") else " until reset"
         console.print(f"[red]risk guard: {trip['rule']}{where} since {trip['since']}{until}[/]")
+    pending = risk.get("pending")
+    if pending:
+        console.print(
+            f"[yellow]{pending['command']} #{pending['seq']} written, not applied yet: the "
+            "daemon applies it at its next candle close[/]"
+        )
 
 
 def _protected(state: dict[str, Any]) -> str:

@@ -138,6 +138,19 @@ async def build(
         raise
 
 
+def refuse_forgotten_positions(settings: Settings, store: Store) -> None:
+    """An open position recorded on a symbol the config no longer names would be left to no
+    one (no reconciliation, no decisions) while every cycle's exposure counted it: refuse,
+    saying how to hand it back or clear it."""
+    forgotten = sorted(set(store.positions()) - set(settings.exchange.symbols))
+    if forgotten:
+        raise ConfigError(
+            f"{settings.store.path}: open position(s) on {', '.join(forgotten)}, which "
+            "exchange.symbols no longer names: add the symbol back (the daemon then manages and "
+            "can close it; once flat on the exchange it is dropped at start), then remove it"
+        )
+
+
 async def _wire(
     settings: Settings, predictor: Predictor | None, lock: DatabaseLock, wait: StartupWait | None
 ) -> App:
@@ -148,6 +161,7 @@ async def _wire(
     try:
         server_ms = await venue_time(lambda: call(exchange.fetch_time), url, wait)
         refuse_future_history(settings, store, ms_to_datetime(int(server_ms)))
+        refuse_forgotten_positions(settings, store)
     except BaseException:
         await venue.close()
         store.close()
@@ -210,6 +224,11 @@ async def tradable_only(settings: Settings, exchange: Any, store: Store, now: da
             continue
         why = "not listed" if market is None else "not trading (halted or delisted)"
         message = f"{symbol} is {why} on {exchange.id}: left out, the other symbols trade"
+        if symbol in store.positions():
+            message += (
+                "; its open position is not managed any more (its exchange-side stop stays): "
+                "close it on the exchange"
+            )
         log.error("symbol left out", symbol=symbol, reason=why)
         with contextlib.suppress(StorageUnavailableError):
             store.record_event(now, "symbol-unavailable", message, symbol)

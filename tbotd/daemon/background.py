@@ -91,7 +91,10 @@ async def watch_storage(daemon: Daemon, app: App) -> None:
         log.warning("database writable again; reconciling")
         with contextlib.suppress(StorageUnavailableError):
             app.store.record_event(app.clock.now(), "storage", "database writable again")
-        async with daemon.cycle_lock:
-            await app.broker.reconcile()
+        try:  # this task must outlive a failed reconciliation: it is the one that probes
+            async with daemon.cycle_lock:
+                await app.broker.reconcile()
+        except Exception as e:  # noqa: BLE001 - the periodic reconciliation catches up
+            log.warning("reconciliation after the storage outage failed", error=repr(e))
         daemon.notifier.status("database writable again; cycling")
         daemon.notifications.notify(storage_notice(app.clock.now(), writable=True))

@@ -161,12 +161,13 @@ class Cycle:
             outcomes = self.monitor.health.gate(outcomes)
         lap("predict")
         equity = await self.broker.equity()
-        positions = await self.broker.positions()
+        positions = self._managed(await self.broker.positions())
         close_ms = datetime_to_ms(candle_time) + timeframe_ms(self.settings.exchange.timeframe)
         seen = self.risk.observe(close_ms, equity.total)
         if seen.flatten and positions:
             report.symbols.extend(await self._flatten(positions, candle_time))
             equity, positions = await self.broker.equity(), await self.broker.positions()
+            positions = self._managed(positions)
         lap("risk")
         gross = sum((self._notional(p) for p in positions.values()), Decimal(0))
         share = equity.total / len(self.symbols)
@@ -303,6 +304,12 @@ class Cycle:
             results = await execute(self.broker, [close], candle_time)
             out.append(SymbolResult(symbol, None, tuple(results), skipped="risk guard: flatten"))
         return out
+
+    def _managed(self, positions: dict[str, Position]) -> dict[str, Position]:
+        """The positions on the symbols this daemon trades: one on a symbol the venue stopped
+        trading (left out at start, its event says so) keeps its exchange-side stop, and no
+        cycle can act on it."""
+        return {s: p for s, p in positions.items() if s in self.symbols}
 
     def _notional(self, position: Position) -> Decimal:
         """A position's value at the current price, in the settlement currency."""

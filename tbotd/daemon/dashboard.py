@@ -10,6 +10,7 @@ reports, so the two always agree.
 from __future__ import annotations
 
 import asyncio
+import json
 import sqlite3
 import time
 from collections.abc import Sequence
@@ -21,12 +22,15 @@ from tbotd import __version__
 from tbotd.config import ConfigInvalidError, Settings, load_settings
 from tbotd.config.edit import EDITABLE_SECTIONS, EditError, set_key
 from tbotd.config.scope import LIVE_SECTIONS, RESTART_KEYS, changed_keys, effective
+from tbotd.daemon.risk import META_COMMAND, META_STATE, command_from, risk_status
 from tbotd.daemon.status import cycle_summary, readiness
 from tbotd.domain.notices import EventRecord
 from tbotd.domain.values import ms_to_datetime
 from tbotd.ops.dashboard import reader as q
 from tbotd.ops.dashboard import shape
 from tbotd.ops.dashboard.reader import Reader
+from tbotd.risk.codec import state_from
+from tbotd.risk.guard import RiskState
 from tbotd.strategy.build import build_strategy
 
 if TYPE_CHECKING:
@@ -75,7 +79,7 @@ class DaemonDashboard:
             "symbols": list(settings.exchange.symbols),
             "timeframe": settings.exchange.timeframe,
             "health": {"ready": ready, "reason": why, "cycles": daemon.cycles},
-            "risk_guard": shape.missing(shape.Missing.RISK_GUARD_NOT_BUILT),
+            "risk_guard": await self._reader.run(_risk_guard),
         }
         if daemon.notifications.enabled:  # names and schemes only: the URLs are secrets
             body["notifications"] = daemon.notifications.status()
@@ -260,3 +264,15 @@ def _write(path: Path, text: str) -> None:
     staged.write_text(text, encoding="utf-8")
     staged.chmod(path.stat().st_mode & 0o777)
     staged.replace(path)
+
+
+def _risk_guard(conn: sqlite3.Connection) -> dict[str, Any]:
+    """The risk guard as `/status` reports it: what stops entries, a command not yet applied."""
+    rows = dict(
+        conn.execute("SELECT key, value FROM meta WHERE key IN (?, ?)", (META_STATE, META_COMMAND))
+    )
+    raw = rows.get(META_STATE)
+    return risk_status(
+        RiskState() if not raw else state_from(json.loads(raw)),
+        command_from(rows.get(META_COMMAND)),
+    )

@@ -42,7 +42,11 @@ class Command:
 
 def read_command(store: Store) -> Command | None:
     """The command ``tbotd halt`` / ``tbotd resume`` left, if any."""
-    raw = store.meta(META_COMMAND)
+    return command_from(store.meta(META_COMMAND))
+
+
+def command_from(raw: str | None) -> Command | None:
+    """The command stored under ``risk_command`` (its JSON), if any."""
     if not raw:
         return None
     data = json.loads(raw)
@@ -51,11 +55,11 @@ def read_command(store: Store) -> Command | None:
 
 def write_command(store: Store, *, halt: bool, flatten: bool, at: datetime) -> Command:
     """Record a halt (optionally flattening) or a resume for the daemon to apply."""
-    last = read_command(store)
-    seq = (last.seq if last is not None else 0) + 1
     at_ms = int(at.timestamp() * 1000)
-    command = Command(seq, Halt(seq, at_ms, flatten) if halt else None)
-    with store.transaction():
+    with store.transaction():  # read and write together: two commands never share a number
+        last = read_command(store)
+        seq = (last.seq if last is not None else 0) + 1
+        command = Command(seq, Halt(seq, at_ms, flatten) if halt else None)
         store.set_meta(META_COMMAND, json.dumps({"seq": seq, "halt": halt_data(command.halt)}))
     return command
 
@@ -136,11 +140,19 @@ class RiskKeeper:
         return risk_status(self.state)
 
 
-def risk_status(s: RiskState) -> dict[str, Any]:
-    """What stops entries now, and the rules' counters (`/status`, `tbotd status`)."""
+def risk_status(s: RiskState, command: Command | None = None) -> dict[str, Any]:
+    """What stops entries now, the operator's command not applied yet (``pending``: it applies
+    at the daemon's next close), and the rules' counters (`/status`, `tbotd status`, the
+    dashboard)."""
+    pending = None
+    if command is not None and command.seq > s.command_seq:
+        flatten = command.halt is not None and command.halt.flatten
+        what = "resume" if command.halt is None else "halt" + (" with flatten" if flatten else "")
+        pending = {"seq": command.seq, "command": what}
     return {
         "halted": s.halt is not None,
         "halt": halt_data(s.halt),
+        "pending": pending,
         "trips": [
             {
                 "rule": str(t.rule),

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from tbotd.daemon.cycle import CycleReport
 from tbotd.daemon.monitor import ModelMonitor
-from tbotd.daemon.risk import load_state, risk_status
+from tbotd.daemon.risk import load_state, read_command, risk_status
 from tbotd.domain.enums import Side
 from tbotd.domain.values import ms_to_datetime, timeframe_delta
 from tbotd.monitoring.report import models_json
@@ -137,7 +137,7 @@ def recorded(store: Store, symbols: Sequence[str] | None = None) -> dict[str, An
             )
         },
         "equity": next(iter(store.query("SELECT * FROM equity ORDER BY time DESC LIMIT 1")), None),
-        "risk": risk_status(load_state(store)),  # a halt shows even with the daemon down
+        "risk": risk_status(load_state(store), read_command(store)),  # even while down
     }
 
 

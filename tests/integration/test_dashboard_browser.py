@@ -4,12 +4,14 @@ refused without the token or from a foreign origin, and a phone-sized screen."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import os
 import shutil
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -18,8 +20,10 @@ import pytest
 import pytest_asyncio
 
 from tbotd.config import ConfigInvalidError, load_settings
+from tbotd.daemon.risk import write_command
 from tbotd.domain.values import ms_to_datetime
 from tbotd.sim import DEMO_API_KEY, DEMO_API_SECRET
+from tbotd.store import Store
 from tests.conftest import CONFIGS
 from tests.e2e_support import ORACLE_TOKEN, Process, free_port, oracle, sim_process, spawn
 
@@ -285,5 +289,27 @@ async def test_a_valid_edit_is_previewed_applied_live_and_journaled(running: Run
     assert keys["strategy.threshold"] == 0.75
     _, body = await http("GET", running.url + "/api/events", {"Authorization": f"Bearer {TOKEN}"})
     assert any(e["kind"] == "config-change" for e in json.loads(body)["events"])
+    assert errors == []
+    await page.context.close()
+
+
+async def test_the_daemon_panel_shows_a_halt_and_its_resume(running: Running) -> None:
+    """`tbotd halt` while the page is open: the daemon panel says HALTED once the next close
+    applies it, and "armed" again after `tbotd resume` (it said the guard did not exist)."""
+    db = Path(running.env["TBOTD_STORE__PATH"])
+
+    def command(halt: bool) -> None:
+        store = Store.open(db)
+        try:
+            write_command(store, halt=halt, flatten=False, at=datetime.now(UTC))
+        finally:
+            store.close()
+
+    page, errors = await signed_in(running)
+    assert "armed" in (await page.text_content("#risk-guard") or "")
+    await asyncio.to_thread(command, True)
+    await page.wait_for_selector("#risk-guard >> text=HALTED", timeout=60_000)
+    await asyncio.to_thread(command, False)
+    await page.wait_for_selector("#risk-guard >> text=armed", timeout=60_000)
     assert errors == []
     await page.context.close()

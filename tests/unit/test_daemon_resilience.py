@@ -9,6 +9,7 @@ from typing import Any
 
 from tbotd.config import Settings
 from tbotd.daemon.app import App
+from tbotd.daemon.background import watch_storage
 from tbotd.daemon.lifecycle import Daemon
 from tbotd.daemon.schedule import CandleCloseScheduler
 from tbotd.domain.errors import RetryableError
@@ -114,3 +115,39 @@ async def test_sigterm_lets_the_in_flight_cycle_finish() -> None:
     release.set()  # the cycle's last request answers only now
     await asyncio.wait_for(stopping, 10)
     assert finished.is_set()
+
+
+class FlakyStore:
+    """A database that cannot be written until its first probe, then can, twice over."""
+
+    def __init__(self) -> None:
+        self.unwritable: str | None = "disk full"
+        self.probes = 0
+
+    def probe(self) -> bool:
+        self.probes += 1
+        self.unwritable = None
+        return True
+
+    def record_event(self, *_args: Any, **_kwargs: Any) -> None:
+        """Events are not what this test is about."""
+
+
+async def test_the_storage_watch_outlives_a_failed_reconciliation() -> None:
+    """The disk is writable again but the reconciliation after it fails (the venue down): the
+    watch carries on and probes the next outage (regression: the task ended, and the next full
+    disk stopped every cycle until a restart)."""
+    clock = ManualClock(T0)
+    store = FlakyStore()
+    broker = FlakyBroker(failing={1})
+    daemon = Daemon(settings())
+    app: Any = SimpleNamespace(clock=clock, broker=broker, store=store)
+    task = asyncio.create_task(watch_storage(daemon, app))
+    await clock.advance(5)
+    assert (store.probes, broker.calls) == (1, 1)
+    store.unwritable = "disk full again"
+    await clock.advance(5)
+    assert (store.probes, broker.calls) == (2, 2)
+    assert not task.done()
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)

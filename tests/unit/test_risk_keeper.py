@@ -10,7 +10,7 @@ from pathlib import Path
 
 from prometheus_client import CollectorRegistry
 
-from tbotd.daemon.risk import RiskKeeper, write_command
+from tbotd.daemon.risk import RiskKeeper, load_state, read_command, risk_status, write_command
 from tbotd.domain.notices import EventRecord, Severity
 from tbotd.notify.classify import notice_for
 from tbotd.ops.metrics import DaemonMetrics
@@ -70,4 +70,19 @@ def test_commands_apply_once_and_resume_resets(tmp_path: Path) -> None:
     assert resumed.state.trips == ()
     assert resumed.state.halt is None
     assert resumed.state.peak == Decimal(90)
+    store.close()
+
+
+def test_a_command_not_yet_applied_shows_as_pending(tmp_path: Path) -> None:
+    """`tbotd halt` written while the daemon is down (or between closes): the status says it is
+    pending; once the next close applies it, it says halted and nothing is pending."""
+    guard, store, _ = keeper(tmp_path / "p.db")
+    guard.observe(T0, Decimal(100))
+    write_command(store, halt=True, flatten=True, at=datetime.now(UTC))
+    before = risk_status(load_state(store), read_command(store))
+    assert before["pending"] == {"seq": 1, "command": "halt with flatten"}
+    assert not before["halted"]
+    guard.observe(T0 + BAR, Decimal(100))
+    after = risk_status(load_state(store), read_command(store))
+    assert (after["halted"], after["pending"]) == (True, None)
     store.close()

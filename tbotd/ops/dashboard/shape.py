@@ -33,20 +33,19 @@ class Missing(StrEnum):
     PER_MODEL_NOT_BUILT = "per_model_not_built"
     REMOTE_MODEL = "remote_model"
     COUNTERFACTUAL_NOT_RECORDED = "counterfactual_not_recorded"
-    RISK_GUARD_NOT_BUILT = "risk_guard_not_built"
 
 
 MISSING_TEXT: dict[Missing, str] = {
     Missing.NO_PREDICTION: "no prediction recorded for this symbol yet",
     Missing.NOT_REPORTED: "the prediction's source did not report it",
     Missing.NO_DECISION: "no decision recorded for this symbol yet",
-    Missing.MONITORING_NOT_BUILT: "model monitoring (accuracy, calibration, drift, expiry) is "
-    "not part of this build",
-    Missing.PER_MODEL_NOT_BUILT: "per-model answers (votes, consensus) are not part of this build",
+    Missing.MONITORING_NOT_BUILT: "not on this card yet: model monitoring (rolling accuracy, "
+    "calibration, drift, expiry) is in /status (`models`) and `tbotd models status`",
+    Missing.PER_MODEL_NOT_BUILT: "not on this card yet: each model's own answer is in /status "
+    "(`predictions.<symbol>.answers`) and `tbotd status`",
     Missing.REMOTE_MODEL: "the model is served remotely; its training date is not reported",
     Missing.COUNTERFACTUAL_NOT_RECORDED: "the daemon records no classic-only counterfactual "
     "(`tbotd backtest --compare` computes it over history)",
-    Missing.RISK_GUARD_NOT_BUILT: "the risk guard is not part of this build",
 }
 
 

@@ -128,7 +128,7 @@ function renderOverview(o) {
     ["database", hl.database_unwritable ? `cannot be written: ${hl.database_unwritable}` : "writable"],
     ["remote ML", p.remote ? `${p.remote.url} (${p.remote.breaker})` : "none configured"],
     ["local ML", p.local && p.local.length ? p.local.join(", ") : (p.local_unavailable || "none")],
-    ["risk guard", [show(o.risk_guard), ` — ${o.risk_guard.why}`]],
+    ["risk guard", h("span", { id: "risk-guard" }, riskGuard(o.risk_guard || {}))],
     ["equity", o.equity ? `${o.equity.equity} ${o.equity.currency}` : "—"],
   ]));
   const select = document.getElementById("symbol");
@@ -137,6 +137,18 @@ function renderOverview(o) {
     state.symbol = state.symbol || o.symbols[0];
     select.value = state.symbol;
   }
+}
+
+function riskGuard(r) {
+  // What stops new entries now (a halt, tripped rules), and an operator's command not yet applied.
+  const parts = [];
+  if (r.halted) parts.push(`HALTED (halt #${r.halt.seq}${r.halt.flatten ? ", flatten" : ""}): no new entries until tbotd resume`);
+  for (const t of r.trips || []) {
+    parts.push(`tripped: ${t.rule}${t.symbol ? ` on ${t.symbol}` : ""} since ${t.since.slice(0, 16).replace("T", " ")}` +
+      (t.until ? ` until ${t.until.slice(0, 16).replace("T", " ")}` : " until tbotd resume") + (t.detail ? ` (${t.detail})` : ""));
+  }
+  if (r.pending) parts.push(`${r.pending.command} #${r.pending.seq} pending: applied at the next candle close`);
+  return parts.length ? parts.join("; ") : "armed: nothing stops new entries";
 }
 
 function makeChart(id) {
