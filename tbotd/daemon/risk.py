@@ -59,6 +59,9 @@ def write_command(store: Store, *, halt: bool, flatten: bool, at: datetime) -> C
     with store.transaction():  # read and write together: two commands never share a number
         last = read_command(store)
         seq = (last.seq if last is not None else 0) + 1
+        if halt and last is not None and last.halt is not None and last.halt.flatten:
+            # a second halt before the daemon applied the first must not cancel its flatten
+            flatten = flatten or last.seq > load_state(store).command_seq
         command = Command(seq, Halt(seq, at_ms, flatten) if halt else None)
         store.set_meta(META_COMMAND, json.dumps({"seq": seq, "halt": halt_data(command.halt)}))
     return command

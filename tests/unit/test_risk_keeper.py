@@ -86,3 +86,16 @@ def test_a_command_not_yet_applied_shows_as_pending(tmp_path: Path) -> None:
     after = risk_status(load_state(store), read_command(store))
     assert (after["halted"], after["pending"]) == (True, None)
     store.close()
+
+
+def test_a_second_halt_before_the_first_is_applied_keeps_its_flatten(tmp_path: Path) -> None:
+    """`halt --flatten` then a plain `halt` before the next close: the close still flattens
+    (the second command overwrote the first and lost it); once applied, a plain halt is plain."""
+    guard, store, _ = keeper(tmp_path / "f.db")
+    guard.observe(T0, Decimal(100))
+    write_command(store, halt=True, flatten=True, at=datetime.now(UTC))
+    write_command(store, halt=True, flatten=False, at=datetime.now(UTC))
+    assert guard.observe(T0 + BAR, Decimal(100)).flatten
+    write_command(store, halt=True, flatten=False, at=datetime.now(UTC))
+    assert not guard.observe(T0 + 2 * BAR, Decimal(100)).flatten
+    store.close()
