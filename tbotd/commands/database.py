@@ -33,7 +33,12 @@ def database_path(args: argparse.Namespace, why_it_must_exist: str = "") -> Path
         except ConfigInvalidError as e:
             print("\n".join(str(p) for p in e.problems), file=sys.stderr)
             return None
-    if not db.exists():
+    try:
+        exists = db.exists()
+    except OSError as e:  # a directory this user may not read (systemd's DynamicUser=)
+        print(f"tbotd {args.command}: cannot read {db}: {e} (run as its owner)", file=sys.stderr)
+        return None
+    if not exists:
         hint = f" ({why_it_must_exist})" if why_it_must_exist else ""
         if args.config is not None and not db.is_absolute():
             hint += (

@@ -75,6 +75,7 @@ def _write(args: argparse.Namespace, *, halt: bool, flatten: bool) -> int:
     except (TbotdError, OSError) as e:
         print(f"tbotd {'halt' if halt else 'resume'}: cannot write {path}: {e}", file=sys.stderr)
         return EXIT_FAILURE
+    flatten = command.halt is not None and command.halt.flatten  # kept from an unapplied one
     what = "halt" + (" with flatten" if flatten else "") if halt else "resume"
     if args.json:
         print(json.dumps({"command": what, "seq": command.seq, "database": str(path)}))

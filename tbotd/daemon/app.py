@@ -138,17 +138,22 @@ async def build(
         raise
 
 
-def refuse_forgotten_positions(settings: Settings, store: Store) -> None:
-    """An open position recorded on a symbol the config no longer names would be left to no
-    one (no reconciliation, no decisions) while every cycle's exposure counted it: refuse,
-    saying how to hand it back or clear it."""
-    forgotten = sorted(set(store.positions()) - set(settings.exchange.symbols))
-    if forgotten:
-        raise ConfigError(
-            f"{settings.store.path}: open position(s) on {', '.join(forgotten)}, which "
-            "exchange.symbols no longer names: add the symbol back (the daemon then manages and "
-            "can close it; once flat on the exchange it is dropped at start), then remove it"
+def report_unmanaged_positions(settings: Settings, store: Store, now: datetime) -> None:
+    """An open position recorded on a symbol this config does not trade (removed from
+    ``exchange.symbols``, or left out because the venue stopped trading it) is managed by no
+    one: no decision, no reconciliation, no flatten; a live one keeps its exchange-side stop.
+    Said loudly at every start (an ``alert``, which notifies), never a reason to stop managing
+    the others."""
+    for symbol in sorted(set(store.positions()) - set(settings.exchange.symbols)):
+        message = (
+            f"open position on {symbol} recorded, but this config does not trade {symbol}: it "
+            "is not managed (no decisions, no reconciliation, no flatten; a live position keeps "
+            "its exchange-side stop) — add the symbol back to manage or close it (once flat on "
+            "the exchange the record is dropped), or close it on the exchange yourself"
         )
+        log.error("unmanaged position", symbol=symbol)
+        with contextlib.suppress(StorageUnavailableError):
+            store.record_event(now, "alert", message, symbol)
 
 
 async def _wire(
@@ -161,7 +166,6 @@ async def _wire(
     try:
         server_ms = await venue_time(lambda: call(exchange.fetch_time), url, wait)
         refuse_future_history(settings, store, ms_to_datetime(int(server_ms)))
-        refuse_forgotten_positions(settings, store)
     except BaseException:
         await venue.close()
         store.close()
@@ -169,6 +173,7 @@ async def _wire(
     clock = ScaledClock(ms_to_datetime(int(server_ms)), settings.daemon.time_scale)
     try:
         settings = await tradable_only(settings, exchange, store, clock.now())
+        report_unmanaged_positions(settings, store, clock.now())
     except BaseException:
         await venue.close()
         store.close()
@@ -224,11 +229,6 @@ async def tradable_only(settings: Settings, exchange: Any, store: Store, now: da
             continue
         why = "not listed" if market is None else "not trading (halted or delisted)"
         message = f"{symbol} is {why} on {exchange.id}: left out, the other symbols trade"
-        if symbol in store.positions():
-            message += (
-                "; its open position is not managed any more (its exchange-side stop stays): "
-                "close it on the exchange"
-            )
         log.error("symbol left out", symbol=symbol, reason=why)
         with contextlib.suppress(StorageUnavailableError):
             store.record_event(now, "symbol-unavailable", message, symbol)

@@ -66,6 +66,14 @@ class DaemonDashboard:
         tick = int(time.monotonic() // REFRESH_S)
         return f"{self.daemon.cycles}.{self._events}.{int(ready)}.{tick}"
 
+    async def _risk_guard(self) -> dict[str, Any]:
+        """The risk guard from the database, or why it cannot be read (a first start's page
+        may ask before the database exists)."""
+        try:
+            return await self._reader.run(_risk_guard)
+        except sqlite3.Error as e:
+            return {"unavailable": f"the database cannot be read: {e}"}
+
     async def overview(self) -> dict[str, Any]:
         """Health, the ML cards, positions with protection, live orders, equity now."""
         daemon, app = self.daemon, self.daemon.app
@@ -79,7 +87,7 @@ class DaemonDashboard:
             "symbols": list(settings.exchange.symbols),
             "timeframe": settings.exchange.timeframe,
             "health": {"ready": ready, "reason": why, "cycles": daemon.cycles},
-            "risk_guard": await self._reader.run(_risk_guard),
+            "risk_guard": await self._risk_guard(),
         }
         if daemon.notifications.enabled:  # names and schemes only: the URLs are secrets
             body["notifications"] = daemon.notifications.status()
@@ -267,7 +275,15 @@ def _write(path: Path, text: str) -> None:
 
 
 def _risk_guard(conn: sqlite3.Connection) -> dict[str, Any]:
-    """The risk guard as `/status` reports it: what stops entries, a command not yet applied."""
+    """The risk guard as `/status` reports it (what stops entries, a command not yet applied),
+    or why it cannot be read (``unavailable``) — never "armed" for want of an answer."""
+    try:
+        return _risk_rows(conn)
+    except (sqlite3.Error, ValueError, KeyError) as e:
+        return {"unavailable": f"the risk guard's state cannot be read: {e}"}
+
+
+def _risk_rows(conn: sqlite3.Connection) -> dict[str, Any]:
     rows = dict(
         conn.execute("SELECT key, value FROM meta WHERE key IN (?, ?)", (META_STATE, META_COMMAND))
     )

@@ -140,7 +140,7 @@ class RiskKeeper:
 
     def status(self) -> dict[str, Any]:
         """The `/status` field (see :func:`risk_status`)."""
-        return risk_status(self.state)
+        return risk_status(self.state, read_command(self.store))
 
 
 def risk_status(s: RiskState, command: Command | None = None) -> dict[str, Any]:

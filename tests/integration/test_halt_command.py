@@ -35,6 +35,8 @@ def test_halt_and_resume_by_database_path(tmp_path: Path, run_tbotd: RunTbotd) -
     assert f"until `tbotd resume --db {db}`" in halted.stdout
     shown = run_tbotd("status", "--db", str(db))
     assert "halt with flatten #1 written, not applied yet" in shown.stdout, shown.stderr
+    again = run_tbotd("halt", "--db", str(db))  # before the daemon applied the first
+    assert "halt with flatten #2 recorded" in again.stdout, again.stderr
     assert run_tbotd("resume", "--db", str(db)).returncode == 0
     store = Store.open(db)
     try:
@@ -42,4 +44,4 @@ def test_halt_and_resume_by_database_path(tmp_path: Path, run_tbotd: RunTbotd) -
     finally:
         store.close()
     assert command is not None
-    assert (command.seq, command.halt) == (2, None)
+    assert (command.seq, command.halt) == (3, None)

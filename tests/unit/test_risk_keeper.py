@@ -81,6 +81,7 @@ def test_a_command_not_yet_applied_shows_as_pending(tmp_path: Path) -> None:
     write_command(store, halt=True, flatten=True, at=datetime.now(UTC))
     before = risk_status(load_state(store), read_command(store))
     assert before["pending"] == {"seq": 1, "command": "halt with flatten"}
+    assert guard.status()["pending"] == before["pending"]  # the running daemon's /status too
     assert not before["halted"]
     guard.observe(T0 + BAR, Decimal(100))
     after = risk_status(load_state(store), read_command(store))

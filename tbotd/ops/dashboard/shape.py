@@ -2,7 +2,7 @@
 
 Down-sampling keeps a year of 5-minute candles under the page's payload budget without hiding
 what matters (a bucket's high and low survive; an equity bucket keeps its low, so a drawdown is
-never smoothed away). Cards never invent numbers: what this build does not measure is a
+never smoothed away). Cards never invent numbers: what the page does not show is a
 :class:`Missing` value with its reason, which the page shows as "not available".
 """
 
@@ -149,8 +149,8 @@ def ml_card(
     model: ModelInfo | None,
     now: datetime,
 ) -> dict[str, Any]:
-    """One symbol's ML card from its latest prediction and decision rows; what this build does
-    not measure is :func:`missing`, never a number."""
+    """One symbol's ML card from its latest prediction and decision rows; what the page does
+    not show is :func:`missing`, never a number."""
     monitoring = missing(Missing.MONITORING_NOT_BUILT)
     card: dict[str, Any] = {
         "votes": missing(Missing.PER_MODEL_NOT_BUILT),

@@ -141,6 +141,7 @@ function renderOverview(o) {
 
 function riskGuard(r) {
   // What stops new entries now (a halt, tripped rules), and an operator's command not yet applied.
+  if (r.unavailable) return `not available — ${r.unavailable}`;
   const parts = [];
   if (r.halted) parts.push(`HALTED (halt #${r.halt.seq}${r.halt.flatten ? ", flatten" : ""}): no new entries until tbotd resume`);
   for (const t of r.trips || []) {
