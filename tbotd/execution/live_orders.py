@@ -251,7 +251,8 @@ class LiveOrders:
         left = min(position.qty, entry.filled_qty - parts)
         if left <= 0:
             return Decimal(0)
-        return self._store.entry_fees(position.symbol) * left / entry.filled_qty
+        fees = sum((f.fee for f in self._store.fills_of(entry.client_id)), Decimal(0))
+        return fees * left / entry.filled_qty
 
     def _finish_part(self, ours: Position, closing: list[Fill], qty: Decimal) -> None:
         """Book ``qty`` of ``ours`` closed by hand (all of it when ``qty`` is its size)."""
