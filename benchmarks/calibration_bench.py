@@ -3,11 +3,12 @@
     .venv/bin/python benchmarks/calibration_bench.py [--rows N] [--days N] [--json]
 
 Runs `tbotd train` (a fresh process each) on the newest ``--rows`` real Binance BTC/USDT 5-minute
-candles of ``../shared/data`` and on ``--days`` of a generated asset (the `tbotd sim` generator's
-seeded market, "ETH", one-minute bars aggregated to five), then prints each run's reliability
-table: per confidence bin, calls, mean predicted confidence, observed frequency and the gap, for
-the calibrated probabilities and the same models' raw softmax. Target (issue: calibrated
-confidence): every bin with ≥ 300 calls within 5 points.
+candles of ``../shared/data`` and on ``--days`` of generated assets — the `tbotd sim` generator's
+seeded "ETH" (one-minute bars aggregated to five; no predictable structure), a GARCH asset with a
+weak AR(1), and three seeds of an asset that overreacts and comes back about as much as BTC does
+— then prints each run's reliability table: per confidence bin, calls, mean predicted confidence,
+observed frequency and the gap, for the calibrated probabilities and the same models' raw
+softmax. Target (issue: calibrated confidence): every bin with ≥ 300 calls within 5 points.
 """
 
 from __future__ import annotations
@@ -69,8 +70,15 @@ def structured_csv(bars: int, path: Path, seed: int = 11) -> Path:
         var = omega + alpha * eps**2 + beta * var
         prev = ret[i]
     close = 2000 * np.exp(np.cumsum(ret))
+    return _ohlcv_csv(close, np.sqrt(omega / (1 - alpha - beta)), rng, path)
+
+
+def _ohlcv_csv(close: np.ndarray, typical_sd: float, rng: np.random.Generator, path: Path) -> Path:
+    """5-minute candles around a close path from 2,000: open = previous close, wicks of about a
+    typical bar's move, volume larger on larger moves."""
+    bars = len(close)
     open_ = np.concatenate([[2000.0], close[:-1]])
-    wick = np.abs(rng.standard_normal((2, bars))) * np.sqrt(omega / (1 - alpha - beta)) * close
+    wick = np.abs(rng.standard_normal((2, bars))) * typical_sd * close
     frame = pd.DataFrame(
         {
             "timestamp": ORIGIN_MS + np.arange(bars, dtype=np.int64) * 300_000,
@@ -78,11 +86,36 @@ def structured_csv(bars: int, path: Path, seed: int = 11) -> Path:
             "high": np.maximum(open_, close) + wick[0],
             "low": np.minimum(open_, close) - wick[1],
             "close": close,
-            "volume": rng.lognormal(3.0, 0.5, bars) * (1 + np.abs(ret) / 0.002),
+            "volume": rng.lognormal(3.0, 0.5, bars) * (1 + np.abs(np.log(close / open_)) / 0.002),
         }
     )
     frame.to_csv(path, index=False)
     return path
+
+
+def overreacting_csv(bars: int, path: Path, seed: int = 13) -> Path:
+    """A generated asset whose price overreacts and comes back: a GARCH(1,1) efficient price
+    with Student-t shocks, seen through a deviation that decays with a half-life of an hour
+    (AR(1) per bar). The structure behind real 5-minute crypto's short-horizon mean reversion
+    (the contrarian baseline), at about BTC's strength: a model has an edge to calibrate."""
+    rng = np.random.default_rng(seed)
+    omega, alpha, beta = 2e-8, 0.08, 0.9
+    rho = 0.5 ** (1 / 12)
+    var = omega / (1 - alpha - beta)
+    shocks = rng.standard_t(5, (2, bars)) / np.sqrt(5 / 3)
+    efficient = np.empty(bars)
+    deviation = np.empty(bars)
+    level = dev = 0.0
+    for i in range(bars):
+        sd = np.sqrt(var)
+        eps = sd * shocks[0, i]
+        level += eps
+        # the deviation's stationary sd is 0.75 of an hour's efficient move
+        dev = rho * dev + 0.75 * np.sqrt(12 * (1 - rho**2)) * sd * shocks[1, i]
+        efficient[i], deviation[i] = level, dev
+        var = omega + alpha * eps**2 + beta * var
+    close = 2000 * np.exp(efficient + deviation)
+    return _ohlcv_csv(close, np.sqrt(omega / (1 - alpha - beta)), rng, path)
 
 
 def train_report(csv: Path, rows: int | None, out: Path) -> dict[str, Any]:
@@ -128,7 +161,7 @@ def table(name: str, report: dict[str, Any]) -> list[str]:
 
 
 def main() -> int:
-    """Train on both assets and print (or JSON-dump) their calibration."""
+    """Train on every asset and print (or JSON-dump) its calibration."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=None, help="newest BTC rows (all)")
     parser.add_argument("--days", type=int, default=365, help="days of the generated asset")
@@ -141,12 +174,17 @@ def main() -> int:
         runs = {
             "generated ETH": generated_csv(args.days, base / "eth.csv"),
             "generated GARCH-AR": structured_csv(args.days * 288, base / "garch.csv"),
+        } | {
+            f"generated overreacting (seed {seed})": overreacting_csv(
+                args.days * 288, base / f"over{seed}.csv", seed
+            )
+            for seed in (13, 14, 15)
         }
         btc = find_csv(args.data)
         if btc is not None:
             runs = {"BTC/USDT (Binance)": btc} | runs
         for name, csv in runs.items():
-            out = base / name.split()[-1].replace("/", "_")
+            out = base / "".join(c for c in name if c.isalnum())
             report = train_report(csv, args.rows if "BTC" in name else None, out)
             results[name] = report["direction"]["calibration"] | {
                 "reliability": report["direction"]["reliability"]

@@ -92,6 +92,7 @@ def save_weights(models: ModelSet, out_dir: Path, metadata: dict[str, str]) -> d
                 "bias": module.class_bias.cpu().tolist(),
                 "mix": float(module.class_mix),
                 "prior": module.class_prior.cpu().tolist(),
+                "feature_clip_sd": float(module.feature_clip),
             }
         if isinstance(module, VolatilityPredictor):
             entry["target_scale"] = float(module.target_scale)
@@ -152,7 +153,8 @@ def with_calibration_defaults(
     module: _StandardisedMLP, tensors: dict[str, torch.Tensor]
 ) -> dict[str, torch.Tensor]:
     """A classifier file from before per-class calibration has no ``class_*`` buffers: they get
-    the identity map (scale 1, bias 0, no mix), so the model answers exactly as it did."""
+    the identity map (scale 1, bias 0, no mix), and one from before feature clipping no
+    ``feature_clip`` (0: none), so the model answers exactly as it did."""
     if not isinstance(module, _Classifier):
         return tensors
     defaults = {k: module.state_dict()[k] for k in _Classifier.CALIBRATION_BUFFERS}

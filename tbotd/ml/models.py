@@ -81,14 +81,21 @@ class _Classifier(_StandardisedMLP):
     """Softmax classifier calibrated on held-out data (:mod:`tbotd.ml.calibration`):
     ``(1 - class_mix) · softmax(logits / temperature · class_scale + class_bias) + class_mix ·
     class_prior``. Models trained before per-class calibration carry only ``temperature``; their
-    files load with scale 1, bias 0 and no mix, so they answer exactly as before."""
+    files load with scale 1, bias 0 and no mix, so they answer exactly as before.
+
+    Standardised features are clipped to ``±feature_clip`` (training sets 3 sd; 0 = no clip):
+    a ReLU network extrapolates linearly, so a volatility spike five training sd out made the
+    direction model's rarest calls its most confident and its least right (0.75 predicted, 42 %
+    observed), where no calibration slice holds enough such bars to correct it. The volatility
+    model is not clipped: its ``sd`` must follow a crash, not stop at the third sd."""
 
     temperature: torch.Tensor
     class_scale: torch.Tensor
     class_bias: torch.Tensor
     class_mix: torch.Tensor
     class_prior: torch.Tensor
-    CALIBRATION_BUFFERS = ("class_scale", "class_bias", "class_mix", "class_prior")
+    feature_clip: torch.Tensor
+    CALIBRATION_BUFFERS = ("class_scale", "class_bias", "class_mix", "class_prior", "feature_clip")
 
     def __init__(self, shape: ModelShape) -> None:
         super().__init__(shape)
@@ -97,6 +104,16 @@ class _Classifier(_StandardisedMLP):
         self.register_buffer("class_bias", torch.zeros(shape.n_outputs))
         self.register_buffer("class_mix", torch.zeros(()))
         self.register_buffer("class_prior", torch.full((shape.n_outputs,), 1 / shape.n_outputs))
+        self.register_buffer("feature_clip", torch.zeros(()))
+
+    def raw(self, x: torch.Tensor) -> torch.Tensor:
+        """Unscaled logits for raw features, standardised features clipped to ±feature_clip."""
+        z = (x - self.feature_mean) / self.feature_std
+        c = self.feature_clip
+        # torch.where, not `if`: one graph for clipped and unclipped files (ONNX export traces it)
+        z = torch.where(c > 0, torch.minimum(torch.maximum(z, -c), c), z)
+        out: torch.Tensor = self.body(z)
+        return out
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Calibrated class probabilities [N, n_outputs]."""

@@ -41,6 +41,9 @@ class FitConfig:
     lr: float = 2e-3
     weight_decay: float = 1e-4
     seed: int = 0
+    # the classifiers' standardised inputs are clipped here (see models._Classifier; 4 sd and
+    # none were measured worse: benchmarks/RESULTS.md, calibration)
+    feature_clip_sd: float = 3.0
 
 
 @dataclass(frozen=True)
@@ -147,6 +150,8 @@ def _prepare(fit: Slice, cfg: FitConfig, device: torch.device) -> tuple[ModelSet
         module.set_normalisation(mean, std)
         module.to(device)
     models.volatility.target_scale.fill_(scale)
+    models.direction.feature_clip.fill_(cfg.feature_clip_sd)
+    models.regime.feature_clip.fill_(cfg.feature_clip_sd)
     return models, scale
 
 

@@ -64,3 +64,25 @@ def test_calibration_travels_in_the_weights_and_old_files_still_load(tmp_path: P
     with torch.no_grad():
         plain = torch.softmax(legacy.raw(x) / legacy.temperature, dim=-1)
     assert torch.allclose(legacy(x), plain)
+
+
+def test_a_feature_far_beyond_training_does_not_make_the_classifier_surer(tmp_path: Path) -> None:
+    """Clipped at 3 sd, a feature 50 sd out answers as at 3 sd; the clip travels in the weights
+    and a file from before clipping answers unclipped, as it did."""
+    shape = ModelShape(n_features=4, n_outputs=3)
+    model = DirectionClassifier(shape).eval()
+    at_edge, far_out = torch.zeros(1, 4), torch.zeros(1, 4)
+    at_edge[0, 0], far_out[0, 0] = 3.0, 50.0
+    unclipped = model(far_out)
+    assert not torch.allclose(unclipped, model(at_edge))
+    model.feature_clip.fill_(3.0)
+    assert torch.equal(model(far_out), model(at_edge))
+    path = tmp_path / "direction.safetensors"
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(path))
+    again = DirectionClassifier(shape).eval()
+    again.load_state_dict(load_file(str(path)))
+    assert torch.equal(again(far_out), model(at_edge))
+    old = {k: v for k, v in model.state_dict().items() if k != "feature_clip"}
+    legacy = DirectionClassifier(shape).eval()
+    legacy.load_state_dict(with_calibration_defaults(legacy, old), strict=True)
+    assert torch.equal(legacy(far_out), unclipped)
