@@ -17,6 +17,7 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
@@ -71,6 +72,25 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def _caught(pid: int) -> int:
+    """The mask of signals process ``pid`` has handlers for (``SigCgt`` in /proc; a local read)."""
+    status = Path(f"/proc/{pid}/status").read_text()
+    fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
+    return int(fields["SigCgt"], 16)
+
+
+async def handling(pid: int, signum: signal.Signals, within_s: float = 60.0) -> None:
+    """Wait until process ``pid`` has a handler of its own for ``signum``: a signal sent before
+    that meets the default action — on a loaded machine the interpreter can take over a second
+    to start — and proves nothing about tbotd."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within_s
+    while not _caught(pid) >> (signum - 1) & 1:
+        if loop.time() > deadline:
+            raise AssertionError(f"process {pid} took no {signum.name} handler in {within_s} s")
+        await asyncio.sleep(0.01)
 
 
 @dataclass
