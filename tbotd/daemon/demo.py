@@ -76,6 +76,9 @@ def demo_settings(options: DemoOptions, sim_url: str, models_dir: Path | None) -
     daemon = data.setdefault("daemon", {})
     daemon["time_scale"] = 1.0  # re-anchored on the sim's paused clock at every lockstep cycle
     data.setdefault("ops", {})["port"] = 0
+    # in lockstep the market waits for the daemon: a wall-clock deadline would only turn a slow
+    # local prediction on a loaded machine into a neutral one, and the run into another run
+    data.setdefault("ml", {})["deadline_s"] = 120.0
     data.setdefault("execution", {})["mode"] = "live" if options.mode == "live-sim" else "paper"
     if models_dir is not None:
         data.setdefault("ml", {})["models_dir"] = str(models_dir)

@@ -147,7 +147,7 @@ class Daemon:
         try:
             await self._recover(app)
             now = app.clock.now()
-            self.missed.report(app.store, now, self.missed.first_to_decide(now))
+            self.missed.report(app.store, now, self.missed.first_to_decide(now), while_down=True)
             self._spawn_background(app)
             await app.resync_clock()  # recovery may have been long: schedule from the venue's now
             if self._scheduled:
@@ -233,7 +233,7 @@ class Daemon:
         self.between.cycle_began(candle_of_fire(app.clock.now(), self.settings.exchange.timeframe))
         async with self._cycle_lock:
             candle_time = await self._candle_to_decide(app)
-            self.missed.report(app.store, app.clock.now(), candle_time)
+            self.missed.report(app.store, app.clock.now(), candle_time, while_down=False)
             self.missed.last_decided = candle_time
             if app.store.unwritable is not None:
                 self._storage_down(app, app.store.unwritable)

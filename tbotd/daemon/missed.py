@@ -29,8 +29,10 @@ class MissedCloses:
         boundary + grace, so a start within the grace of a close still decides that candle."""
         return floor_time(now - self.grace, self.timeframe)
 
-    def report(self, store: Store, now: datetime, upto: datetime) -> None:
-        """Report the closes after the last decided candle and before ``upto``."""
+    def report(self, store: Store, now: datetime, upto: datetime, *, while_down: bool) -> None:
+        """Report the closes after the last decided candle and before ``upto``: missed while the
+        daemon was down (at start) or because a cycle overran (``while_down`` False) — the
+        operator's next step differs, so the event says which."""
         if self.last_decided is None:
             row = store.query("SELECT MAX(candle_time) AS t FROM decisions")[0]["t"]
             if row is None:
@@ -45,5 +47,5 @@ class MissedCloses:
         with contextlib.suppress(StorageUnavailableError):  # the log line says it anyway
             store.record_event(
                 now, "missed-cycles", f"{missed} cycle(s) missed since {since.isoformat()}",
-                count=missed,
+                count=missed, cause="down" if while_down else "overran",
             )  # fmt: skip

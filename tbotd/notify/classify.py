@@ -33,7 +33,6 @@ _SIMPLE: dict[str, tuple[NoticeKind, Severity, str]] = {
     "leverage": (K.RECONCILIATION, S.WARNING, "exchange leverage set back"),
     "margin-mode": (K.RECONCILIATION, S.WARNING, "exchange margin mode set back"),
     "resolved": (K.RECONCILIATION, S.INFO, "order of unknown outcome resolved"),
-    "missed-cycles": (K.START, S.WARNING, "cycles missed while down (not replayed)"),
     "ml_schema_mismatch": (K.ML_SOURCE, S.WARNING, "the remote ML service's schema differs"),
     "risk-trip": (K.RISK_GUARD, S.CRITICAL, "RISK GUARD TRIPPED"),
     "risk-reset": (K.RISK_GUARD, S.INFO, "risk guard reset"),
@@ -217,6 +216,16 @@ def storage_notice(at: Any, writable: bool, why: str = "") -> Notice:
     return Notice(K.STORAGE, S.CRITICAL, text, at, topic="storage", state="unwritable")
 
 
+def _missed(event: EventRecord) -> Notice:
+    """Closes no cycle decided: said with the start when the daemon was down; a cycle that
+    overran the next close is a cycle problem (the machine or the exchange is too slow)."""
+    if event.data.get("cause") == "overran":
+        text = f"cycles missed, a cycle overran the next close (not replayed): {event.message}"
+        return _notice(event, K.CYCLE, S.WARNING, text)
+    text = f"cycles missed while down (not replayed): {event.message}"
+    return _notice(event, K.START, S.WARNING, text)
+
+
 _SPECIAL: dict[str, Callable[[EventRecord], Notice]] = {
     "entry": _entry,
     "trade": _trade,
@@ -230,4 +239,5 @@ _SPECIAL: dict[str, Callable[[EventRecord], Notice]] = {
     "storage": _storage,
     "cycle-failed": _cycle_failed,
     "unprotected": _unprotected,
+    "missed-cycles": _missed,
 }

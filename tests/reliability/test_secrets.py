@@ -13,7 +13,6 @@ endpoint is loopback-only without a token.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import shutil
 import sqlite3
@@ -158,7 +157,12 @@ async def _run_and_scan(
         await wait_for(traded, 60, "the daemon traded")
         for mode in ("unauthorized", "garbage", "error"):  # the ML service misbehaves
             await oracle.set_mode(mode)
-            await asyncio.sleep(3.0)  # three cycles of it (a candle is 1 s at 300×)
+            asked = oracle.requests
+
+            async def met(asked: int = asked) -> bool:
+                return oracle.requests > asked  # the daemon got this misbehaviour's answer
+
+            await wait_for(met, 60, f"the daemon asked the ML service ({mode})")
         await oracle.set_mode("ok")
         dashboard = ("/", "/api/overview", "/api/config", "/api/events", "/api/trades")
         for path in ("/status", "/metrics", "/readyz", *dashboard):

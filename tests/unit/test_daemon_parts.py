@@ -238,12 +238,13 @@ def test_a_close_no_cycle_decided_is_reported_once_never_silently_skipped(tmp_pa
     )
     app = SimpleNamespace(store=store, clock=SimpleNamespace(now=lambda: t0))
     step = timedelta(minutes=5)
-    daemon.missed.report(app.store, t0, t0)  # type: ignore[arg-type]  # a fresh database: nothing to say
+    # a fresh database: nothing to say
+    daemon.missed.report(app.store, t0, t0, while_down=True)  # type: ignore[arg-type]
     daemon.missed.last_decided = t0
-    daemon.missed.report(app.store, t0, t0 + step)  # type: ignore[arg-type]
+    daemon.missed.report(app.store, t0, t0 + step, while_down=False)  # type: ignore[arg-type]
     daemon.missed.last_decided = t0 + step
     assert events == []
-    daemon.missed.report(app.store, t0, t0 + 4 * step)  # type: ignore[arg-type]
+    daemon.missed.report(app.store, t0, t0 + 4 * step, while_down=False)  # type: ignore[arg-type]
     daemon.missed.last_decided = t0 + 4 * step
-    daemon.missed.report(app.store, t0, t0 + 5 * step)  # type: ignore[arg-type]
-    assert events == [{"kind": "missed-cycles", "count": 2}]
+    daemon.missed.report(app.store, t0, t0 + 5 * step, while_down=False)  # type: ignore[arg-type]
+    assert events == [{"kind": "missed-cycles", "count": 2, "cause": "overran"}]

@@ -67,6 +67,24 @@ def test_routine_events_are_not_notified(kind: str) -> None:
     assert notice_for(event(kind)) is None
 
 
+def test_cycles_missed_say_whether_the_daemon_was_down_or_a_cycle_overran() -> None:
+    """Closes missed while down are said with the start; an overrun is a cycle warning that
+    never claims the daemon was down (old events without a cause read as before)."""
+    said = {
+        cause: notice_for(event("missed-cycles", "2 cycle(s) missed", None, count=2, cause=cause))
+        for cause in ("down", "overran")
+    } | {"old": notice_for(event("missed-cycles", "2 cycle(s) missed", None, count=2))}
+    start = (NoticeKind.START, "cycles missed while down (not replayed): 2 cycle(s) missed")
+    for cause in ("down", "old"):
+        notice = said[cause]
+        assert notice is not None
+        assert (notice.kind, notice.text) == start
+    overran = said["overran"]
+    assert overran is not None
+    assert overran.kind is NoticeKind.CYCLE
+    assert "while down" not in overran.text
+
+
 def test_a_stop_loss_reads_as_one_line_with_its_fields() -> None:
     """Side, quantity, exit price, PnL and fees in the text; every fact as a field."""
     notice = notice_for(
