@@ -56,16 +56,15 @@ def command_from(raw: str | None) -> Command | None:
 def write_command(store: Store, *, halt: bool, flatten: bool, at: datetime) -> Command:
     """Record a halt (optionally flattening) or a resume for the daemon to apply."""
     at_ms = int(at.timestamp() * 1000)
-    # Read before the write's transaction, not inside it: a read snapshot held into the write
-    # fails at once ("database is locked") when the running daemon commits in between, where
-    # a plain write waits its turn (busy timeout).
-    last = read_command(store)
-    seq = (last.seq if last is not None else 0) + 1
-    if halt and last is not None and last.halt is not None and last.halt.flatten:
-        # a second halt before the daemon applied the first must not cancel its flatten
-        flatten = flatten or last.seq > load_state(store).command_seq
-    command = Command(seq, Halt(seq, at_ms, flatten) if halt else None)
-    with store.transaction():
+    # The last command is read inside a transaction that holds the write lock from its start:
+    # two halts or resumes at once take consecutive numbers, never the same one.
+    with store.transaction(immediate=True):
+        last = read_command(store)
+        seq = (last.seq if last is not None else 0) + 1
+        if halt and last is not None and last.halt is not None and last.halt.flatten:
+            # a second halt before the daemon applied the first must not cancel its flatten
+            flatten = flatten or last.seq > load_state(store).command_seq
+        command = Command(seq, Halt(seq, at_ms, flatten) if halt else None)
         store.set_meta(META_COMMAND, json.dumps({"seq": seq, "halt": halt_data(command.halt)}))
     return command
 

@@ -170,10 +170,26 @@ class Database:
                 self.db.conn.execute(f"PRAGMA user_version = {version:d}")
 
     @contextlib.contextmanager
-    def transaction(self) -> Iterator[None]:
-        """All writes inside happen together or not at all (nested blocks are savepoints)."""
-        with self.db.atomic():
+    def transaction(self, *, immediate: bool = False) -> Iterator[None]:
+        """All writes inside happen together or not at all (nested blocks are savepoints).
+
+        ``immediate`` takes the write lock at the start (``BEGIN IMMEDIATE``, waiting the busy
+        timeout for another writer), so what is read inside cannot change before the write: a
+        read-then-write in a plain transaction fails at once ("database is locked") when another
+        connection commits in between.
+        """
+        conn = self.db.conn
+        if not immediate or conn.in_transaction:
+            with self.db.atomic():
+                yield
+            return
+        conn.execute("BEGIN IMMEDIATE")
+        try:
             yield
+        except BaseException:
+            conn.rollback()  # a no-op where the error already ended the transaction
+            raise
+        conn.execute("COMMIT")
 
     def query(
         self, sql: str, params: dict[str, Any] | tuple[Any, ...] = ()

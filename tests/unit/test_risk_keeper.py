@@ -4,6 +4,7 @@ applied once each."""
 
 from __future__ import annotations
 
+import threading
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -100,3 +101,38 @@ def test_a_second_halt_before_the_first_is_applied_keeps_its_flatten(tmp_path: P
     write_command(store, halt=True, flatten=False, at=datetime.now(UTC))
     assert not guard.observe(T0 + 2 * BAR, Decimal(100)).flatten
     store.close()
+
+
+def test_commands_written_at_once_take_distinct_numbers(tmp_path: Path) -> None:
+    """Several `tbotd halt`/`resume` at once, while the daemon commits its own writes: no
+    "database is locked", and every command gets its own number (none is lost to another)."""
+    db = tmp_path / "race.db"
+    Store.open(db).close()
+    start = threading.Barrier(4)
+    seqs: list[int] = []
+
+    def operator(halt: bool) -> None:
+        store = Store.open(db)
+        start.wait()
+        now = datetime.now(UTC)
+        seqs.extend(write_command(store, halt=halt, flatten=False, at=now).seq for _ in range(25))
+        store.close()
+
+    def daemon() -> None:
+        store = Store.open(db)
+        start.wait()
+        for i in range(100):
+            with store.transaction():
+                store.set_meta("busy", str(i))
+        store.close()
+
+    threads = [threading.Thread(target=operator, args=(h,)) for h in (True, False, True)]
+    threads.append(threading.Thread(target=daemon))
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(seqs) == list(range(1, 76))
+    last = read_command(Store.open(db))
+    assert last is not None
+    assert last.seq == 75

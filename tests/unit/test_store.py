@@ -127,11 +127,13 @@ def test_garbage_file_is_refused(tmp_path: Path) -> None:
         Store.open(path)
 
 
-def test_transaction_is_all_or_nothing(store: Store) -> None:
-    """An error inside a transaction leaves none of its writes."""
+@pytest.mark.parametrize("immediate", [False, True])
+def test_transaction_is_all_or_nothing(store: Store, immediate: bool) -> None:
+    """An error inside a transaction leaves none of its writes (one that takes the write lock
+    at its start too), and the store takes the next transaction as usual."""
 
     def two_writes_then_fail() -> None:
-        with store.transaction():
+        with store.transaction(immediate=immediate):
             store.record_event(T0, "a", "first")
             store.record_event(T0, "b", "second")
             raise RuntimeError("boom")
@@ -139,6 +141,9 @@ def test_transaction_is_all_or_nothing(store: Store) -> None:
     with pytest.raises(RuntimeError):
         two_writes_then_fail()
     assert store.events() == []
+    with store.transaction(immediate=immediate):
+        store.record_event(T0, "c", "third")
+    assert [e["kind"] for e in store.events()] == ["c"]
 
 
 def entry(qty: str = "3") -> Order:
