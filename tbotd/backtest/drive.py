@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from tbotd.backtest.engine import Progress, Simulator
-from tbotd.backtest.events import EventIndex, first_crossing
+from tbotd.backtest.events import FIRST_WINDOW, EventIndex, first_crossing
 from tbotd.domain.enums import Side
 from tbotd.execution import paper_model as pm
 from tbotd.strategy.kinds import OnNeutral
@@ -53,6 +53,36 @@ def event_index(sim: Simulator) -> EventIndex:
     )
 
 
+def _after_refusals(sim: Simulator, events: EventIndex, at: int) -> int:
+    """The first flat decision bar from ``at`` on that is not certainly a refusal for size.
+
+    The ones before it are recorded as refusals without stepping (:meth:`Simulator.deferrable`,
+    :meth:`Simulator.may_size`): a blown account's are most of a busy year's decisions. Searched
+    in growing windows, and only once the first bar is such a refusal, so a healthy account
+    pays one check per entry.
+    """
+    last = sim.n - 1  # the last bar decides nothing (no next open to fill at)
+    equity = sim.deferrable() if at < last else None
+    if equity is None or sim.may_size(equity, np.array([at]))[0]:
+        return at
+    refused: list[int] = []
+    lo, width = at, FIRST_WINDOW
+    while lo < last:
+        hi = min(lo + width, last)
+        span = np.arange(lo, hi)
+        bars = span[events.flat[lo:hi] == span]
+        ok = sim.may_size(equity, bars)
+        if ok.any():
+            k = int(ok.argmax())
+            refused.extend(bars[:k].tolist())
+            sim.refuse_from(refused, equity)
+            return int(bars[k])
+        refused.extend(bars.tolist())
+        lo, width = hi, width * 4
+    sim.refuse_from(refused, equity)
+    return events.decision(None, last)
+
+
 def run_fast(sim: Simulator, progress: Progress | None = None) -> None:
     """The exact step only where something can happen; the same result as :func:`run_reference`."""
     events = event_index(sim)
@@ -62,7 +92,7 @@ def run_fast(sim: Simulator, progress: Progress | None = None) -> None:
         position = sim.position()
         hit = n
         if position is None:
-            at = events.decision(None, start)
+            at = _after_refusals(sim, events, events.decision(None, start))
         else:
             at = min(events.decision(position.side, start), int(events.funding[start]))
             adverse, take = _levels(position)

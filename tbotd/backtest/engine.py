@@ -35,6 +35,7 @@ from tbotd.execution.broker import bounded_prices, order_qty, protection_after_f
 from tbotd.store.wallet import Trade
 from tbotd.strategy.rules import ENTRY_WINDOW, DecisionInput
 from tbotd.strategy.signal import SignalSeries
+from tbotd.strategy.sizing import may_size
 from tbotd.strategy.strategy import Strategy
 
 END_OF_DATA = "end_of_data"
@@ -97,6 +98,24 @@ class Decided:
     actions: tuple[Action, ...]
 
 
+@dataclass(frozen=True, slots=True)
+class Deferred:
+    """An entry refused for size in a flat account too small to trade at that bar's price (the
+    fast path's :func:`~tbotd.backtest.drive.run_fast` proves each one is): the rules' own
+    actions, worked out when first read, so a blown account's thousands of refusals cost
+    nothing."""
+
+    bar: int
+    sim: Simulator
+    equity: Decimal
+
+    @property
+    def actions(self) -> tuple[Action, ...]:
+        """What the exact step would have decided at this bar (flat, no entries this hour)."""
+        inp = self.sim.decision_input(self.bar, self.equity, None, 0)
+        return tuple(self.sim.strategy.decide(inp, self.sim.series.vote(self.bar)))
+
+
 class Simulator:
     """The wallet, the position and the per-bar record of one symbol's backtest.
 
@@ -140,7 +159,7 @@ class Simulator:
         self.exact_steps = 0
         self.entries: deque[int] = deque()  # candle open times (ms) of the decided entries
         self.skipped: Counter[str] = Counter()
-        self.decided: list[Decided] = []
+        self.decided: list[Decided | Deferred] = []
         self._known: tuple[object, BarState] | None = None
         self._position: tuple[object, Position | None] = (None, None)
         self.per_bar = BarRecord(self.n)
@@ -239,15 +258,7 @@ class Simulator:
         decided_ms = self._open_ms[i]
         while self.entries and self.entries[0] <= decided_ms - ENTRY_WINDOW_MS:
             self.entries.popleft()
-        inp = DecisionInput(
-            self.symbol,
-            None,
-            self.domain_position(),
-            equity,
-            mark,
-            self.market,
-            len(self.entries),
-        )
+        inp = self.decision_input(i, equity, self.domain_position(), len(self.entries), mark)
         actions = self.strategy.decide(inp, self.series.vote(i))
         if self.gate is not None:
             actions = self.gate(self, actions, mark)
@@ -266,6 +277,45 @@ class Simulator:
                 )
             elif action.kind.refusal:
                 self.skipped["manager_refused"] += 1
+
+    def decision_input(
+        self,
+        i: int,
+        equity: Decimal,
+        position: Position | None,
+        entries: int,
+        mark: Decimal | None = None,
+    ) -> DecisionInput:
+        """What the rules see at candle ``i``'s close (the mark: the next candle's open)."""
+        mark = self.mark(i) if mark is None else mark
+        return DecisionInput(self.symbol, None, position, equity, mark, self.market, entries)
+
+    def deferrable(self) -> Decimal | None:
+        """The equity, when every entry this account may be refused is certainly a refusal for
+        size (else None): flat, its own wallet, no risk guard, under the hourly entry cap (the
+        count only falls while flat). Nothing changes such an account until it trades (no
+        position: no exit, no funding), so its refusals can be recorded without stepping."""
+        if self.wallet.positions or not self.own_wallet or self.gate is not None:
+            return None
+        if len(self.entries) >= self.cfg.max_entries_per_hour:
+            return None
+        return self.wallet.balance
+
+    def may_size(self, equity: Decimal, bars: NDArray[np.int64]) -> NDArray[np.bool_]:
+        """Whether an entry decided at each of ``bars`` may be sized (a superset: where False,
+        the exact sizing at that bar's mark certainly refuses)."""
+        cfg = self.cfg
+        marks = self.c.open[bars + 1]
+        return may_size(
+            self.market, equity, cfg.position_fraction, cfg.leverage, cfg.cost_rate, marks
+        )
+
+    def refuse_from(self, bars: list[int], equity: Decimal) -> None:
+        """Refusals for size at ``bars`` (:meth:`deferrable`, :meth:`may_size`), recorded as the
+        exact step records them (their actions worked out when read)."""
+        self.decided.extend(Deferred(i, self, equity) for i in bars)
+        if bars:
+            self.skipped["manager_refused"] += len(bars)
 
     def domain_position(self) -> Position | None:
         """The open position as the broker reports it to the rules (built once per change)."""

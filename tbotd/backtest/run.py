@@ -21,7 +21,7 @@ import pandas as pd
 from numpy.typing import NDArray
 
 from tbotd.backtest.drive import run_fast, run_reference
-from tbotd.backtest.engine import Candles, Decided, Progress, Simulator
+from tbotd.backtest.engine import Candles, Decided, Deferred, Progress, Simulator
 from tbotd.backtest.portfolio import Portfolio
 from tbotd.backtest.predictions import PredictionTable, ml_inputs, with_meta
 from tbotd.backtest.predictions_csv import prediction_table
@@ -104,7 +104,7 @@ class BacktestResult:
     risk: tuple[Change, ...] = ()  # the risk guard's trips and resets, in order
     seconds: float = 0.0
     strategy: str = ""
-    decided: tuple[Decided, ...] = field(default=(), repr=False, compare=False)
+    decided: tuple[Decided | Deferred, ...] = field(default=(), repr=False, compare=False)
     traced: Traced | None = field(default=None, repr=False, compare=False)
 
     @cached_property

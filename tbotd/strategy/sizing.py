@@ -9,6 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import Decimal
 
+import numpy as np
+from numpy.typing import NDArray
+
 from tbotd.domain.enums import MarketType
 from tbotd.domain.market import MarketSpec
 from tbotd.domain.positions import contracts_for
@@ -52,7 +55,7 @@ def position_size(
     """
     if mark_price <= 0:
         return Size(Decimal(0), f"mark price {mark_price} is not positive")
-    budget = fraction * equity * leverage / (1 + leverage * cost_rate)
+    budget = _budget(equity, fraction, leverage, cost_rate)
     if budget <= 0:
         return Size(Decimal(0), f"no equity to size with (equity {equity})")
     raw = contracts_for(market.market_type, budget, market.contract_size, mark_price)
@@ -69,3 +72,41 @@ def position_size(
             f"notional {notional} is below the market minimum {market.min_notional}",
         )
     return Size(qty)
+
+
+
+_LOOSE = 1e-9  # relative; far above float64's rounding, far below any step or minimum
+
+
+def _budget(equity: Decimal, fraction: Decimal, leverage: Decimal, cost_rate: Decimal) -> Decimal:
+    """The notional (linear: quote currency; inverse: coin) that sizing may spend."""
+    return fraction * equity * leverage / (1 + leverage * cost_rate)
+
+
+def may_size(
+    market: MarketSpec,
+    equity: Decimal,
+    fraction: Decimal,
+    leverage: Decimal,
+    cost_rate: Decimal,
+    marks: NDArray[np.float64],
+) -> NDArray[np.bool_]:
+    """For each mark price, whether :func:`position_size` **may** give an order (a superset).
+
+    Each step is loosened by a relative 1e-9 towards "sizable", so float rounding can only add
+    candidates; where this says False, the exact Decimal sizing certainly refuses. The backtest
+    uses it to skip the refusals of an account too small to trade at most prices.
+    """
+    budget = _budget(equity, fraction, leverage, cost_rate)
+    if budget <= 0:
+        return np.zeros(len(marks), dtype=np.bool_)
+    up = 1.0 + _LOOSE
+    size, step = float(market.contract_size), float(market.step_size)
+    if market.market_type is MarketType.LINEAR:
+        raw = float(budget) * up / (size * marks)
+    else:
+        raw = float(budget) * up * marks / size
+    qty = np.floor(raw / step * up) * step * up
+    notional = qty * size * (marks if market.market_type is MarketType.LINEAR else 1.0)
+    ok = (qty > 0) & (qty >= float(market.min_qty) / up) & (marks > 0)
+    return np.asarray(ok & (notional * up >= float(market.min_notional)), dtype=np.bool_)

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from tbotd.backtest import BacktestResult, run_backtest
 from tbotd.backtest.events import first_crossing, next_index
 from tbotd.domain import Side
+from tbotd.domain.actions import Hold, HoldKind
 from tbotd.domain.markets import BTCUSD_PERP, BTCUSDT_PERP
 from tests.unit.backtest_support import KINDS, random_scenario
 from tests.unit.backtest_support import settings as make_settings
@@ -23,6 +24,8 @@ CONFIGS: list[dict[str, Any]] = [
     {"execution": {"leverage": 40}, "strategy": {"on_neutral": "hold"}},
     {"strategy": {"refresh_exits_on_hold": True, "threshold": 0.8}},
     {"execution": {"size_buffer_bps": "0", "slippage_bps": "9", "position_fraction": "0.3"}},
+    # USDT: one or two trades leave less than the 100 USDT minimum order (a blown account)
+    {"strategy": {"initial_capital": "104"}, "execution": {"slippage_bps": "20"}},
 ]
 
 
@@ -99,6 +102,27 @@ def test_fast_path_equals_the_reference_loop_for_every_kind(
     market = BTCUSD_PERP if inverse else BTCUSDT_PERP
     fast = run_backtest(frame, preds, config, funding, market)
     same(fast, run_backtest(frame, preds, config, funding, market, reference=True))
+
+
+def test_a_blown_account_is_not_stepped_yet_leaves_the_same_records() -> None:
+    """A few trades leave 100.6 USDT, under the 100 USDT minimum order once rounded to the lot at
+    most prices: the fast path records the refused entries without stepping them, and leaves the
+    same trades, curves and every refusal the per-bar loop records."""
+    frame, preds, funding = random_scenario(7, 400, False, "fixed", 0.5, 10.0)
+    config = make_settings(
+        False, strategy={"initial_capital": "104"}, execution={"slippage_bps": "20"}
+    )
+    args = (frame, preds, config, funding, BTCUSDT_PERP)
+    fast, ref = run_backtest(*args), run_backtest(*args, reference=True)
+    same(fast, ref)
+    refused = [
+        d
+        for d in ref.decisions
+        if isinstance(d.actions[0], Hold) and d.actions[0].kind is HoldKind.SIZE_REFUSED
+    ]
+    assert len(ref.trades) >= 3
+    assert len(refused) > 100
+    assert fast.exact_steps < len(refused) // 4
 
 
 def test_the_fast_path_skips_most_bars() -> None:
