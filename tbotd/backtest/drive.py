@@ -63,7 +63,7 @@ def _after_refusals(sim: Simulator, events: EventIndex, at: int) -> int:
     """
     last = sim.n - 1  # the last bar decides nothing (no next open to fill at)
     equity = sim.deferrable() if at < last else None
-    if equity is None or sim.may_size(equity, np.array([at]))[0]:
+    if equity is None or sim.may_size(equity, at):
         return at
     refused: list[int] = []
     lo, width = at, FIRST_WINDOW

@@ -24,7 +24,14 @@ from numpy.typing import NDArray
 
 from tbotd.backtest.bars import BarRecord, BarState
 from tbotd.config.settings import Settings
-from tbotd.domain.actions import Action, ClosePosition, Hold, MoveProtection, OpenPosition
+from tbotd.domain.actions import (
+    Action,
+    ClosePosition,
+    Hold,
+    HoldKind,
+    MoveProtection,
+    OpenPosition,
+)
 from tbotd.domain.enums import MarketType, Side
 from tbotd.domain.errors import BelowMinimumError, InsufficientMarginError, InvalidDataError
 from tbotd.domain.market import Candle, MarketSpec
@@ -162,6 +169,7 @@ class Simulator:
         self.decided: list[Decided | Deferred] = []
         self._known: tuple[object, BarState] | None = None
         self._position: tuple[object, Position | None] = (None, None)
+        self._refused_for_size: object = None  # the wallet the last size refusal was made for
         self.per_bar = BarRecord(self.n)
 
     @property
@@ -263,8 +271,15 @@ class Simulator:
         if self.gate is not None:
             actions = self.gate(self, actions, mark)
         self.entries.extend(decided_ms for a in actions if isinstance(a, OpenPosition))
-        if not (len(actions) == 1 and isinstance(actions[0], Hold) and not actions[0].kind.refusal):
+        hold = actions[0] if len(actions) == 1 and isinstance(actions[0], Hold) else None
+        if hold is None or hold.kind.refusal:
             self.decided.append(Decided(i, tuple(actions)))
+        if hold is not None and hold.kind is HoldKind.SIZE_REFUSED:
+            self._refused_for_size = self.wallet
+        self.carry_out(actions, mark, at_ms)
+
+    def carry_out(self, actions: list[Action], mark: Decimal, at_ms: int) -> None:
+        """The decided actions, filled at ``mark`` (the next candle's open) at ``at_ms``."""
         for action in actions:
             if isinstance(action, ClosePosition):
                 if self.position() is not None:
@@ -294,14 +309,18 @@ class Simulator:
         """The equity, when every entry this account may be refused is certainly a refusal for
         size (else None): flat, its own wallet, no risk guard, under the hourly entry cap (the
         count only falls while flat). Nothing changes such an account until it trades (no
-        position: no exit, no funding), so its refusals can be recorded without stepping."""
+        position: no exit, no funding), so its refusals can be recorded without stepping.
+        Asked only once this very wallet was refused for size: a healthy account never pays
+        for the check."""
+        if self._refused_for_size is not self.wallet:
+            return None
         if self.wallet.positions or not self.own_wallet or self.gate is not None:
             return None
         if len(self.entries) >= self.cfg.max_entries_per_hour:
             return None
         return self.wallet.balance
 
-    def may_size(self, equity: Decimal, bars: NDArray[np.int64]) -> NDArray[np.bool_]:
+    def may_size(self, equity: Decimal, bars: NDArray[np.int64] | int) -> NDArray[np.bool_]:
         """Whether an entry decided at each of ``bars`` may be sized (a superset: where False,
         the exact sizing at that bar's mark certainly refuses)."""
         cfg = self.cfg

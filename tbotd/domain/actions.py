@@ -68,18 +68,18 @@ class ExitPlan:
     clamps: tuple[Clamp, ...] = ()
 
     def __post_init__(self) -> None:
-        prices, distances = ("stop_loss", "take_profit"), ("sl_distance", "tp_distance")
-        wanted, unwanted = (
-            (prices, distances) if self.source is ExitSource.PREDICTION else (distances, prices)
-        )
-        if any(getattr(self, n) is None for n in wanted) or any(
-            getattr(self, n) is not None for n in unwanted
-        ):
+        prices = (self.stop_loss, self.take_profit)
+        distances = (self.sl_distance, self.tp_distance)
+        if self.source is ExitSource.PREDICTION:
+            wanted, values, others = ("stop_loss", "take_profit"), prices, distances
+        else:
+            wanted, values, others = ("sl_distance", "tp_distance"), distances, prices
+        if None in values or others != (None, None):
             raise InvalidDataError(
                 f"a {self.source} exit plan needs exactly {' and '.join(wanted)}"
             )
-        for name in wanted:
-            value = getattr(self, name)
+        for name, given in zip(wanted, values, strict=True):
+            value = given
             if type(value) is not Decimal or not value.is_finite():  # parse what is not one yet
                 value = to_decimal(value, f"exit plan {name}")
                 object.__setattr__(self, name, value)

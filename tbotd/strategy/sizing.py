@@ -74,7 +74,6 @@ def position_size(
     return Size(qty)
 
 
-
 _LOOSE = 1e-9  # relative; far above float64's rounding, far below any step or minimum
 
 
@@ -89,9 +88,10 @@ def may_size(
     fraction: Decimal,
     leverage: Decimal,
     cost_rate: Decimal,
-    marks: NDArray[np.float64],
+    marks: NDArray[np.float64] | np.float64,
 ) -> NDArray[np.bool_]:
-    """For each mark price, whether :func:`position_size` **may** give an order (a superset).
+    """For each mark price, whether :func:`position_size` **may** give an order (a superset);
+    one mark as a NumPy scalar is answered as a 0-d array (a fraction of the cost of an array).
 
     Each step is loosened by a relative 1e-9 towards "sizable", so float rounding can only add
     candidates; where this says False, the exact Decimal sizing certainly refuses. The backtest
@@ -99,7 +99,7 @@ def may_size(
     """
     budget = _budget(equity, fraction, leverage, cost_rate)
     if budget <= 0:
-        return np.zeros(len(marks), dtype=np.bool_)
+        return np.zeros(np.shape(marks), dtype=np.bool_)
     up = 1.0 + _LOOSE
     size, step = float(market.contract_size), float(market.step_size)
     if market.market_type is MarketType.LINEAR:
