@@ -16,13 +16,13 @@ from __future__ import annotations
 
 from collections import Counter, deque
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from decimal import Decimal
 
 import numpy as np
 from numpy.typing import NDArray
 
 from tbotd.backtest.bars import BarRecord, BarState
+from tbotd.backtest.state import Book, Candles, Decided, Deferred
 from tbotd.config.settings import Settings
 from tbotd.domain.actions import (
     Action,
@@ -36,7 +36,7 @@ from tbotd.domain.enums import MarketType, Side
 from tbotd.domain.errors import BelowMinimumError, InsufficientMarginError, InvalidDataError
 from tbotd.domain.market import Candle, MarketSpec
 from tbotd.domain.positions import Position
-from tbotd.domain.values import ms_to_datetime, timeframe_ms
+from tbotd.domain.values import ms_to_datetime
 from tbotd.execution import paper_model as pm
 from tbotd.execution.broker import bounded_prices, order_qty, protection_after_fill
 from tbotd.store.wallet import Trade
@@ -66,61 +66,6 @@ def fill_params(settings: Settings) -> pm.FillParams:
         taker_fee_bps=ex.taker_fee_bps,
         leverage=Decimal(ex.leverage),
     )
-
-
-@dataclass(frozen=True)
-class Candles:
-    """One symbol's candles as float64 arrays (``open_ms`` int64), oldest first."""
-
-    open_ms: NDArray[np.int64]
-    open: NDArray[np.float64]
-    high: NDArray[np.float64]
-    low: NDArray[np.float64]
-    close: NDArray[np.float64]
-    volume: NDArray[np.float64]
-    timeframe: str
-
-    def __len__(self) -> int:
-        return len(self.open_ms)
-
-    @property
-    def close_ms(self) -> NDArray[np.int64]:
-        """Each candle's close time (open + timeframe), epoch ms."""
-        return self.open_ms + timeframe_ms(self.timeframe)
-
-
-@dataclass(slots=True)
-class Book:
-    """The wallet one backtest trades from: one symbol's own, or shared by a portfolio's."""
-
-    wallet: pm.Wallet
-
-
-@dataclass(frozen=True, slots=True)
-class Decided:
-    """A decision of the backtest that acted or was refused (bar index and actions); holds
-    where nothing was wanted are not kept (the fast path never asks for them)."""
-
-    bar: int
-    actions: tuple[Action, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class Deferred:
-    """An entry refused for size in a flat account too small to trade at that bar's price (the
-    fast path's :func:`~tbotd.backtest.drive.run_fast` proves each one is): the rules' own
-    actions, worked out when first read, so a blown account's thousands of refusals cost
-    nothing."""
-
-    bar: int
-    sim: Simulator
-    equity: Decimal
-
-    @property
-    def actions(self) -> tuple[Action, ...]:
-        """What the exact step would have decided at this bar (flat, no entries this hour)."""
-        inp = self.sim.decision_input(self.bar, self.equity, None, 0)
-        return tuple(self.sim.strategy.decide(inp, self.sim.series.vote(self.bar)))
 
 
 class Simulator:

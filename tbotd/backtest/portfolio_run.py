@@ -18,7 +18,7 @@ from typing import TypeAlias
 import numpy as np
 import pandas as pd
 
-from tbotd.backtest.engine import Book, Candles, Progress, Simulator
+from tbotd.backtest.engine import Progress, Simulator
 from tbotd.backtest.portfolio import Portfolio
 from tbotd.backtest.predictions import PredictionTable, ml_inputs, with_meta
 from tbotd.backtest.predictions_csv import prediction_table
@@ -33,6 +33,7 @@ from tbotd.backtest.run import (
     leg_result,
     prediction_rows,
 )
+from tbotd.backtest.state import Book, Candles
 from tbotd.config.settings import Settings
 from tbotd.domain.errors import InvalidDataError
 from tbotd.domain.market import MarketSpec

@@ -31,7 +31,7 @@ from tbotd.strategy.ml_opinion import MLInputs
 from tbotd.strategy.signal import ExitHints
 
 if TYPE_CHECKING:
-    from tbotd.backtest.engine import Candles
+    from tbotd.backtest.state import Candles
     from tbotd.strategy.strategy import Strategy
 
 # signal codes; 0-2 follow tbotd.ml.signals.SIGNALS (the direction classes)

@@ -21,10 +21,11 @@ import pandas as pd
 from numpy.typing import NDArray
 
 from tbotd.backtest.drive import run_fast, run_reference
-from tbotd.backtest.engine import Candles, Decided, Deferred, Progress, Simulator
+from tbotd.backtest.engine import Progress, Simulator
 from tbotd.backtest.portfolio import Portfolio
 from tbotd.backtest.predictions import PredictionTable, ml_inputs, with_meta
 from tbotd.backtest.predictions_csv import prediction_table
+from tbotd.backtest.state import Candles, Decided, Deferred
 from tbotd.config.settings import Settings
 from tbotd.domain.actions import Action, DecisionTrace
 from tbotd.domain.errors import InvalidDataError
