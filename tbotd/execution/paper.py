@@ -3,8 +3,9 @@
 It needs no API keys. Fills follow :mod:`tbotd.execution.paper_model` (the same code the backtest
 runs): market orders fill at the next price with slippage and the taker fee, stop-loss and
 take-profit are checked against each closed candle (stop first), funding is settled every 8 h and
-isolated positions are liquidated. Every outcome — order states, fills, position, wallet, trade —
-is written in one transaction, so a crash leaves either the old state or the new one.
+isolated positions are liquidated — over every candle, also those the cycle was never handed
+(:mod:`tbotd.execution.paper_settle`). Every outcome — order states, fills, position, wallet,
+trade — is written in one transaction, so a crash leaves either the old state or the new one.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from tbotd.domain.enums import OrderRole, Side
 from tbotd.domain.errors import InsufficientMarginError, RejectedError
 from tbotd.domain.market import Candle, MarketSpec
 from tbotd.domain.orders import Fill, Order, OrderState
-from tbotd.domain.positions import FundingPayment, Position, is_funding_time, notional
+from tbotd.domain.positions import FundingPayment, Position, is_funding_time
 from tbotd.execution import paper_model as pm
 from tbotd.execution.broker import (
     Equity,
@@ -32,6 +33,7 @@ from tbotd.execution.broker import (
     record_trade,
 )
 from tbotd.execution.orders import new_order
+from tbotd.execution.paper_settle import Hole, Watermarks, report_hole
 from tbotd.execution.protection import StopBounds, VenuePosition, as_venue_order, verdict
 from tbotd.ops.clock import Clock
 from tbotd.store import Store, Trade
@@ -61,6 +63,7 @@ class PaperBroker:
         self._prices, self._funding, self._fallback = prices, funding, fallback_exits
         self._wallet = pm.Wallet(currency, initial_balance)
         self._trade_ids = itertools.count(1)
+        self._marks = Watermarks()
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -74,12 +77,13 @@ class PaperBroker:
                 self._store.save_wallet_balance(self.currency, balance, now)
                 self._store.record_event(now, "paper", f"paper wallet funded with {balance}")
         positions = {
-            s: self._paper_position(p)
+            s: pm.restored(p, self._markets[s], self._params)
             for s, p in self._store.positions().items()
             if s in self._markets
         }
         self._wallet = pm.Wallet(self.currency, balance, positions)
         self._trade_ids = itertools.count(self._store.fill_count() + 1)
+        self._marks = Watermarks.recovered(self._store, list(self._markets))
         await self.reconcile()
 
     async def stop(self) -> None:
@@ -160,14 +164,19 @@ class PaperBroker:
         return self._position(wallet.positions[symbol])
 
     async def on_closed_candle(self, candle: Candle) -> None:
-        """Settle stop-loss / take-profit / liquidation inside the candle, then funding."""
-        position = self._wallet.positions.get(candle.symbol)
-        if position is not None and position.opened_at < candle.close_time:
-            hit = pm.candle_exit(position, candle)
-            if hit is not None:
-                await self._exit_on_trigger(position, candle, *hit)
-        if is_funding_time(candle.close_time) and candle.symbol in self._wallet.positions:
-            await self._settle_funding(candle)
+        """Settle the candles since the last one settled that the cycle was never handed, in
+        time order (a span the store lacks is said, not skipped silently), then ``candle``; one
+        settled already is not settled again (:mod:`tbotd.execution.paper_settle`)."""
+        if self._marks.done(candle):
+            return
+        if candle.symbol in self._wallet.positions:
+            for missed in self._marks.missed(self._store, candle):
+                if isinstance(missed, Hole):
+                    if missed.symbol in self._wallet.positions:
+                        report_hole(self._store, self._clock.now(), missed)
+                else:
+                    await self._settle(missed)
+        await self._settle(candle)
 
     # -- queries ---------------------------------------------------------------------------
 
@@ -230,6 +239,17 @@ class PaperBroker:
         return fixes
 
     # -- internals -------------------------------------------------------------------------
+
+    async def _settle(self, candle: Candle) -> None:
+        """Stop-loss / take-profit / liquidation inside the candle, then funding."""
+        position = self._wallet.positions.get(candle.symbol)
+        if position is not None and position.opened_at < candle.close_time:
+            hit = pm.candle_exit(position, candle)
+            if hit is not None:
+                await self._exit_on_trigger(position, candle, *hit)
+        if is_funding_time(candle.close_time) and candle.symbol in self._wallet.positions:
+            await self._settle_funding(candle)
+        self._marks.settled(candle)
 
     async def _exit_on_trigger(
         self, position: pm.PaperPosition, candle: Candle, reason: pm.ExitReason, price: Decimal
@@ -297,6 +317,8 @@ class PaperBroker:
         return trade
 
     async def _settle_funding(self, candle: Candle) -> None:
+        if self._store.funding_recorded(candle.symbol, candle.close_time):
+            return  # charged when this candle was settled before a restart: never twice
         rate = await self._funding(candle.symbol, candle.close_time)
         if rate is None:
             return
@@ -378,25 +400,6 @@ class PaperBroker:
         plan = fixed_exits(self._fallback)
         return protection_after_fill(
             plan, position.side, position.entry_price, market, self._fallback
-        )
-
-    def _paper_position(self, p: Position) -> pm.PaperPosition:
-        market = self._markets[p.symbol]
-        margin = notional(market.market_type, p.qty, market.contract_size, p.entry_price)
-        margin /= self._params.leverage
-        liq = pm.liquidation_price(
-            market, p.side, p.qty, p.entry_price, margin, self._params.maintenance_margin_rate
-        )
-        return pm.PaperPosition(
-            p.symbol,
-            p.side,
-            p.qty,
-            p.entry_price,
-            p.opened_at,
-            margin,
-            liq,
-            p.stop_loss,
-            p.take_profit,
         )
 
     def _position(self, p: pm.PaperPosition) -> Position:

@@ -139,6 +139,27 @@ def liquidation_price(
     return positions.liquidation_price(market.market_type, side, size, entry, margin, mmr)
 
 
+def restored(stored: Position, market: MarketSpec, params: FillParams) -> PaperPosition:
+    """A position read back from the store (a restart), its margin and liquidation price
+    recomputed at ``params``' leverage."""
+    margin = notional(market.market_type, stored.qty, market.contract_size, stored.entry_price)
+    margin /= params.leverage
+    liq = liquidation_price(
+        market, stored.side, stored.qty, stored.entry_price, margin, params.maintenance_margin_rate
+    )
+    return PaperPosition(
+        stored.symbol,
+        stored.side,
+        stored.qty,
+        stored.entry_price,
+        stored.opened_at,
+        margin,
+        liq,
+        stored.stop_loss,
+        stored.take_profit,
+    )
+
+
 def open_position(
     wallet: Wallet,
     market: MarketSpec,

@@ -30,6 +30,7 @@ _SIMPLE: dict[str, tuple[NoticeKind, Severity, str]] = {
     "fills-recovered": (K.RECONCILIATION, S.WARNING, "fills recovered"),
     "fills-unexplained": (K.RECONCILIATION, S.WARNING, "fills the books cannot explain"),
     "exit-incomplete": (K.PROTECTION, S.WARNING, "a close did not fill whole, the rest kept"),
+    "paper-unchecked": (K.PROTECTION, S.WARNING, "paper stop not checked over missing candles"),
     "leverage": (K.RECONCILIATION, S.WARNING, "exchange leverage set back"),
     "margin-mode": (K.RECONCILIATION, S.WARNING, "exchange margin mode set back"),
     "resolved": (K.RECONCILIATION, S.INFO, "order of unknown outcome resolved"),

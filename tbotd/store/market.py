@@ -207,6 +207,13 @@ class MarketRecords:
         ).fetchone()
         return row is not None
 
+    def last_decided(self, symbol: str) -> datetime | None:
+        """Open time of the newest candle of ``symbol`` with a recorded decision, or None."""
+        row = self.db.execute(
+            "SELECT MAX(candle_time) FROM decisions WHERE symbol = ?", (symbol,)
+        ).fetchone()
+        return None if row[0] is None else ms_to_datetime(row[0])
+
     def record_funding(self, payment: FundingPayment) -> None:
         """Record a funding payment (idempotent per symbol and funding time)."""
         self.db.execute(

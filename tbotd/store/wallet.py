@@ -129,3 +129,11 @@ class WalletRecords:
             (symbol, datetime_to_ms(after)),
         ).fetchall()
         return sum((Decimal(r[0]) for r in rows), Decimal(0))
+
+    def funding_recorded(self, symbol: str, at: datetime) -> bool:
+        """A funding payment of ``symbol`` at funding time ``at`` is already booked (the paper
+        broker charges the wallet only when none is: a re-settled candle must not pay twice)."""
+        row = self.db.execute(
+            "SELECT 1 FROM funding WHERE symbol = ? AND time = ?", (symbol, datetime_to_ms(at))
+        ).fetchone()
+        return row is not None

@@ -40,6 +40,7 @@ def event(kind: str, message: str = "m", symbol: str | None = SYM, **data: objec
         ("trade", {"reason": "unprotectable"}, (NoticeKind.CLOSE, Severity.CRITICAL)),
         ("protect", {}, (NoticeKind.PROTECTION, Severity.CRITICAL)),
         ("protected", {}, (NoticeKind.PROTECTION, Severity.INFO)),
+        ("paper-unchecked", {"count": 3}, (NoticeKind.PROTECTION, Severity.WARNING)),
         ("adopt", {}, (NoticeKind.RECONCILIATION, Severity.WARNING)),
         ("alert", {"kind_detail": "suspended"}, (NoticeKind.ALERT, Severity.CRITICAL)),
         ("entries-refused", {}, (NoticeKind.ALERT, Severity.CRITICAL)),
