@@ -174,9 +174,11 @@ class Portfolio:
         self.wake = self.n
         if seen.flatten:
             self._flatten(i)
+            self.state = guard.after_flatten(self.state, ())  # simulated closes never fail
 
     def _flatten(self, i: int) -> None:
-        """Close every position at the next open, as the daemon's flatten does."""
+        """Close every position at the next open, as the daemon's flatten does (whose pending
+        flatten ends at once too: the book it reports is flat)."""
         self.wake = i + 1
         for leg in self.legs:
             sim = leg.sim

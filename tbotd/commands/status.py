@@ -179,12 +179,26 @@ def _risk(console: Any, risk: dict[str, Any]) -> None:
         where = f" on {trip['symbol']}" if trip.get("symbol") else ""
         until = f" until {trip['until']}" if trip.get("until") else " until reset"
         console.print(f"[red]risk guard: {trip['rule']}{where} since {trip['since']}{until}[/]")
+    if risk.get("flatten"):
+        console.print(f"[bold red]{flatten_text(risk['flatten'])}[/]")
     pending = risk.get("pending")
     if pending:
         console.print(
             f"[yellow]{pending['command']} #{pending['seq']} written, not applied yet: the "
             "daemon applies it at its next candle close[/]"
         )
+
+
+def flatten_text(flatten: dict[str, Any]) -> str:
+    """A flatten the guard asks until the book is flat, and what is still open."""
+    head = f"flatten pending (asked by {flatten['by']} since {flatten['since']})"
+    if not flatten.get("tries"):
+        return f"{head}: closing every position at the next candle close"
+    held = flatten.get("open") or []
+    return (
+        f"{head}: {len(held)} position(s) open after {flatten['tries']} close(s) "
+        f"({', '.join(held)}); asked again at every close"
+    )
 
 
 def _protected(state: dict[str, Any]) -> str:

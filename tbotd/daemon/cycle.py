@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -20,9 +19,11 @@ from decimal import Decimal
 from typing import Protocol
 
 from tbotd.config.settings import Settings
+from tbotd.daemon.histories import Histories
 from tbotd.daemon.monitor import ModelMonitor
 from tbotd.daemon.risk import RiskKeeper
 from tbotd.domain.actions import Action, ClosePosition
+from tbotd.domain.enums import OrderRole
 from tbotd.domain.market import Candle
 from tbotd.domain.positions import Position, notional
 from tbotd.domain.prediction import Prediction
@@ -163,11 +164,12 @@ class Cycle:
         equity = await self.broker.equity()
         positions = self._managed(await self.broker.positions())
         close_ms = datetime_to_ms(candle_time) + timeframe_ms(self.settings.exchange.timeframe)
-        seen = self.risk.observe(close_ms, equity.total)
-        if seen.flatten and positions:
-            report.symbols.extend(await self._flatten(positions, candle_time))
-            equity, positions = await self.broker.equity(), await self.broker.positions()
-            positions = self._managed(positions)
+        if self.risk.observe(close_ms, equity.total).flatten:  # asked until the book is flat
+            if positions:
+                report.symbols.extend(await self._flatten(positions, close_ms, candle_time))
+                equity, positions = await self.broker.equity(), await self.broker.positions()
+                positions = self._managed(positions)
+            self.risk.flatten_reported(close_ms, self._held(positions))
         lap("risk")
         gross = sum((self._notional(p) for p in positions.values()), Decimal(0))
         share = equity.total / len(self.symbols)
@@ -294,9 +296,12 @@ class Cycle:
             orders_sent(symbol)  # done (or nothing to send): nobody's bookkeeping waits for it
 
     async def _flatten(
-        self, positions: Mapping[str, Position], candle_time: datetime
+        self, positions: Mapping[str, Position], close_ms: int, candle_time: datetime
     ) -> list[SymbolResult]:
-        """The risk guard says flatten: close every position (its TP/SL cancelled with it)."""
+        """The risk guard says flatten: close every position (its TP/SL cancelled with it). A
+        close that fails is a result, not an error (:func:`execute`), so the others are still
+        closed and the guard asks again at the next close."""
+        self.risk.flatten_retry(close_ms, positions)
         out = []
         for symbol in sorted(positions):
             p = positions[symbol]
@@ -304,6 +309,12 @@ class Cycle:
             results = await execute(self.broker, [close], candle_time)
             out.append(SymbolResult(symbol, None, tuple(results), skipped="risk guard: flatten"))
         return out
+
+    def _held(self, positions: Mapping[str, Position]) -> set[str]:
+        """The managed symbols the book is not flat on: a position, or an entry of ours whose
+        outcome is not known yet (the repair loop may still adopt its position)."""
+        entries = {o.symbol for o in self.store.live_orders() if o.role is OrderRole.ENTRY}
+        return set(positions) | (entries & set(self.symbols))
 
     def _managed(self, positions: dict[str, Position]) -> dict[str, Position]:
         """The positions on the symbols this daemon trades: one on a symbol the venue stopped
@@ -345,32 +356,6 @@ class Cycle:
 def outcome_of(outcome: Outcome | None) -> Prediction | None:
     """The prediction an outcome carries (None when no source produced one)."""
     return None if outcome is None else outcome.prediction
-
-
-class Histories:
-    """The last ``size`` closed candles per symbol, loaded once and extended incrementally.
-
-    Reading a thousand candles from SQLite every cycle for every symbol would dominate the
-    cycle's latency; the store stays the source of truth and only new rows are read.
-    """
-
-    def __init__(self, store: Store, timeframe: str, size: int) -> None:
-        self._store, self._timeframe, self._size = store, timeframe, size
-        self._data: dict[str, deque[Candle]] = {}
-
-    def upto(self, symbol: str, candle_time: datetime) -> list[Candle]:
-        """Candles of ``symbol`` up to and including the one that opened at ``candle_time``."""
-        window = self._data.get(symbol)
-        if window is None:
-            window = deque(
-                self._store.candles(symbol, self._timeframe, limit=self._size), maxlen=self._size
-            )
-            self._data[symbol] = window
-        elif window:
-            newest = window[-1].open_time
-            fresh = self._store.candles(symbol, self._timeframe, since=newest)
-            window.extend(c for c in fresh if c.open_time > newest)
-        return [c for c in window if c.open_time <= candle_time]
 
 
 @dataclass(slots=True)

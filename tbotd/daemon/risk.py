@@ -7,11 +7,17 @@ survives restarts. ``tbotd halt`` and ``tbotd resume`` write a numbered command 
 command it has not applied yet at its next close — a halt stops new entries within one cycle
 and stays until resumed. Every trip and reset is an audit event (``risk-trip`` /
 ``risk-reset``, which the notifier turns into messages) and a metric.
+
+A flatten (a trip with ``on_trip = flatten``, ``tbotd halt --flatten``) is asked at every close
+until the cycle reports the managed book flat (:meth:`RiskKeeper.flatten_reported`): a retry is
+a ``flatten-retry`` event, the end a ``flatten-done`` one (not ``risk-*``: the backtest, whose
+closes never fail, records neither, and its risk events must equal the daemon's).
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Collection
 from dataclasses import dataclass, replace
 from datetime import datetime
 from decimal import Decimal
@@ -25,7 +31,7 @@ from tbotd.ops.metrics import DAEMON_METRICS, DaemonMetrics
 from tbotd.risk import guard
 from tbotd.risk.codec import halt_data, halt_from, state_data, state_from
 from tbotd.risk.gate import Exposure, Gated, gate
-from tbotd.risk.guard import Closed, Halt, Observed, RiskLimits, RiskState, Trip
+from tbotd.risk.guard import Closed, Flatten, Halt, Observed, RiskLimits, RiskState, Trip
 from tbotd.store import Store
 
 META_STATE = "risk_state"
@@ -93,12 +99,11 @@ class RiskKeeper:
         if state.seen_ms is not None:
             closed = [Closed(*row) for row in self.store.exits_between(state.seen_ms, close_ms)]
         seen = guard.observe(state, self.limits, close_ms, equity, closed)
-        changes, flatten = list(seen.changes), seen.flatten
+        changes = list(seen.changes)
         command = read_command(self.store)
         if command is not None:
             done = guard.command(seen.state, command.halt, command.seq, close_ms, equity)
             changes.extend(done.changes)
-            flatten = flatten or done.flatten
             seen = Observed(done.state)
         at = ms_to_datetime(close_ms)
         if changes or replace(seen.state, seen_ms=state.seen_ms) != state:
@@ -116,7 +121,40 @@ class RiskKeeper:
             if change.tripped:
                 self.metrics.risk_trips.labels(_rule(change.trip)).inc()
         self._publish()
-        return Observed(self.state, tuple(changes), flatten)
+        return Observed(self.state, tuple(changes), self.state.flatten is not None)
+
+    def flatten_retry(self, close_ms: int, held: Collection[str]) -> None:
+        """Before a close flattens ``held`` again (a close of an earlier try failed or was cut
+        short, or a position appeared since): an event, so the operator sees it is still
+        asked (one per close at most; the notifier says it once per de-duplication window)."""
+        pending = self.state.flatten
+        if pending is None or pending.tries == 0 or not held:
+            return
+        message = (
+            f"flatten asked by {pending.by} retried (try {pending.tries + 1}): "
+            f"{len(held)} position(s) still open: {', '.join(sorted(held))}"
+        )
+        self.store.record_event(ms_to_datetime(close_ms), "flatten-retry", message, rule="flatten")
+
+    def flatten_reported(self, close_ms: int, left: Collection[str]) -> None:
+        """After the cycle's flatten: ``left`` the managed symbols still held. None: the flatten
+        is done (a ``flatten-done`` event); else it is asked again at the next close. Persisted
+        with its event, so a restart goes on where this left off."""
+        pending = self.state.flatten
+        if pending is None:
+            return
+        state = guard.after_flatten(self.state, left)
+        with self.store.transaction():
+            if state.flatten is None:
+                message = (
+                    f"the book is flat: the flatten asked by {pending.by} at "
+                    f"{ms_to_datetime(pending.at_ms).isoformat()} is done "
+                    f"(after {pending.tries + 1} close(s))"
+                )
+                at = ms_to_datetime(close_ms)
+                self.store.record_event(at, "flatten-done", message, rule="flatten")
+            self.store.set_meta(META_STATE, json.dumps(state_data(state)))
+        self.state = state
 
     def gate(
         self, actions: list[Action], exposure: Exposure, market: MarketSpec, mark: Decimal
@@ -147,8 +185,8 @@ class RiskKeeper:
 
 def risk_status(s: RiskState, command: Command | None = None) -> dict[str, Any]:
     """What stops entries now, the operator's command not applied yet (``pending``: it applies
-    at the daemon's next close), and the rules' counters (`/status`, `tbotd status`, the
-    dashboard)."""
+    at the daemon's next close), a flatten asked until the book is flat (``flatten``), and the
+    rules' counters (`/status`, `tbotd status`, the dashboard)."""
     pending = None
     if command is not None and command.seq > s.command_seq:
         flatten = command.halt is not None and command.halt.flatten
@@ -158,6 +196,7 @@ def risk_status(s: RiskState, command: Command | None = None) -> dict[str, Any]:
         "halted": s.halt is not None,
         "halt": halt_data(s.halt),
         "pending": pending,
+        "flatten": _flatten_status(s.flatten),
         "trips": [
             {
                 "rule": str(t.rule),
@@ -172,6 +211,19 @@ def risk_status(s: RiskState, command: Command | None = None) -> dict[str, Any]:
         "day_start_equity": None if s.day_start is None else str(s.day_start),
         "entries_today": s.entries_today,
         "stop_loss_streak": s.streak,
+    }
+
+
+def _flatten_status(pending: Flatten | None) -> dict[str, Any] | None:
+    """A pending flatten: since when, asked by what, how many closes found positions still
+    open, and which (none yet before the first close that tried it)."""
+    if pending is None:
+        return None
+    return {
+        "since": ms_to_datetime(pending.at_ms).isoformat(),
+        "by": pending.by,
+        "tries": pending.tries,
+        "open": list(pending.left),
     }
 
 

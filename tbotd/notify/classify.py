@@ -3,8 +3,9 @@
 The store hands every event it records (or fails to record) to the notifier; :func:`notice_for`
 turns the few that matter into a :class:`~tbotd.domain.notices.Notice` and ignores the rest
 (stream reconnects, candle gaps, routine order bookkeeping). Kinds recorded by later features
-are mapped here too: ``model_state`` (model monitoring) and ``risk-trip`` / ``risk-reset``
-(the risk guard). ``notify-failed`` / ``notify-recovered`` are never notified (no loops).
+are mapped here too: ``model_state`` (model monitoring) and ``risk-trip`` / ``risk-reset`` /
+``flatten-retry`` / ``flatten-done`` (the risk guard). ``notify-failed`` / ``notify-recovered``
+are never notified (no loops).
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ _SIMPLE: dict[str, tuple[NoticeKind, Severity, str]] = {
     "ml_schema_mismatch": (K.ML_SOURCE, S.WARNING, "the remote ML service's schema differs"),
     "risk-trip": (K.RISK_GUARD, S.CRITICAL, "RISK GUARD TRIPPED"),
     "risk-reset": (K.RISK_GUARD, S.INFO, "risk guard reset"),
+    "flatten-done": (K.RISK_GUARD, S.INFO, "risk guard flatten done"),
     "model-expired": (K.MODEL_HEALTH, S.WARNING, "model past its shelf life, it abstains"),
     "models-dir-refused": (K.MODEL_HEALTH, S.WARNING, "new models refused, the running ones stay"),
     "meta-label-unusable": (
@@ -203,6 +205,13 @@ def _unprotected(event: EventRecord) -> Notice:
     return _notice(event, K.PROTECTION, S.CRITICAL, text, key=key)
 
 
+def _flatten_retry(event: EventRecord) -> Notice:
+    """Said once per de-duplication window, not at every close the flatten is retried: the
+    count in the text changes each time, the key does not."""
+    text = f"FLATTEN NOT DONE, retried: {event.message}"
+    return _notice(event, K.RISK_GUARD, S.CRITICAL, text, key="flatten-retry")
+
+
 def _cycle_failed(event: EventRecord) -> Notice:
     text = f"a cycle failed ({event.message}); the next one starts clean"
     return _notice(event, K.CYCLE, S.WARNING, text, key="cycle-failed")
@@ -239,6 +248,7 @@ _SPECIAL: dict[str, Callable[[EventRecord], Notice]] = {
     "model_state": _model_state,
     "storage": _storage,
     "cycle-failed": _cycle_failed,
+    "flatten-retry": _flatten_retry,
     "unprotected": _unprotected,
     "missed-cycles": _missed,
 }

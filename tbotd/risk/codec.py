@@ -1,12 +1,17 @@
 """The risk guard's state as JSON-ready data and back (pure): the daemon keeps it in the
-database's ``meta`` table after every change, so a trip or a halt survives restarts."""
+database's ``meta`` table after every change, so a trip or a halt survives restarts.
+
+A state written before a field existed loads with that field's default. For ``flatten`` (the
+flatten pending until the book is flat) that is "none pending": an older daemon asked its flatten
+once and forgot it, and a position open now may as well be one the operator opened since on
+purpose — closing it on upgrade would be a surprise, so nothing is derived."""
 
 from __future__ import annotations
 
 from decimal import Decimal
 from typing import Any
 
-from tbotd.risk.guard import Halt, RiskRule, RiskState, Trip
+from tbotd.risk.guard import Flatten, Halt, RiskRule, RiskState, Trip
 
 
 def _dec(value: Any) -> Decimal | None:
@@ -29,6 +34,22 @@ def halt_from(data: Any) -> Halt | None:
     if not data:
         return None
     return Halt(int(data["seq"]), int(data["at_ms"]), bool(data.get("flatten", False)))
+
+
+def flatten_data(flatten: Flatten | None) -> dict[str, Any] | None:
+    """A pending flatten as data (None stays None)."""
+    if flatten is None:
+        return None
+    f = flatten
+    return {"at_ms": f.at_ms, "by": f.by, "tries": f.tries, "left": list(f.left)}
+
+
+def flatten_from(data: Any) -> Flatten | None:
+    """The pending flatten :func:`flatten_data` wrote (absent in older states: none)."""
+    if not data:
+        return None
+    left = tuple(str(s) for s in data.get("left", ()))
+    return Flatten(int(data["at_ms"]), str(data["by"]), int(data.get("tries", 0)), left)
 
 
 def state_data(state: RiskState) -> dict[str, Any]:
@@ -54,6 +75,7 @@ def state_data(state: RiskState) -> dict[str, Any]:
         "halt": halt_data(state.halt),
         "command_seq": state.command_seq,
         "flattened_seq": state.flattened_seq,
+        "flatten": flatten_data(state.flatten),
     }
 
 
@@ -74,4 +96,5 @@ def state_from(data: dict[str, Any]) -> RiskState:
         halt=halt_from(data.get("halt")),
         command_seq=int(data.get("command_seq", 0)),
         flattened_seq=int(data.get("flattened_seq", 0)),
+        flatten=flatten_from(data.get("flatten")),
     )

@@ -13,17 +13,21 @@ whole portfolio (every symbol of one wallet):
   kind ``risk_halted``; an entry that would break the gross or per-symbol exposure cap or the
   entries-per-day limit becomes one of kind ``risk_limit``. Closes and stop moves pass: a
   halted book keeps its positions and their protection. With ``on_trip = flatten`` a new
-  equity trip (or a halt with flatten) also asks for every position to be closed.
+  equity trip (or a halt with flatten) also asks for every position to be closed — and keeps
+  asking at every close (:class:`Flatten`) until the caller reports the book flat
+  (:func:`after_flatten`): a close that failed, or a position that appeared since, is closed
+  at the next close, not left to its stop.
 
 Every rule is off unless set. How a trip resets: drawdown only by the operator (``tbotd
 resume``, which also takes the current equity as the new peak); daily loss at the next UTC day;
-a stop-loss streak when its cooldown ends. The state is a frozen value the daemon persists after
-every change, so a trip survives restarts.
+a stop-loss streak when its cooldown ends. A pending flatten ends when the book is reported flat,
+with a resume, or when nothing refuses entries on the whole book any more. The state is a frozen
+value the daemon persists after every change, so a trip (and a pending flatten) survives restarts.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, replace
 from decimal import Decimal
 from enum import StrEnum
@@ -99,11 +103,25 @@ class Trip:
 
 @dataclass(frozen=True, slots=True)
 class Halt:
-    """The operator's kill switch: ``seq`` orders commands; ``flatten`` closes positions once."""
+    """The operator's kill switch: ``seq`` orders commands; ``flatten`` closes every position
+    (asked until the book is flat, see :class:`Flatten`)."""
 
     seq: int
     at_ms: int
     flatten: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Flatten:
+    """A flatten asked and not carried out yet: since ``at_ms``, asked ``by`` a rule or the
+    operator's halt. It stays until the caller reports the book flat (:func:`after_flatten`),
+    so a close that failed (or a position found later) is closed at the next close; ``tries``
+    counts the reports that found the book still open, ``left`` the symbols open at the last."""
+
+    at_ms: int
+    by: str
+    tries: int = 0
+    left: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,7 +138,8 @@ class RiskState:
     trips: tuple[Trip, ...] = ()
     halt: Halt | None = None
     command_seq: int = 0  # the last operator command applied
-    flattened_seq: int = 0  # the last halt whose flatten was carried out
+    flattened_seq: int = 0  # the last halt whose flatten was asked (never asked twice)
+    flatten: Flatten | None = None  # a flatten asked, pending until the book is flat
 
     def blocking(self, symbol: str) -> Trip | Halt | None:
         """What stops new entries on ``symbol`` now, if anything."""
@@ -163,7 +182,8 @@ class Change:
 
 @dataclass(frozen=True, slots=True)
 class Observed:
-    """What :func:`observe` decided: the new state, its changes, and whether to flatten now."""
+    """What :func:`observe` decided: the new state, its changes, and whether to flatten now
+    (a flatten is pending: asked at this close or before, the book not reported flat since)."""
 
     state: RiskState
     changes: tuple[Change, ...] = ()
@@ -194,8 +214,11 @@ def observe(
         state = _streaks(state, limits, close_ms, closed, changes)
     before = len(changes)
     state = _equity_rules(state, limits, close_ms, equity, changes)
-    flatten = limits.on_trip is OnTrip.FLATTEN and len(changes) > before
-    return Observed(state, tuple(changes), flatten)
+    if limits.on_trip is OnTrip.FLATTEN and len(changes) > before:
+        rules = (c.trip.rule for c in changes[before:] if isinstance(c.trip, Trip))
+        state = _ask_flatten(state, close_ms, ", ".join(rules))
+    state = _flatten_in_force(state)
+    return Observed(state, tuple(changes), state.flatten is not None)
 
 
 def _new_day(state: RiskState, close_ms: int, equity: Decimal) -> RiskState:
@@ -289,18 +312,19 @@ def pct(fraction: Decimal) -> str:
 
 def command(state: RiskState, halt: Halt | None, seq: int, at_ms: int, equity: Decimal) -> Observed:
     """Apply the operator's latest command (``seq`` > ``state.command_seq``): ``halt`` stops
-    entries (and with flatten closes positions once); a resume (``halt`` None) lifts the halt and
-    resets every tripped rule, taking ``equity`` as the new peak and day start."""
+    entries (and with flatten asks for every position to be closed, until the book is flat); a
+    resume (``halt`` None) lifts the halt, cancels a pending flatten and resets every tripped
+    rule, taking ``equity`` as the new peak and day start."""
     if seq <= state.command_seq:
-        return Observed(state)
+        return Observed(state, flatten=state.flatten is not None)
     changes: list[Change] = []
     if halt is not None:
-        flatten = halt.flatten and halt.seq > state.flattened_seq
         state = replace(state, halt=halt, command_seq=seq)
-        if flatten:
+        if halt.flatten and halt.seq > state.flattened_seq:  # once per halt, restarts or not
             state = replace(state, flattened_seq=halt.seq)
+            state = _ask_flatten(state, at_ms, f"operator halt #{halt.seq}")
         changes.append(Change(halt, tripped=True, at_ms=at_ms))
-        return Observed(state, tuple(changes), flatten)
+        return Observed(state, tuple(changes), state.flatten is not None)
     if state.halt is not None:
         changes.append(Change(state.halt, tripped=False, at_ms=at_ms))
     changes.extend(Change(t, tripped=False, at_ms=at_ms) for t in state.trips)
@@ -313,5 +337,36 @@ def command(state: RiskState, halt: Halt | None, seq: int, at_ms: int, equity: D
         streak=0,
         streaks=(),
         command_seq=seq,
+        flatten=None,
     )
     return Observed(state, tuple(changes))
+
+
+def after_flatten(state: RiskState, left: Collection[str]) -> RiskState:
+    """The caller's report after it flattened (or found nothing to close): ``left`` the symbols
+    it still holds. None: the flatten is done. Some: it stays asked for the next close (a close
+    failed or was cut short, a position appeared) and the status shows what is left."""
+    pending = state.flatten
+    if pending is None:
+        return state
+    if not left:
+        return replace(state, flatten=None)
+    tried = replace(pending, tries=pending.tries + 1, left=tuple(sorted(left)))
+    return replace(state, flatten=tried)
+
+
+def _ask_flatten(state: RiskState, at_ms: int, by: str) -> RiskState:
+    """A flatten asked: pending from now on (one already pending keeps its start and count)."""
+    if state.flatten is not None:
+        return state
+    return replace(state, flatten=Flatten(at_ms, by))
+
+
+def _flatten_in_force(state: RiskState) -> RiskState:
+    """A pending flatten lasts while entries are refused on the whole book (the halt, a
+    book-wide trip); once nothing refuses them (the daily loss's new UTC day) closing would
+    only fight the entries that follow, so it is dropped."""
+    pending = state.flatten
+    if pending is None or state.halt is not None or any(t.symbol is None for t in state.trips):
+        return state
+    return replace(state, flatten=None)

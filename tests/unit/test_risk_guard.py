@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from decimal import Decimal
 
 import pytest
@@ -18,6 +19,7 @@ from tbotd.risk.guard import (
     RiskLimits,
     RiskRule,
     RiskState,
+    after_flatten,
     command,
     observe,
 )
@@ -143,22 +145,28 @@ def test_entries_per_day_are_capped_and_start_over_the_next_day() -> None:
     assert gate(state, limits, [entry()], Exposure(D(100))).actions == [entry()]
 
 
-def test_flatten_is_asked_for_once_when_an_equity_rule_trips() -> None:
-    """``on_trip = flatten``: the trip's observation says flatten; the next one does not."""
+def test_flatten_is_asked_when_an_equity_rule_trips_until_the_book_is_flat() -> None:
+    """``on_trip = flatten``: the trip's observation says flatten; once the book is reported
+    flat the next one does not (a plain halt never flattens)."""
     limits = RiskLimits(max_drawdown=D("0.1"), on_trip=OnTrip.FLATTEN)
     state = observe(RiskState(), limits, T0, D(100)).state
     tripped = observe(state, limits, T0 + BAR, D(80))
     assert tripped.flatten
-    assert not observe(tripped.state, limits, T0 + 2 * BAR, D(70)).flatten
+    flat = after_flatten(tripped.state, ())
+    assert not observe(flat, limits, T0 + 2 * BAR, D(70)).flatten
+    plain = replace(limits, on_trip=OnTrip.HALT)
+    assert not observe(state, plain, T0 + BAR, D(80)).flatten
 
 
 def test_halt_blocks_entries_keeps_closes_and_resume_resets_every_rule() -> None:
-    """The operator's halt (with flatten once), and resume: trips cleared, the peak restarted."""
+    """The operator's halt (its flatten not asked again once the book is flat), and resume:
+    trips cleared, the peak restarted."""
     limits = RiskLimits(max_drawdown=D("0.1"))
     state = run(limits, ["100", "80"])[0]
     halted = command(state, Halt(1, T0, flatten=True), 1, T0, D(80))
     assert halted.flatten
-    assert not command(halted.state, Halt(1, T0, flatten=True), 1, T0, D(80)).flatten
+    flat = after_flatten(halted.state, ())
+    assert not command(flat, Halt(1, T0, flatten=True), 1, T0, D(80)).flatten  # read again
     close = ClosePosition("BTC/USDT:USDT", Side.LONG, D(1), "x")
     assert gate(halted.state, limits, [close, entry()], Exposure(D(80))).actions[0] == close
     resumed = command(halted.state, None, 2, T0 + BAR, D(80))

@@ -11,8 +11,10 @@ from pathlib import Path
 
 from prometheus_client import CollectorRegistry
 
+from tbotd.commands.status import flatten_text
 from tbotd.daemon.risk import RiskKeeper, load_state, read_command, risk_status, write_command
 from tbotd.domain.notices import EventRecord, Severity
+from tbotd.domain.values import ms_to_datetime
 from tbotd.notify.classify import notice_for
 from tbotd.ops.metrics import DaemonMetrics
 from tbotd.risk.guard import RiskLimits
@@ -21,6 +23,7 @@ from tbotd.store import Store
 T0 = 1_700_006_400_000
 BAR = 300_000
 LIMITS = RiskLimits(max_drawdown=Decimal("0.05"))
+SYMBOL = "BTC/USDT:USDT"
 
 
 def keeper(db: Path) -> tuple[RiskKeeper, Store, CollectorRegistry]:
@@ -55,8 +58,8 @@ def test_a_trip_survives_a_restart_and_is_an_event_a_metric_and_a_status(tmp_pat
 
 
 def test_commands_apply_once_and_resume_resets(tmp_path: Path) -> None:
-    """A halt with flatten asks for flatten at the next close only; resume lifts it and the
-    tripped drawdown, with the equity then as the new peak."""
+    """A halt with flatten asks for flatten at the next close, and no more once the book is
+    flat; resume lifts it and the tripped drawdown, with the equity then as the new peak."""
     guard, store, _ = keeper(tmp_path / "c.db")
     guard.observe(T0, Decimal(100))
     guard.observe(T0 + BAR, Decimal(90))
@@ -64,6 +67,7 @@ def test_commands_apply_once_and_resume_resets(tmp_path: Path) -> None:
     halted = guard.observe(T0 + 2 * BAR, Decimal(90))
     assert halted.flatten
     assert guard.status()["halted"]
+    guard.flatten_reported(T0 + 2 * BAR, set())  # the cycle closed everything
     assert not guard.observe(T0 + 3 * BAR, Decimal(90)).flatten
     write_command(store, halt=False, flatten=False, at=datetime.now(UTC))
     resumed = guard.observe(T0 + 4 * BAR, Decimal(90))
@@ -98,6 +102,7 @@ def test_a_second_halt_before_the_first_is_applied_keeps_its_flatten(tmp_path: P
     write_command(store, halt=True, flatten=True, at=datetime.now(UTC))
     write_command(store, halt=True, flatten=False, at=datetime.now(UTC))
     assert guard.observe(T0 + BAR, Decimal(100)).flatten
+    guard.flatten_reported(T0 + BAR, set())
     write_command(store, halt=True, flatten=False, at=datetime.now(UTC))
     assert not guard.observe(T0 + 2 * BAR, Decimal(100)).flatten
     store.close()
@@ -136,3 +141,29 @@ def test_commands_written_at_once_take_distinct_numbers(tmp_path: Path) -> None:
     last = read_command(Store.open(db))
     assert last is not None
     assert last.seq == 75
+
+
+def test_a_pending_flatten_survives_a_restart_and_the_status_shows_it(tmp_path: Path) -> None:
+    """`halt --flatten` whose close failed: the status says what is still open, a new keeper
+    over the same database asks again at its first close, and once the book is reported flat
+    it is done (one ``flatten-done`` event) and asked no more."""
+    first, store, _ = keeper(tmp_path / "r.db")
+    first.observe(T0, Decimal(100))
+    write_command(store, halt=True, flatten=True, at=datetime.now(UTC))
+    assert first.observe(T0 + BAR, Decimal(100)).flatten
+    first.flatten_reported(T0 + BAR, {SYMBOL})
+    shown = risk_status(load_state(store), read_command(store))["flatten"]
+    since = ms_to_datetime(T0 + BAR).isoformat()
+    assert shown == {"since": since, "by": "operator halt #1", "tries": 1, "open": [SYMBOL]}
+    assert flatten_text(shown) == (
+        f"flatten pending (asked by operator halt #1 since {since}): 1 position(s) open after "
+        f"1 close(s) ({SYMBOL}); asked again at every close"
+    )
+    store.close()
+    again, store, _ = keeper(tmp_path / "r.db")
+    assert again.observe(T0 + 2 * BAR, Decimal(100)).flatten
+    again.flatten_reported(T0 + 2 * BAR, set())
+    assert again.status()["flatten"] is None
+    assert not again.observe(T0 + 3 * BAR, Decimal(100)).flatten
+    assert [r["kind"] for r in store.query("SELECT kind FROM events")].count("flatten-done") == 1
+    store.close()

@@ -148,6 +148,12 @@ function riskGuard(r) {
     parts.push(`tripped: ${t.rule}${t.symbol ? ` on ${t.symbol}` : ""} since ${t.since.slice(0, 16).replace("T", " ")}` +
       (t.until ? ` until ${t.until.slice(0, 16).replace("T", " ")}` : " until tbotd resume") + (t.detail ? ` (${t.detail})` : ""));
   }
+  if (r.flatten) {
+    const f = r.flatten, open = f.open || [];
+    parts.push(`FLATTEN PENDING (asked by ${f.by}): ` + (f.tries
+      ? `${open.length} position(s) open after ${f.tries} close(s) (${open.join(", ")}), asked again at every close`
+      : "closing every position at the next candle close"));
+  }
   if (r.pending) parts.push(`${r.pending.command} #${r.pending.seq} pending: applied at the next candle close`);
   return parts.length ? parts.join("; ") : "armed: nothing stops new entries";
 }
