@@ -79,7 +79,7 @@ def losing(sd: str = "0.004") -> tuple[pd.DataFrame, pd.DataFrame]:
         rows.append((str(price), str(price + 5), str(nxt - 5), str(nxt)))
         price = nxt
     frame = candles(*rows)
-    preds = predictions(frame, dict.fromkeys(range(300), ("long", 0.9)), sd="0.004")
+    preds = predictions(frame, dict.fromkeys(range(300), ("long", 0.9)), sd=sd)
     return frame, preds
 
 
