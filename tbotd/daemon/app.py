@@ -19,10 +19,16 @@ from tbotd.daemon.monitor import ModelMonitor, rule_book
 from tbotd.daemon.reload import fill_params
 from tbotd.daemon.venue_wait import StartupWait, venue_time
 from tbotd.domain.enums import TradingMode
-from tbotd.domain.errors import ConfigError, RetryableError, StorageUnavailableError
+from tbotd.domain.errors import (
+    ConfigError,
+    InvalidDataError,
+    RejectedError,
+    RetryableError,
+    StorageUnavailableError,
+)
 from tbotd.domain.notices import EventRecord
 from tbotd.domain.values import ms_to_datetime
-from tbotd.execution.broker import Broker
+from tbotd.execution.broker import Broker, FundingSource
 from tbotd.execution.live import LiveBroker
 from tbotd.execution.paper import PaperBroker
 from tbotd.execution.venue import CcxtVenue, call
@@ -284,13 +290,7 @@ async def _broker(
         )
     markets = await venue.markets(settings.exchange.symbols)
 
-    async def funding(symbol: str, at: datetime) -> Decimal | None:
-        try:
-            return await venue.funding_rate_at(symbol, at)
-        except RetryableError as e:  # paper funding skipped for this mark, and said so
-            store.record_event(clock.now(), "funding-unknown", f"rate unavailable: {e}", symbol)
-            return None
-
+    funding = paper_funding(venue, store, clock)
     return PaperBroker(
         store=store,
         markets=markets,
@@ -303,3 +303,19 @@ async def _broker(
         funding=funding,
         fallback_exits=exits,
     )
+
+
+def paper_funding(venue: CcxtVenue, store: Store, clock: Clock) -> FundingSource:
+    """The funding rates paper mode charges, from the venue. A rate it cannot have — the venue
+    unreachable, refusing, or answering garbage — is skipped for that funding time and said
+    (``funding-unknown``), never an error: paper settles missed candles again until they pass,
+    so an error here would stop every later cycle at the same candle."""
+
+    async def funding(symbol: str, at: datetime) -> Decimal | None:
+        try:
+            return await venue.funding_rate_at(symbol, at)
+        except (RetryableError, RejectedError, InvalidDataError) as e:
+            store.record_event(clock.now(), "funding-unknown", f"rate unavailable: {e}", symbol)
+            return None
+
+    return funding

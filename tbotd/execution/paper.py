@@ -247,8 +247,9 @@ class PaperBroker:
             hit = pm.candle_exit(position, candle)
             if hit is not None:
                 await self._exit_on_trigger(position, candle, *hit)
-        if is_funding_time(candle.close_time) and candle.symbol in self._wallet.positions:
-            await self._settle_funding(candle)
+        held = self._wallet.positions.get(candle.symbol)  # after the exit, if any
+        if is_funding_time(candle.close_time) and held and held.opened_at < candle.close_time:
+            await self._settle_funding(candle)  # (a catch-up may settle a candle before it)
         self._marks.settled(candle)
 
     async def _exit_on_trigger(

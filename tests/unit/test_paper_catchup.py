@@ -9,13 +9,19 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
+from typing import cast
 
 import pytest
 
+from tbotd.daemon.app import paper_funding
 from tbotd.domain import Candle, ExitPlan, ExitSource, Side
+from tbotd.domain.errors import InvalidDataError
 from tbotd.domain.positions import funding_amount
 from tbotd.domain.values import book
 from tbotd.execution.paper_settle import Hole, catch_up
+from tbotd.execution.venue import CcxtVenue
+from tbotd.ops.clock import ManualClock
+from tbotd.store import Store
 from tests.contract.harness import FUNDING_RATE, LINEAR, STEP, T0, Bar, PaperHarness
 
 SYM = LINEAR.symbol
@@ -129,6 +135,27 @@ async def test_funding_in_missed_candles_is_charged_once_even_across_a_restart(
     assert h.store.wallet_balance(LINEAR.market.settle) == before + paid
 
 
+async def test_a_funding_time_before_the_position_opened_is_not_charged_by_a_catch_up(
+    paper: Paper,
+) -> None:
+    """A skipped candle closing at 08:00, a position opened at 08:05 (a late decision's entry):
+    the catch-up does not charge it the 08:00 funding (its trade would book none)."""
+    h = await paper(*[QUIET] * 15)
+    await h.next_candle()
+    h.store.record_candles([h.candle])
+    await h.finish()
+    decide(h)  # candle 0 settled and decided, flat
+    for _ in range(12):
+        await closes(h, handed=False)  # candles 1..12; candle 11 closes at 08:00
+    await h.next_candle()  # candle 13 opens at 08:05: the late entry fills now
+    await h.broker.open_position(SYM, Side.LONG, QTY, FIXED, h.candle_time - STEP)
+    after_entry = (await h.broker.equity()).balance
+    h.store.record_candles([h.candle])
+    await h.finish()  # candles 1..12 settled with the position present, then 13
+    assert h.store.query("SELECT * FROM funding") == []
+    assert (await h.broker.equity()).balance == after_entry
+
+
 async def test_a_stop_moved_after_a_candle_is_not_applied_to_that_candle(paper: Paper) -> None:
     """A stop raised by a candle's decision is not checked against that candle when a restart
     hands it again, only against the candles after it."""
@@ -203,3 +230,22 @@ def test_the_plan_settles_stored_candles_in_order_and_names_each_hole() -> None:
     assert plan == [hole(1, 2), bars[2], bars[3], bars[4], hole(5, 7)]
     assert [p.count for p in plan if isinstance(p, Hole)] == [1, 2]
     assert catch_up(bars[0].open_time, bars[1], []) == []
+
+
+class _GarbageVenue:
+    """A venue whose funding history answers a value that is not a number."""
+
+    async def funding_rate_at(self, symbol: str, at: datetime) -> Decimal | None:
+        raise InvalidDataError(f"{symbol} fundingRate 'abc' at {at} is not a number")
+
+
+async def test_a_funding_rate_the_venue_garbles_is_skipped_and_said_not_an_error(
+    tmp_path: Path,
+) -> None:
+    """Paper funding whose rate the venue answers with garbage: skipped for that time with a
+    ``funding-unknown`` event, not an error that would stop every later cycle at that candle."""
+    store = Store.open(tmp_path / "f.sqlite")
+    funding = paper_funding(cast("CcxtVenue", _GarbageVenue()), store, ManualClock(T0))
+    assert await funding(SYM, T0) is None
+    assert [e["kind"] for e in store.events()] == ["funding-unknown"]
+    store.close()
