@@ -176,20 +176,23 @@ class Database:
         ``immediate`` takes the write lock at the start (``BEGIN IMMEDIATE``, waiting the busy
         timeout for another writer), so what is read inside cannot change before the write: a
         read-then-write in a plain transaction fails at once ("database is locked") when another
-        connection commits in between.
+        connection commits in between. It must be the outermost transaction (a savepoint inside
+        another cannot take the lock then): asked inside one, it refuses.
         """
         conn = self.db.conn
-        if not immediate or conn.in_transaction:
+        if not immediate:
             with self.db.atomic():
                 yield
             return
+        if conn.in_transaction:
+            raise RuntimeError("an immediate transaction cannot be nested in another")
         conn.execute("BEGIN IMMEDIATE")
         try:
             yield
+            conn.execute("COMMIT")
         except BaseException:
             conn.rollback()  # a no-op where the error already ended the transaction
             raise
-        conn.execute("COMMIT")
 
     def query(
         self, sql: str, params: dict[str, Any] | tuple[Any, ...] = ()
