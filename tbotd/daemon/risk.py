@@ -67,10 +67,17 @@ def write_command(store: Store, *, halt: bool, flatten: bool, at: datetime) -> C
     with store.transaction(immediate=True):
         last = read_command(store)
         seq = (last.seq if last is not None else 0) + 1
-        if halt and last is not None and last.halt is not None and last.halt.flatten:
-            # a second halt before the daemon applied the first must not cancel its flatten
-            flatten = flatten or last.seq > load_state(store).command_seq
-        command = Command(seq, Halt(seq, at_ms, flatten) if halt else None)
+        after_resume = False
+        if halt and last is not None and last.seq > load_state(store).command_seq:
+            # the daemon applies only the latest command: one written over a command it has not
+            # applied yet keeps what that one asked — a halt's flatten, a resume's reset (which
+            # also cancels a pending flatten the operator no longer wants)
+            if last.halt is None:
+                after_resume = True
+            else:
+                flatten = flatten or last.halt.flatten
+                after_resume = last.halt.after_resume
+        command = Command(seq, Halt(seq, at_ms, flatten, after_resume) if halt else None)
         store.set_meta(META_COMMAND, json.dumps({"seq": seq, "halt": halt_data(command.halt)}))
     return command
 
@@ -113,6 +120,12 @@ class RiskKeeper:
                     symbol = trip.symbol if isinstance(trip, Trip) else None
                     rule = str(trip.rule) if isinstance(trip, Trip) else "halt"
                     self.store.record_event(at, change.kind, change.message, symbol, rule=rule)
+                if state.flatten is not None and seen.state.flatten is None:
+                    resumed = seen.state.command_seq > state.command_seq and (
+                        command is not None and (command.halt is None or command.halt.after_resume)
+                    )
+                    message = _ended(state.flatten, resumed=resumed)
+                    self.store.record_event(at, "flatten-ended", message, rule="flatten")
                 self.store.set_meta(META_STATE, json.dumps(state_data(seen.state)))
         # else only the close seen moved: not written (the trades since the last write are
         # heard again after a restart, and a trade that changed nothing changes nothing again)
@@ -229,3 +242,11 @@ def _flatten_status(pending: Flatten | None) -> dict[str, Any] | None:
 
 def _rule(trip: Trip | Halt) -> str:
     return "halt" if isinstance(trip, Halt) else str(trip.rule)
+
+
+def _ended(pending: Flatten, *, resumed: bool) -> str:
+    """Why a flatten not done yet is no longer asked: the operator resumed, or the rule that
+    asked it reset (a daily loss at the new UTC day) — its positions stay, with their stops."""
+    why = "the operator resumed" if resumed else "nothing refuses entries any more"
+    still = f"; still open: {', '.join(pending.left)}" if pending.left else ""
+    return f"the flatten asked by {pending.by} is no longer asked ({why}){still}"

@@ -4,7 +4,7 @@ The store hands every event it records (or fails to record) to the notifier; :fu
 turns the few that matter into a :class:`~tbotd.domain.notices.Notice` and ignores the rest
 (stream reconnects, candle gaps, routine order bookkeeping). Kinds recorded by later features
 are mapped here too: ``model_state`` (model monitoring) and ``risk-trip`` / ``risk-reset`` /
-``flatten-retry`` / ``flatten-done`` (the risk guard). ``notify-failed`` / ``notify-recovered``
+``flatten-retry`` / ``flatten-done`` / ``flatten-ended`` (the risk guard). ``notify-failed`` / ``notify-recovered``
 are never notified (no loops).
 """
 
@@ -39,6 +39,7 @@ _SIMPLE: dict[str, tuple[NoticeKind, Severity, str]] = {
     "risk-trip": (K.RISK_GUARD, S.CRITICAL, "RISK GUARD TRIPPED"),
     "risk-reset": (K.RISK_GUARD, S.INFO, "risk guard reset"),
     "flatten-done": (K.RISK_GUARD, S.INFO, "risk guard flatten done"),
+    "flatten-ended": (K.RISK_GUARD, S.WARNING, "risk guard flatten no longer asked"),
     "model-expired": (K.MODEL_HEALTH, S.WARNING, "model past its shelf life, it abstains"),
     "models-dir-refused": (K.MODEL_HEALTH, S.WARNING, "new models refused, the running ones stay"),
     "meta-label-unusable": (

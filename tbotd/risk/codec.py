@@ -26,14 +26,22 @@ def halt_data(halt: Halt | None) -> dict[str, Any] | None:
     """A halt as data (None stays None)."""
     if halt is None:
         return None
-    return {"seq": halt.seq, "at_ms": halt.at_ms, "flatten": halt.flatten}
+    data: dict[str, Any] = {"seq": halt.seq, "at_ms": halt.at_ms, "flatten": halt.flatten}
+    if halt.after_resume:
+        data["after_resume"] = True
+    return data
 
 
 def halt_from(data: Any) -> Halt | None:
     """The halt :func:`halt_data` wrote."""
     if not data:
         return None
-    return Halt(int(data["seq"]), int(data["at_ms"]), bool(data.get("flatten", False)))
+    return Halt(
+        int(data["seq"]),
+        int(data["at_ms"]),
+        bool(data.get("flatten", False)),
+        bool(data.get("after_resume", False)),
+    )
 
 
 def flatten_data(flatten: Flatten | None) -> dict[str, Any] | None:

@@ -109,6 +109,7 @@ class Halt:
     seq: int
     at_ms: int
     flatten: bool = False
+    after_resume: bool = False  # written over a resume not applied yet: that resume comes first
 
 
 @dataclass(frozen=True, slots=True)
@@ -314,21 +315,32 @@ def command(state: RiskState, halt: Halt | None, seq: int, at_ms: int, equity: D
     """Apply the operator's latest command (``seq`` > ``state.command_seq``): ``halt`` stops
     entries (and with flatten asks for every position to be closed, until the book is flat); a
     resume (``halt`` None) lifts the halt, cancels a pending flatten and resets every tripped
-    rule, taking ``equity`` as the new peak and day start."""
+    rule, taking ``equity`` as the new peak and day start. A halt written over a resume the
+    daemon had not applied yet (``after_resume``) applies that resume first."""
     if seq <= state.command_seq:
         return Observed(state, flatten=state.flatten is not None)
     changes: list[Change] = []
-    if halt is not None:
-        state = replace(state, halt=halt, command_seq=seq)
-        if halt.flatten and halt.seq > state.flattened_seq:  # once per halt, restarts or not
-            state = replace(state, flattened_seq=halt.seq)
-            state = _ask_flatten(state, at_ms, f"operator halt #{halt.seq}")
-        changes.append(Change(halt, tripped=True, at_ms=at_ms))
-        return Observed(state, tuple(changes), state.flatten is not None)
+    if halt is None or halt.after_resume:
+        state = _resume(state, seq, at_ms, equity, changes)
+    if halt is None:
+        return Observed(state, tuple(changes))
+    state = replace(state, halt=halt, command_seq=seq)
+    if halt.flatten and halt.seq > state.flattened_seq:  # once per halt, restarts or not
+        state = replace(state, flattened_seq=halt.seq)
+        state = _ask_flatten(state, at_ms, f"operator halt #{halt.seq}")
+    changes.append(Change(halt, tripped=True, at_ms=at_ms))
+    return Observed(state, tuple(changes), state.flatten is not None)
+
+
+def _resume(
+    state: RiskState, seq: int, at_ms: int, equity: Decimal, changes: list[Change]
+) -> RiskState:
+    """The operator's resume: the halt lifted, every trip reset (said in ``changes``), a
+    pending flatten cancelled, ``equity`` the new peak and day start."""
     if state.halt is not None:
         changes.append(Change(state.halt, tripped=False, at_ms=at_ms))
     changes.extend(Change(t, tripped=False, at_ms=at_ms) for t in state.trips)
-    state = replace(
+    return replace(
         state,
         halt=None,
         trips=(),
@@ -339,7 +351,6 @@ def command(state: RiskState, halt: Halt | None, seq: int, at_ms: int, equity: D
         command_seq=seq,
         flatten=None,
     )
-    return Observed(state, tuple(changes))
 
 
 def after_flatten(state: RiskState, left: Collection[str]) -> RiskState:

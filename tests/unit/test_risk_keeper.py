@@ -17,7 +17,7 @@ from tbotd.domain.notices import EventRecord, Severity
 from tbotd.domain.values import ms_to_datetime
 from tbotd.notify.classify import notice_for
 from tbotd.ops.metrics import DaemonMetrics
-from tbotd.risk.guard import RiskLimits
+from tbotd.risk.guard import OnTrip, RiskLimits
 from tbotd.store import Store
 
 T0 = 1_700_006_400_000
@@ -166,4 +166,49 @@ def test_a_pending_flatten_survives_a_restart_and_the_status_shows_it(tmp_path: 
     assert again.status()["flatten"] is None
     assert not again.observe(T0 + 3 * BAR, Decimal(100)).flatten
     assert [r["kind"] for r in store.query("SELECT kind FROM events")].count("flatten-done") == 1
+    store.close()
+
+
+def test_a_resume_then_a_halt_before_the_next_close_cancels_the_pending_flatten(
+    tmp_path: Path,
+) -> None:
+    """`halt --flatten` whose close failed, then `resume` and a plain `halt` before the next
+    close (the daemon reads only the latest command): the resume still counts — no more
+    flatten, positions kept with their stops, entries halted by the new halt."""
+    guard, store, _ = keeper(tmp_path / "rh.db")
+    guard.observe(T0, Decimal(100))
+    write_command(store, halt=True, flatten=True, at=datetime.now(UTC))
+    assert guard.observe(T0 + BAR, Decimal(100)).flatten
+    guard.flatten_reported(T0 + BAR, {SYMBOL})  # the close failed: still pending
+    write_command(store, halt=False, flatten=False, at=datetime.now(UTC))
+    write_command(store, halt=True, flatten=False, at=datetime.now(UTC))
+    seen = guard.observe(T0 + 2 * BAR, Decimal(100))
+    assert not seen.flatten
+    assert guard.state.flatten is None
+    assert guard.state.halt is not None
+    assert guard.state.halt.seq == 3
+    assert not guard.observe(T0 + 3 * BAR, Decimal(100)).flatten
+    [ended] = store.events("flatten-ended")
+    assert "(the operator resumed)" in ended["message"]
+    store.close()
+
+
+def test_a_flatten_that_stops_being_asked_is_said(tmp_path: Path) -> None:
+    """A daily loss's flatten whose close failed, then the new UTC day resets the rule: the
+    operator hears that the flatten is no longer asked and what stays open (not silence after
+    "flatten not done")."""
+    store = Store.open(tmp_path / "d.db")
+    limits = RiskLimits(daily_loss=Decimal("0.1"), on_trip=OnTrip.FLATTEN)
+    guard = RiskKeeper(store, limits, DaemonMetrics.create(CollectorRegistry()))
+    guard.observe(T0, Decimal(100))
+    assert guard.observe(T0 + BAR, Decimal(85)).flatten
+    guard.flatten_reported(T0 + BAR, {SYMBOL})
+    assert not guard.observe(T0 + 86_400_000 + BAR, Decimal(85)).flatten
+    [ended] = store.events("flatten-ended")
+    assert ended["message"].endswith(f"(nothing refuses entries any more); still open: {SYMBOL}")
+    notice = notice_for(
+        EventRecord.of(datetime.now(UTC), "flatten-ended", ended["message"], None, {})
+    )
+    assert notice is not None
+    assert notice.severity is Severity.WARNING
     store.close()
