@@ -14,7 +14,8 @@ from decimal import Decimal
 from typing import Any
 
 from tbotd.config.settings import Settings
-from tbotd.daemon.cycle import Cycle, Predictor
+from tbotd.daemon.cycle import Cycle
+from tbotd.daemon.cycle_ports import Predictor
 from tbotd.daemon.monitor import ModelMonitor, rule_book
 from tbotd.daemon.reload import fill_params
 from tbotd.daemon.venue_wait import StartupWait, venue_time

@@ -16,19 +16,20 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from decimal import Decimal
-from typing import Protocol
 
 from tbotd.config.settings import Settings
+from tbotd.daemon.cycle_ports import Feed, Outcome, Predictor
 from tbotd.daemon.histories import Histories
 from tbotd.daemon.monitor import ModelMonitor
 from tbotd.daemon.risk import RiskKeeper
 from tbotd.domain.actions import Action, ClosePosition
 from tbotd.domain.enums import OrderRole
+from tbotd.domain.errors import FatalError, StorageUnavailableError
 from tbotd.domain.market import Candle
 from tbotd.domain.positions import Position, notional
 from tbotd.domain.prediction import Prediction
 from tbotd.domain.values import datetime_to_ms, timeframe_ms
-from tbotd.execution.broker import Broker, PriceRef
+from tbotd.execution.broker import Broker
 from tbotd.execution.executor import ActionResult, execute
 from tbotd.execution.order_round import order_round, orders_sent
 from tbotd.ops.clock import Clock
@@ -40,42 +41,6 @@ from tbotd.strategy.rules import ENTRY_WINDOW, DecisionInput
 from tbotd.strategy.strategy import Strategy
 
 log = get_logger(__name__)
-
-
-class Outcome(Protocol):
-    """What the predictor returns per symbol (see tbotd.predictor.fallback)."""
-
-    @property
-    def prediction(self) -> Prediction:
-        """The prediction for the candle that just closed."""
-        ...
-
-    @property
-    def latency_ms(self) -> float:
-        """How long it took to get it."""
-        ...
-
-
-class Predictor(Protocol):
-    """remote → local → neutral, always answering within its deadline."""
-
-    async def predict(
-        self, histories: Mapping[str, Sequence[Candle]], candle_time: datetime
-    ) -> Mapping[str, Outcome]:
-        """One prediction per symbol for the candle that opened at ``candle_time``."""
-        ...
-
-
-class Feed(Protocol):
-    """What the cycle needs of the candle feed."""
-
-    async def wait_closed(self, open_time: datetime, timeout_s: float) -> dict[str, Candle]:
-        """The closed candles of ``open_time`` that arrived before the deadline."""
-        ...
-
-    def price(self, symbol: str) -> PriceRef:
-        """The price an order placed now would fill near."""
-        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,6 +94,7 @@ class Cycle:
         self.symbols = list(settings.exchange.symbols)
         self.last: CycleReport | None = None
         self.monitor: ModelMonitor | None = None  # grades predictions after each cycle (app)
+        self._failing: set[str] = set()  # symbols whose last decision failed
 
     def use_strategy(self, strategy: Strategy) -> None:
         """Decide with ``strategy`` from the next cycle on (start-up, and SIGHUP reload)."""
@@ -195,23 +161,11 @@ class Cycle:
         milliseconds with ``synchronous=FULL``) — then send each symbol's orders from its own
         task; bookkeeping waits for every symbol's orders (:mod:`tbotd.execution.order_round`).
         """
-        planned: list[tuple[str, Prediction | None, list[Action] | None]] = []
         with self.store.transaction():
-            for symbol in symbols:
-                outcome = outcome_of(each.outcomes.get(symbol))
-                actions, each.exposure = self._decide(
-                    symbol,
-                    each.candle_time,
-                    outcome,
-                    each.positions,
-                    each.share,
-                    histories[symbol],
-                    each.exposure,
-                )
-                planned.append((symbol, outcome, actions))
+            planned = [self._decide_one(symbol, each, histories[symbol]) for symbol in symbols]
         with order_round(symbols):
             done = await asyncio.gather(
-                *(self._execute(s, p, a, each.candle_time) for s, p, a in planned),
+                *(self._execute(plan, each.candle_time) for plan in planned),
                 return_exceptions=True,
             )
         for result in done:  # every task has finished: a failure cannot orphan an order
@@ -280,16 +234,50 @@ class Cycle:
             self.clock.now(), "meta-label-unusable", meta.scorer.error, error=meta.scorer.error
         )
 
+    def _decide_one(
+        self, symbol: str, each: _Round, history: Sequence[Candle]
+    ) -> tuple[str, Prediction | None, list[Action] | None, str]:
+        """One symbol's decision in its own savepoint: an unexpected error in it (a strategy's
+        bug, data it cannot use) undoes and skips that symbol only, said as a
+        ``decide-failed`` event — the other symbols still decide and trade, and every position
+        keeps its exchange-side stop. A full disk or a fatal error still ends the cycle."""
+        outcome = outcome_of(each.outcomes.get(symbol))
+        try:
+            with self.store.transaction():
+                actions, each.exposure = self._decide(
+                    symbol,
+                    each.candle_time,
+                    outcome,
+                    each.positions,
+                    each.share,
+                    history,
+                    each.exposure,
+                )
+        except (StorageUnavailableError, FatalError):
+            raise
+        except Exception as e:  # one symbol's fault must not stop the others
+            why = f"decision failed: {type(e).__name__}: {e}"
+            candle = each.candle_time.isoformat()
+            if symbol in self._failing:  # the traceback was logged at its first failure
+                log.warning(why, symbol=symbol, candle=candle)
+            else:
+                log.exception("decision failed", symbol=symbol, candle=candle)
+                self._failing.add(symbol)
+            self.store.record_event(self.clock.now(), "decide-failed", why, symbol)
+            return symbol, outcome, None, why
+        self._failing.discard(symbol)
+        return symbol, outcome, actions, ""
+
     async def _execute(
         self,
-        symbol: str,
-        prediction: Prediction | None,
-        actions: list[Action] | None,
+        plan: tuple[str, Prediction | None, list[Action] | None, str],
         candle_time: datetime,
     ) -> SymbolResult:
+        symbol, prediction, actions, failed = plan
         try:
             if actions is None:
-                return SymbolResult(symbol, prediction, skipped="already decided (restart)")
+                skipped = failed or "already decided (restart)"
+                return SymbolResult(symbol, prediction, skipped=skipped)
             results = await execute(self.broker, actions, candle_time)
             return SymbolResult(symbol, prediction, tuple(results))
         finally:

@@ -25,7 +25,7 @@ from tbotd.config import Settings
 from tbotd.daemon.app import App, build
 from tbotd.daemon.background import STORAGE_RETRY, reconcile_forever, resync_forever, watch_storage
 from tbotd.daemon.between import BetweenCloses
-from tbotd.daemon.cycle import Predictor
+from tbotd.daemon.cycle_ports import Predictor
 from tbotd.daemon.dashboard import DaemonDashboard
 from tbotd.daemon.missed import MissedCloses
 from tbotd.daemon.reload import Reloaded

@@ -4,8 +4,8 @@ The store hands every event it records (or fails to record) to the notifier; :fu
 turns the few that matter into a :class:`~tbotd.domain.notices.Notice` and ignores the rest
 (stream reconnects, candle gaps, routine order bookkeeping). Kinds recorded by later features
 are mapped here too: ``model_state`` (model monitoring) and ``risk-trip`` / ``risk-reset`` /
-``flatten-retry`` / ``flatten-done`` / ``flatten-ended`` (the risk guard). ``notify-failed`` / ``notify-recovered``
-are never notified (no loops).
+``flatten-retry`` / ``flatten-done`` / ``flatten-ended`` (the risk guard). ``notify-failed`` /
+``notify-recovered`` are never notified (no loops).
 """
 
 from __future__ import annotations
@@ -213,6 +213,11 @@ def _flatten_retry(event: EventRecord) -> Notice:
     return _notice(event, K.RISK_GUARD, S.CRITICAL, text, key="flatten-retry")
 
 
+def _decide_failed(event: EventRecord) -> Notice:
+    text = f"{event.message}; this symbol skipped this close, the others traded"
+    return _notice(event, K.CYCLE, S.WARNING, text, key=f"decide-failed:{event.symbol}")
+
+
 def _cycle_failed(event: EventRecord) -> Notice:
     text = f"a cycle failed ({event.message}); the next one starts clean"
     return _notice(event, K.CYCLE, S.WARNING, text, key="cycle-failed")
@@ -249,6 +254,7 @@ _SPECIAL: dict[str, Callable[[EventRecord], Notice]] = {
     "model_state": _model_state,
     "storage": _storage,
     "cycle-failed": _cycle_failed,
+    "decide-failed": _decide_failed,
     "flatten-retry": _flatten_retry,
     "unprotected": _unprotected,
     "missed-cycles": _missed,
