@@ -242,6 +242,7 @@ class Cycle:
         ``decide-failed`` event — the other symbols still decide and trade, and every position
         keeps its exchange-side stop. A full disk or a fatal error still ends the cycle."""
         outcome = outcome_of(each.outcomes.get(symbol))
+        guard, said = self.risk.state, self._meta_error_said  # what the savepoint's undo undoes
         try:
             with self.store.transaction():
                 actions, each.exposure = self._decide(
@@ -256,6 +257,9 @@ class Cycle:
         except (StorageUnavailableError, FatalError):
             raise
         except Exception as e:  # one symbol's fault must not stop the others
+            if not self.store.db.conn.in_transaction:
+                raise  # the error ended the cycle's transaction: nothing is kept, fail the cycle
+            self.risk.state, self._meta_error_said = guard, said  # as the database has them
             why = f"decision failed: {type(e).__name__}: {e}"
             candle = each.candle_time.isoformat()
             if symbol in self._failing:  # the traceback was logged at its first failure

@@ -67,17 +67,17 @@ def write_command(store: Store, *, halt: bool, flatten: bool, at: datetime) -> C
     with store.transaction(immediate=True):
         last = read_command(store)
         seq = (last.seq if last is not None else 0) + 1
-        after_resume = False
+        resume_seq = 0
         if halt and last is not None and last.seq > load_state(store).command_seq:
             # the daemon applies only the latest command: one written over a command it has not
             # applied yet keeps what that one asked — a halt's flatten, a resume's reset (which
             # also cancels a pending flatten the operator no longer wants)
             if last.halt is None:
-                after_resume = True
+                resume_seq = last.seq
             else:
                 flatten = flatten or last.halt.flatten
-                after_resume = last.halt.after_resume
-        command = Command(seq, Halt(seq, at_ms, flatten, after_resume) if halt else None)
+                resume_seq = last.halt.resume_seq
+        command = Command(seq, Halt(seq, at_ms, flatten, resume_seq) if halt else None)
         store.set_meta(META_COMMAND, json.dumps({"seq": seq, "halt": halt_data(command.halt)}))
     return command
 
@@ -122,7 +122,8 @@ class RiskKeeper:
                     self.store.record_event(at, change.kind, change.message, symbol, rule=rule)
                 if state.flatten is not None and seen.state.flatten is None:
                     resumed = seen.state.command_seq > state.command_seq and (
-                        command is not None and (command.halt is None or command.halt.after_resume)
+                        command is not None
+                        and (command.halt is None or command.halt.resume_seq > state.command_seq)
                     )
                     message = _ended(state.flatten, resumed=resumed)
                     self.store.record_event(at, "flatten-ended", message, rule="flatten")

@@ -27,8 +27,8 @@ def halt_data(halt: Halt | None) -> dict[str, Any] | None:
     if halt is None:
         return None
     data: dict[str, Any] = {"seq": halt.seq, "at_ms": halt.at_ms, "flatten": halt.flatten}
-    if halt.after_resume:
-        data["after_resume"] = True
+    if halt.resume_seq:
+        data["resume_seq"] = halt.resume_seq
     return data
 
 
@@ -40,7 +40,7 @@ def halt_from(data: Any) -> Halt | None:
         int(data["seq"]),
         int(data["at_ms"]),
         bool(data.get("flatten", False)),
-        bool(data.get("after_resume", False)),
+        int(data.get("resume_seq", 0)),
     )
 
 

@@ -109,7 +109,9 @@ class Halt:
     seq: int
     at_ms: int
     flatten: bool = False
-    after_resume: bool = False  # written over a resume not applied yet: that resume comes first
+    # written over a resume the daemon had not applied: its number, applied first if it still
+    # is not (a daemon that read the resume just before this was written has applied it)
+    resume_seq: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -316,11 +318,12 @@ def command(state: RiskState, halt: Halt | None, seq: int, at_ms: int, equity: D
     entries (and with flatten asks for every position to be closed, until the book is flat); a
     resume (``halt`` None) lifts the halt, cancels a pending flatten and resets every tripped
     rule, taking ``equity`` as the new peak and day start. A halt written over a resume the
-    daemon had not applied yet (``after_resume``) applies that resume first."""
+    daemon had not applied yet (``resume_seq``) applies that resume first, unless it was applied
+    meanwhile (a daemon reading the resume while the halt was being written)."""
     if seq <= state.command_seq:
         return Observed(state, flatten=state.flatten is not None)
     changes: list[Change] = []
-    if halt is None or halt.after_resume:
+    if halt is None or halt.resume_seq > state.command_seq:
         state = _resume(state, seq, at_ms, equity, changes)
     if halt is None:
         return Observed(state, tuple(changes))

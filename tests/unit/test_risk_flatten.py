@@ -124,3 +124,26 @@ def test_a_state_persisted_before_the_pending_flatten_existed_loads() -> None:
     assert state.flattened_seq == 2
     assert state.halt == Halt(2, T0, flatten=True)
     assert not command(state, Halt(2, T0, flatten=True), 2, T0, D(80)).flatten
+
+
+def test_a_halt_carrying_a_resume_the_daemon_already_applied_does_not_apply_it_again() -> None:
+    """The daemon read a resume (#2) just before a halt (#3) was written over it: the halt
+    carries #2, yet it does not reset a trip of the close since, nor cancel its flatten."""
+    state = observe(RiskState(), DRAWDOWN, T0, D(100)).state
+    state = command(state, None, 2, T0, D(100)).state  # the resume, applied
+    seen = observe(state, DRAWDOWN, T0 + BAR, D(80))  # a trip, with its flatten
+    assert seen.flatten
+    done = command(seen.state, Halt(3, T0 + BAR, resume_seq=2), 3, T0 + 2 * BAR, D(80))
+    assert done.flatten
+    assert [t.rule for t in done.state.trips] == ["max_drawdown"]
+    assert done.state.halt is not None
+
+
+def test_a_halt_carrying_a_resume_not_applied_yet_applies_it_first() -> None:
+    """A resume (#2) and a halt (#3) written before the daemon read either: the resume counts
+    (trips reset, flatten cancelled), then the halt stops entries."""
+    seen = command(tripped(), Halt(3, T0 + BAR, resume_seq=2), 3, T0 + 2 * BAR, D(80))
+    assert not seen.flatten
+    assert seen.state.trips == ()
+    assert seen.state.halt is not None
+    assert seen.state.peak == D(80)
