@@ -287,7 +287,7 @@ class Simulator:
         if p is None:
             return None
         if self._position[0] is not p:
-            self._position = (p, p.as_position(self.params.leverage))
+            self._position = (p, p.as_position())
         return self._position[1]
 
     def _state(self) -> BarState:

@@ -404,4 +404,4 @@ class PaperBroker:
         )
 
     def _position(self, p: pm.PaperPosition) -> Position:
-        return p.as_position(self._params.leverage)
+        return p.as_position()

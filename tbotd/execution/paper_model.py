@@ -63,8 +63,9 @@ class PaperPosition:
     liquidation_price: Decimal | None
     stop_loss: Decimal | None = None
     take_profit: Decimal | None = None
+    leverage: Decimal = Decimal(1)  # the one it was opened with (a reload changes new ones only)
 
-    def as_position(self, leverage: Decimal) -> Position:
+    def as_position(self) -> Position:
         """The position as a broker reports it to the manager and the store."""
         return Position(
             self.symbol,
@@ -74,7 +75,7 @@ class PaperPosition:
             self.opened_at,
             self.stop_loss,
             self.take_profit,
-            leverage,
+            self.leverage,
             self.liquidation_price,
         )
 
@@ -141,9 +142,10 @@ def liquidation_price(
 
 def restored(stored: Position, market: MarketSpec, params: FillParams) -> PaperPosition:
     """A position read back from the store (a restart), its margin and liquidation price
-    recomputed at ``params``' leverage."""
+    recomputed at the leverage it was opened with (recorded with it), not the config's now: a
+    reload of the leverage changes what opens next, never an open position's liquidation."""
     margin = notional(market.market_type, stored.qty, market.contract_size, stored.entry_price)
-    margin /= params.leverage
+    margin /= stored.leverage
     liq = liquidation_price(
         market, stored.side, stored.qty, stored.entry_price, margin, params.maintenance_margin_rate
     )
@@ -157,6 +159,7 @@ def restored(stored: Position, market: MarketSpec, params: FillParams) -> PaperP
         liq,
         stored.stop_loss,
         stored.take_profit,
+        stored.leverage,
     )
 
 
@@ -182,7 +185,9 @@ def open_position(
             f"{wallet.free:.8f}"
         )
     liq = liquidation_price(market, side, qty, price, margin, params.maintenance_margin_rate)
-    position = PaperPosition(market.symbol, side, qty, price, at, margin, liq)
+    position = PaperPosition(
+        market.symbol, side, qty, price, at, margin, liq, leverage=params.leverage
+    )
     positions = {**wallet.positions, market.symbol: position}
     new = wallet.with_(wallet.balance - cost, positions)
     return new, Execution(market.symbol, order_side, qty, price, cost, Decimal(0), at)
@@ -236,6 +241,7 @@ def protect(wallet: Wallet, symbol: str, stop_loss: Decimal, take_profit: Decima
         p.liquidation_price,
         stop_loss,
         take_profit,
+        p.leverage,
     )
     return wallet.with_(wallet.balance, {**wallet.positions, symbol: position})
 
