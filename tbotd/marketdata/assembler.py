@@ -79,10 +79,10 @@ class CandleAssembler:
                 continue
             forming = self._forming
             if forming is None or candle.open_time > forming.open_time:
-                if forming is not None and self._forming_trusted:
+                if forming is not None and self._forming_trusted and self._next(forming):
                     self._emit(forming, out)
-                elif forming is not None:
-                    out.needs_gap_fill = True  # its last updates may be missing: ask REST
+                elif forming is not None:  # its last updates, or candles before it, missing:
+                    out.needs_gap_fill = True  # REST brings them, in order, or says the gap
                 self._forming = candle
                 self._forming_trusted = True
             elif candle.open_time == forming.open_time:
@@ -115,6 +115,14 @@ class CandleAssembler:
         if candidate + self.step_ms + grace.total_seconds() * 1000 <= datetime_to_ms(server_now):
             return ms_to_datetime(candidate)
         return None
+
+    def _next(self, candle: Candle) -> bool:
+        """``candle`` follows the last one emitted (or nothing was yet). The stream never emits
+        past a hole: only REST may say the exchange lacks candles; until REST answers, the
+        candles after the hole wait (the cycle then finds no closed candle and decides
+        nothing for that symbol, rather than deciding on a history with a hole)."""
+        last = self.last_closed_ms
+        return last < 0 or candle.open_time_ms <= last + self.step_ms
 
     def _emit(self, candle: Candle, out: Outcome) -> None:
         ms = candle.open_time_ms

@@ -60,6 +60,23 @@ def test_after_a_drop_the_stale_candle_comes_from_rest() -> None:
     assert a.on_stream([row(3), row(4)]).closed[0].open_time == T0 + timedelta(minutes=15)
 
 
+def test_a_hole_the_stream_skipped_waits_for_rest_and_is_not_called_an_exchange_gap() -> None:
+    """The stream dropped for two candles and REST could not fill them yet: the candles after
+    the hole are not emitted (nothing is decided on a history with a hole) and no exchange gap
+    is claimed; when REST answers, every candle comes in order."""
+    a = CandleAssembler(SYMBOL, "5m", None)
+    a.on_stream([row(0)])
+    a.on_stream([row(1)])  # 0 closed
+    a.stream_lost()
+    assert a.on_stream([row(4)]).needs_gap_fill  # back two candles later; REST fails
+    out = a.on_stream([row(4), row(5)])  # 4 rolls over with 1-3 still missing
+    assert (out.closed, out.gaps) == ([], [])
+    assert out.needs_gap_fill
+    rest = a.on_rest([row(k) for k in range(1, 7)], T0 + timedelta(minutes=31))
+    assert times(rest.closed) == [1, 2, 3, 4, 5]
+    assert rest.gaps == []
+
+
 def test_rest_never_emits_the_forming_candle() -> None:
     """The last REST row is still forming until its close time has passed."""
     a = CandleAssembler(SYMBOL, "5m", T0 - timedelta(minutes=5))
@@ -123,6 +140,7 @@ def test_any_interleaving_emits_each_candle_at_most_once_in_order(
         latest = max(latest, i)
         if kind == "ws":
             out = a.on_stream([row(latest)])
+            assert out.gaps == []  # only REST may say the exchange lacks candles
         elif kind == "rest":
             now = T0 + timedelta(minutes=5 * latest + 1)
             out = a.on_rest([row(k) for k in range(max(0, latest - 5), latest + 1)], now)
