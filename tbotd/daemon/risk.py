@@ -96,6 +96,7 @@ class RiskKeeper:
     ) -> None:
         self.store, self.limits, self.metrics = store, limits, metrics
         self.state = load_state(store)
+        self._heard = store.exits_heard(0, 0, 0)[1]  # trades before the start: heard by time
         self._publish()
 
     def observe(self, close_ms: int, equity: Decimal) -> Observed:
@@ -103,8 +104,10 @@ class RiskKeeper:
         latest command; records every change and persists the state."""
         state = self.state
         closed: list[Closed] = []
+        heard = self._heard
         if state.seen_ms is not None:
-            closed = [Closed(*row) for row in self.store.exits_between(state.seen_ms, close_ms)]
+            rows, heard = self.store.exits_heard(state.seen_ms, close_ms, self._heard)
+            closed = [Closed(*row) for row in rows]
         seen = guard.observe(state, self.limits, close_ms, equity, closed)
         changes = list(seen.changes)
         command = read_command(self.store)
@@ -130,7 +133,7 @@ class RiskKeeper:
                 self.store.set_meta(META_STATE, json.dumps(state_data(seen.state)))
         # else only the close seen moved: not written (the trades since the last write are
         # heard again after a restart, and a trade that changed nothing changes nothing again)
-        self.state = seen.state
+        self.state, self._heard = seen.state, heard
         for change in changes:
             if change.tripped:
                 self.metrics.risk_trips.labels(_rule(change.trip)).inc()

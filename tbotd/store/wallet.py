@@ -107,15 +107,22 @@ class WalletRecords:
             for r in self.db.query(sql, params)
         ]
 
-    def exits_between(self, since_ms: int, until_ms: int) -> list[tuple[str, int, str]]:
-        """(symbol, exit time in ms, exit reason) of the trades closed in [since, until), in
-        order: what the risk guard counts its stop-loss streaks from."""
+    def exits_heard(
+        self, since_ms: int, until_ms: int, after_id: int
+    ) -> tuple[list[tuple[str, int, str]], int]:
+        """(symbol, exit time in ms, exit reason) of the trades closed in [since, until), and of
+        those recorded since trade ``after_id`` that closed before ``since_ms`` (a paper stop
+        found in a candle that came after its cycle), in order: what the risk guard counts its
+        stop-loss streaks from — every exit once, whenever it was booked. Also the newest trade
+        id, for the next call."""
+        newest = int(self.db.execute("SELECT COALESCE(MAX(id), 0) FROM trades").fetchone()[0])
         rows = self.db.execute(
-            "SELECT symbol, exit_time, exit_reason FROM trades "
-            "WHERE exit_time >= ? AND exit_time < ? ORDER BY exit_time, id",
-            (since_ms, until_ms),
+            "SELECT symbol, exit_time, exit_reason FROM trades WHERE id <= ? AND "
+            "((exit_time >= ? AND exit_time < ?) OR (id > ? AND exit_time < ?)) "
+            "ORDER BY exit_time, id",
+            (newest, since_ms, until_ms, after_id, since_ms),
         ).fetchall()
-        return [(str(r[0]), int(r[1]), str(r[2])) for r in rows]
+        return [(str(r[0]), int(r[1]), str(r[2])) for r in rows], newest
 
     def funding_total(self, symbol: str, after: datetime) -> Decimal:
         """Funding received (+) or paid (−) on ``symbol`` strictly after ``after``.

@@ -5,7 +5,7 @@ applied once each."""
 from __future__ import annotations
 
 import threading
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -13,12 +13,13 @@ from prometheus_client import CollectorRegistry
 
 from tbotd.commands.status import flatten_text
 from tbotd.daemon.risk import RiskKeeper, load_state, read_command, risk_status, write_command
+from tbotd.domain.enums import Side
 from tbotd.domain.notices import EventRecord, Severity
 from tbotd.domain.values import ms_to_datetime
 from tbotd.notify.classify import notice_for
 from tbotd.ops.metrics import DaemonMetrics
 from tbotd.risk.guard import OnTrip, RiskLimits
-from tbotd.store import Store
+from tbotd.store import Store, Trade
 
 T0 = 1_700_006_400_000
 BAR = 300_000
@@ -211,4 +212,38 @@ def test_a_flatten_that_stops_being_asked_is_said(tmp_path: Path) -> None:
     )
     assert notice is not None
     assert notice.severity is Severity.WARNING
+    store.close()
+
+
+def stopped(at_ms: int) -> Trade:
+    """A long stopped out at ``at_ms``."""
+    exit_time = ms_to_datetime(at_ms)
+    return Trade(
+        SYMBOL,
+        Side.LONG,
+        Decimal(1),
+        exit_time - timedelta(minutes=30),
+        exit_time,
+        Decimal(100),
+        Decimal(99),
+        "stop_loss",
+        Decimal(-1),
+        Decimal(0),
+        Decimal(0),
+        "USDT",
+    )
+
+
+def test_a_stop_booked_after_the_close_it_belongs_to_is_still_heard(tmp_path: Path) -> None:
+    """A paper stop found in a candle that came after its cycle is booked at that candle's
+    time, before the guard's last close: the stop-loss streak still counts it (once)."""
+    store = Store.open(tmp_path / "late.db")
+    limits = RiskLimits(stop_loss_streak=1, cooldown_ms=15 * 60_000)
+    guard = RiskKeeper(store, limits, DaemonMetrics.create(CollectorRegistry()))
+    guard.observe(T0, Decimal(100))
+    guard.observe(T0 + BAR, Decimal(100))
+    store.record_trade(stopped(T0 + BAR // 2))  # booked now, closed before the last close
+    seen = guard.observe(T0 + 2 * BAR, Decimal(99))
+    assert {c.kind for c in seen.changes} == {"risk-trip"}  # the book's streak and the symbol's
+    assert guard.observe(T0 + 3 * BAR, Decimal(99)).changes == ()  # heard once, not again
     store.close()
