@@ -10,14 +10,19 @@ bars in between. ``tests/unit/test_backtest_fastpath.py`` proves the two equal, 
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 import numpy as np
+from numpy.typing import NDArray
 
 from tbotd.backtest.engine import Progress, Simulator
 from tbotd.backtest.events import FIRST_WINDOW, EventIndex, first_crossing
+from tbotd.backtest.state import Deferred
 from tbotd.domain.enums import Side
 from tbotd.execution import paper_model as pm
 from tbotd.strategy.kinds import OnNeutral
 from tbotd.strategy.signal import ABSTAIN
+from tbotd.strategy.sizing import may_size
 
 
 def run_reference(sim: Simulator) -> None:
@@ -53,17 +58,47 @@ def event_index(sim: Simulator) -> EventIndex:
     )
 
 
+def _deferrable(sim: Simulator) -> Decimal | None:
+    """The equity, when every entry this account may be refused is certainly a refusal for
+    size (else None): flat, its own wallet, no risk guard, under the hourly entry cap (the count
+    only falls while flat). Nothing changes such an account until it trades (no position: no
+    exit, no funding), so its refusals can be recorded without stepping. Asked only once this
+    very wallet was refused for size: a healthy account never pays for the check."""
+    wallet = sim.wallet
+    if sim.refused_for_size is not wallet or wallet.positions or not sim.own_wallet:
+        return None
+    if sim.gate is not None or len(sim.entries) >= sim.cfg.max_entries_per_hour:
+        return None
+    return wallet.balance
+
+
+def _may_size(sim: Simulator, equity: Decimal, bars: NDArray[np.int64] | int) -> NDArray[np.bool_]:
+    """Whether an entry decided at each of ``bars`` may be sized (a superset: where False, the
+    exact sizing at that bar's mark — the next open — certainly refuses)."""
+    cfg = sim.cfg
+    marks = sim.c.open[bars + 1]
+    return may_size(sim.market, equity, cfg.position_fraction, cfg.leverage, cfg.cost_rate, marks)
+
+
+def _refuse(sim: Simulator, bars: list[int], equity: Decimal) -> None:
+    """Refusals for size at ``bars``, kept as the exact step keeps them (their actions worked
+    out when read, :class:`~tbotd.backtest.state.Deferred`)."""
+    sim.decided.extend(Deferred(i, sim, equity) for i in bars)
+    if bars:  # (no key for none, as the exact step leaves it)
+        sim.skipped["manager_refused"] += len(bars)
+
+
 def _after_refusals(sim: Simulator, events: EventIndex, at: int) -> int:
     """The first flat decision bar from ``at`` on that is not certainly a refusal for size.
 
-    The ones before it are recorded as refusals without stepping (:meth:`Simulator.deferrable`,
-    :meth:`Simulator.may_size`): a blown account's are most of a busy year's decisions. Searched
-    in growing windows, and only once the first bar is such a refusal, so a healthy account
-    pays one check per entry.
+    The ones before it are recorded as refusals without stepping (:func:`_deferrable`,
+    :func:`_may_size`): a blown account's are most of a busy year's decisions. Searched in
+    growing windows, and only once the first bar is such a refusal, so a healthy account pays
+    nothing for it.
     """
     last = sim.n - 1  # the last bar decides nothing (no next open to fill at)
-    equity = sim.deferrable() if at < last else None
-    if equity is None or sim.may_size(equity, at):
+    equity = _deferrable(sim) if at < last else None
+    if equity is None or _may_size(sim, equity, at):
         return at
     refused: list[int] = []
     lo, width = at, FIRST_WINDOW
@@ -71,15 +106,15 @@ def _after_refusals(sim: Simulator, events: EventIndex, at: int) -> int:
         hi = min(lo + width, last)
         span = np.arange(lo, hi)
         bars = span[events.flat[lo:hi] == span]
-        ok = sim.may_size(equity, bars)
+        ok = _may_size(sim, equity, bars)
         if ok.any():
             k = int(ok.argmax())
             refused.extend(bars[:k].tolist())
-            sim.refuse_from(refused, equity)
+            _refuse(sim, refused, equity)
             return int(bars[k])
         refused.extend(bars.tolist())
         lo, width = hi, width * 4
-    sim.refuse_from(refused, equity)
+    _refuse(sim, refused, equity)
     return events.decision(None, last)
 
 

@@ -42,7 +42,6 @@ from tbotd.execution.broker import bounded_prices, order_qty, protection_after_f
 from tbotd.store.wallet import Trade
 from tbotd.strategy.rules import ENTRY_WINDOW, DecisionInput
 from tbotd.strategy.signal import SignalSeries
-from tbotd.strategy.sizing import may_size
 from tbotd.strategy.strategy import Strategy
 
 END_OF_DATA = "end_of_data"
@@ -114,7 +113,7 @@ class Simulator:
         self.decided: list[Decided | Deferred] = []
         self._known: tuple[object, BarState] | None = None
         self._position: tuple[object, Position | None] = (None, None)
-        self._refused_for_size: object = None  # the wallet the last size refusal was made for
+        self.refused_for_size: object = None  # the wallet the last size refusal was made for
         self.per_bar = BarRecord(self.n)
 
     @property
@@ -220,7 +219,7 @@ class Simulator:
         if hold is None or hold.kind.refusal:
             self.decided.append(Decided(i, tuple(actions)))
         if hold is not None and hold.kind is HoldKind.SIZE_REFUSED:
-            self._refused_for_size = self.wallet
+            self.refused_for_size = self.wallet
         self.carry_out(actions, mark, at_ms)
 
     def carry_out(self, actions: list[Action], mark: Decimal, at_ms: int) -> None:
@@ -249,37 +248,6 @@ class Simulator:
         """What the rules see at candle ``i``'s close (the mark: the next candle's open)."""
         mark = self.mark(i) if mark is None else mark
         return DecisionInput(self.symbol, None, position, equity, mark, self.market, entries)
-
-    def deferrable(self) -> Decimal | None:
-        """The equity, when every entry this account may be refused is certainly a refusal for
-        size (else None): flat, its own wallet, no risk guard, under the hourly entry cap (the
-        count only falls while flat). Nothing changes such an account until it trades (no
-        position: no exit, no funding), so its refusals can be recorded without stepping.
-        Asked only once this very wallet was refused for size: a healthy account never pays
-        for the check."""
-        if self._refused_for_size is not self.wallet:
-            return None
-        if self.wallet.positions or not self.own_wallet or self.gate is not None:
-            return None
-        if len(self.entries) >= self.cfg.max_entries_per_hour:
-            return None
-        return self.wallet.balance
-
-    def may_size(self, equity: Decimal, bars: NDArray[np.int64] | int) -> NDArray[np.bool_]:
-        """Whether an entry decided at each of ``bars`` may be sized (a superset: where False,
-        the exact sizing at that bar's mark certainly refuses)."""
-        cfg = self.cfg
-        marks = self.c.open[bars + 1]
-        return may_size(
-            self.market, equity, cfg.position_fraction, cfg.leverage, cfg.cost_rate, marks
-        )
-
-    def refuse_from(self, bars: list[int], equity: Decimal) -> None:
-        """Refusals for size at ``bars`` (:meth:`deferrable`, :meth:`may_size`), recorded as the
-        exact step records them (their actions worked out when read)."""
-        self.decided.extend(Deferred(i, self, equity) for i in bars)
-        if bars:
-            self.skipped["manager_refused"] += len(bars)
 
     def domain_position(self) -> Position | None:
         """The open position as the broker reports it to the rules (built once per change)."""

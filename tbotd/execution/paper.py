@@ -33,7 +33,7 @@ from tbotd.execution.broker import (
     record_trade,
 )
 from tbotd.execution.orders import new_order
-from tbotd.execution.paper_settle import Hole, Watermarks, report_hole
+from tbotd.execution.paper_settle import Watermarks, report_hole
 from tbotd.execution.protection import StopBounds, VenuePosition, as_venue_order, verdict
 from tbotd.ops.clock import Clock
 from tbotd.store import Store, Trade
@@ -120,7 +120,7 @@ class PaperBroker:
             raise
         protection = protection_after_fill(exits, side, execution.price, market, self._fallback)
         wallet = pm.protect(wallet, symbol, protection.stop_loss, protection.take_profit)
-        opened = self._position(wallet.positions[symbol])
+        opened = wallet.positions[symbol].as_position()
         with self._store.transaction():
             self._record_fill(entry, execution)
             self._place_protection(wallet.positions[symbol], protection, candle_time, ref.time)
@@ -161,7 +161,7 @@ class PaperBroker:
             for order in old:
                 self._store.update_order(order.transition(OrderState.CANCELED, now), "replaced")
             self._commit(wallet, now)
-        return self._position(wallet.positions[symbol])
+        return wallet.positions[symbol].as_position()
 
     async def on_closed_candle(self, candle: Candle) -> None:
         """Settle the candles since the last one settled that the cycle was never handed, in
@@ -171,18 +171,17 @@ class PaperBroker:
             return
         if candle.symbol in self._wallet.positions:
             for missed in self._marks.missed(self._store, candle):
-                if isinstance(missed, Hole):
-                    if missed.symbol in self._wallet.positions:
-                        report_hole(self._store, self._clock.now(), missed)
-                else:
+                if isinstance(missed, Candle):
                     await self._settle(missed)
+                elif candle.symbol in self._wallet.positions:  # (a stop may have closed it)
+                    report_hole(self._store, self._clock.now(), missed)
         await self._settle(candle)
 
     # -- queries ---------------------------------------------------------------------------
 
     async def positions(self) -> dict[str, Position]:
         """Open paper positions."""
-        return {s: self._position(p) for s, p in self._wallet.positions.items()}
+        return {s: p.as_position() for s, p in self._wallet.positions.items()}
 
     async def equity(self) -> Equity:
         """Wallet balance plus unrealised PnL at the latest prices."""
@@ -391,7 +390,7 @@ class PaperBroker:
         for symbol in self._wallet.positions.keys() - wallet.positions.keys():
             self._store.remove_position(symbol)
         for position in wallet.positions.values():
-            self._store.save_position(self._position(position), at)
+            self._store.save_position(position.as_position(), at)
         self._wallet = wallet
 
     def _restored_protection(self, position: pm.PaperPosition) -> Protection:
@@ -402,6 +401,3 @@ class PaperBroker:
         return protection_after_fill(
             plan, position.side, position.entry_price, market, self._fallback
         )
-
-    def _position(self, p: pm.PaperPosition) -> Position:
-        return p.as_position()
