@@ -96,7 +96,7 @@ class RiskKeeper:
     ) -> None:
         self.store, self.limits, self.metrics = store, limits, metrics
         self.state = load_state(store)
-        self._heard = store.exits_heard(0, 0, 0)[1]  # trades before the start: heard by time
+        self._heard = store.newest_trade_id()  # trades before the start: heard by their time
         self._publish()
 
     def observe(self, close_ms: int, equity: Decimal) -> Observed:
@@ -124,13 +124,12 @@ class RiskKeeper:
                     rule = str(trip.rule) if isinstance(trip, Trip) else "halt"
                     self.store.record_event(at, change.kind, change.message, symbol, rule=rule)
                 if state.flatten is not None and seen.state.flatten is None:
-                    resumed = seen.state.command_seq > state.command_seq and (
-                        command is not None
-                        and (command.halt is None or command.halt.resume_seq > state.command_seq)
+                    resumed = command is not None and guard.resumes(
+                        command.halt, command.seq, state
                     )
                     message = _ended(state.flatten, resumed=resumed)
                     self.store.record_event(at, "flatten-ended", message, rule="flatten")
-                self.store.set_meta(META_STATE, json.dumps(state_data(seen.state)))
+                self._save(seen.state)
         # else only the close seen moved: not written (the trades since the last write are
         # heard again after a restart, and a trade that changed nothing changes nothing again)
         self.state, self._heard = seen.state, heard
@@ -170,7 +169,7 @@ class RiskKeeper:
                 )
                 at = ms_to_datetime(close_ms)
                 self.store.record_event(at, "flatten-done", message, rule="flatten")
-            self.store.set_meta(META_STATE, json.dumps(state_data(state)))
+            self._save(state)
         self.state = state
 
     def gate(
@@ -183,9 +182,13 @@ class RiskKeeper:
             value = notional(market.market_type, entry.qty, market.contract_size, mark)
         gated = gate(self.state, self.limits, actions, exposure, value)
         if gated.state != self.state:  # (the cycle writes it with the decision's record)
-            self.store.set_meta(META_STATE, json.dumps(state_data(gated.state)))
+            self._save(gated.state)
             self.state = gated.state
         return gated
+
+    def _save(self, state: RiskState) -> None:
+        """Persist ``state`` (inside the caller's transaction)."""
+        self.store.set_meta(META_STATE, json.dumps(state_data(state)))
 
     def _publish(self) -> None:
         """The tripped gauge: 1 for every rule (or the halt) stopping entries now."""

@@ -323,7 +323,7 @@ def command(state: RiskState, halt: Halt | None, seq: int, at_ms: int, equity: D
     if seq <= state.command_seq:
         return Observed(state, flatten=state.flatten is not None)
     changes: list[Change] = []
-    if halt is None or halt.resume_seq > state.command_seq:
+    if resumes(halt, seq, state):
         state = _resume(state, seq, at_ms, equity, changes)
     if halt is None:
         return Observed(state, tuple(changes))
@@ -333,6 +333,12 @@ def command(state: RiskState, halt: Halt | None, seq: int, at_ms: int, equity: D
         state = _ask_flatten(state, at_ms, f"operator halt #{halt.seq}")
     changes.append(Change(halt, tripped=True, at_ms=at_ms))
     return Observed(state, tuple(changes), state.flatten is not None)
+
+
+def resumes(halt: Halt | None, seq: int, state: RiskState) -> bool:
+    """Command ``seq`` resumes when applied to ``state``: a resume (``halt`` None), or a halt
+    written over a resume not applied yet (:attr:`Halt.resume_seq`)."""
+    return seq > state.command_seq and (halt is None or halt.resume_seq > state.command_seq)
 
 
 def _resume(

@@ -107,6 +107,10 @@ class WalletRecords:
             for r in self.db.query(sql, params)
         ]
 
+    def newest_trade_id(self) -> int:
+        """The id of the trade recorded last (0 before the first)."""
+        return int(self.db.execute("SELECT COALESCE(MAX(id), 0) FROM trades").fetchone()[0])
+
     def exits_heard(
         self, since_ms: int, until_ms: int, after_id: int
     ) -> tuple[list[tuple[str, int, str]], int]:
@@ -115,7 +119,7 @@ class WalletRecords:
         found in a candle that came after its cycle), in order: what the risk guard counts its
         stop-loss streaks from — every exit once, whenever it was booked. Also the newest trade
         id, for the next call."""
-        newest = int(self.db.execute("SELECT COALESCE(MAX(id), 0) FROM trades").fetchone()[0])
+        newest = self.newest_trade_id()
         rows = self.db.execute(
             "SELECT symbol, exit_time, exit_reason FROM trades WHERE id <= ? AND "
             "((exit_time >= ? AND exit_time < ?) OR (id > ? AND exit_time < ?)) "
