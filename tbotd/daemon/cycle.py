@@ -257,7 +257,7 @@ class Cycle:
         except (StorageUnavailableError, FatalError):
             raise
         except Exception as e:  # one symbol's fault must not stop the others
-            if not self.store.db.conn.in_transaction:
+            if not self.store.in_transaction:
                 raise  # the error ended the cycle's transaction: nothing is kept, fail the cycle
             self.risk.state, self._meta_error_said = guard, said  # as the database has them
             why = f"decision failed: {type(e).__name__}: {e}"

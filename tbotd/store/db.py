@@ -194,6 +194,11 @@ class Database:
             conn.rollback()  # a no-op where the error already ended the transaction
             raise
 
+    @property
+    def in_transaction(self) -> bool:
+        """A transaction is open on this connection (an error inside it may have ended it)."""
+        return bool(self.db.conn.in_transaction)
+
     def query(
         self, sql: str, params: dict[str, Any] | tuple[Any, ...] = ()
     ) -> list[dict[str, Any]]:
