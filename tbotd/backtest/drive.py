@@ -83,8 +83,8 @@ def _may_size(sim: Simulator, equity: Decimal, bars: NDArray[np.int64] | int) ->
 def _refuse(sim: Simulator, bars: list[int], equity: Decimal) -> None:
     """Refusals for size at ``bars``, kept as the exact step keeps them (their actions worked
     out when read, :class:`~tbotd.backtest.state.Deferred`)."""
-    sim.decided.extend(Deferred(i, sim, equity) for i in bars)
     if bars:  # (no key for none, as the exact step leaves it)
+        sim.decided.append(Deferred(tuple(bars), sim, equity))
         sim.skipped["manager_refused"] += len(bars)
 
 

@@ -40,6 +40,7 @@ from tbotd.domain.values import ms_to_datetime
 from tbotd.execution import paper_model as pm
 from tbotd.execution.broker import bounded_prices, order_qty, protection_after_fill
 from tbotd.store.wallet import Trade
+from tbotd.strategy.exits import Protection
 from tbotd.strategy.rules import ENTRY_WINDOW, DecisionInput
 from tbotd.strategy.signal import SignalSeries
 from tbotd.strategy.strategy import Strategy
@@ -89,9 +90,10 @@ class Simulator:
         self.c, self.series, self.strategy, self.market = candles, series, strategy, market
         self.symbol, self.n = market.symbol, len(candles)
         self.close_ms = candles.close_ms
-        # per-bar scalars as Python lists: the exact step reads one bar at a time
-        self._open_ms, self._close_ms = candles.open_ms.tolist(), self.close_ms.tolist()
-        self._open, self._close = candles.open.tolist(), candles.close.tolist()
+        # the exact step reads one bar at a time (``.item``: a Python scalar; a busy year steps a
+        # few thousand bars, so converting the whole arrays to lists up front cost more)
+        self._open_ms, self._close_ms = candles.open_ms, self.close_ms
+        self._open, self._close = candles.open, candles.close
         self.cfg = strategy.rules
         self.protect = protect
         self.params = fill_params(settings)
@@ -130,7 +132,7 @@ class Simulator:
 
     def position(self) -> pm.PaperPosition | None:
         """The open position, if any."""
-        return self.wallet.positions.get(self.symbol)
+        return self.book.wallet.positions.get(self.symbol)
 
     def step(self, i: int, may_exit: bool = True, decides: Decides | None = None) -> None:
         """Candle ``i`` closed: exits inside it, funding at its close, the decision at its close.
@@ -152,13 +154,13 @@ class Simulator:
         funding at its close."""
         self.exact_steps += 1
         position = self.position()
-        if may_exit and position is not None and self.opened_ms < self._close_ms[i]:
+        if may_exit and position is not None and self.opened_ms < self._close_ms.item(i):
             hit = pm.candle_exit(position, self.candle(i))
             if hit is not None:
                 reason, price = hit
                 slip = reason is not pm.ExitReason.LIQUIDATION
-                self.close(price, self._open_ms[i], reason, slip=slip, label=str(reason))
-        if self._close_ms[i] % FUNDING_PERIOD_MS == 0 and self.position() is not None:
+                self.close(price, self._open_ms.item(i), reason, slip=slip, label=str(reason))
+        if self._close_ms.item(i) % FUNDING_PERIOD_MS == 0 and self.position() is not None:
             self.settle_funding(i)
 
     def candle(self, i: int) -> Candle:
@@ -172,11 +174,11 @@ class Simulator:
         for name, value in (
             ("symbol", self.symbol),
             ("timeframe", c.timeframe),
-            ("open_time", ms_to_datetime(self._open_ms[i])),
-            ("open", dec(self._open[i])),
+            ("open_time", ms_to_datetime(self._open_ms.item(i))),
+            ("open", dec(self._open.item(i))),
             ("high", dec(c.high[i])),
             ("low", dec(c.low[i])),
-            ("close", dec(self._close[i])),
+            ("close", dec(self._close.item(i))),
             ("volume", dec(c.volume[i])),
         ):
             object.__setattr__(candle, name, value)
@@ -184,30 +186,33 @@ class Simulator:
 
     def settle_funding(self, i: int) -> None:
         """Charge the funding rate of candle ``i``'s close time; no rate known, no charge."""
-        rate = self.funding_rates.get(self._close_ms[i])
+        rate = self.funding_rates.get(self._close_ms.item(i))
         if rate is None:
             self.funding_missing += 1
             return
-        self.wallet, amount = pm.charge_funding(self.wallet, self.market, rate, dec(self._close[i]))
+        self.wallet, amount = pm.charge_funding(
+            self.wallet, self.market, rate, dec(self._close.item(i))
+        )
         self.funding_open += amount
         self.funding += amount
         self.funding_payments += 1
 
     def mark(self, i: int) -> Decimal:
         """The price a decision at candle ``i``'s close fills near: the next candle's open."""
-        return dec(self._open[i + 1])
+        return dec(self._open.item(i + 1))
 
     def decide_after(self, i: int, equity: Decimal | None = None) -> None:
         """The strategy's decision at candle ``i``'s close, filled at candle ``i + 1``'s open;
         sized from ``equity`` (default: this wallet's at the mark), passed through ``gate``."""
         mark = self.mark(i)
-        at_ms = self._open_ms[i + 1]
+        at_ms = self._open_ms.item(i + 1)
         if equity is None:
-            equity = self.wallet.balance
-            if self.wallet.positions:
+            wallet = self.book.wallet
+            equity = wallet.balance
+            if wallet.positions:
                 marks = {self.symbol: mark}
-                equity += pm.unrealized(self.wallet, {self.symbol: self.market}, marks)
-        decided_ms = self._open_ms[i]
+                equity += pm.unrealized(wallet, {self.symbol: self.market}, marks)
+        decided_ms = self._open_ms.item(i)
         while self.entries and self.entries[0] <= decided_ms - ENTRY_WINDOW_MS:
             self.entries.popleft()
         inp = self.decision_input(i, equity, self.domain_position(), len(self.entries), mark)
@@ -262,15 +267,16 @@ class Simulator:
         """What the per-bar record keeps (balance, side, quantity, entry), converted once per
         change of the wallet (the same object while it does not change)."""
         known = self._known
-        if known is not None and known[0] is self.wallet:
+        wallet = self.book.wallet
+        if known is not None and known[0] is wallet:
             return known[1]
-        p = self.position()
-        balance = float(self.wallet.balance if self.own_wallet else self.cash)
+        p = wallet.positions.get(self.symbol)
+        balance = float(wallet.balance if self.own_wallet else self.cash)
         if p is None:
             state = BarState(balance)
         else:
             state = BarState(balance, p.side.sign, float(p.qty), float(p.entry_price))
-        self._known = (self.wallet, state)
+        self._known = (wallet, state)
         return state
 
     def open(self, action: OpenPosition, mark: Decimal, at_ms: int) -> None:
@@ -280,28 +286,37 @@ class Simulator:
         except BelowMinimumError:
             self.skipped["below_minimum"] += 1
             return
-        try:
-            wallet, execution = pm.open_position(
-                self.wallet, self.market, action.side, qty, mark, self.params, ms_to_datetime(at_ms)
+        price = pm.entry_price(self.market, action.side, mark, self.params)
+        protection, fallback = self.protection(action, price)
+        try:  # opened with its levels resting (the paper broker places them right after)
+            self.wallet, execution = pm.open_position(
+                self.wallet,
+                self.market,
+                action.side,
+                qty,
+                mark,
+                self.params,
+                ms_to_datetime(at_ms),
+                stop_loss=None if protection is None else protection.stop_loss,
+                take_profit=None if protection is None else protection.take_profit,
             )
         except InsufficientMarginError:
             self.skipped["insufficient_margin"] += 1
             return
-        self.wallet = wallet
-        if self.protect:
-            exits, price = self.cfg.exits, execution.price
-            try:
-                protection = bounded_prices(action.exits, action.side, price, self.market, exits)
-            except InvalidDataError:
-                self.exits_fallback += 1  # the broker's own fallback: the fixed exits
-                protection = protection_after_fill(
-                    action.exits, action.side, price, self.market, exits
-                )
-            self.wallet = pm.protect(
-                wallet, self.symbol, protection.stop_loss, protection.take_profit
-            )
+        self.exits_fallback += fallback
         self.entry_fee, self.funding_open, self.opened_ms = execution.fee, Decimal(0), at_ms
         self.fees += execution.fee
+
+    def protection(self, action: OpenPosition, price: Decimal) -> tuple[Protection | None, bool]:
+        """The TP/SL an entry filled at ``price`` rests with (None unprotected: buy-and-hold), and
+        whether they are the broker's own fallback (the fixed exits)."""
+        if not self.protect:
+            return None, False
+        exits = self.cfg.exits
+        try:
+            return bounded_prices(action.exits, action.side, price, self.market, exits), False
+        except InvalidDataError:
+            return protection_after_fill(action.exits, action.side, price, self.market, exits), True
 
     def close(
         self, price: Decimal, at_ms: int, reason: pm.ExitReason, *, slip: bool, label: str

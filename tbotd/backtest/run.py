@@ -25,7 +25,7 @@ from tbotd.backtest.engine import Progress, Simulator
 from tbotd.backtest.portfolio import Portfolio
 from tbotd.backtest.predictions import PredictionTable, ml_inputs, with_meta
 from tbotd.backtest.predictions_csv import prediction_table
-from tbotd.backtest.state import Candles, Decided, Deferred
+from tbotd.backtest.state import Candles, Decided, Deferred, each_decision
 from tbotd.config.settings import Settings
 from tbotd.domain.actions import Action, DecisionTrace
 from tbotd.domain.errors import InvalidDataError
@@ -116,8 +116,8 @@ class BacktestResult:
             return ()
         strategy, series, open_ms = self.traced
         return tuple(
-            DecisionRecord(int(open_ms[d.bar]), d.actions, strategy.trace(series, d.bar))
-            for d in self.decided
+            DecisionRecord(int(open_ms[bar]), actions, strategy.trace(series, bar))
+            for bar, actions in each_decision(self.decided)
         )
 
 

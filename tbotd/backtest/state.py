@@ -3,6 +3,7 @@ the wallet's holder (one symbol's own, or a portfolio's shared), and the decisio
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import TYPE_CHECKING
@@ -57,17 +58,27 @@ class Decided:
 
 @dataclass(frozen=True, slots=True)
 class Deferred:
-    """An entry refused for size in a flat account too small to trade at that bar's price (the
-    fast path's :func:`~tbotd.backtest.drive.run_fast` proves each one is): the rules' own
-    actions, worked out when first read, so a blown account's thousands of refusals cost
-    nothing."""
+    """Entries refused for size in a flat account too small to trade at those bars' prices (the
+    fast path's :func:`~tbotd.backtest.drive.run_fast` proves each one is), one record for a run
+    of them: the rules' own actions are worked out when first read, so a blown account's
+    thousands of refusals cost nothing."""
 
-    bar: int
+    bars: tuple[int, ...]
     sim: Simulator
     equity: Decimal
 
-    @property
-    def actions(self) -> tuple[Action, ...]:
-        """What the exact step would have decided at this bar (flat, no entries this hour)."""
-        inp = self.sim.decision_input(self.bar, self.equity, None, 0)
-        return tuple(self.sim.strategy.decide(inp, self.sim.series.vote(self.bar)))
+    def actions(self, bar: int) -> tuple[Action, ...]:
+        """What the exact step would have decided at ``bar`` (flat, no entries this hour)."""
+        inp = self.sim.decision_input(bar, self.equity, None, 0)
+        return tuple(self.sim.strategy.decide(inp, self.sim.series.vote(bar)))
+
+
+def each_decision(
+    decided: Iterable[Decided | Deferred],
+) -> Iterator[tuple[int, tuple[Action, ...]]]:
+    """(bar, actions) of every kept decision, in the order they were made."""
+    for d in decided:
+        if isinstance(d, Deferred):
+            yield from ((bar, d.actions(bar)) for bar in d.bars)
+        else:
+            yield d.bar, d.actions

@@ -68,17 +68,19 @@ class ExitPlan:
     clamps: tuple[Clamp, ...] = ()
 
     def __post_init__(self) -> None:
-        prices = (self.stop_loss, self.take_profit)
-        distances = (self.sl_distance, self.tp_distance)
         if self.source is ExitSource.PREDICTION:
-            wanted, values, others = ("stop_loss", "take_profit"), prices, distances
+            self._need("stop_loss", "take_profit", self.sl_distance, self.tp_distance)
         else:
-            wanted, values, others = ("sl_distance", "tp_distance"), distances, prices
-        if None in values or others != (None, None):
-            raise InvalidDataError(
-                f"a {self.source} exit plan needs exactly {' and '.join(wanted)}"
-            )
-        for name, given in zip(wanted, values, strict=True):
+            self._need("sl_distance", "tp_distance", self.stop_loss, self.take_profit)
+
+    def _need(self, first: str, second: str, *others: Decimal | None) -> None:
+        """``first`` and ``second`` given, positive and Decimal (parsed if given otherwise);
+        ``others`` (the other source's fields) not given. Written out field by field: every
+        entry of a busy backtest builds a plan."""
+        values = (getattr(self, first), getattr(self, second))
+        if values[0] is None or values[1] is None or others[0] is not None or others[1] is not None:
+            raise InvalidDataError(f"a {self.source} exit plan needs exactly {first} and {second}")
+        for name, given in zip((first, second), values, strict=True):
             value = given
             if type(value) is not Decimal or not value.is_finite():  # parse what is not one yet
                 value = to_decimal(value, f"exit plan {name}")

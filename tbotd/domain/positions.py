@@ -107,22 +107,31 @@ class Position:
     liquidation_price: Decimal | None = None
 
     def __post_init__(self) -> None:
-        where = f"position {self.symbol}"
         for name in ("qty", "entry_price", "leverage"):
-            value = to_decimal(getattr(self, name), f"{where} {name}")
+            value = _decimal_field(self, name)
             if value <= 0:
-                raise InvalidDataError(f"{where}: {name} {value} must be positive")
-            object.__setattr__(self, name, value)
+                raise InvalidDataError(f"position {self.symbol}: {name} {value} must be positive")
         for name in ("stop_loss", "take_profit", "liquidation_price"):
-            value = getattr(self, name)
-            if value is not None:
-                object.__setattr__(self, name, to_decimal(value, f"{where} {name}"))
-        object.__setattr__(self, "opened_at", require_utc(self.opened_at, f"{where} opened_at"))
+            if getattr(self, name) is not None:
+                _decimal_field(self, name)
+        where = f"position {self.symbol} opened_at"
+        object.__setattr__(self, "opened_at", require_utc(self.opened_at, where))
 
     @property
     def is_protected(self) -> bool:
         """A position is protected when its stop-loss is known to be on the exchange."""
         return self.stop_loss is not None
+
+
+def _decimal_field(position: Position, name: str) -> Decimal:
+    """The field as a finite Decimal, parsed in place if given as another number (one that is a
+    finite Decimal already, as every broker gives it, is taken as it is: a busy backtest builds
+    a position per trade)."""
+    value = getattr(position, name)
+    if type(value) is not Decimal or not value.is_finite():
+        value = to_decimal(value, f"position {position.symbol} {name}")
+        object.__setattr__(position, name, value)
+    return value
 
 
 @dataclass(frozen=True, slots=True)

@@ -83,6 +83,8 @@ def round_to_tick(value: Decimal, tick: Decimal) -> Decimal:
 
 def require_utc(value: datetime, name: str = "time") -> datetime:
     """Return ``value`` converted to UTC; naive datetimes are rejected, never guessed."""
+    if value.tzinfo is UTC:  # already UTC (what tbotd makes): as astimezone(UTC) would return
+        return value
     if value.tzinfo is None or value.utcoffset() is None:
         raise InvalidDataError(f"{name}: {value.isoformat()} has no time zone; tbotd uses UTC")
     return value.astimezone(UTC)

@@ -91,6 +91,8 @@ class Wallet:
     @property
     def free(self) -> Decimal:
         """Balance not posted as margin."""
+        if not self.positions:  # (the same number: every entry from flat asks)
+            return self.balance
         return self.balance - sum((p.margin for p in self.positions.values()), Decimal(0))
 
     def with_(self, balance: Decimal, positions: dict[str, PaperPosition]) -> Wallet:
@@ -163,6 +165,12 @@ def restored(stored: Position, market: MarketSpec, params: FillParams) -> PaperP
     )
 
 
+def entry_price(market: MarketSpec, side: Side, reference: Decimal, params: FillParams) -> Decimal:
+    """Where a market entry on ``side`` near ``reference`` fills: slipped against the taker."""
+    order_side = side.entry_order_side
+    return taker_price(order_side, reference, params.slippage_bps, market.tick_size)
+
+
 def open_position(
     wallet: Wallet,
     market: MarketSpec,
@@ -171,12 +179,19 @@ def open_position(
     reference: Decimal,
     params: FillParams,
     at: datetime,
+    *,
+    stop_loss: Decimal | None = None,
+    take_profit: Decimal | None = None,
 ) -> tuple[Wallet, Execution]:
-    """Fill a market entry; refuses (InsufficientMarginError) if margin plus fee is not free."""
+    """Fill a market entry; refuses (InsufficientMarginError) if margin plus fee is not free.
+
+    ``stop_loss``/``take_profit``: levels the position rests with from its fill (priced at
+    :func:`entry_price` beforehand; the backtest's way of saving a :func:`protect` per trade).
+    """
     if market.symbol in wallet.positions:
         raise InvalidDataError(f"{market.symbol} already has an open paper position")
     order_side = side.entry_order_side
-    price = taker_price(order_side, reference, params.slippage_bps, market.tick_size)
+    price = entry_price(market, side, reference, params)
     cost = fee(market, qty, price, params.taker_fee_bps)
     margin = notional(market.market_type, qty, market.contract_size, price) / params.leverage
     if margin + cost > wallet.free:
@@ -186,7 +201,7 @@ def open_position(
         )
     liq = liquidation_price(market, side, qty, price, margin, params.maintenance_margin_rate)
     position = PaperPosition(
-        market.symbol, side, qty, price, at, margin, liq, leverage=params.leverage
+        market.symbol, side, qty, price, at, margin, liq, stop_loss, take_profit, params.leverage
     )
     positions = {**wallet.positions, market.symbol: position}
     new = wallet.with_(wallet.balance - cost, positions)

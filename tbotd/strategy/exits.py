@@ -15,7 +15,7 @@ for a short); anything else is refused.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 from functools import lru_cache
 from typing import Protocol
@@ -41,18 +41,24 @@ class ExitBounds:
     prediction_band: Decimal = Decimal("0.20")  # a model's absolute price farther is refused
     leverage: Decimal = Decimal(1)
     mmr: Decimal = MAINTENANCE_MARGIN_RATE
+    # each (market type, side)'s stop range, worked out once per bounds: every entry and every
+    # refresh asks, and hashing the bounds for a shared cache cost more than the maths
+    _ranges: dict[tuple[MarketType, Side], tuple[Decimal, Decimal, bool]] = field(
+        default_factory=dict, init=False, repr=False, compare=False, hash=False
+    )
 
     def stop_range(self, market_type: MarketType, side: Side) -> tuple[Decimal, Decimal, bool]:
         """(nearest, farthest, farthest-is-set-by-liquidation) stop distance for ``side``."""
-        return _stop_range(self, market_type, side)
+        key = (market_type, side)
+        found = self._ranges.get(key)
+        if found is None:
+            found = self._ranges[key] = _stop_range(self, market_type, side)
+        return found
 
 
-@lru_cache(maxsize=64)
 def _stop_range(
     bounds: ExitBounds, market_type: MarketType, side: Side
 ) -> tuple[Decimal, Decimal, bool]:
-    """:meth:`ExitBounds.stop_range`, computed once per bounds, market type and side (every
-    entry and every refresh asks)."""
     far, by_liquidation = bounds.max_stop, False
     distance = liquidation_distance(market_type, side, bounds.leverage, bounds.mmr)
     if distance is not None and distance * LIQUIDATION_SHARE < far:
@@ -155,13 +161,16 @@ def protective_prices(
         far_is_liquidation=False,
         clamps=clamps,
     )
-    stop = reference * (1 - side.sign * stop_d)
+    sign = side.sign
+    stop = reference * (1 - sign * stop_d)
     if entry != reference:  # the band is the entry's: clamp the refreshed stop into it
-        from_entry = side.sign * (entry - stop) / entry
-        stop = entry * (1 - side.sign * min(max(from_entry, near), far))
-    low, high = sorted((entry * (1 - side.sign * near), entry * (1 - side.sign * far)))
+        from_entry = sign * (entry - stop) / entry
+        stop = entry * (1 - sign * min(max(from_entry, near), far))
+    low, high = entry * (1 - sign * near), entry * (1 - sign * far)
+    if high < low:
+        low, high = high, low
     stop = _inside(round_to_tick(stop, tick), low, high, tick)
-    take = round_to_tick(reference * (1 + side.sign * take_d), tick)
+    take = round_to_tick(reference * (1 + sign * take_d), tick)
     return validate_protection(side, reference, stop, take, tuple(clamps))
 
 
