@@ -219,7 +219,9 @@ class Simulator:
         actions = self.strategy.decide(inp, self.series.vote(i))
         if self.gate is not None:
             actions = self.gate(self, actions, mark)
-        self.entries.extend(decided_ms for a in actions if isinstance(a, OpenPosition))
+        for action in actions:
+            if isinstance(action, OpenPosition):
+                self.entries.append(decided_ms)
         hold = actions[0] if len(actions) == 1 and isinstance(actions[0], Hold) else None
         if hold is None or hold.kind.refusal:
             self.decided.append(Decided(i, tuple(actions)))

@@ -30,6 +30,7 @@ from tbotd.strategy.signal import LONG, SHORT
 
 TOLERANCE = 1e-9  # relative; far below any tick, far above float64's 1e-16 rounding
 FIRST_WINDOW = 64
+SHORT_SPAN = 8  # bars: up to here a plain loop is cheaper than a numpy window
 
 
 def next_index(mask: NDArray[np.bool_]) -> NDArray[np.int64]:
@@ -110,6 +111,11 @@ def first_crossing(
     else:
         low_level = take * up if take is not None else -np.inf
         high_level = adverse * down if adverse is not None else np.inf
+    if hi - lo <= SHORT_SPAN:  # a position closed within a few bars: numpy's per-call cost
+        for k in range(lo, hi):  # is more than comparing them one by one (the same floats)
+            if low.item(k) <= low_level or high.item(k) >= high_level:
+                return k
+        return hi
     start, width = lo, FIRST_WINDOW
     while start < hi:
         end = min(start + width, hi)

@@ -236,7 +236,8 @@ def close_position(
     cost = fee(market, position.qty, price, params.taker_fee_bps)
     if reason is ExitReason.LIQUIDATION:
         cost = min(cost, position.margin + realized)  # whatever margin is left pays the fee
-    positions = {k: v for k, v in wallet.positions.items() if k != market.symbol}
+    positions = dict(wallet.positions)
+    del positions[market.symbol]
     new = wallet.with_(wallet.balance + realized - cost, positions)
     return new, Execution(
         market.symbol, order_side, position.qty, price, cost, realized, at, reason
