@@ -37,6 +37,10 @@ NUMERIC_DTYPES = {
     "take_profit": "str",
     **dict.fromkeys(MODEL_COLUMNS, "float64"),
 }
+# the common file (integer ms, a handful of signal words) without a Python string per cell: the
+# times as raw bytes for plain_times (17 wide so a longer cell shows, as there), the signal as
+# codes of its few distinct words
+FAST_DTYPES = {**NUMERIC_DTYPES, "timestamp": "S17", "signal": "category"}
 
 
 def read_predictions_csv(
@@ -51,13 +55,18 @@ def read_predictions_csv(
     if not path.is_file():
         raise InvalidDataError(f"{path}: no such file")
     try:
-        raw = read_csv_fast(path, NUMERIC_DTYPES)
+        raw = read_csv_fast(path, FAST_DTYPES)
+        times = None
+        if raw is not None and list(raw.columns).count("timestamp") == 1:
+            times = plain_times(raw["timestamp"])
+        if times is None:  # ISO or odd times, or a bad cell: the text path names the lines
+            raw = read_csv_fast(path, NUMERIC_DTYPES)
         if raw is None:  # a cell is not a number: read it as text to name the line
             raw = pd.read_csv(path, dtype=str, keep_default_na=False, skip_blank_lines=False)
             raw.columns = [str(c).strip() for c in raw.columns]
     except (OSError, ValueError, EOFError, UnicodeDecodeError) as e:
         raise InvalidDataError(f"{path}: not a readable CSV ({e})") from e
-    return prediction_table(raw, str(path), source)
+    return prediction_table(raw, str(path), source, times=times)
 
 
 def _columns(raw: pd.DataFrame, origin: str) -> None:
@@ -92,8 +101,13 @@ def prediction_table(
     origin: str,
     source: PredictionSource = PredictionSource.REMOTE,
     first_line: int = 2,
+    times: NDArray[np.int64] | None = None,
 ) -> PredictionTable:
-    """Validate a frame of prediction text columns (as read from CSV) into a table."""
+    """Validate a frame of prediction text columns (as read from CSV) into a table.
+
+    ``times``: the timestamp column already converted by :func:`plain_times` (the reader's fast
+    path), so it is not converted twice.
+    """
     _columns(raw, origin)
     n = len(raw)
     lines = np.arange(n, dtype=np.int64) + first_line
@@ -113,14 +127,14 @@ def prediction_table(
             return raw[name].to_numpy(np.float64, copy=True), np.zeros(n, dtype=bool)
         return parse_floats(col(name))
 
-    plain = plain_times(raw["timestamp"])
+    if times is None:
+        times = plain_times(raw["timestamp"])
     time_problems: list[tuple[int, str]] = []
-    if plain is None:
+    if times is None:
         times, time_problems = parse_times(col("timestamp"), lines)
-    else:
-        times = plain
     found.extend(time_problems)
-    found_codes, distinct = pd.factorize(raw["signal"].fillna(""))  # a handful of distinct words
+    # a handful of distinct words; an empty cell (NaN) gets code -1, the lookup's last entry
+    found_codes, distinct = pd.factorize(raw["signal"])
     known = {name: code for code, name in enumerate(SIGNAL_NAMES)}
     lookup = np.array([known.get(str(w).strip().lower(), -1) for w in distinct] + [-1], np.int8)
     signal = lookup[found_codes]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+from dataclasses import replace
 from decimal import Decimal
 from pathlib import Path
 
@@ -13,7 +15,9 @@ from hypothesis import strategies as st
 
 from tbotd.backtest import read_funding, read_predictions_csv
 from tbotd.backtest.engine import dec
-from tbotd.marketdata.candle_csv import read_candle_csv
+from tbotd.backtest.predictions_csv import NUMERIC_DTYPES, prediction_table
+from tbotd.domain.errors import InvalidDataError
+from tbotd.marketdata.candle_csv import read_candle_csv, read_csv_fast
 from tbotd.marketdata.cells import parse_times, plain_times
 
 START = 1_709_510_400_000  # 2024-03-04 00:00 UTC
@@ -91,3 +95,71 @@ def test_the_fast_timestamp_path_agrees_with_the_strict_parser(cells: list[str])
     assert problems == []
     assert fast.tolist() == slow.tolist()
     assert all(c.isascii() and c.isdigit() and len(c) <= 16 for c in cells)
+
+
+def _fields(value: object) -> list[object]:
+    """A dataclass flattened to comparable values (arrays as dtype, shape and NaN-aware list)."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return [_fields(getattr(value, f.name)) for f in dataclasses.fields(value)]
+    if isinstance(value, np.ndarray):
+        cells = value.astype(str) if value.dtype.kind == "f" else value  # NaN == NaN as "nan"
+        return [value.dtype.str, value.shape, cells.tolist()]
+    return [value]
+
+
+def test_integer_and_iso_times_give_the_same_table(tmp_path: Path) -> None:
+    """A predictions file reads the same whether its times are integer ms (the fast reader) or
+    ISO-8601 (the text reader): same times, signals, confidences, sd and exits."""
+    rows = [
+        ("long", "0.8", "", "19000.5", "21000.25"),
+        ("hold", "", "", "", ""),
+        ("Short", "0.1", "0.004", "", ""),
+        ("neutral", "1", "", "", ""),
+    ]
+    tables = []
+    for kind in ("ms", "iso"):
+        path = tmp_path / kind / "p.csv"
+        path.parent.mkdir()
+        lines = ["timestamp,signal,confidence,sd,stop_loss,take_profit"]
+        for k, row in enumerate(rows):
+            ms = START + k * 300_000
+            iso = pd.Timestamp(ms, unit="ms", tz="UTC").isoformat()
+            lines.append(",".join((str(ms) if kind == "ms" else iso, *row)))
+        path.write_text("\n".join(lines) + "\n")
+        tables.append(read_predictions_csv(path))
+    fast, text = tables
+    assert fast.time_ms.tolist() == [START + k * 300_000 for k in range(4)]
+    assert _fields(replace(fast, origin="", model_version="")) == _fields(
+        replace(text, origin="", model_version="")
+    )
+
+
+ODD_TIME = st.one_of(
+    st.integers(min_value=START, max_value=START + 10**9).map(str),
+    st.sampled_from(["+" + str(START), "0" * 4 + str(START), f" {START}", "", "NA", "1e12"]),
+    st.text(alphabet="0123456789 +-.e²٣T:Z", min_size=0, max_size=18),
+)
+ODD_SIGNAL = st.sampled_from(["long", " Short ", "HOLD", "neutral", "", "NA", "nan", "1", "x"])
+
+
+@settings(max_examples=60, deadline=None)
+@given(rows=st.lists(st.tuples(ODD_TIME, ODD_SIGNAL), min_size=1, max_size=12))
+def test_the_fast_reader_answers_as_the_text_reader(
+    tmp_path_factory: pytest.TempPathFactory, rows: list[tuple[str, str]]
+) -> None:
+    """Odd timestamp and signal cells (signs, spaces, leading zeros, blanks, NA) get exactly the
+    table or the error, naming the same lines, that reading every cell as text gives."""
+    path = tmp_path_factory.mktemp("csv") / "p.csv"
+    body = "".join(f"{t},{s},0.5\n" for t, s in rows)
+    path.write_text("timestamp,signal,confidence\n" + body)
+    text = read_csv_fast(path, NUMERIC_DTYPES)
+    assert text is not None
+    try:
+        expected: object = _fields(prediction_table(text, str(path)))
+    except InvalidDataError as e:
+        expected = str(e)
+    try:
+        got: object = _fields(read_predictions_csv(path))
+    except InvalidDataError as e:
+        got = str(e)
+    assert got == expected
