@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections import Counter, deque
 from collections.abc import Callable, Mapping
+from datetime import datetime
 from decimal import Decimal
 
 import numpy as np
@@ -35,8 +36,8 @@ from tbotd.domain.actions import (
 from tbotd.domain.enums import MarketType, Side
 from tbotd.domain.errors import BelowMinimumError, InsufficientMarginError, InvalidDataError
 from tbotd.domain.market import Candle, MarketSpec
-from tbotd.domain.positions import Position
-from tbotd.domain.values import ms_to_datetime
+from tbotd.domain.positions import HeldPosition
+from tbotd.domain.values import EPOCH, ms_to_datetime
 from tbotd.execution import paper_model as pm
 from tbotd.execution.broker import bounded_prices, order_qty, protection_after_fill
 from tbotd.store.wallet import Trade
@@ -114,7 +115,7 @@ class Simulator:
         self.skipped: Counter[str] = Counter()
         self.decided: list[Decided | Deferred] = []
         self._known: tuple[object, BarState] | None = None
-        self._position: tuple[object, Position | None] = (None, None)
+        self._at = (-1, EPOCH)
         self.refused_for_size: object = None  # the wallet the last size refusal was made for
         self.per_bar = BarRecord(self.n)
 
@@ -215,7 +216,7 @@ class Simulator:
         decided_ms = self._open_ms.item(i)
         while self.entries and self.entries[0] <= decided_ms - ENTRY_WINDOW_MS:
             self.entries.popleft()
-        inp = self.decision_input(i, equity, self.domain_position(), len(self.entries), mark)
+        inp = self.decision_input(i, equity, self.position(), len(self.entries), mark)
         actions = self.strategy.decide(inp, self.series.vote(i))
         if self.gate is not None:
             actions = self.gate(self, actions, mark)
@@ -248,22 +249,13 @@ class Simulator:
         self,
         i: int,
         equity: Decimal,
-        position: Position | None,
+        position: HeldPosition | None,
         entries: int,
         mark: Decimal | None = None,
     ) -> DecisionInput:
         """What the rules see at candle ``i``'s close (the mark: the next candle's open)."""
         mark = self.mark(i) if mark is None else mark
         return DecisionInput(self.symbol, None, position, equity, mark, self.market, entries)
-
-    def domain_position(self) -> Position | None:
-        """The open position as the broker reports it to the rules (built once per change)."""
-        p = self.position()
-        if p is None:
-            return None
-        if self._position[0] is not p:
-            self._position = (p, p.as_position())
-        return self._position[1]
 
     def _state(self) -> BarState:
         """What the per-bar record keeps (balance, side, quantity, entry), converted once per
@@ -298,7 +290,7 @@ class Simulator:
                 qty,
                 mark,
                 self.params,
-                ms_to_datetime(at_ms),
+                self.time(at_ms),
                 stop_loss=None if protection is None else protection.stop_loss,
                 take_profit=None if protection is None else protection.take_profit,
             )
@@ -320,12 +312,18 @@ class Simulator:
         except InvalidDataError:
             return protection_after_fill(action.exits, action.side, price, self.market, exits), True
 
+    def time(self, at_ms: int) -> datetime:
+        """``at_ms`` as a datetime (a flip's close and entry share theirs: converted once)."""
+        if self._at[0] != at_ms:
+            self._at = (at_ms, ms_to_datetime(at_ms))
+        return self._at[1]
+
     def close(
         self, price: Decimal, at_ms: int, reason: pm.ExitReason, *, slip: bool, label: str
     ) -> None:
         """Close the whole position and record the trade (PnL before fees and funding)."""
         position = self.wallet.positions[self.symbol]
-        at = ms_to_datetime(at_ms)
+        at = self.time(at_ms)
         self.wallet, execution = pm.close_position(
             self.wallet, self.market, price, self.params, at, reason, slip=slip
         )

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
+from typing import Protocol
 
 from tbotd.domain.enums import MarketType, Side
 from tbotd.domain.errors import InvalidDataError
@@ -90,6 +91,32 @@ def liquidation_distance(
     margin = notional(market_type, size, Decimal(1), entry) / leverage
     price = liquidation_price(market_type, side, size, entry, margin, mmr)
     return None if price is None else abs(price - entry) / entry
+
+
+class HeldPosition(Protocol):
+    """What the position rules read of an open position: a broker's :class:`Position`, or the
+    paper fill model's own (the backtest hands its position to the rules as it is, instead of
+    building a Position per trade)."""
+
+    @property
+    def side(self) -> Side:
+        """Long or short."""
+
+    @property
+    def qty(self) -> Decimal:
+        """Contracts, positive."""
+
+    @property
+    def entry_price(self) -> Decimal:
+        """The average entry price."""
+
+    @property
+    def stop_loss(self) -> Decimal | None:
+        """The resting stop-loss, if any."""
+
+    @property
+    def take_profit(self) -> Decimal | None:
+        """The resting take-profit, if any."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -35,7 +35,7 @@ from tbotd.domain.actions import (
 from tbotd.domain.enums import Side
 from tbotd.domain.errors import InvalidDataError
 from tbotd.domain.market import MarketSpec
-from tbotd.domain.positions import Position
+from tbotd.domain.positions import HeldPosition
 from tbotd.domain.prediction import Prediction
 from tbotd.strategy.exits import ExitParams, Protection, plan_exits, protective_prices
 from tbotd.strategy.kinds import OnNeutral
@@ -73,7 +73,7 @@ class DecisionInput:
 
     symbol: str
     prediction: Prediction | None
-    position: Position | None
+    position: HeldPosition | None
     equity: Decimal
     mark_price: Decimal
     market: MarketSpec
@@ -142,7 +142,7 @@ def _open(inp: DecisionInput, vote: Vote, side: Side, cfg: ManagerConfig) -> Act
     return OpenPosition(inp.symbol, side, size.qty, plan, f"{side} at {vote.confidence:.3f}")
 
 
-def _refresh(inp: DecisionInput, vote: Vote, pos: Position, cfg: ManagerConfig) -> Action:
+def _refresh(inp: DecisionInput, vote: Vote, pos: HeldPosition, cfg: ManagerConfig) -> Action:
     """New TP/SL around the current mark price for a position that keeps its direction."""
     plan = plan_exits(vote.exits, cfg.exits)
     try:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, replace
 from decimal import Decimal
-from functools import cached_property, lru_cache
+from functools import lru_cache
 
 import numpy as np
 from numpy.typing import NDArray
@@ -100,13 +100,9 @@ class ExitHints:
         """No bar asks for particular exits."""
         return cls(np.full(n, np.nan))
 
-    @cached_property
-    def _sd(self) -> list[float]:
-        return [float(x) for x in self.sd.tolist()]
-
     def at(self, i: int) -> ExitHint:
         """The hint of bar ``i``."""
-        sd = self._sd[i]
+        sd: float = self.sd.item(i)  # (a Python float: a run reads a few thousand bars)
         if self.stop_loss is None and math.isnan(sd):  # neither prices nor sd: the fixed exits
             return NO_HINT
         stop = str(self.stop_loss[i]) if self.stop_loss is not None else ""
@@ -173,12 +169,9 @@ class SignalSeries:
         reasons[:bars] = BIT[Reason.WARMUP]
         return replace(self, result=Opinions(direction, confidence, reasons))
 
-    @cached_property
-    def _scalars(self) -> tuple[list[int], list[float]]:
-        """The result as Python lists (reading them bar by bar is several times faster)."""
-        return self.result.direction.tolist(), self.result.confidence.tolist()
-
     def vote(self, i: int) -> Vote:
-        """Bar ``i`` as the rules see it."""
-        direction, confidence = self._scalars
-        return Vote(DIRECTIONS[direction[i]], confidence[i], self.exits.at(i))
+        """Bar ``i`` as the rules see it (read with ``.item``: Python scalars, and a run reads
+        only the bars it steps)."""
+        result = self.result
+        direction: int = result.direction.item(i)
+        return Vote(DIRECTIONS[direction], result.confidence.item(i), self.exits.at(i))
