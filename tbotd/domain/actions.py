@@ -17,6 +17,8 @@ from tbotd.domain.enums import Side
 from tbotd.domain.errors import InvalidDataError
 from tbotd.domain.values import to_decimal
 
+_ZERO = Decimal(0)
+
 
 class ExitSource(StrEnum):
     """Where the take-profit and stop-loss of a new position come from (README: Strategies)."""
@@ -68,6 +70,23 @@ class ExitPlan:
     clamps: tuple[Clamp, ...] = ()
 
     def __post_init__(self) -> None:
+        if self.source is ExitSource.PREDICTION:
+            first, second, others = self.stop_loss, self.take_profit, self.sl_distance
+            other = self.tp_distance
+        else:
+            first, second, others = self.sl_distance, self.tp_distance, self.stop_loss
+            other = self.take_profit
+        if (  # the common case, as the rules build it: two positive Decimals, nothing else
+            type(first) is Decimal
+            and type(second) is Decimal
+            and others is None
+            and other is None
+            and first.is_finite()
+            and second.is_finite()
+            and first > _ZERO
+            and second > _ZERO
+        ):
+            return
         if self.source is ExitSource.PREDICTION:
             self._need("stop_loss", "take_profit", self.sl_distance, self.tp_distance)
         else:
