@@ -129,7 +129,7 @@ def run_fast(sim: Simulator, progress: Progress | None = None) -> None:
         if position is None:
             at = _after_refusals(sim, events, events.decision(None, start))
         else:
-            at = min(events.decision(position.side, start), int(events.funding[start]))
+            at = min(events.decision(position.side, start), events.funding.item(start))
             adverse, take = _levels(position)
             hit = first_crossing(low, high, start, min(at, n - 1) + 1, position.side, adverse, take)
             at = min(at, hit)

@@ -79,8 +79,10 @@ class EventIndex:
     def decision(self, side: Side | None, i: int) -> int:
         """The first bar at or after ``i`` where the rules could act, in this state."""
         if side is None:
-            return int(self.flat[i])
-        return int((self.long if side is Side.LONG else self.short)[i])
+            found: int = self.flat.item(i)
+        else:
+            found = (self.long if side is Side.LONG else self.short).item(i)
+        return found
 
     def decides(self, side: Side | None, i: int) -> bool:
         """Whether the rules could act at bar ``i`` in this state."""

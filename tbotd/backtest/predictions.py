@@ -113,6 +113,8 @@ class PredictionTable:
         """
         if len(self) == 0:
             return np.full(len(open_ms), -1, dtype=np.int64)
+        if len(self) == len(open_ms) and np.array_equal(self.time_ms, open_ms):
+            return np.arange(len(open_ms), dtype=np.int64)  # a row per candle, the usual file
         self._check_range(open_ms)
         if max_age == 0:
             k = np.searchsorted(self.time_ms, open_ms, side="left")

@@ -43,7 +43,8 @@ def funding_rates(raw: pd.DataFrame, origin: str, first_line: int = 2) -> dict[i
     lines = np.arange(len(raw), dtype=np.int64) + first_line
     times, found = parse_times(raw["timestamp"].to_numpy(dtype=str), lines)
     rates: dict[int, Decimal] = {}
-    for line, t, text in zip(lines, times, raw["funding_rate"].to_numpy(dtype=str), strict=True):
+    texts = raw["funding_rate"].to_numpy(dtype=str).tolist()
+    for line, t, text in zip(lines.tolist(), times.tolist(), texts, strict=True):
         try:
             rate = Decimal(text.strip())
         except InvalidOperation:
@@ -53,7 +54,8 @@ def funding_rates(raw: pd.DataFrame, origin: str, first_line: int = 2) -> dict[i
         elif abs(rate) >= 1:
             found.append((int(line), f"funding_rate {text} is not a fraction per 8 h"))
         rates[int(t)] = rate
-    bad_time = [(int(x), t) for x, t in zip(lines, times, strict=True) if t % FUNDING_PERIOD_MS]
+    off = np.flatnonzero(times % FUNDING_PERIOD_MS)
+    bad_time = zip(lines[off].tolist(), times[off].tolist(), strict=True)
     found.extend(
         (x, f"{ms_to_datetime(int(t)).isoformat()} is not a funding time (00:00/08:00/16:00 UTC)")
         for x, t in bad_time
