@@ -4,8 +4,10 @@ The exact step records every bar it visits and the fast path the stretches in be
 in bar order, and most consecutive writes carry the state the one before did (a hold, a refused
 entry, a quiet stretch). Writing each into four arrays cost four NumPy slice assignments per
 step; keeping runs of one state and filling the arrays once, when they are read, costs a
-comparison per step. The arrays are the same: the runs are applied in the order they were
-written, so a later write over the same bars wins exactly as an immediate one did.
+comparison per step. The arrays are those writing each bar at once would leave (quantity and
+entry 0 where flat): the runs apply in the order they were written, so a later write over the
+same bars wins exactly as an immediate one would (runs in bar order, the simulators' way, are
+filled in one pass).
 """
 
 from __future__ import annotations
@@ -87,9 +89,5 @@ def _filled(n: int, runs: list[_Run]) -> Arrays:
         return balance, sign, qty, entry
     for run in runs:
         s, state = slice(run.start, run.stop), run.state
-        balance[s] = state.balance
-        sign[s] = state.sign
-        if state.sign:
-            qty[s] = state.qty
-            entry[s] = state.entry
+        balance[s], sign[s], qty[s], entry[s] = state.balance, state.sign, state.qty, state.entry
     return balance, sign, qty, entry

@@ -37,7 +37,7 @@ from tbotd.domain.enums import MarketType, Side
 from tbotd.domain.errors import BelowMinimumError, InsufficientMarginError, InvalidDataError
 from tbotd.domain.market import Candle, MarketSpec
 from tbotd.domain.positions import HeldPosition
-from tbotd.domain.values import EPOCH, ms_to_datetime
+from tbotd.domain.values import ms_to_datetime
 from tbotd.execution import paper_model as pm
 from tbotd.execution.broker import bounded_prices, order_qty, protection_after_fill
 from tbotd.store.wallet import Trade
@@ -91,10 +91,6 @@ class Simulator:
         self.c, self.series, self.strategy, self.market = candles, series, strategy, market
         self.symbol, self.n = market.symbol, len(candles)
         self.close_ms = candles.close_ms
-        # the exact step reads one bar at a time (``.item``: a Python scalar; a busy year steps a
-        # few thousand bars, so converting the whole arrays to lists up front cost more)
-        self._open_ms, self._close_ms = candles.open_ms, self.close_ms
-        self._open, self._close = candles.open, candles.close
         self.cfg = strategy.rules
         self.protect = protect
         self.params = fill_params(settings)
@@ -115,7 +111,7 @@ class Simulator:
         self.skipped: Counter[str] = Counter()
         self.decided: list[Decided | Deferred] = []
         self._known: tuple[object, BarState] | None = None
-        self._at = (-1, EPOCH)
+        self._at: tuple[int, datetime] | None = None
         self.refused_for_size: object = None  # the wallet the last size refusal was made for
         self.per_bar = BarRecord(self.n)
 
@@ -155,13 +151,13 @@ class Simulator:
         funding at its close."""
         self.exact_steps += 1
         position = self.position()
-        if may_exit and position is not None and self.opened_ms < self._close_ms.item(i):
+        if may_exit and position is not None and self.opened_ms < self.close_ms.item(i):
             hit = pm.candle_exit(position, self.candle(i))
             if hit is not None:
                 reason, price = hit
                 slip = reason is not pm.ExitReason.LIQUIDATION
-                self.close(price, self._open_ms.item(i), reason, slip=slip, label=str(reason))
-        if self._close_ms.item(i) % FUNDING_PERIOD_MS == 0 and self.position() is not None:
+                self.close(price, self.c.open_ms.item(i), reason, slip=slip, label=str(reason))
+        if self.close_ms.item(i) % FUNDING_PERIOD_MS == 0 and self.position() is not None:
             self.settle_funding(i)
 
     def candle(self, i: int) -> Candle:
@@ -175,11 +171,11 @@ class Simulator:
         for name, value in (
             ("symbol", self.symbol),
             ("timeframe", c.timeframe),
-            ("open_time", ms_to_datetime(self._open_ms.item(i))),
-            ("open", dec(self._open.item(i))),
+            ("open_time", ms_to_datetime(self.c.open_ms.item(i))),
+            ("open", dec(self.c.open.item(i))),
             ("high", dec(c.high[i])),
             ("low", dec(c.low[i])),
-            ("close", dec(self._close.item(i))),
+            ("close", dec(self.c.close.item(i))),
             ("volume", dec(c.volume[i])),
         ):
             object.__setattr__(candle, name, value)
@@ -187,12 +183,12 @@ class Simulator:
 
     def settle_funding(self, i: int) -> None:
         """Charge the funding rate of candle ``i``'s close time; no rate known, no charge."""
-        rate = self.funding_rates.get(self._close_ms.item(i))
+        rate = self.funding_rates.get(self.close_ms.item(i))
         if rate is None:
             self.funding_missing += 1
             return
         self.wallet, amount = pm.charge_funding(
-            self.wallet, self.market, rate, dec(self._close.item(i))
+            self.wallet, self.market, rate, dec(self.c.close.item(i))
         )
         self.funding_open += amount
         self.funding += amount
@@ -200,20 +196,20 @@ class Simulator:
 
     def mark(self, i: int) -> Decimal:
         """The price a decision at candle ``i``'s close fills near: the next candle's open."""
-        return dec(self._open.item(i + 1))
+        return dec(self.c.open.item(i + 1))
 
     def decide_after(self, i: int, equity: Decimal | None = None) -> None:
         """The strategy's decision at candle ``i``'s close, filled at candle ``i + 1``'s open;
         sized from ``equity`` (default: this wallet's at the mark), passed through ``gate``."""
         mark = self.mark(i)
-        at_ms = self._open_ms.item(i + 1)
+        at_ms = self.c.open_ms.item(i + 1)
         if equity is None:
             wallet = self.book.wallet
             equity = wallet.balance
             if wallet.positions:
                 marks = {self.symbol: mark}
                 equity += pm.unrealized(wallet, {self.symbol: self.market}, marks)
-        decided_ms = self._open_ms.item(i)
+        decided_ms = self.c.open_ms.item(i)
         while self.entries and self.entries[0] <= decided_ms - ENTRY_WINDOW_MS:
             self.entries.popleft()
         inp = self.decision_input(i, equity, self.position(), len(self.entries), mark)
@@ -280,9 +276,14 @@ class Simulator:
         except BelowMinimumError:
             self.skipped["below_minimum"] += 1
             return
-        price = pm.entry_price(self.market, action.side, mark, self.params)
-        protection, fallback = self.protection(action, price)
-        try:  # opened with its levels resting (the paper broker places them right after)
+        fallback = False
+
+        def levels(price: Decimal) -> tuple[Decimal | None, Decimal | None]:
+            nonlocal fallback  # asked by the fill once the margin is there, as the broker does
+            protection, fallback = self.protection(action, price)
+            return (None, None) if protection is None else protection.levels
+
+        try:
             self.wallet, execution = pm.open_position(
                 self.wallet,
                 self.market,
@@ -291,8 +292,7 @@ class Simulator:
                 mark,
                 self.params,
                 self.time(at_ms),
-                stop_loss=None if protection is None else protection.stop_loss,
-                take_profit=None if protection is None else protection.take_profit,
+                levels=levels,
             )
         except InsufficientMarginError:
             self.skipped["insufficient_margin"] += 1
@@ -314,7 +314,7 @@ class Simulator:
 
     def time(self, at_ms: int) -> datetime:
         """``at_ms`` as a datetime (a flip's close and entry share theirs: converted once)."""
-        if self._at[0] != at_ms:
+        if self._at is None or self._at[0] != at_ms:
             self._at = (at_ms, ms_to_datetime(at_ms))
         return self._at[1]
 

@@ -71,35 +71,37 @@ class ExitPlan:
 
     def __post_init__(self) -> None:
         if self.source is ExitSource.PREDICTION:
-            first, second, others = self.stop_loss, self.take_profit, self.sl_distance
-            other = self.tp_distance
+            first, second = self.stop_loss, self.take_profit
+            unwanted = (self.sl_distance, self.tp_distance)
         else:
-            first, second, others = self.sl_distance, self.tp_distance, self.stop_loss
-            other = self.take_profit
+            first, second = self.sl_distance, self.tp_distance
+            unwanted = (self.stop_loss, self.take_profit)
         if (  # the common case, as the rules build it: two positive Decimals, nothing else
             type(first) is Decimal
             and type(second) is Decimal
-            and others is None
-            and other is None
+            and unwanted == (None, None)
             and first.is_finite()
             and second.is_finite()
             and first > _ZERO
             and second > _ZERO
         ):
             return
-        if self.source is ExitSource.PREDICTION:
-            self._need("stop_loss", "take_profit", self.sl_distance, self.tp_distance)
-        else:
-            self._need("sl_distance", "tp_distance", self.stop_loss, self.take_profit)
+        self._parse()
 
-    def _need(self, first: str, second: str, *others: Decimal | None) -> None:
-        """``first`` and ``second`` given, positive and Decimal (parsed if given otherwise);
-        ``others`` (the other source's fields) not given. Written out field by field: every
-        entry of a busy backtest builds a plan."""
-        values = (getattr(self, first), getattr(self, second))
-        if values[0] is None or values[1] is None or others[0] is not None or others[1] is not None:
-            raise InvalidDataError(f"a {self.source} exit plan needs exactly {first} and {second}")
-        for name, given in zip((first, second), values, strict=True):
+    def _parse(self) -> None:
+        """The fields one by one: the wanted pair given and positive (parsed into Decimals if
+        given as other numbers), the other source's pair not given; each error named."""
+        prices = (self.stop_loss, self.take_profit)
+        distances = (self.sl_distance, self.tp_distance)
+        if self.source is ExitSource.PREDICTION:
+            wanted, values, others = ("stop_loss", "take_profit"), prices, distances
+        else:
+            wanted, values, others = ("sl_distance", "tp_distance"), distances, prices
+        if None in values or others != (None, None):
+            raise InvalidDataError(
+                f"a {self.source} exit plan needs exactly {' and '.join(wanted)}"
+            )
+        for name, given in zip(wanted, values, strict=True):
             value = given
             if type(value) is not Decimal or not value.is_finite():  # parse what is not one yet
                 value = to_decimal(value, f"exit plan {name}")

@@ -16,6 +16,7 @@ settlement currency (USDT for linear, the coin for inverse).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
@@ -29,6 +30,7 @@ from tbotd.domain.positions import Position, funding_amount, notional, pnl
 from tbotd.domain.values import book
 
 BPS = Decimal(10_000)
+Levels = Callable[[Decimal], tuple[Decimal | None, Decimal | None]]  # fill price -> (SL, TP)
 
 
 class ExitReason(StrEnum):
@@ -180,13 +182,13 @@ def open_position(
     params: FillParams,
     at: datetime,
     *,
-    stop_loss: Decimal | None = None,
-    take_profit: Decimal | None = None,
+    levels: Levels | None = None,
 ) -> tuple[Wallet, Execution]:
     """Fill a market entry; refuses (InsufficientMarginError) if margin plus fee is not free.
 
-    ``stop_loss``/``take_profit``: levels the position rests with from its fill (priced at
-    :func:`entry_price` beforehand; the backtest's way of saving a :func:`protect` per trade).
+    ``levels(fill_price)``: the stop-loss and take-profit the position rests with from its fill,
+    asked once the margin is known to be there (the backtest's way of saving a :func:`protect`
+    per trade; None: none yet, as the paper broker opens before it protects).
     """
     if market.symbol in wallet.positions:
         raise InvalidDataError(f"{market.symbol} already has an open paper position")
@@ -200,6 +202,7 @@ def open_position(
             f"{wallet.free:.8f}"
         )
     liq = liquidation_price(market, side, qty, price, margin, params.maintenance_margin_rate)
+    stop_loss, take_profit = (None, None) if levels is None else levels(price)
     position = PaperPosition(
         market.symbol, side, qty, price, at, margin, liq, stop_loss, take_profit, params.leverage
     )

@@ -32,7 +32,7 @@ def plain_times(column: pd.Series) -> NDArray[np.int64] | None:
     string per cell); None sends the column to
     :func:`parse_times` (ISO-8601, spaces, and naming the bad lines), which gives the same
     numbers for these."""
-    try:  # one byte more than allowed: a longer cell shows as a 17th byte, never truncated
+    try:  # one byte more than allowed: a longer cell leaves its 17th byte set (cut there or not)
         text = np.array(column.to_numpy(), dtype=f"S{_WIDTH + 1}")
     except (UnicodeEncodeError, ValueError, TypeError):
         return None

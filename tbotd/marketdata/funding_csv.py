@@ -50,14 +50,14 @@ def funding_rates(raw: pd.DataFrame, origin: str, first_line: int = 2) -> dict[i
         except InvalidOperation:
             rate = Decimal("NaN")
         if not rate.is_finite():
-            found.append((int(line), f"funding_rate {str(text)!r} is not a finite number"))
+            found.append((line, f"funding_rate {text!r} is not a finite number"))
         elif abs(rate) >= 1:
-            found.append((int(line), f"funding_rate {text} is not a fraction per 8 h"))
-        rates[int(t)] = rate
+            found.append((line, f"funding_rate {text} is not a fraction per 8 h"))
+        rates[t] = rate
     off = np.flatnonzero(times % FUNDING_PERIOD_MS)
     bad_time = zip(lines[off].tolist(), times[off].tolist(), strict=True)
     found.extend(
-        (x, f"{ms_to_datetime(int(t)).isoformat()} is not a funding time (00:00/08:00/16:00 UTC)")
+        (x, f"{ms_to_datetime(t).isoformat()} is not a funding time (00:00/08:00/16:00 UTC)")
         for x, t in bad_time
     )
     if len(times) > 1:

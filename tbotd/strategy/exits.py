@@ -59,6 +59,8 @@ class ExitBounds:
 def _stop_range(
     bounds: ExitBounds, market_type: MarketType, side: Side
 ) -> tuple[Decimal, Decimal, bool]:
+    """:meth:`ExitBounds.stop_range`, worked out: the configured band, its far end pulled in to
+    :data:`LIQUIDATION_SHARE` of the way to liquidation when that is nearer."""
     far, by_liquidation = bounds.max_stop, False
     distance = liquidation_distance(market_type, side, bounds.leverage, bounds.mmr)
     if distance is not None and distance * LIQUIDATION_SHARE < far:
@@ -84,6 +86,11 @@ class Protection:
     stop_loss: Decimal
     take_profit: Decimal
     clamps: tuple[Clamp, ...] = ()
+
+    @property
+    def levels(self) -> tuple[Decimal, Decimal]:
+        """(stop-loss, take-profit)."""
+        return self.stop_loss, self.take_profit
 
 
 class ExitSources(Protocol):
