@@ -84,7 +84,7 @@ def _refuse(sim: Simulator, bars: list[int], equity: Decimal) -> None:
     """Refusals for size at ``bars``, kept as the exact step keeps them (their actions worked
     out when read, :class:`~tbotd.backtest.state.Deferred`)."""
     if bars:  # (no key for none, as the exact step leaves it)
-        sim.decided.append(Deferred(tuple(bars), sim, equity))
+        sim.decided.append(Deferred(tuple(bars), sim.decider, equity))
         sim.skipped["manager_refused"] += len(bars)
 
 

@@ -23,7 +23,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from tbotd.backtest.bars import BarRecord, BarState
-from tbotd.backtest.state import Book, Candles, Decided, Deferred
+from tbotd.backtest.state import Book, Candles, Decided, Decider, Deferred, dec
 from tbotd.config.settings import Settings
 from tbotd.domain.actions import (
     Action,
@@ -52,11 +52,6 @@ ENTRY_WINDOW_MS = int(ENTRY_WINDOW.total_seconds() * 1000)
 Progress = Callable[[int, int], None]
 Decides = Callable[[Side | None, int], bool]
 Gate = Callable[["Simulator", list[Action], Decimal], list[Action]]  # the risk guard's say
-
-
-def dec(value: float) -> Decimal:
-    """A CSV price as the exchange wrote it: the shortest decimal that reads back as ``value``."""
-    return Decimal(repr(float(value)))
 
 
 def fill_params(settings: Settings) -> pm.FillParams:
@@ -92,6 +87,7 @@ class Simulator:
         self.symbol, self.n = market.symbol, len(candles)
         self.close_ms = candles.close_ms
         self.cfg = strategy.rules
+        self.decider = Decider(strategy, series, market, candles.open)
         self.protect = protect
         self.params = fill_params(settings)
         self.funding_rates = funding
@@ -196,7 +192,7 @@ class Simulator:
 
     def mark(self, i: int) -> Decimal:
         """The price a decision at candle ``i``'s close fills near: the next candle's open."""
-        return dec(self.c.open.item(i + 1))
+        return self.decider.mark(i)
 
     def decide_after(self, i: int, equity: Decimal | None = None) -> None:
         """The strategy's decision at candle ``i``'s close, filled at candle ``i + 1``'s open;
@@ -250,8 +246,7 @@ class Simulator:
         mark: Decimal | None = None,
     ) -> DecisionInput:
         """What the rules see at candle ``i``'s close (the mark: the next candle's open)."""
-        mark = self.mark(i) if mark is None else mark
-        return DecisionInput(self.symbol, None, position, equity, mark, self.market, entries)
+        return self.decider.decision_input(i, equity, position, entries, mark)
 
     def _state(self) -> BarState:
         """What the per-bar record keeps (balance, side, quantity, entry), converted once per

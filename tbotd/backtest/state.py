@@ -12,11 +12,20 @@ import numpy as np
 from numpy.typing import NDArray
 
 from tbotd.domain.actions import Action
+from tbotd.domain.market import MarketSpec
+from tbotd.domain.positions import HeldPosition
 from tbotd.domain.values import timeframe_ms
 from tbotd.execution import paper_model as pm
+from tbotd.strategy.rules import DecisionInput
 
 if TYPE_CHECKING:
-    from tbotd.backtest.engine import Simulator
+    from tbotd.strategy.signal import SignalSeries
+    from tbotd.strategy.strategy import Strategy
+
+
+def dec(value: float) -> Decimal:
+    """A CSV price as the exchange wrote it: the shortest decimal that reads back as ``value``."""
+    return Decimal(repr(float(value)))
 
 
 @dataclass(frozen=True)
@@ -57,6 +66,35 @@ class Decided:
 
 
 @dataclass(frozen=True, slots=True)
+class Decider:
+    """What a decision reads besides the account: the strategy, its signal, the market and the
+    opens decisions fill near. Holds nothing of the simulator, so the decisions a result keeps
+    never keep a simulator (and its arrays) alive."""
+
+    strategy: Strategy
+    series: SignalSeries
+    market: MarketSpec
+    opens: NDArray[np.float64]
+
+    def mark(self, i: int) -> Decimal:
+        """The price a decision at candle ``i``'s close fills near: the next candle's open."""
+        return dec(self.opens.item(i + 1))
+
+    def decision_input(
+        self,
+        i: int,
+        equity: Decimal,
+        position: HeldPosition | None,
+        entries: int,
+        mark: Decimal | None = None,
+    ) -> DecisionInput:
+        """What the rules see at candle ``i``'s close (the mark: the next candle's open)."""
+        mark = self.mark(i) if mark is None else mark
+        market = self.market
+        return DecisionInput(market.symbol, None, position, equity, mark, market, entries)
+
+
+@dataclass(frozen=True, slots=True)
 class Deferred:
     """Entries refused for size in a flat account too small to trade at those bars' prices (the
     fast path's :func:`~tbotd.backtest.drive.run_fast` proves each one is), one record for a run
@@ -64,13 +102,13 @@ class Deferred:
     thousands of refusals cost nothing."""
 
     bars: tuple[int, ...]
-    sim: Simulator
+    decider: Decider
     equity: Decimal
 
     def actions(self, bar: int) -> tuple[Action, ...]:
         """What the exact step would have decided at ``bar`` (flat, no entries this hour)."""
-        inp = self.sim.decision_input(bar, self.equity, None, 0)
-        return tuple(self.sim.strategy.decide(inp, self.sim.series.vote(bar)))
+        inp = self.decider.decision_input(bar, self.equity, None, 0)
+        return tuple(self.decider.strategy.decide(inp, self.decider.series.vote(bar)))
 
 
 def each_decision(
