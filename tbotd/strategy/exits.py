@@ -157,17 +157,18 @@ def protective_prices(
     stop_d, take_d = _distances(plan, side, reference, bounds)
     clamps: list[Clamp] = []
     near, far, by_liq = bounds.stop_range(market_type, side)
-    stop_d = _clamp(
-        ExitLevel.STOP_LOSS, stop_d, near, far, far_is_liquidation=by_liq, clamps=clamps
-    )
-    take_d = _clamp(
-        ExitLevel.TAKE_PROFIT,
-        take_d,
-        bounds.min_take,
-        bounds.max_take,
-        far_is_liquidation=False,
-        clamps=clamps,
-    )
+    if not (near <= stop_d <= far and bounds.min_take <= take_d <= bounds.max_take):
+        stop_d = _clamp(
+            ExitLevel.STOP_LOSS, stop_d, near, far, far_is_liquidation=by_liq, clamps=clamps
+        )
+        take_d = _clamp(
+            ExitLevel.TAKE_PROFIT,
+            take_d,
+            bounds.min_take,
+            bounds.max_take,
+            far_is_liquidation=False,
+            clamps=clamps,
+        )
     sign = side.sign
     stop = reference * (1 - sign * stop_d)
     if entry != reference:  # the band is the entry's: clamp the refreshed stop into it
