@@ -33,11 +33,15 @@ class Backoff:
     base_s: float = 0.5
     cap_s: float = 30.0
 
+    def ceiling(self, attempt: int) -> float:
+        """The longest delay before retry number ``attempt`` (0-based): base·2ⁿ, capped. Also
+        a spacing with no jitter, for callers who need a floor between tries (a draw can be 0)."""
+        # the exponent is bounded: after days of failures 2**n would not fit in a float
+        return min(self.cap_s, self.base_s * (2.0 ** min(attempt, 60)))
+
     def delay(self, attempt: int, rng: random.Random | None = None) -> float:
         """Full-jitter delay before retry number ``attempt`` (0-based)."""
-        # the exponent is bounded: after days of failures 2**n would not fit in a float
-        ceiling = min(self.cap_s, self.base_s * (2 ** min(attempt, 60)))
-        return (rng or random).uniform(0, ceiling)
+        return (rng or random).uniform(0, self.ceiling(attempt))
 
 
 async def retry(
