@@ -21,9 +21,15 @@ from typing import Any
 
 import ccxt
 
-from tbotd.domain.errors import RateLimitedError, RetryableError, StorageUnavailableError
+from tbotd.domain.errors import RetryableError, StorageUnavailableError
 from tbotd.domain.market import Candle
-from tbotd.domain.values import datetime_to_ms, ms_to_datetime, timeframe_delta, to_decimal
+from tbotd.domain.values import (
+    datetime_to_ms,
+    ms_to_datetime,
+    timeframe_delta,
+    timeframe_ms,
+    to_decimal,
+)
 from tbotd.execution.broker import PriceRef
 from tbotd.execution.venue import call
 from tbotd.marketdata.assembler import CandleAssembler, Outcome
@@ -40,12 +46,15 @@ RECONNECT = Backoff(attempts=1_000_000, base_s=0.5, cap_s=30.0)
 REST = Backoff(attempts=6, base_s=0.5, cap_s=10.0)
 # Gap fills a hole asks for (stream updates, confirmation ticks): one REST try each (attempts=1:
 # the spacing is their retry; REST's six tries nested in it would multiply the calls by six),
-# spaced 2, 4, 8, 16, then 30 s apart while fills leave the hole open. 2 s: REST usually serves
-# a closed candle within seconds of the stream's roll-over, so the common lag costs one extra
-# call and about 2 s; 30 s (RECONNECT's cap too): once REST is back the hole fills within half
-# a minute, well inside a bar, and a REST outage costs about two klines calls a minute per
-# symbol instead of one per stream update.
-ASKED = Backoff(attempts=1, base_s=2.0, cap_s=30.0)
+# spaced 2, 4, then 8 s apart while fills leave the symbol behind on the same candle. 2 s: REST
+# usually serves a closed candle within seconds of the stream's roll-over, so the common lag
+# costs one extra call and about 2 s. The real limit on the spacing is the cycle's candle wait
+# (daemon.candle_wait_s, 20 s by default): a candle later than that is skipped by the cycle
+# ("candle-missing"). So the first fill asked after each bar boundary runs at once whatever the
+# spacing (FillThrottle.due), and the cap is 8 s: a just-closed candle whose first fill failed
+# is still asked for twice more inside the default wait. While REST is down that is about one
+# klines call per 8 s per symbol plus one per bar boundary, instead of one per stream update.
+ASKED = Backoff(attempts=1, base_s=2.0, cap_s=8.0)
 MAX_UNWRITTEN = 5000  # candles kept in memory while the database cannot be written
 
 
@@ -82,7 +91,8 @@ class CandleFeed:
         self._silent_after_s = silent_after_s
         self._heard: dict[str, float] = {}  # symbol → monotonic time of its last stream update
         self.silent: set[str] = set()  # streams found silent and not heard from since
-        self._monotonic = monotonic  # spaces out asked-for gap fills (never the wall clock)
+        # spaces out asked-for gap fills: real elapsed seconds, not the time of day (which can step)
+        self._monotonic = monotonic
         self._throttles = {s: FillThrottle(ASKED) for s in symbols}
 
     # -- the daemon's view ---------------------------------------------------------------------
@@ -228,6 +238,8 @@ class CandleFeed:
             self._mark_streamed(symbol)
             if outcome.needs_gap_fill:
                 await self._asked_gap_fill(symbol)
+            elif not self._behind(symbol):
+                self._caught_up(symbol)
 
     async def _confirm_forever(self) -> None:
         while True:
@@ -240,33 +252,50 @@ class CandleFeed:
     async def _asked_gap_fill(self, symbol: str) -> None:
         """A fill the stream or the confirmation timer asks for while ``symbol`` is behind: run
         only when its throttle is due (the next update or tick asks again), so a hole REST
-        does not close costs a klines call per interval, not per stream update. Said once per
-        stretch. The timer had the same flaw (REST's six tries every tick while REST is down), so
-        its fills are spaced by the same throttle."""
-        throttle = self._throttles[symbol]
-        if throttle.due(self._monotonic()):
+        does not close costs a klines call per interval, not per stream update; the timer's
+        fills too (it had the same flaw: REST's six tries every tick while REST was down)."""
+        throttle, now = self._throttles[symbol], self._monotonic()
+        if throttle.running:
+            return  # the other asker's fill is under way: it fetches the same candles
+        if throttle.due(now, self._assemblers[symbol].next_expected, self._bar()):
             await self._gap_fill(symbol, ASKED)
-        elif not throttle.said:
-            throttle.said = True
+        elif throttle.first_wait():
             log.warning(
-                "gap fills spaced out: REST has not closed the hole yet",
+                "gap fills spaced out: REST has not brought the missing candle yet",
                 symbol=symbol,
                 fills_missed=throttle.misses,
-                next_in_s=round(throttle.not_before - self._monotonic(), 1),
+                next_in_s=round(throttle.not_before - now, 1),
             )
 
     async def _gap_fill(self, symbol: str, policy: Backoff = REST) -> None:
         """Fetch what ``symbol`` lacks, then space its next asked-for fill out if still behind
-        (any fill counts: one after a reconnect or at warm-up is as informative)."""
-        error = await self._fetch_missing(symbol, policy)
-        assembler, throttle = self._assemblers[symbol], self._throttles[symbol]
-        due = assembler.due_for_confirmation(self._clock.now(), self._grace)
-        if error is None and not assembler.hole_open and due is None:
-            if throttle.caught_up():
-                log.info("hole filled: gap fills no longer spaced out", symbol=symbol)
+        (any fill counts: one after a reconnect or at warm-up is as informative). Asked-for
+        fills skip while this runs; a reconnect's fill runs even while an asked-for one is in
+        flight (rare, and skipping it would lose its six tries, the robust fill)."""
+        throttle = self._throttles[symbol]
+        with throttle.fill(self._bar()):
+            error = await self._fetch_missing(symbol, policy)
+        if error is None and not self._behind(symbol):
+            self._caught_up(symbol)
             return
-        after = error.retry_after_s if isinstance(error, RateLimitedError) else None
-        throttle.missed(self._monotonic(), self._clock.wall_seconds, after)
+        next_expected = self._assemblers[symbol].next_expected
+        throttle.missed(self._monotonic(), self._clock.wall_seconds, next_expected)
+
+    def _behind(self, symbol: str) -> bool:
+        """``symbol`` lacks a candle: a hole before the forming one, or one past its close
+        plus grace that nothing has emitted."""
+        assembler = self._assemblers[symbol]
+        due = assembler.due_for_confirmation(self._clock.now(), self._grace)
+        return assembler.hole_open or due is not None
+
+    def _caught_up(self, symbol: str) -> None:
+        """``symbol`` is behind on nothing, by a fill or by the stream: end its stretch."""
+        if self._throttles[symbol].caught_up():
+            log.info("caught up: gap fills no longer spaced out", symbol=symbol)
+
+    def _bar(self) -> int:
+        """The bar the feed's clock is in: a new one means a candle has just closed."""
+        return datetime_to_ms(self._clock.now()) // timeframe_ms(self.timeframe)
 
     async def _fetch_missing(self, symbol: str, policy: Backoff) -> RetryableError | None:
         """Fetch every candle after the last closed one, in pages, up to now (the error that

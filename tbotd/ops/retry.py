@@ -1,8 +1,10 @@
 """The one retry helper: capped exponential backoff with full jitter, for retryable errors only.
 
-Only :class:`~tbotd.domain.errors.RetryableError` is retried (a venue's ``Retry-After`` is
-honoured); an :class:`~tbotd.domain.errors.OutcomeUnknownError` or a rejection is never retried
-here, because resending an order whose fate is unknown is how bots double their positions.
+Only :class:`~tbotd.domain.errors.RetryableError` is retried (a ``Retry-After`` the error
+carries is honoured: the remote predictor's 429s carry one, the exchange's do not, since
+``execution/venue.py::translate`` does not read it); an
+:class:`~tbotd.domain.errors.OutcomeUnknownError` or a rejection is never retried here,
+because resending an order whose fate is unknown is how bots double their positions.
 
 An optional ``deadline`` (an instant of ``clock``) bounds the whole retry loop: a backoff that
 would end after it is not slept — the last error is raised at once, so a caller with a per-cycle
