@@ -66,6 +66,14 @@ class CandleAssembler:
             None if self.last_closed_ms < 0 else ms_to_datetime(self.last_closed_ms + self.step_ms)
         )
 
+    @property
+    def hole_open(self) -> bool:
+        """Candles are missing between the last emitted and the stream's forming one: until
+        REST brings them (or says the exchange lacks them) nothing after them is emitted."""
+        if self._forming is None or self.last_closed_ms < 0:
+            return False
+        return self._forming.open_time_ms - self.last_closed_ms > self.step_ms
+
     def stream_lost(self) -> None:
         """The websocket dropped: the candle in flight may be stale and must come from REST."""
         self._forming_trusted = False
@@ -88,10 +96,8 @@ class CandleAssembler:
             elif candle.open_time == forming.open_time:
                 self._forming = candle
                 self._forming_trusted = True  # a full cumulative update since any reconnect
-        if self._forming is not None and self.last_closed_ms >= 0:
-            behind = datetime_to_ms(self._forming.open_time) - self.last_closed_ms
-            if behind > self.step_ms:  # something between the last emitted and the forming one
-                out.needs_gap_fill = True
+        if self.hole_open:
+            out.needs_gap_fill = True
         return out
 
     def on_rest(self, rows: Sequence[Row], server_now: datetime) -> Outcome:

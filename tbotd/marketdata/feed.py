@@ -4,8 +4,10 @@ Per symbol, one task loops on ``watch_ohlcv`` and hands copies of the rows to a
 :class:`~tbotd.marketdata.assembler.CandleAssembler`; a timer asks REST to confirm a candle whose
 close plus grace has passed without a roll-over (illiquid markets). A dropped socket marks the
 stream lost, backs off with jitter and reconnects; REST fills the hole before the stream is
-trusted again. Warm-up history is paged from REST at start. Closed candles are stored, then
-announced to waiters (the daemon's cycle); invalid rows and real exchange gaps become events.
+trusted again; the fills a hole asks for meanwhile (each stream update, each confirmation
+tick) are spaced out per symbol (:mod:`~tbotd.marketdata.throttle`). Warm-up history is paged
+from REST at start. Closed candles are stored, then announced to waiters (the daemon's cycle);
+invalid rows and real exchange gaps become events.
 """
 
 from __future__ import annotations
@@ -21,10 +23,17 @@ import ccxt
 
 from tbotd.domain.errors import RetryableError, StorageUnavailableError
 from tbotd.domain.market import Candle
-from tbotd.domain.values import datetime_to_ms, ms_to_datetime, timeframe_delta, to_decimal
+from tbotd.domain.values import (
+    datetime_to_ms,
+    ms_to_datetime,
+    timeframe_delta,
+    timeframe_ms,
+    to_decimal,
+)
 from tbotd.execution.broker import PriceRef
 from tbotd.execution.venue import call
 from tbotd.marketdata.assembler import CandleAssembler, Outcome
+from tbotd.marketdata.throttle import FillThrottle
 from tbotd.ops.clock import Clock
 from tbotd.ops.logs import get_logger
 from tbotd.ops.metrics import DAEMON_METRICS
@@ -35,6 +44,17 @@ log = get_logger(__name__)
 PAGE = 1000  # ccxt caps Binance klines at 1000 per call
 RECONNECT = Backoff(attempts=1_000_000, base_s=0.5, cap_s=30.0)
 REST = Backoff(attempts=6, base_s=0.5, cap_s=10.0)
+# Gap fills a hole asks for (stream updates, confirmation ticks): one REST try each (attempts=1:
+# the spacing is their retry; REST's six tries nested in it would multiply the calls by six),
+# spaced 2, 4, then 8 s apart while fills leave the symbol behind on the same candle. 2 s: REST
+# usually serves a closed candle within seconds of the stream's roll-over, so the common lag
+# costs one extra call and about 2 s. The real limit on the spacing is the cycle's candle wait
+# (daemon.candle_wait_s, 20 s by default): a candle later than that is skipped by the cycle
+# ("candle-missing"). So the first fill asked after each bar boundary runs at once whatever the
+# spacing (FillThrottle.due), and the cap is 8 s: a just-closed candle whose first fill failed
+# is still asked for twice more inside the default wait. While REST is down that is about one
+# klines call per 8 s per symbol plus one per bar boundary, instead of one per stream update.
+ASKED = Backoff(attempts=1, base_s=2.0, cap_s=8.0)
 MAX_UNWRITTEN = 5000  # candles kept in memory while the database cannot be written
 
 
@@ -51,6 +71,7 @@ class CandleFeed:
         grace_s: float = 3.0,
         warmup_bars: int = 600,
         silent_after_s: float = 30.0,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self._exchange, self._symbols, self.timeframe = exchange, symbols, timeframe
         self._store, self._clock = store, clock
@@ -70,6 +91,9 @@ class CandleFeed:
         self._silent_after_s = silent_after_s
         self._heard: dict[str, float] = {}  # symbol → monotonic time of its last stream update
         self.silent: set[str] = set()  # streams found silent and not heard from since
+        # spaces out asked-for gap fills: real elapsed seconds, not the time of day (which can step)
+        self._monotonic = monotonic
+        self._throttles = {s: FillThrottle(ASKED) for s in symbols}
 
     # -- the daemon's view ---------------------------------------------------------------------
 
@@ -213,7 +237,9 @@ class CandleFeed:
             await self._publish(outcome)
             self._mark_streamed(symbol)
             if outcome.needs_gap_fill:
-                await self._gap_fill(symbol)
+                await self._asked_gap_fill(symbol)
+            elif not self._behind(symbol):
+                self._caught_up(symbol)
 
     async def _confirm_forever(self) -> None:
         while True:
@@ -221,25 +247,74 @@ class CandleFeed:
             now = self._clock.now()
             for symbol, assembler in self._assemblers.items():
                 if assembler.due_for_confirmation(now, self._grace) is not None:
-                    await self._gap_fill(symbol)
+                    await self._asked_gap_fill(symbol)
 
-    async def _gap_fill(self, symbol: str) -> None:
-        """Fetch every candle after the last closed one, in pages, up to now."""
+    async def _asked_gap_fill(self, symbol: str) -> None:
+        """A fill the stream or the confirmation timer asks for while ``symbol`` is behind: run
+        only when its throttle is due (the next update or tick asks again), so a hole REST
+        does not close costs a klines call per interval, not per stream update; the timer's
+        fills too (it had the same flaw: REST's six tries every tick while REST was down)."""
+        throttle, now = self._throttles[symbol], self._monotonic()
+        if throttle.running:
+            return  # the other asker's fill is under way: it fetches the same candles
+        if throttle.due(now, self._assemblers[symbol].next_expected, self._bar()):
+            await self._gap_fill(symbol, ASKED)
+        elif throttle.first_wait():
+            log.warning(
+                "gap fills spaced out: REST has not brought the missing candle yet",
+                symbol=symbol,
+                fills_missed=throttle.misses,
+                next_in_s=round(throttle.not_before - now, 1),
+            )
+
+    async def _gap_fill(self, symbol: str, policy: Backoff = REST) -> None:
+        """Fetch what ``symbol`` lacks, then space its next asked-for fill out if still behind
+        (any fill counts: one after a reconnect or at warm-up is as informative). Asked-for
+        fills skip while this runs; a reconnect's fill runs even while an asked-for one is in
+        flight (rare, and skipping it would lose its six tries, the robust fill)."""
+        throttle = self._throttles[symbol]
+        with throttle.fill(self._bar()):
+            error = await self._fetch_missing(symbol, policy)
+        if error is None and not self._behind(symbol):
+            self._caught_up(symbol)
+            return
+        next_expected = self._assemblers[symbol].next_expected
+        throttle.missed(self._monotonic(), self._clock.wall_seconds, next_expected)
+
+    def _behind(self, symbol: str) -> bool:
+        """``symbol`` lacks a candle: a hole before the forming one, or one past its close
+        plus grace that nothing has emitted."""
+        assembler = self._assemblers[symbol]
+        due = assembler.due_for_confirmation(self._clock.now(), self._grace)
+        return assembler.hole_open or due is not None
+
+    def _caught_up(self, symbol: str) -> None:
+        """``symbol`` is behind on nothing, by a fill or by the stream: end its stretch."""
+        if self._throttles[symbol].caught_up():
+            log.info("caught up: gap fills no longer spaced out", symbol=symbol)
+
+    def _bar(self) -> int:
+        """The bar the feed's clock is in: a new one means a candle has just closed."""
+        return datetime_to_ms(self._clock.now()) // timeframe_ms(self.timeframe)
+
+    async def _fetch_missing(self, symbol: str, policy: Backoff) -> RetryableError | None:
+        """Fetch every candle after the last closed one, in pages, up to now (the error that
+        postponed it, if any)."""
         assembler = self._assemblers[symbol]
         since = assembler.next_expected or (self._clock.now() - self._step * self._warmup)
         while since + self._step <= self._clock.now():
             try:
-                rows = await retry(
-                    self._page(symbol, datetime_to_ms(since)), f"klines {symbol}", REST, self._clock
-                )
+                page = self._page(symbol, datetime_to_ms(since))
+                rows = await retry(page, f"klines {symbol}", policy, self._clock)
             except RetryableError as e:
                 log.warning("gap fill postponed", symbol=symbol, error=str(e))
-                return
+                return e
             now = min(self._clock.now(), await self._server_now())
             await self._publish(assembler.on_rest([list(r) for r in rows], now))
             if len(rows) < PAGE:
-                return  # reached the forming candle
+                return None  # reached the forming candle
             since = max(ms_to_datetime(int(rows[-1][0])) + self._step, since + self._step)
+        return None
 
     async def _server_now(self) -> datetime:
         """The venue's clock: a candle is closed by *its* time, whatever ours says (skew)."""

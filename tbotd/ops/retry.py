@@ -1,8 +1,10 @@
 """The one retry helper: capped exponential backoff with full jitter, for retryable errors only.
 
-Only :class:`~tbotd.domain.errors.RetryableError` is retried (a venue's ``Retry-After`` is
-honoured); an :class:`~tbotd.domain.errors.OutcomeUnknownError` or a rejection is never retried
-here, because resending an order whose fate is unknown is how bots double their positions.
+Only :class:`~tbotd.domain.errors.RetryableError` is retried (a ``Retry-After`` the error
+carries is honoured: the remote predictor's 429s carry one, the exchange's do not, since
+``execution/venue.py::translate`` does not read it); an
+:class:`~tbotd.domain.errors.OutcomeUnknownError` or a rejection is never retried here,
+because resending an order whose fate is unknown is how bots double their positions.
 
 An optional ``deadline`` (an instant of ``clock``) bounds the whole retry loop: a backoff that
 would end after it is not slept — the last error is raised at once, so a caller with a per-cycle
@@ -33,11 +35,15 @@ class Backoff:
     base_s: float = 0.5
     cap_s: float = 30.0
 
+    def ceiling(self, attempt: int) -> float:
+        """The longest delay before retry number ``attempt`` (0-based): base·2ⁿ, capped. Also
+        a spacing with no jitter, for callers who need a floor between tries (a draw can be 0)."""
+        # the exponent is bounded: after days of failures 2**n would not fit in a float
+        return min(self.cap_s, self.base_s * (2.0 ** min(attempt, 60)))
+
     def delay(self, attempt: int, rng: random.Random | None = None) -> float:
         """Full-jitter delay before retry number ``attempt`` (0-based)."""
-        # the exponent is bounded: after days of failures 2**n would not fit in a float
-        ceiling = min(self.cap_s, self.base_s * (2 ** min(attempt, 60)))
-        return (rng or random).uniform(0, ceiling)
+        return (rng or random).uniform(0, self.ceiling(attempt))
 
 
 async def retry(
