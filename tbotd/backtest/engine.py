@@ -36,13 +36,12 @@ from tbotd.domain.actions import (
 from tbotd.domain.enums import MarketType, Side
 from tbotd.domain.errors import BelowMinimumError, InsufficientMarginError, InvalidDataError
 from tbotd.domain.market import Candle, MarketSpec
-from tbotd.domain.positions import HeldPosition
 from tbotd.domain.values import ms_to_datetime
 from tbotd.execution import paper_model as pm
 from tbotd.execution.broker import bounded_prices, order_qty, protection_after_fill
 from tbotd.store.wallet import Trade
 from tbotd.strategy.exits import Protection
-from tbotd.strategy.rules import ENTRY_WINDOW, DecisionInput
+from tbotd.strategy.rules import ENTRY_WINDOW
 from tbotd.strategy.signal import SignalSeries
 from tbotd.strategy.strategy import Strategy
 
@@ -208,7 +207,7 @@ class Simulator:
         decided_ms = self.c.open_ms.item(i)
         while self.entries and self.entries[0] <= decided_ms - ENTRY_WINDOW_MS:
             self.entries.popleft()
-        inp = self.decision_input(i, equity, self.position(), len(self.entries), mark)
+        inp = self.decider.decision_input(i, equity, self.position(), len(self.entries), mark)
         actions = self.strategy.decide(inp, self.series.vote(i))
         if self.gate is not None:
             actions = self.gate(self, actions, mark)
@@ -236,17 +235,6 @@ class Simulator:
                 )
             elif action.kind.refusal:
                 self.skipped["manager_refused"] += 1
-
-    def decision_input(
-        self,
-        i: int,
-        equity: Decimal,
-        position: HeldPosition | None,
-        entries: int,
-        mark: Decimal | None = None,
-    ) -> DecisionInput:
-        """What the rules see at candle ``i``'s close (the mark: the next candle's open)."""
-        return self.decider.decision_input(i, equity, position, entries, mark)
 
     def _state(self) -> BarState:
         """What the per-bar record keeps (balance, side, quantity, entry), converted once per
