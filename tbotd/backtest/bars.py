@@ -31,19 +31,15 @@ class BarState:
     entry: float = 0.0
 
 
-@dataclass(slots=True)
-class _Run:
-    start: int
-    stop: int
-    state: BarState
-
-
 class BarRecord:
     """``write(start, stop, state)``: bars ``[start, stop)`` end in ``state``."""
 
     def __init__(self, n: int) -> None:
         self.n = n
-        self._runs: list[_Run] = []
+        # the runs, as three parallel lists (read back into arrays at once)
+        self._starts: list[int] = []
+        self._stops: list[int] = []
+        self._states: list[BarState] = []
         self._arrays: Arrays | None = None
 
     def write(self, start: int, stop: int, state: BarState) -> None:
@@ -51,28 +47,27 @@ class BarRecord:
         if stop <= start:
             return
         self._arrays = None
-        runs = self._runs
-        if runs:
-            last = runs[-1]
-            if last.state is state and last.stop == start:
-                last.stop = stop
-                return
-        runs.append(_Run(start, stop, state))
+        stops = self._stops
+        if stops and stops[-1] == start and self._states[-1] is state:
+            stops[-1] = stop
+            return
+        self._starts.append(start)
+        stops.append(stop)
+        self._states.append(state)
 
     def arrays(self) -> Arrays:
         """Balance, side sign, quantity and entry price per bar (a bar never written: balance
         unset, no position)."""
         if self._arrays is None:
-            self._arrays = _filled(self.n, self._runs)
+            self._arrays = _filled(self.n, self._starts, self._stops, self._states)
         return self._arrays
 
 
-def _filled(n: int, runs: list[_Run]) -> Arrays:
+def _filled(n: int, start: list[int], stop: list[int], states: list[BarState]) -> Arrays:
     """The arrays the runs leave, applied in order (a later run wins over an earlier one)."""
     balance, sign = np.empty(n), np.zeros(n, dtype=np.int8)
     qty, entry = np.zeros(n), np.zeros(n)
-    starts = np.fromiter((r.start for r in runs), np.int64, len(runs))
-    stops = np.fromiter((r.stop for r in runs), np.int64, len(runs))
+    starts, stops = np.array(start, dtype=np.int64), np.array(stop, dtype=np.int64)
     if np.all(np.diff(starts) >= 0) and np.all(np.diff(stops) >= 0):
         # in bar order (as the simulators write): each run owns its bars up to the next run's
         # start, so every bar is written once, all at a time
@@ -81,13 +76,12 @@ def _filled(n: int, runs: list[_Run]) -> Arrays:
         bars = np.arange(int(lengths.sum())) + np.repeat(
             starts - (np.cumsum(lengths) - lengths), lengths
         )
-        states = [r.state for r in runs]
         balance[bars] = np.repeat([s.balance for s in states], lengths)
         sign[bars] = np.repeat(np.array([s.sign for s in states], np.int8), lengths)
         qty[bars] = np.repeat([s.qty for s in states], lengths)
         entry[bars] = np.repeat([s.entry for s in states], lengths)
         return balance, sign, qty, entry
-    for run in runs:
-        s, state = slice(run.start, run.stop), run.state
+    for a, b, state in zip(start, stop, states, strict=True):
+        s = slice(a, b)
         balance[s], sign[s], qty[s], entry[s] = state.balance, state.sign, state.qty, state.entry
     return balance, sign, qty, entry
