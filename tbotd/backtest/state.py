@@ -65,7 +65,7 @@ class Decided:
     actions: tuple[Action, ...]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)  # (compared by identity: it holds arrays)
 class Decider:
     """What a decision reads besides the account: the strategy, its signal, the market and the
     opens decisions fill near. Holds nothing of the simulator, so the decisions a result keeps

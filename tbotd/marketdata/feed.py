@@ -46,15 +46,16 @@ RECONNECT = Backoff(attempts=1_000_000, base_s=0.5, cap_s=30.0)
 REST = Backoff(attempts=6, base_s=0.5, cap_s=10.0)
 # Gap fills a hole asks for (stream updates, confirmation ticks): one REST try each (attempts=1:
 # the spacing is their retry; REST's six tries nested in it would multiply the calls by six),
-# spaced 2, 4, then 8 s apart while fills leave the symbol behind on the same candle. 2 s: REST
+# spaced 2 then 4 s apart while fills leave the symbol behind on the same candle. 2 s: REST
 # usually serves a closed candle within seconds of the stream's roll-over, so the common lag
 # costs one extra call and about 2 s. The real limit on the spacing is the cycle's candle wait
 # (daemon.candle_wait_s, 20 s by default): a candle later than that is skipped by the cycle
 # ("candle-missing"). So the first fill asked after each bar boundary runs at once whatever the
-# spacing (FillThrottle.due), and the cap is 8 s: a just-closed candle whose first fill failed
-# is still asked for twice more inside the default wait. While REST is down that is about one
-# klines call per 8 s per symbol plus one per bar boundary, instead of one per stream update.
-ASKED = Backoff(attempts=1, base_s=2.0, cap_s=8.0)
+# spacing, the spacing starts again from 2 s at each boundary (FillThrottle.fill), and the cap
+# is 4 s: REST back at any moment inside the wait is asked again within about 4 s (7 s when
+# only the 3 s confirmation timer asks). While REST is down that is about one klines call per
+# 4 s per symbol plus one per bar boundary, instead of one per stream update (~4 a second).
+ASKED = Backoff(attempts=1, base_s=2.0, cap_s=4.0)
 MAX_UNWRITTEN = 5000  # candles kept in memory while the database cannot be written
 
 

@@ -10,7 +10,8 @@ The spacing is tied to what the symbol is behind on (the next candle it needs): 
 changes, however it changed (a fill, the stream's own roll-over), the stretch is over and the
 spacing starts afresh, so an old stretch cannot delay a later candle. And the first fill asked
 after each bar boundary runs at once: the just-closed candle, which the cycle waits for, is
-never held back by a spacing earned before it closed.
+never held back by a spacing earned before it closed (its retries start again from the
+shortest wait).
 
 A venue's ``Retry-After`` is not read today (``execution/venue.py::translate`` does not set
 ``RateLimitedError.retry_after_s``): a 429 is spaced like any other failed fill.
@@ -53,7 +54,11 @@ class FillThrottle:
 
     @contextmanager
     def fill(self, bar: int) -> Iterator[None]:
-        """Count a fill in flight for its duration (uncounted even if it is cancelled)."""
+        """Count a fill in flight for its duration (uncounted even if it is cancelled). The first
+        in a new bar also restarts the spacing from its shortest wait: the spacing earned before
+        the close must not hold back the retries of the candle the cycle now waits for."""
+        if bar != self.bar:
+            self.misses = 0  # (the stretch goes on: logged once, not again)
         self.running += 1
         self.bar = bar
         try:

@@ -131,16 +131,16 @@ async def rig(tmp_path: Path) -> AsyncIterator[Rig]:
 async def test_a_failing_rest_is_asked_at_growing_intervals_not_per_stream_update(
     rig: Rig,
 ) -> None:
-    """REST down through 120 stream updates: a klines call per 8 s at most, not one per update."""
+    """REST down through 120 stream updates: a klines call per 4 s at most, not one per update."""
     rig.venue.served = None
     with capture_logs() as logs:
         await rig.stream(1, 120)
     calls = rig.venue.klines_at
-    assert len(calls) <= 3 + 120 / 8, calls  # the old feed: about one per update, each retried 6×
+    assert len(calls) <= 3 + 120 / 4, calls  # the old feed: about one per update, each retried 6×
     gaps = [b - a for a, b in itertools.pairwise(calls)]
     assert all(b >= a for a, b in itertools.pairwise(gaps)), gaps  # growing apart...
     assert gaps[0] >= 2, gaps  # ...from 2 s...
-    assert max(gaps) == 8, gaps  # ...capped well inside the cycle's candle wait: it keeps asking
+    assert max(gaps) == 4, gaps  # ...capped well inside the cycle's candle wait: it keeps asking
     assert T0 not in rig.stored()  # the hole stays a hole: nothing is invented
     said = [e for e in logs if e["event"].startswith("gap fills spaced out")]
     assert len(said) == 1  # the operator hears of the stretch once, not per update
@@ -198,6 +198,26 @@ async def test_the_just_closed_candle_is_not_held_back_when_rest_returns_at_the_
         await rig.stream(2, 2)
         assert rig.feed.last_closed(SYMBOL) == T0 + STEP  # 30 s spacing (6b3eed0): 28 s late
         assert rig.stored()[-2:] == [T0, T0 + STEP]
+
+
+@pytest.mark.parametrize("back_s", [3, 10, 17])
+async def test_rest_back_late_in_the_candle_wait_still_brings_the_just_closed_candle_in_time(
+    tmp_path: Path, back_s: int
+) -> None:
+    """REST down for minutes and back ``back_s`` after a close (the first try after the close
+    failed): the just-closed candle is stored inside the cycle's 20 s candle wait."""
+    async with started(tmp_path, late_s=LATE) as rig:
+        rig.venue.served = None
+        close = T0 + 2 * STEP
+        while rig.clock.now() < close + timedelta(seconds=back_s):
+            await rig.stream(2 if rig.clock.now() >= close else 1, 1)
+        rig.venue.served = [row(i) for i in range(-HISTORY, 3)]  # candle 2 forming
+        while rig.clock.now() < close + timedelta(seconds=20):
+            await rig.stream(2, 1)
+            if rig.feed.last_closed(SYMBOL) == T0 + STEP:
+                break
+        assert rig.feed.last_closed(SYMBOL) == T0 + STEP  # 8 s spacing (fe12061): +24 s at 17
+        assert rig.clock.now() <= close + timedelta(seconds=20)
 
 
 async def test_a_stretch_the_stream_ended_does_not_delay_a_later_candle(rig: Rig) -> None:
