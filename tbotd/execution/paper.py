@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Mapping
-from dataclasses import replace
 from datetime import datetime
 from decimal import Decimal
 
@@ -20,7 +19,7 @@ from tbotd.domain.actions import ExitPlan
 from tbotd.domain.enums import OrderRole, Side
 from tbotd.domain.errors import InsufficientMarginError, RejectedError
 from tbotd.domain.market import Candle, MarketSpec
-from tbotd.domain.orders import Fill, Order, OrderState
+from tbotd.domain.orders import Order, OrderState
 from tbotd.domain.positions import FundingPayment, Position, is_funding_time
 from tbotd.execution import paper_model as pm
 from tbotd.execution.broker import (
@@ -33,6 +32,7 @@ from tbotd.execution.broker import (
     record_trade,
 )
 from tbotd.execution.orders import new_order
+from tbotd.execution.paper_orders import place_protection, record_fill
 from tbotd.execution.paper_settle import Watermarks, report_hole
 from tbotd.execution.protection import StopBounds, VenuePosition, as_venue_order, verdict
 from tbotd.ops.clock import Clock
@@ -338,51 +338,12 @@ class PaperBroker:
             self._commit(wallet, candle.close_time)
 
     def _record_fill(self, order: Order, execution: pm.Execution) -> None:
-        filled = order.transition(
-            OrderState.FILLED,
-            execution.time,
-            filled_qty=execution.qty,
-            avg_fill_price=execution.price,
-            exchange_id=f"paper-{order.client_id}",
-        )
-        self._store.update_order(filled, "filled (paper)")
-        self._store.record_fill(
-            Fill(
-                f"p{next(self._trade_ids)}",
-                order.client_id,
-                order.symbol,
-                execution.side,
-                execution.qty,
-                execution.price,
-                execution.fee,
-                self.currency,
-                execution.time,
-                execution.realized_pnl,
-            )
-        )
+        record_fill(self._store, order, execution, f"p{next(self._trade_ids)}", self.currency)
 
     def _place_protection(
         self, position: pm.PaperPosition, prices: Protection, candle_time: datetime, at: datetime
     ) -> None:
-        seq = self._store.order_count(position.symbol, OrderRole.STOP_LOSS)
-        for role, trigger in (
-            (OrderRole.STOP_LOSS, prices.stop_loss),
-            (OrderRole.TAKE_PROFIT, prices.take_profit),
-        ):
-            order = new_order(
-                self._instance,
-                position.symbol,
-                position.side,
-                role,
-                position.qty,
-                candle_time,
-                at,
-                trigger_price=trigger,
-                seq=seq,
-            )
-            order = replace(order, close_position=True)
-            self._store.record_order_intent(order)
-            self._store.update_order(order.transition(OrderState.OPEN, at), "resting (paper)")
+        place_protection(self._store, self._instance, position, prices, candle_time, at)
 
     def _commit(self, wallet: pm.Wallet, at: datetime) -> None:
         """Persist the wallet and positions (inside the caller's transaction), then adopt it."""
